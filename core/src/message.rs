@@ -1,0 +1,181 @@
+//! Encoding messages: client replies (echoed question, flags, OPT, truncation to the
+//! client's limit) and outgoing queries.
+
+use bytes::Bytes;
+use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
+use domain::base::message_builder::PushError;
+use domain::base::{MessageBuilder, Name, StaticCompressor};
+
+use crate::request::Request;
+use crate::resolver::Answer;
+
+/// Size of an OPT record with no options: root name, type, class, TTL, rdlength.
+const OPT_LEN: usize = 11;
+
+/// An encoded reply, and whether it had to be truncated.
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    pub truncated: bool,
+}
+
+/// Encodes `answer` as the reply to `req`, within the client's size limit.
+///
+/// If the answer or authority section does not fit, the reply carries only the
+/// question (and OPT) with TC=1, so the client retries over TCP. Additional records
+/// that do not fit are left out without TC (RFC 2181 9).
+pub fn encode_reply(
+    req: &Request,
+    answer: &Answer,
+    recursion_available: bool,
+    edns_size: u16,
+    buf: Vec<u8>,
+) -> Encoded {
+    let limit = req.reply_limit(edns_size);
+    match build(
+        req,
+        answer,
+        recursion_available,
+        edns_size,
+        limit,
+        buf,
+        true,
+    ) {
+        Ok(bytes) => Encoded {
+            bytes,
+            truncated: false,
+        },
+        Err(buf) => Encoded {
+            bytes: build(
+                req,
+                answer,
+                recursion_available,
+                edns_size,
+                limit,
+                buf,
+                false,
+            )
+            .unwrap_or_else(|buf| buf),
+            truncated: true,
+        },
+    }
+}
+
+/// Builds the reply. With `full` false, only the header, question and OPT, TC set.
+/// `Err` hands the buffer back when the answer or authority section overflowed.
+fn build(
+    req: &Request,
+    answer: &Answer,
+    ra: bool,
+    edns_size: u16,
+    limit: usize,
+    mut buf: Vec<u8>,
+    full: bool,
+) -> Result<Vec<u8>, Vec<u8>> {
+    buf.clear();
+    let opt_room = if req.edns.is_some() { OPT_LEN } else { 0 };
+    let mut b = match MessageBuilder::from_target(StaticCompressor::new(buf)) {
+        Ok(b) => b,
+        Err(_) => return Err(Vec::new()),
+    };
+    b.set_push_limit(limit + 1 - opt_room);
+    let rcode = if req.edns.is_none() && answer.rcode.is_ext() {
+        Rcode::SERVFAIL
+    } else {
+        answer.rcode.rcode()
+    };
+    let h = b.header_mut();
+    h.set_id(req.id);
+    h.set_qr(true);
+    h.set_opcode(Opcode::QUERY);
+    h.set_rd(req.rd);
+    h.set_cd(req.cd);
+    h.set_ra(ra);
+    h.set_aa(answer.authoritative);
+    h.set_ad(answer.authenticated && req.edns.is_some_and(|e| e.dnssec_ok));
+    h.set_tc(!full);
+    h.set_rcode(rcode);
+    let mut q = b.question();
+    // The question came in within the client's limit, so it fits back out.
+    let _ = q.push((&req.qname, req.qtype, req.qclass));
+    let mut add = if full {
+        let mut ans = q.answer();
+        if push_all(&answer.answer, |rr| ans.push(rr)).is_err() {
+            return Err(ans.finish().into_target());
+        }
+        let mut auth = ans.authority();
+        if push_all(&answer.authority, |rr| auth.push(rr)).is_err() {
+            return Err(auth.finish().into_target());
+        }
+        let mut add = auth.additional();
+        for rr in &answer.additional {
+            if add.push(rr).is_err() {
+                break;
+            }
+        }
+        add
+    } else {
+        q.additional()
+    };
+    if let Some(edns) = req.edns {
+        add.clear_push_limit();
+        let _ = add.opt(|o| {
+            o.set_udp_payload_size(edns_size);
+            o.set_version(0);
+            o.set_dnssec_ok(edns.dnssec_ok);
+            o.set_rcode(answer.rcode);
+            Ok(())
+        });
+    }
+    Ok(add.finish().into_target())
+}
+
+fn push_all<T>(
+    records: &[T],
+    mut push: impl FnMut(&T) -> Result<(), PushError>,
+) -> Result<(), PushError> {
+    records.iter().try_for_each(|rr| push(rr))
+}
+
+/// The question and flags of an outgoing query.
+#[derive(Clone, Debug)]
+pub struct QuerySpec<'a> {
+    pub id: u16,
+    pub qname: &'a Name<Bytes>,
+    pub qtype: Rtype,
+    pub qclass: Class,
+    pub rd: bool,
+    pub cd: bool,
+    /// EDNS(0) UDP size and DO bit, or no OPT at all.
+    pub edns: Option<(u16, bool)>,
+}
+
+/// Encodes a query.
+pub fn encode_query(spec: &QuerySpec<'_>) -> Vec<u8> {
+    let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::with_capacity(64)))
+        .expect("an empty Vec has room for a header");
+    let h = b.header_mut();
+    h.set_id(spec.id);
+    h.set_rd(spec.rd);
+    h.set_cd(spec.cd);
+    let mut q = b.question();
+    q.push((spec.qname, spec.qtype, spec.qclass))
+        .expect("one question always fits in 64 KiB");
+    let mut add = q.additional();
+    if let Some((size, dnssec_ok)) = spec.edns {
+        add.opt(|o| {
+            o.set_udp_payload_size(size);
+            o.set_dnssec_ok(dnssec_ok);
+            Ok(())
+        })
+        .expect("an OPT always fits after one question");
+    }
+    add.finish().into_target()
+}
+
+/// Whether an rcode is one the forwarder treats as "this upstream failed".
+pub(crate) fn is_upstream_failure(rcode: OptRcode) -> bool {
+    matches!(
+        rcode.rcode(),
+        Rcode::SERVFAIL | Rcode::REFUSED | Rcode::NOTIMP
+    ) && !rcode.is_ext()
+}

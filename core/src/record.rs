@@ -1,0 +1,52 @@
+//! The owned record type that resolvers answer with, and reading records out of messages.
+
+use bytes::Bytes;
+use domain::base::iana::Rtype;
+use domain::base::name::FlattenInto;
+use domain::base::{Message, Name, ParsedName, Record};
+use domain::rdata::AllRecordData;
+
+/// An owned resource record of any type. Cloning is cheap (`Bytes` are shared).
+pub type Rr = Record<Name<Bytes>, AllRecordData<Bytes, Name<Bytes>>>;
+
+/// The three record sections of a message, OPT left out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sections {
+    pub answer: Vec<Rr>,
+    pub authority: Vec<Rr>,
+    pub additional: Vec<Rr>,
+}
+
+/// A record section that could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadRecords;
+
+/// Reads every record of a message into owned records (OPT dropped: it is per hop).
+pub fn read_sections(msg: &Message<Bytes>) -> Result<Sections, BadRecords> {
+    let mut out = Sections::default();
+    let mut section = msg.answer().map_err(|_| BadRecords)?;
+    let mut index = 0;
+    loop {
+        for rr in &mut section {
+            let rr = rr.map_err(|_| BadRecords)?;
+            if rr.rtype() == Rtype::OPT {
+                continue;
+            }
+            let rec = rr
+                .to_any_record::<AllRecordData<Bytes, ParsedName<Bytes>>>()
+                .map_err(|_| BadRecords)?;
+            let rec: Rr = rec.flatten_into();
+            match index {
+                0 => out.answer.push(rec),
+                1 => out.authority.push(rec),
+                _ => out.additional.push(rec),
+            }
+        }
+        index += 1;
+        match section.next_section().map_err(|_| BadRecords)? {
+            Some(next) => section = next,
+            None => break,
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,262 @@
+//! Resolvers: the pluggable sources of answers, asked in chain order.
+//!
+//! A [`Resolver`] looks at a [`Query`] and returns a [`Resolution`]: an [`Answer`],
+//! [`Resolution::Pass`] ("not mine": ask the next resolver, Twisted's `DomainError`), or an
+//! [`Exchange`] with upstream servers whose outcome comes back through
+//! [`Resolver::on_exchange`]. Resolvers never see sockets, IDs, ports or a clock.
+
+mod chain;
+mod forward;
+mod synth;
+
+pub use chain::Chain;
+pub use forward::Forwarder;
+pub use synth::{Synth, SynthRule};
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
+use domain::base::{Message, Name, Record, Ttl};
+use domain::rdata::{AllRecordData, A};
+
+use crate::action::Transport;
+use crate::record::{read_sections, BadRecords, Rr};
+use crate::request::Request;
+
+/// A source of answers in the chain.
+pub trait Resolver: Send {
+    /// A short name for logs, metrics and the startup line (`synth`, `forward`, ...).
+    fn name(&self) -> &str;
+
+    /// Answers, passes, or asks for an upstream exchange.
+    fn resolve(&mut self, query: &Query<'_>, cx: &mut Context) -> Resolution;
+
+    /// The outcome of an exchange this resolver asked for. The default answers
+    /// the upstream's reply as it is, and SERVFAIL on failure.
+    fn on_exchange(&mut self, query: &Query<'_>, done: Exchanged, cx: &mut Context) -> Resolution {
+        let _ = (query, cx);
+        Resolution::Answer(match done {
+            Exchanged::Reply(reply) => {
+                Answer::from_upstream(&reply).unwrap_or_else(|_| Answer::servfail())
+            }
+            Exchanged::Failed(_) => Answer::servfail(),
+        })
+    }
+
+    /// Whether this resolver recurses on the client's behalf (sets RA in every reply).
+    fn recursion_available(&self) -> bool {
+        false
+    }
+}
+
+/// What the server gives a resolver besides the query.
+pub struct Context {
+    now: Instant,
+}
+
+impl Context {
+    pub(crate) fn new(now: Instant) -> Context {
+        Context { now }
+    }
+
+    /// The time the server was last given.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+}
+
+/// A read-only view of a client query.
+pub struct Query<'a> {
+    request: &'a Request,
+}
+
+impl<'a> Query<'a> {
+    pub(crate) fn new(request: &'a Request) -> Query<'a> {
+        Query { request }
+    }
+
+    /// The question name, exactly as asked (case preserved).
+    pub fn qname(&self) -> &Name<Bytes> {
+        &self.request.qname
+    }
+
+    pub fn qtype(&self) -> Rtype {
+        self.request.qtype
+    }
+
+    pub fn qclass(&self) -> Class {
+        self.request.qclass
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.request.origin.transport()
+    }
+
+    /// The client's DO bit (EDNS).
+    pub fn dnssec_ok(&self) -> bool {
+        self.request.edns.is_some_and(|e| e.dnssec_ok)
+    }
+
+    /// The client's CD bit.
+    pub fn checking_disabled(&self) -> bool {
+        self.request.cd
+    }
+
+    /// The recursion-desired bit.
+    pub fn recursion_desired(&self) -> bool {
+        self.request.rd
+    }
+
+    /// If the first label is `prefix` (ASCII case-insensitive) followed by a decimal
+    /// number in 0..=255 and nothing else, that number.
+    pub fn first_label_number(&self, prefix: &str) -> Option<u8> {
+        let label = self.request.qname.first();
+        let bytes = label.as_slice();
+        let digits = strip_prefix_ignore_case(bytes, prefix.as_bytes())?;
+        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits
+            .iter()
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        u8::try_from(n).ok()
+    }
+
+    /// An A record for the question name, as asked.
+    pub fn record_a(&self, ttl: u32, addr: Ipv4Addr) -> Rr {
+        Record::new(
+            self.request.qname.clone(),
+            Class::IN,
+            Ttl::from_secs(ttl),
+            AllRecordData::A(A::new(addr)),
+        )
+    }
+}
+
+fn strip_prefix_ignore_case<'b>(bytes: &'b [u8], prefix: &[u8]) -> Option<&'b [u8]> {
+    let (head, tail) = bytes.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(tail)
+}
+
+/// A resolver's verdict on a query.
+#[derive(Debug)]
+pub enum Resolution {
+    /// Reply with this.
+    Answer(Answer),
+    /// Not mine: ask the next resolver in the chain.
+    Pass,
+    /// Ask upstream servers; the outcome comes to [`Resolver::on_exchange`].
+    Exchange(Exchange),
+}
+
+impl Resolution {
+    /// An authoritative NOERROR answer with these records.
+    pub fn answer(records: impl IntoIterator<Item = Rr>) -> Resolution {
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        answer.answer.extend(records);
+        answer.authoritative = true;
+        Resolution::Answer(answer)
+    }
+}
+
+/// A reply's content: response code, sections and flags. The server adds the header,
+/// echoes the question, sets RA and OPT, and truncates for the client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub rcode: OptRcode,
+    pub answer: Vec<Rr>,
+    pub authority: Vec<Rr>,
+    pub additional: Vec<Rr>,
+    /// The AA bit: only local authoritative data sets it.
+    pub authoritative: bool,
+    /// The AD bit, passed on only to clients that set DO.
+    pub authenticated: bool,
+}
+
+impl Answer {
+    /// An empty answer with this response code.
+    pub fn new(rcode: OptRcode) -> Answer {
+        Answer {
+            rcode,
+            answer: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+            authoritative: false,
+            authenticated: false,
+        }
+    }
+
+    pub fn servfail() -> Answer {
+        Answer::new(Rcode::SERVFAIL.into())
+    }
+
+    pub fn refused() -> Answer {
+        Answer::new(Rcode::REFUSED.into())
+    }
+
+    /// An upstream's reply as an answer: its rcode and sections, never its AA bit.
+    pub fn from_upstream(reply: &Message<Bytes>) -> Result<Answer, BadRecords> {
+        let sections = read_sections(reply)?;
+        Ok(Answer {
+            rcode: reply.opt_rcode(),
+            answer: sections.answer,
+            authority: sections.authority,
+            additional: sections.additional,
+            authoritative: false,
+            authenticated: reply.header().ad(),
+        })
+    }
+}
+
+/// A question to put to upstream servers on a query's behalf.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// Servers in order of preference; tries cycle through them.
+    pub servers: Arc<[SocketAddr]>,
+    pub qname: Name<Bytes>,
+    pub qtype: Rtype,
+    pub qclass: Class,
+    pub recursion_desired: bool,
+    pub dnssec_ok: bool,
+    pub checking_disabled: bool,
+}
+
+impl Exchange {
+    /// The client's question, forwarded as asked.
+    pub fn forward(query: &Query<'_>, servers: Arc<[SocketAddr]>) -> Exchange {
+        Exchange {
+            servers,
+            qname: query.qname().clone(),
+            qtype: query.qtype(),
+            qclass: query.qclass(),
+            recursion_desired: true,
+            dnssec_ok: query.dnssec_ok(),
+            checking_disabled: query.checking_disabled(),
+        }
+    }
+}
+
+/// How an exchange ended.
+#[derive(Clone, Debug)]
+pub enum Exchanged {
+    /// A matching reply that is not SERVFAIL, REFUSED or NOTIMP.
+    Reply(Message<Bytes>),
+    /// No usable reply.
+    Failed(ExchangeFailure),
+}
+
+/// Why an exchange produced no usable reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeFailure {
+    /// The query's budget ran out.
+    TimedOut,
+    /// Every upstream answered SERVFAIL, REFUSED or NOTIMP, or could not be reached.
+    AllFailed,
+    /// Too many exchanges in flight.
+    Overloaded,
+    /// The exchange named no server.
+    NoServers,
+}

@@ -1,0 +1,84 @@
+//! `Synth`: the seed's DynamicResolver, generalised. `PREFIX<N>.anything A` -> `NET.N`.
+
+use std::net::Ipv4Addr;
+
+use domain::base::iana::{Class, Rtype};
+
+use super::{Context, Query, Resolution, Resolver};
+use crate::parse::ConfigError;
+
+/// Time to live of synthesised records.
+pub const SYNTH_TTL: u32 = 60;
+
+/// One rule: a first label `PREFIX` + decimal N in 0..=255 maps to `NET.N`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SynthRule {
+    pub prefix: String,
+    pub net: [u8; 3],
+}
+
+impl SynthRule {
+    /// Parses `PREFIX=NET`, e.g. `workstation=172.0.2`.
+    pub fn parse(spec: &str) -> Result<SynthRule, ConfigError> {
+        let bad = |why: &str| {
+            ConfigError::new(format!("--synth {spec:?}: {why} (expected PREFIX=A.B.C)"))
+        };
+        let (prefix, net) = spec.split_once('=').ok_or_else(|| bad("no '='"))?;
+        if prefix.is_empty()
+            || prefix.len() > 59
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad(
+                "the prefix must be 1 to 59 letters, digits, '-' or '_'",
+            ));
+        }
+        let octets: Vec<&str> = net.split('.').collect();
+        if octets.len() != 3 {
+            return Err(bad("the network must be three octets"));
+        }
+        let mut out = [0u8; 3];
+        for (slot, text) in out.iter_mut().zip(octets) {
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("octets are decimal numbers"));
+            }
+            *slot = text.parse().map_err(|_| bad("octets are at most 255"))?;
+        }
+        Ok(SynthRule {
+            prefix: prefix.to_string(),
+            net: out,
+        })
+    }
+}
+
+/// Answers `A` queries whose first label matches a rule; passes everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Synth {
+    rules: Vec<SynthRule>,
+}
+
+impl Synth {
+    pub fn new(rules: Vec<SynthRule>) -> Synth {
+        Synth { rules }
+    }
+}
+
+impl Resolver for Synth {
+    fn name(&self) -> &str {
+        "synth"
+    }
+
+    fn resolve(&mut self, q: &Query<'_>, _: &mut Context) -> Resolution {
+        if q.qtype() != Rtype::A || q.qclass() != Class::IN {
+            return Resolution::Pass;
+        }
+        for rule in &self.rules {
+            if let Some(n) = q.first_label_number(&rule.prefix) {
+                let [a, b, c] = rule.net;
+                return Resolution::answer([q.record_a(SYNTH_TTL, Ipv4Addr::new(a, b, c, n))]);
+            }
+        }
+        Resolution::Pass
+    }
+}

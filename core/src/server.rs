@@ -1,0 +1,428 @@
+//! `Server`: the sans-IO state machine. Bytes and time in, actions out.
+//!
+//! It admits client messages (`request.rs`), frames TCP (`tcp.rs`), walks the resolver
+//! chain, parks queries on upstream exchanges (`upstream.rs`), and encodes replies
+//! (`message.rs`). It never reads a clock or touches a socket.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::action::{Action, ConnId, Origin, Token, UpstreamError};
+use crate::config::Config;
+use crate::message::encode_reply;
+use crate::request::{admit, Admission, Request};
+use crate::resolver::{Answer, Chain, Context, Exchange, Exchanged, Query, Resolution};
+use crate::rng::Rng;
+use crate::stats::Stats;
+use crate::tcp::{frame, ClientConn, ClientConns};
+use crate::timers::{Timers, Wake};
+use crate::upstream::{Engine, Finished, Io};
+
+/// How many times in a row a resolver may ask for an exchange that fails at once.
+const MAX_IMMEDIATE_EXCHANGES: u8 = 4;
+
+/// A query parked on an upstream exchange.
+struct Pending {
+    request: Request,
+    /// Index in the chain of the resolver that asked for the exchange.
+    resolver: usize,
+}
+
+/// The DNS server state machine. One per worker thread; no locks inside.
+///
+/// Drive it like this: feed every input with the current time (`handle_*`), then
+/// drain [`poll_action`](Server::poll_action) until it returns `None`, then sleep until
+/// [`poll_timeout`](Server::poll_timeout) or the next input, whichever comes first, and
+/// call [`handle_timeout`](Server::handle_timeout) when woken.
+pub struct Server {
+    config: Config,
+    chain: Chain,
+    recursion_available: bool,
+    rng: Rng,
+    now: Option<Instant>,
+    pending: HashMap<u64, Pending>,
+    next_pending: u64,
+    engine: Engine,
+    conns: ClientConns,
+    timers: Timers<Wake>,
+    actions: VecDeque<Action>,
+    stats: Stats,
+    /// Connections whose buffered frames may be read now that replies drained.
+    to_pump: Vec<ConnId>,
+    reply_buf: Vec<u8>,
+}
+
+impl Server {
+    /// A server asking `chain` in order. `seed` feeds the CSPRNG for upstream IDs and ports:
+    /// fill it from the operating system's RNG in production, fix it in tests.
+    pub fn new(config: Config, chain: Chain, seed: [u8; 32]) -> Server {
+        Server {
+            recursion_available: chain.recursion_available(),
+            config,
+            chain,
+            rng: Rng::new(seed),
+            now: None,
+            pending: HashMap::new(),
+            next_pending: 0,
+            engine: Engine::default(),
+            conns: ClientConns::default(),
+            timers: Timers::new(),
+            actions: VecDeque::new(),
+            stats: Stats::default(),
+            to_pump: Vec::new(),
+            reply_buf: Vec::new(),
+        }
+    }
+
+    /// A client UDP datagram (`Origin::Udp`), or bytes read from a client TCP connection
+    /// (`Origin::Tcp`, any chunking: the core reassembles the 2-byte-framed messages).
+    pub fn handle_client(&mut self, now: Instant, from: Origin, bytes: &[u8]) {
+        let now = self.tick(now);
+        match from {
+            Origin::Udp { .. } => self.on_message(now, from, bytes),
+            Origin::Tcp(conn) => {
+                if let Some(c) = self.conns.conns.get_mut(&conn) {
+                    c.framer.push(bytes);
+                    self.pump(now, conn);
+                }
+            }
+        }
+        self.pump_drained(now);
+    }
+
+    /// A client TCP connection was accepted.
+    pub fn handle_tcp_open(&mut self, now: Instant, conn: ConnId, _peer: SocketAddr) {
+        let now = self.tick(now);
+        if self.conns.len() >= self.config.max_tcp {
+            self.stats.tcp_refused += 1;
+            self.actions.push_back(Action::CloseClient { conn });
+            return;
+        }
+        self.conns.conns.insert(
+            conn,
+            ClientConn {
+                framer: Default::default(),
+                in_flight: 0,
+                last_active: now,
+                paused: false,
+            },
+        );
+        self.timers
+            .arm(now + self.config.tcp_idle, Wake::TcpIdle(conn));
+    }
+
+    /// A client TCP connection was closed by the peer or failed. Replies still owed to it are dropped.
+    pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
+        self.tick(now);
+        self.conns.conns.remove(&conn);
+    }
+
+    /// Bytes from the upstream socket of `token` (a datagram, or a chunk of a TCP stream).
+    pub fn handle_upstream(&mut self, now: Instant, token: Token, from: SocketAddr, bytes: &[u8]) {
+        let now = self.tick(now);
+        let done = {
+            let mut io = io!(self);
+            self.engine.on_reply(now, token, from, bytes, &mut io)
+        };
+        self.complete(now, done);
+        self.pump_drained(now);
+    }
+
+    /// The runtime could not carry out the `SendUpstream` of `token`.
+    pub fn handle_upstream_error(&mut self, now: Instant, token: Token, err: UpstreamError) {
+        let now = self.tick(now);
+        let done = {
+            let mut io = io!(self);
+            self.engine.on_error(now, token, err, &mut io)
+        };
+        self.complete(now, done);
+        self.pump_drained(now);
+    }
+
+    /// Runs every timer due at `now`. Extra calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        while let Some(wake) = self.timers.pop_due(now) {
+            let done = match wake {
+                Wake::Try(xid) => {
+                    let mut io = io!(self);
+                    self.engine.on_try_timeout(now, xid, &mut io)
+                }
+                Wake::Budget(xid) => {
+                    let mut io = io!(self);
+                    self.engine.on_budget(xid, &mut io)
+                }
+                Wake::TcpIdle(conn) => {
+                    self.check_idle(now, conn);
+                    None
+                }
+            };
+            self.complete(now, done);
+        }
+        self.pump_drained(now);
+    }
+
+    /// The next action for the runtime, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Client queries waiting for an upstream.
+    pub fn pending_queries(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Upstream exchanges in flight.
+    pub fn open_exchanges(&self) -> usize {
+        self.engine.len()
+    }
+
+    /// Upstream tokens not yet closed.
+    pub fn open_upstream_tokens(&self) -> usize {
+        self.engine.open_tokens()
+    }
+
+    /// Open client TCP connections.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The resolvers' names, in chain order.
+    pub fn chain_names(&self) -> Vec<&str> {
+        self.chain.names()
+    }
+
+    /// Time never goes backwards inside the core.
+    fn tick(&mut self, now: Instant) -> Instant {
+        let now = self.now.map_or(now, |last| last.max(now));
+        self.now = Some(now);
+        now
+    }
+
+    /// Reads complete frames from a TCP connection while under the pipelining limit.
+    fn pump(&mut self, now: Instant, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.in_flight >= self.config.max_pipelined {
+                if !c.paused {
+                    c.paused = true;
+                    self.actions.push_back(Action::PauseRead { conn });
+                }
+                return;
+            }
+            let message = match c.framer.next_frame() {
+                Ok(Some(m)) => m.to_vec(),
+                Ok(None) => break,
+                Err(_) => {
+                    self.close_client(conn);
+                    return;
+                }
+            };
+            c.in_flight += 1;
+            c.last_active = now;
+            self.on_message(now, Origin::Tcp(conn), &message);
+        }
+        if let Some(c) = self.conns.conns.get_mut(&conn) {
+            if c.paused {
+                c.paused = false;
+                self.actions.push_back(Action::ResumeRead { conn });
+            }
+        }
+    }
+
+    fn pump_drained(&mut self, now: Instant) {
+        while let Some(conn) = self.to_pump.pop() {
+            self.pump(now, conn);
+        }
+    }
+
+    fn close_client(&mut self, conn: ConnId) {
+        if self.conns.conns.remove(&conn).is_some() {
+            self.actions.push_back(Action::CloseClient { conn });
+        }
+    }
+
+    fn check_idle(&mut self, now: Instant, conn: ConnId) {
+        let Some(c) = self.conns.conns.get(&conn) else {
+            return;
+        };
+        let due = c.last_active + self.config.tcp_idle;
+        if c.in_flight == 0 && due <= now {
+            self.stats.tcp_idle_closed += 1;
+            self.close_client(conn);
+        } else {
+            let at = if c.in_flight > 0 {
+                now + self.config.tcp_idle
+            } else {
+                due
+            };
+            self.timers.arm(at, Wake::TcpIdle(conn));
+        }
+    }
+
+    /// One client message: admitted, rejected or dropped.
+    fn on_message(&mut self, now: Instant, origin: Origin, bytes: &[u8]) {
+        match admit(bytes, origin, now, self.config.edns_udp_size) {
+            Admission::Drop => {
+                self.stats.dropped += 1;
+                if let Origin::Tcp(conn) = origin {
+                    if let Some(c) = self.conns.conns.get_mut(&conn) {
+                        c.in_flight -= 1;
+                    }
+                }
+            }
+            Admission::Reject(reply) => {
+                self.stats.queries += 1;
+                let rcode = reply.get(3).map_or(0, |b| u16::from(b & 0x0f));
+                self.send(now, origin, reply, rcode);
+            }
+            Admission::Query(request) => {
+                self.stats.queries += 1;
+                self.resolve_from(now, request, 0, 0);
+            }
+        }
+    }
+
+    /// Asks the chain from `start` on.
+    fn resolve_from(&mut self, now: Instant, request: Request, start: usize, depth: u8) {
+        let mut index = start;
+        loop {
+            let Some(resolver) = self.chain.get_mut(index) else {
+                return self.answer(now, &request, &Answer::refused());
+            };
+            let resolution = resolver.resolve(&Query::new(&request), &mut Context::new(now));
+            match resolution {
+                Resolution::Answer(answer) => return self.answer(now, &request, &answer),
+                Resolution::Pass => index += 1,
+                Resolution::Exchange(spec) => {
+                    return self.exchange(now, request, index, spec, depth)
+                }
+            }
+        }
+    }
+
+    fn exchange(
+        &mut self,
+        now: Instant,
+        request: Request,
+        resolver: usize,
+        spec: Exchange,
+        depth: u8,
+    ) {
+        let deadline = request.received + self.config.budget;
+        self.next_pending += 1;
+        let key = self.next_pending;
+        let started = {
+            let mut io = io!(self);
+            self.engine.start(now, spec, key, deadline, &mut io)
+        };
+        match started {
+            Ok(()) => {
+                self.pending.insert(key, Pending { request, resolver });
+            }
+            Err(failure) => self.resume(
+                now,
+                request,
+                resolver,
+                Exchanged::Failed(failure),
+                depth + 1,
+            ),
+        }
+    }
+
+    /// Gives an exchange's outcome to the resolver that asked for it.
+    fn resume(
+        &mut self,
+        now: Instant,
+        request: Request,
+        resolver: usize,
+        done: Exchanged,
+        depth: u8,
+    ) {
+        let Some(r) = self.chain.get_mut(resolver) else {
+            return;
+        };
+        match r.on_exchange(&Query::new(&request), done, &mut Context::new(now)) {
+            Resolution::Answer(answer) => self.answer(now, &request, &answer),
+            Resolution::Pass => self.resolve_from(now, request, resolver + 1, depth),
+            Resolution::Exchange(_) if depth >= MAX_IMMEDIATE_EXCHANGES => {
+                self.answer(now, &request, &Answer::servfail())
+            }
+            Resolution::Exchange(spec) => self.exchange(now, request, resolver, spec, depth),
+        }
+    }
+
+    fn complete(&mut self, now: Instant, done: Option<Finished>) {
+        let Some(done) = done else { return };
+        for key in done.waiters {
+            if let Some(p) = self.pending.remove(&key) {
+                self.resume(now, p.request, p.resolver, done.outcome.clone(), 0);
+            }
+        }
+    }
+
+    fn answer(&mut self, now: Instant, request: &Request, answer: &Answer) {
+        let buf = std::mem::take(&mut self.reply_buf);
+        let encoded = encode_reply(
+            request,
+            answer,
+            self.recursion_available,
+            self.config.edns_udp_size,
+            buf,
+        );
+        if encoded.truncated {
+            self.stats.truncated += 1;
+        }
+        self.send(now, request.origin, encoded.bytes, answer.rcode.to_int());
+    }
+
+    fn send(&mut self, now: Instant, to: Origin, bytes: Vec<u8>, rcode: u16) {
+        let bytes = match to {
+            Origin::Udp { .. } => bytes,
+            Origin::Tcp(conn) => {
+                let Some(c) = self.conns.conns.get_mut(&conn) else {
+                    self.stats.dropped += 1;
+                    return;
+                };
+                c.in_flight -= 1;
+                c.last_active = now;
+                if c.paused {
+                    self.to_pump.push(conn);
+                }
+                let framed = frame(&bytes);
+                self.reply_buf = bytes;
+                framed
+            }
+        };
+        self.stats.replies += 1;
+        self.stats.count_rcode(rcode);
+        self.actions.push_back(Action::Reply { to, bytes });
+    }
+}
+
+/// Borrows the server's parts the exchange engine needs, beside `self.engine`.
+macro_rules! io {
+    ($s:ident) => {
+        Io {
+            actions: &mut $s.actions,
+            timers: &mut $s.timers,
+            rng: &mut $s.rng,
+            stats: &mut $s.stats,
+            config: &$s.config,
+        }
+    };
+}
+use io;

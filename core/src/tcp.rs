@@ -1,0 +1,121 @@
+//! TCP: RFC 7766 length framing (shared by client connections and upstream TCP tries),
+//! and the client connection table with pipelining limits and idle deadlines.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::action::ConnId;
+
+/// Reassembles 2-byte-length-prefixed messages from arbitrarily chunked bytes.
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// A frame declared with length zero: no DNS message is that short.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EmptyFrame;
+
+impl Framer {
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, if one has fully arrived.
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, EmptyFrame> {
+        let pending = &self.buf[self.start..];
+        if pending.len() < 2 {
+            self.compact();
+            return Ok(None);
+        }
+        let len = usize::from(u16::from_be_bytes([pending[0], pending[1]]));
+        if len == 0 {
+            return Err(EmptyFrame);
+        }
+        if pending.len() < 2 + len {
+            self.compact();
+            return Ok(None);
+        }
+        let begin = self.start + 2;
+        self.start = begin + len;
+        Ok(Some(&self.buf[begin..begin + len]))
+    }
+
+    /// Bytes received but not yet returned as a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+/// Prefixes a message with its 2-byte length.
+pub fn frame(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 2);
+    out.extend_from_slice(&(message.len().min(65535) as u16).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// One open client connection.
+#[derive(Debug)]
+pub(crate) struct ClientConn {
+    pub framer: Framer,
+    /// Queries read but not yet answered.
+    pub in_flight: usize,
+    /// Last time a complete query arrived or a reply left: the idle clock.
+    pub last_active: Instant,
+    /// Reading is paused because `in_flight` reached the pipelining limit.
+    pub paused: bool,
+}
+
+/// Open client connections by id.
+#[derive(Debug, Default)]
+pub(crate) struct ClientConns {
+    pub conns: HashMap<ConnId, ClientConn>,
+}
+
+impl ClientConns {
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_across_chunks() {
+        let mut f = Framer::default();
+        let wire = [frame(b"hello"), frame(b"dns")].concat();
+        for chunk in wire.chunks(3) {
+            f.push(chunk);
+        }
+        assert_eq!(f.next_frame().unwrap(), Some(&b"hello"[..]));
+        assert_eq!(f.next_frame().unwrap(), Some(&b"dns"[..]));
+        assert_eq!(f.next_frame().unwrap(), None);
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn partial_and_empty() {
+        let mut f = Framer::default();
+        f.push(&[0, 5, b'a']);
+        assert_eq!(f.next_frame().unwrap(), None);
+        assert_eq!(f.buffered(), 3);
+        let mut g = Framer::default();
+        g.push(&[0, 0]);
+        assert_eq!(g.next_frame(), Err(EmptyFrame));
+    }
+}

@@ -1,0 +1,387 @@
+//! The exchange engine: puts a question to upstream servers on a query's behalf.
+//!
+//! It owns everything RFC 5452 asks of a forwarder: a fresh random ID and source port
+//! per try; a reply accepted only from the queried address with the same ID and
+//! question (anything else is ignored while the real reply is still awaited); a retry
+//! on the next server after the per-try timeout, earlier tries staying open so a late
+//! reply still counts; SERVFAIL/REFUSED/NOTIMP moving on to the next server; TC=1 over
+//! UDP retried over TCP; and the query's total budget.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use domain::base::Message;
+
+use crate::action::{Action, Token, UpstreamError, Via};
+use crate::config::Config;
+use crate::message::{encode_query, is_upstream_failure, QuerySpec};
+use crate::resolver::{Exchange, ExchangeFailure, Exchanged};
+use crate::rng::Rng;
+use crate::stats::Stats;
+use crate::tcp::{frame, Framer};
+use crate::timers::{TimerKey, Timers, Wake};
+
+/// Open tries per exchange; the oldest is closed beyond it.
+const MAX_OPEN_TRIES: usize = 6;
+/// Source ports drawn again when the runtime cannot bind one.
+const MAX_BIND_RETRIES: u8 = 3;
+
+/// Everything the engine touches besides its own tables.
+pub(crate) struct Io<'a> {
+    pub actions: &'a mut VecDeque<Action>,
+    pub timers: &'a mut Timers<Wake>,
+    pub rng: &'a mut Rng,
+    pub stats: &'a mut Stats,
+    pub config: &'a Config,
+}
+
+/// An exchange that ended, and the queries waiting for it.
+pub(crate) struct Finished {
+    pub waiters: Vec<u64>,
+    pub outcome: Exchanged,
+}
+
+struct Try {
+    token: Token,
+    server: usize,
+    id: u16,
+    via: Via,
+    framer: Option<Framer>,
+    bind_retries: u8,
+}
+
+struct State {
+    spec: Exchange,
+    waiters: Vec<u64>,
+    deadline: Instant,
+    budget_timer: TimerKey,
+    try_timer: Option<TimerKey>,
+    /// Index of the server the next try goes to.
+    next_server: usize,
+    /// Servers that answered SERVFAIL/REFUSED/NOTIMP or could not be reached.
+    failed: Vec<bool>,
+    /// Open tries, oldest first.
+    tries: Vec<Try>,
+}
+
+#[derive(Default)]
+pub(crate) struct Engine {
+    exchanges: HashMap<u64, State>,
+    tokens: HashMap<Token, u64>,
+    ports: HashSet<u16>,
+    next_token: u64,
+    next_exchange: u64,
+}
+
+impl Engine {
+    pub fn len(&self) -> usize {
+        self.exchanges.len()
+    }
+
+    pub fn open_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Starts an exchange for `waiter`, due by `deadline`.
+    pub fn start(
+        &mut self,
+        now: Instant,
+        spec: Exchange,
+        waiter: u64,
+        deadline: Instant,
+        io: &mut Io<'_>,
+    ) -> Result<(), ExchangeFailure> {
+        if spec.servers.is_empty() {
+            return Err(ExchangeFailure::NoServers);
+        }
+        if self.exchanges.len() >= io.config.max_exchanges {
+            io.stats.overloaded += 1;
+            return Err(ExchangeFailure::Overloaded);
+        }
+        if deadline <= now {
+            return Err(ExchangeFailure::TimedOut);
+        }
+        self.next_exchange += 1;
+        let xid = self.next_exchange;
+        let state = State {
+            failed: vec![false; spec.servers.len()],
+            spec,
+            waiters: vec![waiter],
+            deadline,
+            budget_timer: io.timers.arm(deadline, Wake::Budget(xid)),
+            try_timer: None,
+            next_server: 0,
+            tries: Vec::new(),
+        };
+        self.exchanges.insert(xid, state);
+        self.send_try(now, xid, None, io);
+        Ok(())
+    }
+
+    /// Sends a new try: to `tcp_server` over TCP, or over UDP to the next server that has not failed.
+    fn send_try(&mut self, now: Instant, xid: u64, tcp_server: Option<usize>, io: &mut Io<'_>) {
+        let Some(st) = self.exchanges.get_mut(&xid) else {
+            return;
+        };
+        let server = match tcp_server {
+            Some(s) => s,
+            None => {
+                let n = st.spec.servers.len();
+                let Some(s) = (0..n)
+                    .map(|k| (st.next_server + k) % n)
+                    .find(|&s| !st.failed[s])
+                else {
+                    return;
+                };
+                st.next_server = (s + 1) % n;
+                s
+            }
+        };
+        if st.tries.len() >= MAX_OPEN_TRIES {
+            let oldest = st.tries.remove(0);
+            close_try(&mut self.tokens, &mut self.ports, oldest, io);
+        }
+        self.next_token += 1;
+        let token = Token(self.next_token);
+        let id = io.rng.id();
+        let via = match tcp_server {
+            Some(_) => Via::Tcp,
+            None => Via::Udp {
+                local_port: fresh_port(&mut self.ports, io.rng),
+            },
+        };
+        let spec = &st.spec;
+        let query = encode_query(&QuerySpec {
+            id,
+            qname: &spec.qname,
+            qtype: spec.qtype,
+            qclass: spec.qclass,
+            rd: spec.recursion_desired,
+            cd: spec.checking_disabled,
+            edns: Some((io.config.edns_udp_size, spec.dnssec_ok)),
+        });
+        let bytes = match via {
+            Via::Tcp => frame(&query),
+            Via::Udp { .. } => query,
+        };
+        io.actions.push_back(Action::SendUpstream {
+            token,
+            to: spec.servers[server],
+            via,
+            bytes,
+        });
+        io.stats.upstream_sent += 1;
+        st.tries.push(Try {
+            token,
+            server,
+            id,
+            via,
+            framer: matches!(via, Via::Tcp).then(Framer::default),
+            bind_retries: 0,
+        });
+        self.tokens.insert(token, xid);
+        if let Some(old) = st.try_timer.take() {
+            io.timers.cancel(old);
+        }
+        let at = (now + io.config.try_timeout).min(st.deadline);
+        st.try_timer = Some(io.timers.arm(at, Wake::Try(xid)));
+    }
+
+    /// Bytes from an upstream socket.
+    pub fn on_reply(
+        &mut self,
+        now: Instant,
+        token: Token,
+        from: SocketAddr,
+        bytes: &[u8],
+        io: &mut Io<'_>,
+    ) -> Option<Finished> {
+        let Some(&xid) = self.tokens.get(&token) else {
+            io.stats.spoofed_ignored += 1; // stale: the exchange is over
+            return None;
+        };
+        let st = self.exchanges.get_mut(&xid)?;
+        let index = st.tries.iter().position(|t| t.token == token)?;
+        let server_addr = st.spec.servers[st.tries[index].server];
+        if from != server_addr {
+            io.stats.spoofed_ignored += 1;
+            return None;
+        }
+        let messages: Vec<Bytes> = match &mut st.tries[index].framer {
+            None => vec![Bytes::copy_from_slice(bytes)],
+            Some(framer) => {
+                framer.push(bytes);
+                let mut out = Vec::new();
+                while let Ok(Some(m)) = framer.next_frame() {
+                    out.push(Bytes::copy_from_slice(m));
+                }
+                out
+            }
+        };
+        for msg in messages {
+            if let Some(done) = self.on_message(now, xid, index, msg, io) {
+                return Some(done);
+            }
+        }
+        None
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        xid: u64,
+        index: usize,
+        msg: Bytes,
+        io: &mut Io<'_>,
+    ) -> Option<Finished> {
+        let st = self.exchanges.get_mut(&xid)?;
+        let t = &st.tries[index];
+        let Some(reply) = matching_reply(msg, t.id, &st.spec) else {
+            io.stats.spoofed_ignored += 1;
+            return None;
+        };
+        let (server, via) = (t.server, t.via);
+        if reply.header().tc() && matches!(via, Via::Udp { .. }) {
+            io.stats.tcp_fallbacks += 1;
+            let t = st.tries.remove(index);
+            close_try(&mut self.tokens, &mut self.ports, t, io);
+            self.send_try(now, xid, Some(server), io);
+            return None;
+        }
+        if is_upstream_failure(reply.opt_rcode()) {
+            st.failed[server] = true;
+            let t = st.tries.remove(index);
+            close_try(&mut self.tokens, &mut self.ports, t, io);
+            return self.after_failure(now, xid, io);
+        }
+        Some(self.finish(xid, Exchanged::Reply(reply), io))
+    }
+
+    /// The runtime could not carry out a try.
+    pub fn on_error(
+        &mut self,
+        now: Instant,
+        token: Token,
+        err: UpstreamError,
+        io: &mut Io<'_>,
+    ) -> Option<Finished> {
+        let &xid = self.tokens.get(&token)?;
+        let st = self.exchanges.get_mut(&xid)?;
+        let index = st.tries.iter().position(|t| t.token == token)?;
+        let t = st.tries.remove(index);
+        let (server, retries, via) = (t.server, t.bind_retries, t.via);
+        close_try(&mut self.tokens, &mut self.ports, t, io);
+        if err == UpstreamError::Bind && retries < MAX_BIND_RETRIES {
+            if let Via::Udp { .. } = via {
+                // Same server, new port (and ID): put it back at the front of the rotation.
+                st.next_server = server;
+                self.send_try(now, xid, None, io);
+                if let Some(st) = self.exchanges.get_mut(&xid) {
+                    if let Some(t) = st.tries.last_mut() {
+                        t.bind_retries = retries + 1;
+                    }
+                }
+                return None;
+            }
+        }
+        st.failed[server] = true;
+        self.after_failure(now, xid, io)
+    }
+
+    /// A server failed: try the next one at once, or give up when all have failed.
+    fn after_failure(&mut self, now: Instant, xid: u64, io: &mut Io<'_>) -> Option<Finished> {
+        let st = self.exchanges.get(&xid)?;
+        if st.failed.iter().all(|&f| f) {
+            if st.tries.is_empty() {
+                return Some(self.finish(xid, Exchanged::Failed(ExchangeFailure::AllFailed), io));
+            }
+            return None; // a TCP try or a late reply may still succeed
+        }
+        self.send_try(now, xid, None, io);
+        None
+    }
+
+    /// The per-try timer fired: try the next server, earlier tries staying open.
+    pub fn on_try_timeout(&mut self, now: Instant, xid: u64, io: &mut Io<'_>) -> Option<Finished> {
+        let st = self.exchanges.get_mut(&xid)?;
+        st.try_timer = None;
+        if now >= st.deadline {
+            return None; // the budget timer ends it
+        }
+        io.stats.upstream_timeouts += 1;
+        if st.failed.iter().all(|&f| f) {
+            return None;
+        }
+        self.send_try(now, xid, None, io);
+        None
+    }
+
+    /// The budget ran out.
+    pub fn on_budget(&mut self, xid: u64, io: &mut Io<'_>) -> Option<Finished> {
+        if !self.exchanges.contains_key(&xid) {
+            return None;
+        }
+        Some(self.finish(xid, Exchanged::Failed(ExchangeFailure::TimedOut), io))
+    }
+
+    fn finish(&mut self, xid: u64, outcome: Exchanged, io: &mut Io<'_>) -> Finished {
+        let st = self
+            .exchanges
+            .remove(&xid)
+            .expect("finish is called on a live exchange");
+        io.timers.cancel(st.budget_timer);
+        if let Some(k) = st.try_timer {
+            io.timers.cancel(k);
+        }
+        for t in st.tries {
+            close_try(&mut self.tokens, &mut self.ports, t, io);
+        }
+        Finished {
+            waiters: st.waiters,
+            outcome,
+        }
+    }
+}
+
+fn close_try(tokens: &mut HashMap<Token, u64>, ports: &mut HashSet<u16>, t: Try, io: &mut Io<'_>) {
+    tokens.remove(&t.token);
+    if let Via::Udp { local_port } = t.via {
+        ports.remove(&local_port);
+    }
+    io.actions
+        .push_back(Action::CloseUpstream { token: t.token });
+}
+
+/// A source port not in use by another live try (a few draws, then accept a repeat:
+/// the runtime reports a bind failure and another port is drawn).
+fn fresh_port(ports: &mut HashSet<u16>, rng: &mut Rng) -> u16 {
+    let mut port = rng.port();
+    for _ in 0..8 {
+        if !ports.contains(&port) {
+            break;
+        }
+        port = rng.port();
+    }
+    ports.insert(port);
+    port
+}
+
+/// The message, if it is a well-formed response to exactly this query.
+fn matching_reply(bytes: Bytes, id: u16, spec: &Exchange) -> Option<Message<Bytes>> {
+    let msg = Message::from_octets(bytes).ok()?;
+    let h = msg.header();
+    if !h.qr() || h.id() != id {
+        return None;
+    }
+    let q = msg.sole_question().ok()?;
+    if q.qname() != &spec.qname || q.qtype() != spec.qtype || q.qclass() != spec.qclass {
+        return None;
+    }
+    // Every record must be readable, or the reply is garbage.
+    for item in msg.iter() {
+        item.ok()?;
+    }
+    Some(msg)
+}

@@ -1,0 +1,491 @@
+//! The per-worker loop: socket tasks send bytes in, the core's actions go out.
+//!
+//! Each worker thread owns one `Server` (no locks), its own SO_REUSEPORT sockets, and a
+//! local executor. Socket tasks only read bytes and send events down a channel; the
+//! driver is the only place that reads the clock.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_net::{TcpListener, TcpStream, UdpSocket};
+use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, UpstreamError, Via};
+use smol::channel::{self, Receiver, Sender};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::{future, LocalExecutor, Task, Timer};
+
+use crate::net;
+
+/// Largest UDP datagram read; longer ones would be cut silently by the kernel.
+const MAX_DATAGRAM: usize = 65535;
+/// Events taken per wake-up before the driver polls timers again.
+const EVENT_BATCH: usize = 256;
+
+/// Bound listening sockets for every worker, ready to run.
+pub struct Listeners {
+    /// Per worker: (udp, tcp) per listen address.
+    per_worker: Vec<Vec<(std::net::UdpSocket, std::net::TcpListener)>>,
+    bound: Vec<SocketAddr>,
+}
+
+impl Listeners {
+    /// Binds UDP and TCP on every address, once per worker. Port 0 picks one free port
+    /// shared by UDP, TCP and all workers.
+    pub fn bind(addrs: &[SocketAddr], workers: usize) -> io::Result<Listeners> {
+        let workers = workers.max(1);
+        let reuse = workers > 1;
+        let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut bound = Vec::new();
+        for &addr in addrs {
+            let (first_udp, first_tcp, actual) = bind_pair(addr, reuse)?;
+            per_worker[0].push((first_udp, first_tcp));
+            for sockets in per_worker.iter_mut().skip(1) {
+                let udp = net::bind(actual, false, true)?;
+                let tcp = net::bind(actual, true, true)?;
+                sockets.push((udp.into(), tcp.into()));
+            }
+            bound.push(actual);
+        }
+        Ok(Listeners { per_worker, bound })
+    }
+
+    /// The addresses actually bound.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.bound
+    }
+
+    /// `udp=A tcp=A ...` for the ready line.
+    pub fn describe(&self) -> String {
+        let udp = self.bound.iter().map(|a| format!("udp={a}"));
+        let tcp = self.bound.iter().map(|a| format!("tcp={a}"));
+        udp.chain(tcp).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Runs one worker thread per socket set; returns when they all stop.
+    pub fn run(
+        self,
+        config: Config,
+        make_chain: Arc<dyn Fn() -> Chain + Send + Sync>,
+    ) -> io::Result<()> {
+        let mut threads = Vec::new();
+        for (i, sockets) in self.per_worker.into_iter().enumerate() {
+            let config = config.clone();
+            let make_chain = make_chain.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("names-worker-{i}"))
+                    .spawn(move || run_worker(sockets, config, make_chain()))?,
+            );
+        }
+        for t in threads {
+            match t.join() {
+                Ok(result) => result?,
+                Err(_) => return Err(io::Error::other("a worker thread panicked")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Binds UDP then TCP on the same port (retrying when port 0 gave a UDP port whose TCP twin is taken).
+fn bind_pair(
+    addr: SocketAddr,
+    reuse: bool,
+) -> io::Result<(std::net::UdpSocket, std::net::TcpListener, SocketAddr)> {
+    let mut last_err = None;
+    for _ in 0..16 {
+        let udp = net::bind(addr, false, reuse)?;
+        let actual = udp
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP socket"))?;
+        match net::bind(actual, true, reuse) {
+            Ok(tcp) => return Ok((udp.into(), tcp.into(), actual)),
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+/// Something a socket task saw.
+enum Event {
+    Udp {
+        local: SocketAddr,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    TcpOpen {
+        conn: ConnId,
+        peer: SocketAddr,
+        handle: ConnHandle,
+    },
+    TcpData {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    TcpClosed {
+        conn: ConnId,
+    },
+    Upstream {
+        token: Token,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    UpstreamFailed {
+        token: Token,
+        err: UpstreamError,
+    },
+}
+
+/// The driver's side of a client TCP connection.
+struct ConnHandle {
+    writes: Sender<Vec<u8>>,
+    paused: Rc<Cell<bool>>,
+    resume: Sender<()>,
+}
+
+fn run_worker(
+    sockets: Vec<(std::net::UdpSocket, std::net::TcpListener)>,
+    config: Config,
+    chain: Chain,
+) -> io::Result<()> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
+    let server = Server::new(config, chain, seed);
+    let ex = Rc::new(LocalExecutor::new());
+    let (tx, rx) = channel::unbounded();
+    let mut udp_by_local = HashMap::new();
+    let mut listener_tasks = Vec::new();
+    let next_conn = Rc::new(Cell::new(0u64));
+    for (udp, tcp) in sockets {
+        let udp = UdpSocket::try_from(udp)?;
+        let tcp = TcpListener::try_from(tcp)?;
+        let local = udp.local_addr()?;
+        udp_by_local.insert(local, udp.clone());
+        listener_tasks.push(ex.spawn(udp_reader(udp, local, tx.clone())));
+        listener_tasks.push(ex.spawn(tcp_acceptor(ex.clone(), tcp, next_conn.clone(), tx.clone())));
+    }
+    let driver = Driver {
+        server,
+        udp_by_local,
+        conns: HashMap::new(),
+        upstreams: HashMap::new(),
+        events: tx,
+        ex: ex.clone(),
+    };
+    smol::block_on(ex.run(driver.run(rx)))
+}
+
+struct Driver {
+    server: Server,
+    udp_by_local: HashMap<SocketAddr, UdpSocket>,
+    conns: HashMap<ConnId, ConnHandle>,
+    upstreams: HashMap<Token, Task<()>>,
+    events: Sender<Event>,
+    ex: Rc<LocalExecutor<'static>>,
+}
+
+impl Driver {
+    async fn run(mut self, rx: Receiver<Event>) -> io::Result<()> {
+        loop {
+            self.perform().await;
+            let deadline = self.server.poll_timeout();
+            let timer = async {
+                match deadline {
+                    Some(at) => Timer::at(at).await,
+                    None => Timer::never().await,
+                };
+                None
+            };
+            let event = future::or(async { rx.recv().await.ok() }, timer).await;
+            let now = Instant::now();
+            if let Some(ev) = event {
+                self.feed(now, ev);
+                for _ in 0..EVENT_BATCH {
+                    match rx.try_recv() {
+                        Ok(ev) => self.feed(now, ev),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.server.handle_timeout(now);
+        }
+    }
+
+    fn feed(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::Udp { local, peer, bytes } => {
+                self.server
+                    .handle_client(now, Origin::Udp { local, peer }, &bytes)
+            }
+            Event::TcpOpen { conn, peer, handle } => {
+                self.conns.insert(conn, handle);
+                self.server.handle_tcp_open(now, conn, peer);
+            }
+            Event::TcpData { conn, bytes } => {
+                self.server.handle_client(now, Origin::Tcp(conn), &bytes)
+            }
+            Event::TcpClosed { conn } => {
+                self.conns.remove(&conn);
+                self.server.handle_tcp_closed(now, conn);
+            }
+            Event::Upstream { token, from, bytes } => {
+                self.server.handle_upstream(now, token, from, &bytes)
+            }
+            Event::UpstreamFailed { token, err } => {
+                self.server.handle_upstream_error(now, token, err)
+            }
+        }
+    }
+
+    /// Carries out every pending action. Failures to start an upstream try go back to
+    /// the core as events (never re-entering it here).
+    async fn perform(&mut self) {
+        while let Some(action) = self.server.poll_action() {
+            match action {
+                Action::Reply { to, bytes } => match to {
+                    Origin::Udp { local, peer } => {
+                        if let Some(sock) = self.udp_by_local.get(&local) {
+                            // A client's unreachable address must not stop the server.
+                            let _ = sock.send_to(&bytes, peer).await;
+                        }
+                    }
+                    Origin::Tcp(conn) => {
+                        if let Some(c) = self.conns.get(&conn) {
+                            let _ = c.writes.try_send(bytes);
+                        }
+                    }
+                },
+                Action::SendUpstream {
+                    token,
+                    to,
+                    via,
+                    bytes,
+                } => {
+                    let task = match via {
+                        Via::Udp { local_port } => match net::upstream_udp(to, local_port)
+                            .and_then(UdpSocket::try_from)
+                        {
+                            Ok(sock) => self.ex.spawn(upstream_udp(
+                                sock,
+                                token,
+                                to,
+                                bytes,
+                                self.events.clone(),
+                            )),
+                            Err(e) => {
+                                let err = if e.kind() == io::ErrorKind::AddrInUse {
+                                    UpstreamError::Bind
+                                } else {
+                                    UpstreamError::Io
+                                };
+                                let _ = self.events.try_send(Event::UpstreamFailed { token, err });
+                                continue;
+                            }
+                        },
+                        Via::Tcp => {
+                            self.ex
+                                .spawn(upstream_tcp(token, to, bytes, self.events.clone()))
+                        }
+                    };
+                    self.upstreams.insert(token, task);
+                }
+                Action::CloseUpstream { token } => {
+                    self.upstreams.remove(&token); // dropping the task cancels it and closes its socket
+                }
+                Action::CloseClient { conn } => {
+                    self.conns.remove(&conn); // the writer sees its channel close and shuts the stream
+                }
+                Action::PauseRead { conn } => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        c.paused.set(true);
+                    }
+                }
+                Action::ResumeRead { conn } => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        c.paused.set(false);
+                        let _ = c.resume.try_send(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn udp_reader(sock: UdpSocket, local: SocketAddr, events: Sender<Event>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, peer)) => {
+                let ev = Event::Udp {
+                    local,
+                    peer,
+                    bytes: buf[..n].to_vec(),
+                };
+                if events.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP errors and the like concern one peer, never the listener.
+            Err(_) => continue,
+        }
+    }
+}
+
+async fn tcp_acceptor(
+    ex: Rc<LocalExecutor<'static>>,
+    listener: TcpListener,
+    next_conn: Rc<Cell<u64>>,
+    events: Sender<Event>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let conn = ConnId(next_conn.get());
+                next_conn.set(conn.0 + 1);
+                let (writes, write_rx) = channel::unbounded();
+                let (resume, resume_rx) = channel::bounded(1);
+                let paused = Rc::new(Cell::new(false));
+                let handle = ConnHandle {
+                    writes,
+                    paused: paused.clone(),
+                    resume,
+                };
+                if events
+                    .send(Event::TcpOpen { conn, peer, handle })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                ex.spawn(tcp_writer(stream.clone(), write_rx)).detach();
+                ex.spawn(tcp_reader(stream, conn, paused, resume_rx, events.clone()))
+                    .detach();
+            }
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off, keep serving what is open, then accept again.
+                eprintln!("names: accept failed: {e}; retrying in 100 ms");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn tcp_reader(
+    mut stream: TcpStream,
+    conn: ConnId,
+    paused: Rc<Cell<bool>>,
+    resume: Receiver<()>,
+    events: Sender<Event>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while paused.get() {
+            if resume.recv().await.is_err() {
+                break;
+            }
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let ev = Event::TcpData {
+                    conn,
+                    bytes: buf[..n].to_vec(),
+                };
+                if events.send(ev).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = events.send(Event::TcpClosed { conn }).await;
+}
+
+async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>) {
+    while let Ok(bytes) = writes.recv().await {
+        if stream.write_all(&bytes).await.is_err() {
+            break;
+        }
+    }
+    // The core closed the connection (idle, cap, garbage) or the peer went away.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+async fn upstream_udp(
+    sock: UdpSocket,
+    token: Token,
+    to: SocketAddr,
+    query: Vec<u8>,
+    events: Sender<Event>,
+) {
+    if sock.send(&query).await.is_err() {
+        let _ = events
+            .send(Event::UpstreamFailed {
+                token,
+                err: UpstreamError::Io,
+            })
+            .await;
+        return;
+    }
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match sock.recv(&mut buf).await {
+            Ok(n) => {
+                let ev = Event::Upstream {
+                    token,
+                    from: to,
+                    bytes: buf[..n].to_vec(),
+                };
+                if events.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => {
+                // ICMP port unreachable and the like: this try is dead.
+                let _ = events
+                    .send(Event::UpstreamFailed {
+                        token,
+                        err: UpstreamError::Io,
+                    })
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+async fn upstream_tcp(token: Token, to: SocketAddr, query: Vec<u8>, events: Sender<Event>) {
+    let result: io::Result<()> = async {
+        let mut stream = TcpStream::connect(to).await?;
+        stream.write_all(&query).await?;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let ev = Event::Upstream {
+                token,
+                from: to,
+                bytes: buf[..n].to_vec(),
+            };
+            if events.send(ev).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    if result.is_err() {
+        let _ = events
+            .send(Event::UpstreamFailed {
+                token,
+                err: UpstreamError::Io,
+            })
+            .await;
+    }
+}

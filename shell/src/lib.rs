@@ -1,0 +1,76 @@
+//! # names-shell
+//!
+//! The runtime around [`names_core`]: smol tasks that move bytes between sockets and
+//! the core's [`Server`](names_core::Server), and a timer. No DNS logic lives here.
+//!
+//! [`serve`] runs a server for any [`Chain`](names_core::Chain), which is how the
+//! examples put their own resolver in front of the forwarder.
+
+mod driver;
+pub mod net;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use names_core::{Chain, Config, ConfigError};
+
+pub use driver::Listeners;
+
+/// How to run a server.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Addresses to serve on, UDP and TCP both. Port 0 binds a free port.
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads, each with its own sockets (SO_REUSEPORT) and core state.
+    pub workers: usize,
+    /// Limits and timeouts of the core.
+    pub config: Config,
+}
+
+impl Options {
+    /// One worker on `listen`, with the core's default configuration.
+    pub fn on(listen: &str) -> Result<Options, ConfigError> {
+        Ok(Options {
+            listen: vec![parse_listen(listen)?],
+            workers: 1,
+            config: Config::default(),
+        })
+    }
+}
+
+/// Parses a listen address `IP:PORT`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse()
+        .map_err(|_| ConfigError::new(format!("--listen {text:?} is not an IP:PORT address")))
+}
+
+/// The `nameserver` addresses of a resolv.conf file (port 53), or a one-line error.
+pub fn resolv_conf(path: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(format!("cannot read {path}: {e}")))?;
+    let servers = names_core::parse::nameservers(&text);
+    if servers.is_empty() {
+        return Err(ConfigError::new(format!(
+            "{path} has no usable nameserver line"
+        )));
+    }
+    Ok(servers)
+}
+
+/// Binds every socket, prints the ready line on stderr, and serves until SIGINT/SIGTERM.
+/// `make_chain` is called once per worker.
+pub fn serve(
+    options: Options,
+    make_chain: impl Fn() -> Chain + Send + Sync + 'static,
+) -> io::Result<()> {
+    let listeners = Listeners::bind(&options.listen, options.workers)?;
+    let names = make_chain().names().join(",");
+    eprintln!(
+        "names: ready {} chain={} workers={}",
+        listeners.describe(),
+        names,
+        options.workers
+    );
+    listeners.run(options.config, Arc::new(make_chain))
+}

@@ -1,0 +1,44 @@
+//! Socket creation: listening sockets (SO_REUSEPORT for workers) and upstream sockets.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A bound socket of the given kind. Listening TCP sockets get a backlog of 1024.
+pub fn bind(addr: SocketAddr, tcp: bool, reuse_port: bool) -> io::Result<Socket> {
+    let (ty, proto) = if tcp {
+        (Type::STREAM, Protocol::TCP)
+    } else {
+        (Type::DGRAM, Protocol::UDP)
+    };
+    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if tcp {
+        s.set_reuse_address(true)?;
+    }
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&addr.into())?;
+    if tcp {
+        s.listen(1024)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// A UDP socket on `local_port`, connected to `to`, for one upstream try.
+pub fn upstream_udp(to: SocketAddr, local_port: u16) -> io::Result<std::net::UdpSocket> {
+    let ip = match to.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let s = Socket::new(Domain::for_address(to), Type::DGRAM, Some(Protocol::UDP))?;
+    s.bind(&SocketAddr::new(ip, local_port).into())?;
+    s.connect(&to.into())?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
