@@ -79,4 +79,20 @@ pub enum Action {
     PauseRead { conn: ConnId },
     /// Read from the connection again.
     ResumeRead { conn: ConnId },
+    /// A query was answered (only with [`Config::log_queries`](crate::Config::log_queries)).
+    Log(QueryLog),
+}
+
+/// One answered query, for the query log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryLog {
+    pub client: SocketAddr,
+    pub transport: Transport,
+    pub qname: domain::base::Name<bytes::Bytes>,
+    pub qtype: domain::base::iana::Rtype,
+    pub rcode: domain::base::iana::OptRcode,
+    /// Name of the resolver that answered (`none` when none did).
+    pub source: String,
+    /// Time from the query's arrival to its reply.
+    pub latency: std::time::Duration,
 }

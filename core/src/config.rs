@@ -22,6 +22,8 @@ pub struct Config {
     /// EDNS UDP payload size advertised to clients and upstreams, and the most sent to a
     /// client over UDP (1232, the DNS flag day 2020 value).
     pub edns_udp_size: u16,
+    /// Emit an [`Action::Log`](crate::Action::Log) for every answered query (`--log-queries`, off).
+    pub log_queries: bool,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             max_pipelined: 64,
             max_exchanges: 4096,
             edns_udp_size: 1232,
+            log_queries: false,
         }
     }
 }

@@ -40,7 +40,7 @@ pub mod tcp;
 mod timers;
 mod upstream;
 
-pub use action::{Action, ConnId, Origin, Token, Transport, UpstreamError, Via};
+pub use action::{Action, ConnId, Origin, QueryLog, Token, Transport, UpstreamError, Via};
 pub use config::Config;
 pub use domain;
 pub use parse::ConfigError;

@@ -4,6 +4,7 @@
 //! than QUERY -> NOTIMP; QDCOUNT != 1 -> FORMERR; unreadable body -> FORMERR;
 //! EDNS version > 0 -> BADVERS; more than one OPT -> FORMERR.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -28,6 +29,8 @@ pub struct ClientEdns {
 pub struct Request {
     pub id: u16,
     pub origin: Origin,
+    /// The client's address (UDP source, or TCP peer).
+    pub client: SocketAddr,
     /// The question name exactly as asked (case preserved, RFC 1035 7.3 / 0x20).
     pub qname: Name<Bytes>,
     pub qtype: Rtype,
@@ -63,7 +66,13 @@ pub enum Admission {
 }
 
 /// Checks a client message and turns it into a request or a reaction.
-pub fn admit(bytes: &[u8], origin: Origin, now: Instant, edns_size: u16) -> Admission {
+pub fn admit(
+    bytes: &[u8],
+    origin: Origin,
+    client: SocketAddr,
+    now: Instant,
+    edns_size: u16,
+) -> Admission {
     let Ok(msg) = Message::from_octets(bytes) else {
         return Admission::Drop;
     };
@@ -77,7 +86,7 @@ pub fn admit(bytes: &[u8], origin: Origin, now: Instant, edns_size: u16) -> Admi
     if msg.header_counts().qdcount() != 1 {
         return Admission::Reject(header_only(header, Rcode::FORMERR));
     }
-    let Ok(request) = parse(&msg, origin, now) else {
+    let Ok(request) = parse(&msg, origin, client, now) else {
         return Admission::Reject(header_only(header, Rcode::FORMERR));
     };
     if let Some(version) = edns_version(&msg) {
@@ -91,7 +100,12 @@ pub fn admit(bytes: &[u8], origin: Origin, now: Instant, edns_size: u16) -> Admi
 struct Malformed;
 
 /// Walks the whole message once: the question, every record, at most one OPT.
-fn parse(msg: &Message<&[u8]>, origin: Origin, now: Instant) -> Result<Request, Malformed> {
+fn parse(
+    msg: &Message<&[u8]>,
+    origin: Origin,
+    client: SocketAddr,
+    now: Instant,
+) -> Result<Request, Malformed> {
     let header = msg.header();
     let mut questions = msg.question();
     let question = questions.next().ok_or(Malformed)?.map_err(|_| Malformed)?;
@@ -123,6 +137,7 @@ fn parse(msg: &Message<&[u8]>, origin: Origin, now: Instant) -> Result<Request, 
     Ok(Request {
         id: header.id(),
         origin,
+        client,
         qname: question.qname().to_name::<Bytes>(),
         qtype: question.qtype(),
         qclass: question.qclass(),

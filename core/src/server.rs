@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::action::{Action, ConnId, Origin, Token, UpstreamError};
+use crate::action::{Action, ConnId, Origin, QueryLog, Token, UpstreamError};
 use crate::config::Config;
 use crate::message::encode_reply;
 use crate::request::{admit, Admission, Request};
@@ -51,12 +51,15 @@ pub struct Server {
     /// Connections whose buffered frames may be read now that replies drained.
     to_pump: Vec<ConnId>,
     reply_buf: Vec<u8>,
+    /// Answers per chain position; the extra last slot counts "no resolver answered".
+    answers_by_source: Vec<u64>,
 }
 
 impl Server {
     /// A server asking `chain` in order. `seed` feeds the CSPRNG for upstream IDs and ports:
     /// fill it from the operating system's RNG in production, fix it in tests.
     pub fn new(config: Config, chain: Chain, seed: [u8; 32]) -> Server {
+        let chain_len = chain.len();
         Server {
             recursion_available: chain.recursion_available(),
             config,
@@ -72,6 +75,7 @@ impl Server {
             stats: Stats::default(),
             to_pump: Vec::new(),
             reply_buf: Vec::new(),
+            answers_by_source: vec![0; chain_len + 1],
         }
     }
 
@@ -92,7 +96,7 @@ impl Server {
     }
 
     /// A client TCP connection was accepted.
-    pub fn handle_tcp_open(&mut self, now: Instant, conn: ConnId, _peer: SocketAddr) {
+    pub fn handle_tcp_open(&mut self, now: Instant, conn: ConnId, peer: SocketAddr) {
         let now = self.tick(now);
         if self.conns.len() >= self.config.max_tcp {
             self.stats.tcp_refused += 1;
@@ -102,6 +106,7 @@ impl Server {
         self.conns.conns.insert(
             conn,
             ClientConn {
+                peer,
                 framer: Default::default(),
                 in_flight: 0,
                 last_active: now,
@@ -193,6 +198,17 @@ impl Server {
         self.conns.len()
     }
 
+    /// Answers given by each resolver of the chain, by name, in chain order; the last entry,
+    /// `none`, counts the REFUSED replies when no resolver answered.
+    pub fn answers_by_source(&self) -> Vec<(&str, u64)> {
+        let mut names = self.chain.names();
+        names.push("none");
+        names
+            .into_iter()
+            .zip(self.answers_by_source.iter().copied())
+            .collect()
+    }
+
     /// Counters since creation.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -275,7 +291,14 @@ impl Server {
 
     /// One client message: admitted, rejected or dropped.
     fn on_message(&mut self, now: Instant, origin: Origin, bytes: &[u8]) {
-        match admit(bytes, origin, now, self.config.edns_udp_size) {
+        let client = match origin {
+            Origin::Udp { peer, .. } => peer,
+            Origin::Tcp(conn) => match self.conns.conns.get(&conn) {
+                Some(c) => c.peer,
+                None => return,
+            },
+        };
+        match admit(bytes, origin, client, now, self.config.edns_udp_size) {
             Admission::Drop => {
                 self.stats.dropped += 1;
                 if let Origin::Tcp(conn) = origin {
@@ -301,11 +324,11 @@ impl Server {
         let mut index = start;
         loop {
             let Some(resolver) = self.chain.get_mut(index) else {
-                return self.answer(now, &request, &Answer::refused());
+                return self.answer(now, &request, Answer::refused(), index);
             };
             let resolution = resolver.resolve(&Query::new(&request), &mut Context::new(now));
             match resolution {
-                Resolution::Answer(answer) => return self.answer(now, &request, &answer),
+                Resolution::Answer(answer) => return self.answer(now, &request, answer, index),
                 Resolution::Pass => index += 1,
                 Resolution::Exchange(spec) => {
                     return self.exchange(now, request, index, spec, depth)
@@ -356,10 +379,10 @@ impl Server {
             return;
         };
         match r.on_exchange(&Query::new(&request), done, &mut Context::new(now)) {
-            Resolution::Answer(answer) => self.answer(now, &request, &answer),
+            Resolution::Answer(answer) => self.answer(now, &request, answer, resolver),
             Resolution::Pass => self.resolve_from(now, request, resolver + 1, depth),
             Resolution::Exchange(_) if depth >= MAX_IMMEDIATE_EXCHANGES => {
-                self.answer(now, &request, &Answer::servfail())
+                self.answer(now, &request, Answer::servfail(), resolver)
             }
             Resolution::Exchange(spec) => self.exchange(now, request, resolver, spec, depth),
         }
@@ -374,7 +397,37 @@ impl Server {
         }
     }
 
-    fn answer(&mut self, now: Instant, request: &Request, answer: &Answer) {
+    /// Replies with the answer of the resolver at `source` (the chain's length: nobody's),
+    /// after the resolvers before it have seen it and had the chance to replace it.
+    fn answer(&mut self, now: Instant, request: &Request, mut answer: Answer, source: usize) {
+        for i in (0..source.min(self.chain.len())).rev() {
+            if let Some(r) = self.chain.get_mut(i) {
+                if let Some(replacement) =
+                    r.on_later_answer(&Query::new(request), &answer, &mut Context::new(now))
+                {
+                    answer = replacement;
+                }
+            }
+        }
+        if let Some(n) = self.answers_by_source.get_mut(source) {
+            *n += 1;
+        }
+        if self.config.log_queries {
+            self.actions.push_back(Action::Log(QueryLog {
+                client: request.client,
+                transport: request.origin.transport(),
+                qname: request.qname.clone(),
+                qtype: request.qtype,
+                rcode: answer.rcode,
+                source: self
+                    .chain
+                    .get_mut(source)
+                    .map_or("none", |r| r.name())
+                    .to_string(),
+                latency: now.saturating_duration_since(request.received),
+            }));
+        }
+        let answer = &answer;
         let buf = std::mem::take(&mut self.reply_buf);
         let encoded = encode_reply(
             request,

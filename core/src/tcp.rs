@@ -2,6 +2,7 @@
 //! and the client connection table with pipelining limits and idle deadlines.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::action::ConnId;
@@ -70,6 +71,7 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
 /// One open client connection.
 #[derive(Debug)]
 pub(crate) struct ClientConn {
+    pub peer: SocketAddr,
     pub framer: Framer,
     /// Queries read but not yet answered.
     pub in_flight: usize,

@@ -306,6 +306,18 @@ impl Driver {
                         c.paused.set(true);
                     }
                 }
+                Action::Log(entry) => {
+                    eprintln!(
+                        "query client={} transport={:?} name={} type={} rcode={} source={} latency_us={}",
+                        entry.client,
+                        entry.transport,
+                        entry.qname.fmt_with_dot(),
+                        entry.qtype,
+                        entry.rcode,
+                        entry.source,
+                        entry.latency.as_micros()
+                    );
+                }
                 Action::ResumeRead { conn } => {
                     if let Some(c) = self.conns.get(&conn) {
                         c.paused.set(false);

@@ -46,6 +46,19 @@ pub trait Resolver: Send {
         })
     }
 
+    /// A resolver after this one in the chain answered `query`. Return a replacement to
+    /// reply with instead (a cache serving stale data over a SERVFAIL), or `None`.
+    /// A cache fills itself here.
+    fn on_later_answer(
+        &mut self,
+        query: &Query<'_>,
+        answer: &Answer,
+        cx: &mut Context,
+    ) -> Option<Answer> {
+        let _ = (query, answer, cx);
+        None
+    }
+
     /// Whether this resolver recurses on the client's behalf (sets RA in every reply).
     fn recursion_available(&self) -> bool {
         false
@@ -103,6 +116,11 @@ impl<'a> Query<'a> {
     /// The client's CD bit.
     pub fn checking_disabled(&self) -> bool {
         self.request.cd
+    }
+
+    /// The client's address.
+    pub fn client(&self) -> std::net::SocketAddr {
+        self.request.client
     }
 
     /// The recursion-desired bit.
