@@ -78,6 +78,7 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         max_pipelined: f.max_pipelined.unwrap_or(defaults.max_pipelined).max(1),
         max_exchanges: f.max_inflight.unwrap_or(defaults.max_exchanges),
         edns_udp_size: defaults.edns_udp_size,
+        log_queries: false,
     };
     if config.budget.is_zero() || config.try_timeout.is_zero() {
         return Err(names_core::ConfigError::new(
