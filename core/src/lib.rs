@@ -27,6 +27,7 @@
 
 pub mod action;
 pub mod config;
+pub mod hosts;
 pub mod message;
 pub mod parse;
 pub mod present;
@@ -39,6 +40,7 @@ pub mod stats;
 pub mod tcp;
 mod timers;
 mod upstream;
+pub mod zone;
 
 pub use action::{Action, ConnId, Origin, QueryLog, Token, Transport, UpstreamError, Via};
 pub use config::Config;

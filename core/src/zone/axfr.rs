@@ -1,0 +1,146 @@
+//! The zone resolver: authoritative answers, and AXFR (RFC 5936) with an address ACL.
+//!
+//! Transfer rules follow NSD: AXFR over UDP -> NOTIMP; a name that is not the apex of a
+//! served zone -> NOTAUTH; a client outside `--allow-transfer` -> REFUSED; otherwise the
+//! zone, SOA first and last. The server splits a TCP AXFR answer into several messages.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use domain::base::iana::{Class, Rcode, Rtype};
+
+use super::{Snapshot, ZoneSet};
+use crate::action::Transport;
+use crate::parse::ConfigError;
+use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
+
+/// An address prefix, e.g. `127.0.0.0/8` or `::1` (a bare address is a /32 or /128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `IP` or `IP/PREFIX`.
+    pub fn parse(text: &str) -> Result<Cidr, ConfigError> {
+        let bad = |why: &str| ConfigError::new(format!("--allow-transfer {text:?}: {why}"));
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad("expected IP or IP/PREFIX"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| bad(&format!("the prefix length must be 0 to {max}")))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// The default transfer ACL: loopback only.
+    pub fn loopback() -> Vec<Cidr> {
+        vec![
+            Cidr {
+                addr: IpAddr::from([127, 0, 0, 0]),
+                prefix: 8,
+            },
+            Cidr {
+                addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            },
+        ]
+    }
+
+    /// Whether `ip` (IPv4-mapped IPv6 counts as IPv4) is inside the prefix.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u128::from(u32::from(net)), 32, self.prefix)
+                    == masked(u128::from(u32::from(ip)), 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), 128, self.prefix)
+                    == masked(u128::from(ip), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
+    let host = width - u32::from(prefix);
+    if host >= 128 {
+        0
+    } else {
+        bits >> host
+    }
+}
+
+/// Answers names inside the served zones (their whole subtrees) and passes the rest.
+pub struct ZoneResolver {
+    zones: Snapshot<ZoneSet>,
+    allow_transfer: Arc<[Cidr]>,
+}
+
+impl ZoneResolver {
+    /// A resolver over shared zones; transfers allowed from loopback only.
+    pub fn new(zones: Snapshot<ZoneSet>) -> ZoneResolver {
+        ZoneResolver {
+            zones,
+            allow_transfer: Cidr::loopback().into(),
+        }
+    }
+
+    /// Replaces the transfer ACL.
+    pub fn allow_transfer(mut self, allow: Vec<Cidr>) -> ZoneResolver {
+        self.allow_transfer = allow.into();
+        self
+    }
+
+    fn transfer(&self, zones: &ZoneSet, query: &Query<'_>) -> Answer {
+        if query.transport() != Transport::Tcp {
+            return Answer::new(Rcode::NOTIMP.into());
+        }
+        let Some(records) = zones.transfer(query.qname()) else {
+            return Answer::new(Rcode::NOTAUTH.into());
+        };
+        let client = query.client().ip();
+        if !self.allow_transfer.iter().any(|c| c.contains(client)) {
+            return Answer::refused();
+        }
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        answer.authoritative = true;
+        answer.answer = records;
+        answer
+    }
+}
+
+impl Resolver for ZoneResolver {
+    fn name(&self) -> &str {
+        "zones"
+    }
+
+    fn resolve(&mut self, query: &Query<'_>, _: &mut Context) -> Resolution {
+        if query.qclass() != Class::IN {
+            return Resolution::Pass;
+        }
+        let zones = self.zones.load();
+        match query.qtype() {
+            Rtype::AXFR => Resolution::Answer(self.transfer(&zones, query)),
+            // Incremental transfers are not offered (as NSD without IXFR data).
+            Rtype::IXFR if zones.serves(query.qname()) => {
+                Resolution::Answer(Answer::new(Rcode::NOTIMP.into()))
+            }
+            qtype => match zones.answer(query.qname(), qtype) {
+                Some(answer) => Resolution::Answer(answer),
+                None => Resolution::Pass,
+            },
+        }
+    }
+}
