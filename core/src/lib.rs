@@ -26,7 +26,10 @@
 //! ```
 
 pub mod action;
+pub mod cache;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hosts;
 pub mod message;
 pub mod parse;

@@ -8,7 +8,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use domain::base::iana::OptRcode;
+
 use crate::action::{Action, ConnId, Origin, QueryLog, Token, UpstreamError};
+use crate::cache::{encode_cached, CachedAnswer};
 use crate::config::Config;
 use crate::message::encode_reply;
 use crate::request::{admit, Admission, Request};
@@ -329,6 +332,9 @@ impl Server {
             let resolution = resolver.resolve(&Query::new(&request), &mut Context::new(now));
             match resolution {
                 Resolution::Answer(answer) => return self.answer(now, &request, answer, index),
+                Resolution::Cached(cached) => {
+                    return self.answer_cached(now, &request, cached, index)
+                }
                 Resolution::Pass => index += 1,
                 Resolution::Exchange(spec) => {
                     return self.exchange(now, request, index, spec, depth)
@@ -380,6 +386,7 @@ impl Server {
         };
         match r.on_exchange(&Query::new(&request), done, &mut Context::new(now)) {
             Resolution::Answer(answer) => self.answer(now, &request, answer, resolver),
+            Resolution::Cached(cached) => self.answer_cached(now, &request, cached, resolver),
             Resolution::Pass => self.resolve_from(now, request, resolver + 1, depth),
             Resolution::Exchange(_) if depth >= MAX_IMMEDIATE_EXCHANGES => {
                 self.answer(now, &request, Answer::servfail(), resolver)
@@ -399,16 +406,31 @@ impl Server {
 
     /// Replies with the answer of the resolver at `source` (the chain's length: nobody's),
     /// after the resolvers before it have seen it and had the chance to replace it.
-    fn answer(&mut self, now: Instant, request: &Request, mut answer: Answer, source: usize) {
+    fn answer(&mut self, now: Instant, request: &Request, answer: Answer, source: usize) {
+        let mut reply = Resolution::Answer(answer);
         for i in (0..source.min(self.chain.len())).rev() {
+            let Resolution::Answer(answer) = &reply else {
+                break;
+            };
             if let Some(r) = self.chain.get_mut(i) {
-                if let Some(replacement) =
-                    r.on_later_answer(&Query::new(request), &answer, &mut Context::new(now))
-                {
-                    answer = replacement;
+                match r.on_later_answer(&Query::new(request), answer, &mut Context::new(now)) {
+                    Some(replacement @ (Resolution::Answer(_) | Resolution::Cached(_))) => {
+                        reply = replacement
+                    }
+                    _ => {}
                 }
             }
         }
+        match reply {
+            Resolution::Cached(cached) => self.answer_cached(now, request, cached, source),
+            Resolution::Answer(answer) => self.answer_records(now, request, answer, source),
+            Resolution::Pass | Resolution::Exchange(_) => {
+                unreachable!("only answers replace answers")
+            }
+        }
+    }
+
+    fn count_source(&mut self, now: Instant, request: &Request, rcode: OptRcode, source: usize) {
         if let Some(n) = self.answers_by_source.get_mut(source) {
             *n += 1;
         }
@@ -418,7 +440,7 @@ impl Server {
                 transport: request.origin.transport(),
                 qname: request.qname.clone(),
                 qtype: request.qtype,
-                rcode: answer.rcode,
+                rcode,
                 source: self
                     .chain
                     .get_mut(source)
@@ -426,6 +448,50 @@ impl Server {
                     .to_string(),
                 latency: now.saturating_duration_since(request.received),
             }));
+        }
+    }
+
+    /// A reply spliced from a cache entry, without re-encoding its records.
+    fn answer_cached(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        cached: CachedAnswer,
+        source: usize,
+    ) {
+        self.count_source(now, request, cached.entry.rcode, source);
+        let mut buf = std::mem::take(&mut self.reply_buf);
+        let truncated = encode_cached(
+            request,
+            &cached.entry,
+            cached.served,
+            self.recursion_available,
+            self.config.edns_udp_size,
+            &mut buf,
+        );
+        if truncated {
+            self.stats.truncated += 1;
+        }
+        self.send(now, request.origin, buf, cached.entry.rcode.to_int());
+    }
+
+    fn answer_records(&mut self, now: Instant, request: &Request, answer: Answer, source: usize) {
+        self.count_source(now, request, answer.rcode, source);
+        if let Some(mut parts) = crate::message::encode_transfer(request, &answer) {
+            // AXFR over TCP: several framed messages; the last one completes the query.
+            let last = parts.pop().unwrap_or_default();
+            if let Origin::Tcp(conn) = request.origin {
+                if self.conns.conns.contains_key(&conn) {
+                    for part in parts {
+                        let bytes = frame(&part);
+                        self.actions.push_back(Action::Reply {
+                            to: request.origin,
+                            bytes,
+                        });
+                    }
+                }
+            }
+            return self.send(now, request.origin, last, answer.rcode.to_int());
         }
         let answer = &answer;
         let buf = std::mem::take(&mut self.reply_buf);
@@ -462,6 +528,7 @@ impl Server {
         };
         self.stats.replies += 1;
         self.stats.count_rcode(rcode);
+        self.stats.count_query(to.transport(), &bytes, rcode);
         self.actions.push_back(Action::Reply { to, bytes });
     }
 }

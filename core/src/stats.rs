@@ -1,4 +1,15 @@
 //! Plain counters kept by the core; the runtime reads and exports them.
+//!
+//! Everything here is a plain number (or a small map of them) updated inline as the
+//! [`Server`](crate::Server) works; [`Server::stats`](crate::Server::stats) hands out a
+//! reference, and a runtime publishes copies (the `names` binary serves them as
+//! Prometheus metrics).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::action::Transport;
 
 /// Counters of what the server has seen and done since it was created.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,16 +32,177 @@ pub struct Stats {
     pub tcp_fallbacks: u64,
     /// Upstream messages ignored: wrong source, ID or question, or unparsable.
     pub spoofed_ignored: u64,
+    /// Queries that joined an identical exchange already in flight.
+    pub coalesced: u64,
     /// Queries answered SERVFAIL because too many exchanges were in flight.
     pub overloaded: u64,
     /// Client TCP connections closed because the cap was reached.
     pub tcp_refused: u64,
     /// Client TCP connections closed for being idle.
     pub tcp_idle_closed: u64,
+    /// Replies sent, by transport, question type and response code.
+    pub queries_by_kind: HashMap<QueryKind, u64>,
+    /// Per upstream server: time from sending a try to receiving its matching reply.
+    pub upstream_latency: HashMap<SocketAddr, LatencyHistogram>,
+}
+
+/// What a reply counted in [`Stats::queries_by_kind`] answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryKind {
+    /// `true` for TCP, `false` for UDP (kept as a plain flag so the key sorts).
+    pub tcp: bool,
+    /// The question's type (`None` when the message had no readable question).
+    pub qtype: Option<u16>,
+    /// The reply's 12-bit response code.
+    pub rcode: u16,
+}
+
+impl QueryKind {
+    /// The transport the query came in on.
+    pub fn transport(&self) -> Transport {
+        if self.tcp {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
+    }
+}
+
+/// Upper bounds, in microseconds, of the [`LatencyHistogram`] buckets (a last,
+/// unbounded bucket follows them).
+pub const LATENCY_BOUNDS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000,
+];
+
+/// A latency histogram with fixed buckets ([`LATENCY_BOUNDS_US`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Observations per bucket (not cumulative); the last entry counts those above
+    /// every bound.
+    pub buckets: [u64; LATENCY_BOUNDS_US.len() + 1],
+    /// Sum of every observation, in microseconds.
+    pub sum_us: u64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    /// Records one observation.
+    pub fn observe(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[i] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.count += 1;
+    }
 }
 
 impl Stats {
     pub(crate) fn count_rcode(&mut self, rcode: u16) {
         self.rcodes[usize::from(rcode).min(23)] += 1;
+    }
+
+    /// Counts a reply in [`Stats::queries_by_kind`]. `bytes` is the reply as sent
+    /// (length-prefixed over TCP); its question gives the type.
+    pub(crate) fn count_query(&mut self, transport: Transport, bytes: &[u8], rcode: u16) {
+        let tcp = transport == Transport::Tcp;
+        let message = if tcp {
+            bytes.get(2..).unwrap_or(&[])
+        } else {
+            bytes
+        };
+        let key = QueryKind {
+            tcp,
+            qtype: question_type(message),
+            rcode,
+        };
+        *self.queries_by_kind.entry(key).or_insert(0) += 1;
+    }
+
+    /// Records how long `server` took to answer a try.
+    pub(crate) fn observe_upstream(&mut self, server: SocketAddr, latency: Duration) {
+        self.upstream_latency
+            .entry(server)
+            .or_default()
+            .observe(latency);
+    }
+}
+
+/// The type of the first question of a wire-format message, read without a full parse.
+fn question_type(message: &[u8]) -> Option<u16> {
+    if message.get(4..6)? == [0, 0] {
+        return None;
+    }
+    let mut at = 12;
+    loop {
+        let len = *message.get(at)?;
+        match len {
+            0 => {
+                at += 1;
+                break;
+            }
+            l if l & 0xc0 == 0xc0 => {
+                at += 2;
+                break;
+            }
+            l if l & 0xc0 == 0 => at += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+    let t = message.get(at..at + 2)?;
+    Some(u16::from_be_bytes([t[0], t[1]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_type_reads_the_first_question() {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x1c\x00\x01");
+        assert_eq!(question_type(&m), Some(28));
+        m[5] = 0;
+        assert_eq!(question_type(&m), None);
+        assert_eq!(question_type(&m[..13]), None);
+        assert_eq!(question_type(&[]), None);
+    }
+
+    #[test]
+    fn count_query_skips_the_tcp_length_prefix() {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
+        let mut stats = Stats::default();
+        stats.count_query(Transport::Udp, &m, 0);
+        m.splice(0..0, [0, 17]);
+        stats.count_query(Transport::Tcp, &m, 3);
+        let udp = QueryKind {
+            tcp: false,
+            qtype: Some(1),
+            rcode: 0,
+        };
+        let tcp = QueryKind {
+            tcp: true,
+            qtype: Some(1),
+            rcode: 3,
+        };
+        assert_eq!(stats.queries_by_kind[&udp], 1);
+        assert_eq!(stats.queries_by_kind[&tcp], 1);
+    }
+
+    #[test]
+    fn latency_histogram_buckets() {
+        let mut h = LatencyHistogram::default();
+        h.observe(Duration::from_micros(1_000));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        assert_eq!(h.buckets[0], 1);
+        assert_eq!(h.buckets[2], 1);
+        assert_eq!(h.buckets[LATENCY_BOUNDS_US.len()], 1);
+        assert_eq!(h.count, 3);
+        assert_eq!(h.sum_us, 1_000 + 3_000 + 60_000_000);
     }
 }

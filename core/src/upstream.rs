@@ -50,10 +50,14 @@ struct Try {
     via: Via,
     framer: Option<Framer>,
     bind_retries: u8,
+    /// When the try was sent, for the per-upstream latency histogram.
+    sent: Instant,
 }
 
 struct State {
     spec: Exchange,
+    /// Key in `by_question`.
+    question_key: Box<[u8]>,
     waiters: Vec<u64>,
     deadline: Instant,
     budget_timer: TimerKey,
@@ -69,6 +73,8 @@ struct State {
 #[derive(Default)]
 pub(crate) struct Engine {
     exchanges: HashMap<u64, State>,
+    /// Open exchanges by question, so identical questions in flight share one.
+    by_question: HashMap<Box<[u8]>, u64>,
     tokens: HashMap<Token, u64>,
     ports: HashSet<u16>,
     next_token: u64,
@@ -103,9 +109,19 @@ impl Engine {
         if deadline <= now {
             return Err(ExchangeFailure::TimedOut);
         }
+        let question_key = question_key(&spec);
+        if let Some(&xid) = self.by_question.get(&question_key) {
+            if let Some(st) = self.exchanges.get_mut(&xid) {
+                st.waiters.push(waiter);
+                io.stats.coalesced += 1;
+                return Ok(());
+            }
+        }
         self.next_exchange += 1;
         let xid = self.next_exchange;
+        self.by_question.insert(question_key.clone(), xid);
         let state = State {
+            question_key,
             failed: vec![false; spec.servers.len()],
             spec,
             waiters: vec![waiter],
@@ -180,6 +196,7 @@ impl Engine {
             via,
             framer: matches!(via, Via::Tcp).then(Framer::default),
             bind_retries: 0,
+            sent: now,
         });
         self.tokens.insert(token, xid);
         if let Some(old) = st.try_timer.take() {
@@ -243,6 +260,10 @@ impl Engine {
             return None;
         };
         let (server, via) = (t.server, t.via);
+        io.stats.observe_upstream(
+            st.spec.servers[server],
+            now.saturating_duration_since(t.sent),
+        );
         if reply.header().tc() && matches!(via, Via::Udp { .. }) {
             io.stats.tcp_fallbacks += 1;
             let t = st.tries.remove(index);
@@ -331,6 +352,7 @@ impl Engine {
             .exchanges
             .remove(&xid)
             .expect("finish is called on a live exchange");
+        self.by_question.remove(&st.question_key);
         io.timers.cancel(st.budget_timer);
         if let Some(k) = st.try_timer {
             io.timers.cancel(k);
@@ -366,6 +388,23 @@ fn fresh_port(ports: &mut HashSet<u16>, rng: &mut Rng) -> u16 {
     }
     ports.insert(port);
     port
+}
+
+/// What makes two exchanges the same: servers, lower-cased name, type, class and flags.
+fn question_key(spec: &Exchange) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(spec.qname.as_slice().len() + 16);
+    key.extend_from_slice(
+        &(std::sync::Arc::as_ptr(&spec.servers) as *const SocketAddr as usize).to_ne_bytes(),
+    );
+    key.extend(spec.qname.as_slice().iter().map(u8::to_ascii_lowercase));
+    key.extend_from_slice(&spec.qtype.to_int().to_be_bytes());
+    key.extend_from_slice(&spec.qclass.to_int().to_be_bytes());
+    key.push(
+        u8::from(spec.recursion_desired)
+            | u8::from(spec.dnssec_ok) << 1
+            | u8::from(spec.checking_disabled) << 2,
+    );
+    key.into_boxed_slice()
 }
 
 /// The message, if it is a well-formed response to exactly this query.

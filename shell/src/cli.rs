@@ -15,6 +15,7 @@ pub struct Cli {
 pub enum Cmd {
     Serve(Serve),
     Query(QueryCmd),
+    CheckConfig(CheckConfig),
 }
 
 #[derive(FromArgs, Debug, Default)]
@@ -36,6 +37,18 @@ pub struct Serve {
     /// synthesise A records: PREFIX=NET answers PREFIX<N>.anything with NET.N, N in 0..=255 (repeatable; e.g. workstation=172.0.2)
     #[argh(option)]
     pub synth: Vec<String>,
+    /// most cached answers, least recently used out first; 0 disables the cache (default 10000)
+    #[argh(option)]
+    pub cache_size: Option<usize>,
+    /// cached TTLs below this many seconds are raised to it (default 0)
+    #[argh(option)]
+    pub min_ttl: Option<u32>,
+    /// cached TTLs above this many seconds are lowered to it (default 86400)
+    #[argh(option)]
+    pub max_ttl: Option<u32>,
+    /// when every upstream fails, serve cached answers expired less than this many seconds ago, with TTL 30 (default off)
+    #[argh(option)]
+    pub serve_stale: Option<u32>,
     /// total time for a query before the client gets SERVFAIL, in ms (default 5000)
     #[argh(option)]
     pub timeout: Option<u64>,
@@ -57,6 +70,27 @@ pub struct Serve {
     /// most upstream exchanges in flight; beyond it queries get SERVFAIL (default 4096)
     #[argh(option)]
     pub max_inflight: Option<usize>,
+    /// read settings from this TOML file: keys are these flags' long names with '_' for '-' (flags given here win over the file)
+    #[argh(option)]
+    pub config: Option<String>,
+    /// serve Prometheus metrics over HTTP at http://ADDR/metrics (IP:PORT; port 0 = any free port; default off)
+    #[argh(option)]
+    pub metrics: Option<String>,
+    /// what to log on stderr: error, warn, info or debug (default info)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// log one line per answered query on stderr (client, name, type, rcode, source, latency), whatever --log-level says
+    #[argh(switch)]
+    pub log_queries: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Check a config file (the one `names serve --config FILE` reads) without serving.
+#[argh(subcommand, name = "check-config")]
+pub struct CheckConfig {
+    /// the TOML config file to check
+    #[argh(positional)]
+    pub file: String,
 }
 
 #[derive(FromArgs, Debug)]

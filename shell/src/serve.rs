@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use names_core::cache::{Cache, CacheConfig, Store};
 use names_core::parse::parse_server;
 use names_core::{Chain, Config, Forwarder, Synth, SynthRule};
 use names_shell::{parse_listen, resolv_conf, Options};
@@ -19,6 +20,7 @@ struct Plan {
     options: Options,
     synth: Vec<SynthRule>,
     upstreams: Vec<SocketAddr>,
+    cache: CacheConfig,
 }
 
 pub fn run(flags: Serve) -> Result<ExitCode, String> {
@@ -27,12 +29,19 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         options,
         synth,
         upstreams,
+        cache,
     } = plan;
     let upstreams: Arc<[SocketAddr]> = upstreams.into();
+    // One store shared by every worker: an answer cached by one is a hit on all.
+    let store = (cache.size > 0 && !upstreams.is_empty())
+        .then(|| Arc::new(Store::new(cache.size, options.workers)));
     let make_chain = move || {
         let mut chain = Chain::new();
         if !synth.is_empty() {
             chain = chain.with(Synth::new(synth.clone()));
+        }
+        if let Some(store) = &store {
+            chain = chain.with(Cache::new(store.clone(), cache));
         }
         if !upstreams.is_empty() {
             chain = chain.with(Forwarder::new(upstreams.clone()));
@@ -85,6 +94,18 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
             "--timeout and --try-timeout must be at least 1 ms",
         ));
     }
+    let cache_defaults = CacheConfig::default();
+    let cache = CacheConfig {
+        size: f.cache_size.unwrap_or(cache_defaults.size),
+        min_ttl: f.min_ttl.unwrap_or(cache_defaults.min_ttl),
+        max_ttl: f.max_ttl.unwrap_or(cache_defaults.max_ttl),
+        serve_stale: f.serve_stale,
+    };
+    if cache.min_ttl > cache.max_ttl {
+        return Err(names_core::ConfigError::new(
+            "--min-ttl must not be larger than --max-ttl",
+        ));
+    }
     let workers = f.workers.unwrap_or(1);
     if workers == 0 || workers > 256 {
         return Err(names_core::ConfigError::new(
@@ -99,5 +120,6 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         },
         synth,
         upstreams,
+        cache,
     })
 }

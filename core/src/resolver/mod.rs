@@ -48,13 +48,14 @@ pub trait Resolver: Send {
 
     /// A resolver after this one in the chain answered `query`. Return a replacement to
     /// reply with instead (a cache serving stale data over a SERVFAIL), or `None`.
+    /// Only `Resolution::Answer` and `Resolution::Cached` replace; other variants are ignored.
     /// A cache fills itself here.
     fn on_later_answer(
         &mut self,
         query: &Query<'_>,
         answer: &Answer,
         cx: &mut Context,
-    ) -> Option<Answer> {
+    ) -> Option<Resolution> {
         let _ = (query, answer, cx);
         None
     }
@@ -168,6 +169,8 @@ pub enum Resolution {
     Pass,
     /// Ask upstream servers; the outcome comes to [`Resolver::on_exchange`].
     Exchange(Exchange),
+    /// Reply with a cache entry (made by [`Cache`](crate::cache::Cache)).
+    Cached(crate::cache::CachedAnswer),
 }
 
 impl Resolution {

@@ -1,0 +1,317 @@
+//! The cache's storage: a fixed-capacity LRU map, sharded behind mutexes so workers
+//! share one cache. The bound is exact: shard capacities add up to the configured size.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::entry::Entry;
+
+/// Lower-cased question name (wire), type, class, and the DO/CD bits that change the
+/// answer, as one byte string so a lookup can borrow a stack buffer (no allocation per hit).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Key(pub Box<[u8]>);
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Longest key: a 255-byte name, type, class and flags.
+pub(crate) const MAX_KEY: usize = 255 + 5;
+
+/// Writes the key of a question into `buf` and returns it.
+pub(crate) fn key_of<'b>(
+    buf: &'b mut [u8; MAX_KEY],
+    name: &[u8],
+    qtype: u16,
+    qclass: u16,
+    flags: u8,
+) -> &'b [u8] {
+    let n = name.len().min(255);
+    for (d, s) in buf.iter_mut().zip(&name[..n]) {
+        *d = s.to_ascii_lowercase();
+    }
+    buf[n..n + 2].copy_from_slice(&qtype.to_be_bytes());
+    buf[n + 2..n + 4].copy_from_slice(&qclass.to_be_bytes());
+    buf[n + 4] = flags;
+    &buf[..n + 5]
+}
+
+const NIL: u32 = u32::MAX;
+
+struct Node {
+    key: Key,
+    /// `None` once removed (the slot waits on the free list).
+    entry: Option<Arc<Entry>>,
+    prev: u32,
+    next: u32,
+}
+
+/// One LRU list: a slab of nodes linked most recent first, and an index by key.
+struct Lru {
+    capacity: usize,
+    index: HashMap<Key, u32>,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+}
+
+impl Lru {
+    fn new(capacity: usize) -> Lru {
+        Lru {
+            capacity,
+            index: HashMap::new(),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = (self.nodes[i as usize].prev, self.nodes[i as usize].next);
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        self.nodes[i as usize].prev = NIL;
+        self.nodes[i as usize].next = self.head;
+        if self.head != NIL {
+            self.nodes[self.head as usize].prev = i;
+        }
+        self.head = i;
+        if self.tail == NIL {
+            self.tail = i;
+        }
+    }
+
+    fn get(&mut self, key: &[u8]) -> Option<Arc<Entry>> {
+        let i = *self.index.get(key)?;
+        self.unlink(i);
+        self.push_front(i);
+        self.nodes[i as usize].entry.clone()
+    }
+
+    /// Inserts or replaces; returns whether an older entry was evicted to make room.
+    fn insert(&mut self, key: Key, entry: Arc<Entry>) -> bool {
+        if let Some(&i) = self.index.get(&key) {
+            self.nodes[i as usize].entry = Some(entry);
+            self.unlink(i);
+            self.push_front(i);
+            return false;
+        }
+        if self.index.len() >= self.capacity {
+            let victim = self.tail;
+            self.unlink(victim);
+            let old = std::mem::replace(&mut self.nodes[victim as usize].key, key.clone());
+            self.index.remove(&old);
+            self.nodes[victim as usize].entry = Some(entry);
+            self.index.insert(key, victim);
+            self.push_front(victim);
+            return true;
+        }
+        let node = Node {
+            key: key.clone(),
+            entry: Some(entry),
+            prev: NIL,
+            next: NIL,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        self.index.insert(key, i);
+        self.push_front(i);
+        false
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(i) = self.index.remove(key) {
+            self.unlink(i);
+            self.nodes[i as usize].entry = None;
+            self.free.push(i);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+/// Counters of a cache, shared by every worker using it.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub inserts: AtomicU64,
+    pub evictions: AtomicU64,
+    pub stale_served: AtomicU64,
+}
+
+/// A snapshot of a cache's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub evictions: u64,
+    pub stale_served: u64,
+    pub entries: u64,
+}
+
+/// The shared store: `capacity` entries at most, over all shards.
+pub struct Store {
+    shards: Box<[Mutex<Lru>]>,
+    hasher: std::hash::RandomState,
+    capacity: usize,
+    pub(crate) counters: CacheCounters,
+}
+
+impl Store {
+    /// A store of exactly `capacity` entries (at least 1) split over `shards` shards.
+    pub fn new(capacity: usize, shards: usize) -> Store {
+        let capacity = capacity.max(1);
+        let shards = shards.clamp(1, capacity);
+        let per = capacity / shards;
+        let extra = capacity % shards;
+        Store {
+            shards: (0..shards)
+                .map(|i| Mutex::new(Lru::new(per + usize::from(i < extra))))
+                .collect(),
+            hasher: std::hash::RandomState::new(),
+            capacity,
+            counters: CacheCounters::default(),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Lru> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        let i = (h.finish() as usize) % self.shards.len();
+        // A poisoned shard only means another worker panicked mid-update of plain data.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
+        self.shard(key).get(key)
+    }
+
+    pub(crate) fn insert(&self, key: Key, entry: Entry) {
+        let evicted = self.shard(&key.0).insert(key, Arc::new(entry));
+        self.counters.inserts.fetch_add(1, Ordering::Relaxed);
+        if evicted {
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn remove(&self, key: &[u8]) {
+        self.shard(key).remove(key);
+    }
+
+    /// Entries held now, over all shards.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The configured bound.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The counters and the current size.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            inserts: c.inserts.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            stale_served: c.stale_served.load(Ordering::Relaxed),
+            entries: self.len() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests may read the clock for a fixed epoch
+mod tests {
+    use super::*;
+
+    fn key_ref(n: u8) -> Box<[u8]> {
+        key(n).0
+    }
+
+    fn entry() -> Entry {
+        Entry::test_entry(std::time::Instant::now())
+    }
+
+    fn key(n: u8) -> Key {
+        Key(vec![1, n, 0, 0, 1, 0, 1, 0].into_boxed_slice())
+    }
+
+    #[test]
+    fn lru_evicts_least_recently_used_at_exact_bound() {
+        let store = Store::new(3, 1);
+        for n in 0..3 {
+            store.insert(key(n), entry());
+        }
+        assert!(store.get(&key_ref(0)).is_some()); // 0 is now most recent; 1 is least
+        store.insert(key(3), entry());
+        assert_eq!(store.len(), 3);
+        assert!(store.get(&key_ref(1)).is_none());
+        assert!(
+            store.get(&key_ref(0)).is_some()
+                && store.get(&key_ref(2)).is_some()
+                && store.get(&key_ref(3)).is_some()
+        );
+        assert_eq!(store.stats().evictions, 1);
+    }
+
+    #[test]
+    fn sharded_bound_is_exact() {
+        for capacity in [1, 2, 3, 7, 64, 100] {
+            let store = Store::new(capacity, 8);
+            for n in 0..=255u8 {
+                store.insert(key(n), entry());
+                assert!(store.len() <= capacity);
+            }
+            assert!(store.len() <= capacity);
+        }
+    }
+
+    #[test]
+    fn remove_frees_the_slot() {
+        let store = Store::new(2, 1);
+        store.insert(key(1), entry());
+        store.remove(&key_ref(1));
+        assert!(store.get(&key_ref(1)).is_none());
+        store.insert(key(2), entry());
+        store.insert(key(3), entry());
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.stats().evictions, 0);
+    }
+}

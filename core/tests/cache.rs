@@ -1,0 +1,589 @@
+//! The cache resolver under fake time: hits, TTL countdown, expiry, negative caching,
+//! LRU bound, coalescing, serve-stale and poisoning, plus a property over random runs.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use common::*;
+use names_core::cache::{Cache, CacheConfig, Store};
+use names_core::domain::base::iana::{Class, Rcode, Rtype};
+use names_core::domain::base::{
+    Message, MessageBuilder, Name, Serial, StaticCompressor, ToName, Ttl,
+};
+use names_core::domain::rdata::{Cname, Soa, A};
+use names_core::{Action, Chain, Config, Forwarder, Server};
+use proptest::prelude::*;
+
+fn upstream() -> SocketAddr {
+    upstream_addr(1)
+}
+
+fn cached_server(config: CacheConfig) -> (Server, Arc<Store>) {
+    let store = Arc::new(Store::new(config.size, 1));
+    let chain = Chain::new()
+        .with(Cache::new(store.clone(), config))
+        .with(Forwarder::new(vec![upstream()]));
+    (Server::new(Config::default(), chain, SEED), store)
+}
+
+/// What an upstream puts in a reply.
+#[derive(Clone, Default)]
+struct Reply {
+    rcode: Option<Rcode>,
+    answer: Vec<(String, u32, Ipv4Addr)>,
+    cname: Option<(String, u32, String)>,
+    soa: Option<(String, u32, u32)>,
+    additional: Vec<(String, u32, Ipv4Addr)>,
+}
+
+fn build_reply(query: &[u8], r: &Reply) -> Vec<u8> {
+    let q = Message::from_octets(query).unwrap();
+    let question = q.sole_question().unwrap();
+    let owner: Name<Vec<u8>> = question.qname().to_name();
+    let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::new())).unwrap();
+    let h = b.header_mut();
+    h.set_id(q.header().id());
+    h.set_qr(true);
+    h.set_rd(true);
+    h.set_ra(true);
+    h.set_rcode(r.rcode.unwrap_or(Rcode::NOERROR));
+    let mut qb = b.question();
+    qb.push((&owner, question.qtype(), question.qclass()))
+        .unwrap();
+    let mut ans = qb.answer();
+    if let Some((o, ttl, target)) = &r.cname {
+        let t: Name<Vec<u8>> = target.parse().unwrap();
+        ans.push((
+            &o.parse::<Name<Vec<u8>>>().unwrap(),
+            Class::IN,
+            *ttl,
+            Cname::new(t),
+        ))
+        .unwrap();
+    }
+    for (o, ttl, a) in &r.answer {
+        ans.push((
+            &o.parse::<Name<Vec<u8>>>().unwrap(),
+            Class::IN,
+            *ttl,
+            A::new(*a),
+        ))
+        .unwrap();
+    }
+    let mut auth = ans.authority();
+    if let Some((zone, ttl, minimum)) = &r.soa {
+        let z: Name<Vec<u8>> = zone.parse().unwrap();
+        let t = Ttl::from_secs;
+        let soa = Soa::new(
+            z.clone(),
+            z.clone(),
+            Serial(1),
+            t(3600),
+            t(600),
+            t(86400),
+            t(*minimum),
+        );
+        auth.push((&z, Class::IN, *ttl, soa)).unwrap();
+    }
+    let mut add = auth.additional();
+    for (o, ttl, a) in &r.additional {
+        add.push((
+            &o.parse::<Name<Vec<u8>>>().unwrap(),
+            Class::IN,
+            *ttl,
+            A::new(*a),
+        ))
+        .unwrap();
+    }
+    if q.opt().is_some() {
+        add.opt(|o| {
+            o.set_udp_payload_size(1232);
+            Ok(())
+        })
+        .unwrap();
+    }
+    add.finish().into_target()
+}
+
+/// Sends a query at `ms`; if it goes upstream, answers with `reply` (when given).
+/// Returns the client's reply (if any yet) and how many upstream sends it caused.
+fn ask(
+    server: &mut Server,
+    ms: u64,
+    id: u16,
+    qname: &str,
+    qtype: Rtype,
+    reply: Option<&Reply>,
+) -> (Option<Vec<u8>>, usize) {
+    server.handle_client(
+        at(ms),
+        udp(5000 + id),
+        &query(id, qname, qtype, true, Some(1232)),
+    );
+    let actions = drain(server);
+    let sent = sends(&actions);
+    if let (Some(s), Some(r)) = (sent.first(), reply) {
+        server.handle_upstream(at(ms), s.token, s.to, &build_reply(&s.message, r));
+        let more = drain(server);
+        return (replies(&more).pop().map(|(_, b)| b), sent.len());
+    }
+    (replies(&actions).pop().map(|(_, b)| b), sent.len())
+}
+
+fn ttls(msg: &Message<Vec<u8>>) -> Vec<u32> {
+    msg.answer()
+        .unwrap()
+        .chain(msg.authority().unwrap())
+        .map(|r| r.unwrap().ttl().as_secs())
+        .collect()
+}
+
+fn a_reply(name: &str, ttl: u32) -> Reply {
+    Reply {
+        answer: vec![(name.into(), ttl, Ipv4Addr::new(192, 0, 2, 1))],
+        ..Reply::default()
+    }
+}
+
+#[test]
+fn second_query_is_a_hit_with_ttl_counted_down() {
+    let (mut server, store) = cached_server(CacheConfig::default());
+    let (first, sent) = ask(
+        &mut server,
+        0,
+        1,
+        "www.example.com",
+        Rtype::A,
+        Some(&a_reply("www.example.com", 300)),
+    );
+    assert_eq!(sent, 1);
+    assert_eq!(ttls(&parse(&first.unwrap())), vec![300]);
+    let (second, sent) = ask(&mut server, 10_500, 2, "WWW.Example.com", Rtype::A, None);
+    assert_eq!(sent, 0, "a hit goes nowhere upstream");
+    let bytes = second.expect("answered from the cache at once");
+    let msg = parse(&bytes);
+    assert_eq!(msg.header().id(), 2);
+    assert_eq!(
+        ttls(&msg),
+        vec![290],
+        "10.5 s in the cache -> 10 whole seconds off"
+    );
+    assert_eq!(a_addrs(&msg), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    assert_eq!(
+        &question_bytes(&bytes)[..4],
+        b"\x03WWW",
+        "the question is echoed as asked"
+    );
+    assert!(!msg.header().aa() && msg.header().ra() && msg.opt().is_some());
+    assert_eq!(store.stats().hits, 1);
+}
+
+#[test]
+fn expires_at_exactly_its_ttl() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    ask(
+        &mut server,
+        0,
+        1,
+        "a.example",
+        Rtype::A,
+        Some(&a_reply("a.example", 5)),
+    );
+    let (hit, sent) = ask(&mut server, 4_999, 2, "a.example", Rtype::A, None);
+    assert_eq!(sent, 0);
+    assert_eq!(ttls(&parse(&hit.unwrap())), vec![1]);
+    let (_, sent) = ask(&mut server, 5_000, 3, "a.example", Rtype::A, None);
+    assert_eq!(sent, 1, "at exactly the TTL the entry is gone");
+}
+
+#[test]
+fn ttl_zero_is_not_cached() {
+    let (mut server, store) = cached_server(CacheConfig::default());
+    ask(
+        &mut server,
+        0,
+        1,
+        "z.example",
+        Rtype::A,
+        Some(&a_reply("z.example", 0)),
+    );
+    assert_eq!(store.len(), 0);
+}
+
+#[test]
+fn negative_answers_are_cached_for_the_soa_minimum_with_the_soa() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let nx = Reply {
+        rcode: Some(Rcode::NXDOMAIN),
+        soa: Some(("example.".into(), 3600, 60)),
+        ..Reply::default()
+    };
+    ask(&mut server, 0, 1, "nope.example", Rtype::A, Some(&nx));
+    let (hit, sent) = ask(&mut server, 20_000, 2, "nope.example", Rtype::A, None);
+    assert_eq!(sent, 0);
+    let msg = parse(&hit.unwrap());
+    assert_eq!(msg.header().rcode(), Rcode::NXDOMAIN);
+    assert_eq!(msg.header_counts().ancount(), 0);
+    let soa: Vec<_> = msg.authority().unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(soa.len(), 1);
+    assert_eq!(soa[0].rtype(), Rtype::SOA);
+    assert_eq!(
+        soa[0].ttl().as_secs(),
+        40,
+        "min(3600, 60) counted down by 20 s"
+    );
+    let (_, sent) = ask(&mut server, 60_000, 3, "nope.example", Rtype::A, None);
+    assert_eq!(sent, 1, "expired after min(SOA TTL, MINIMUM)");
+
+    // NODATA: NOERROR, no answer, SOA; SOA TTL smaller than MINIMUM wins.
+    let nodata = Reply {
+        soa: Some(("example.".into(), 30, 600)),
+        ..Reply::default()
+    };
+    ask(
+        &mut server,
+        100_000,
+        4,
+        "host.example",
+        Rtype::AAAA,
+        Some(&nodata),
+    );
+    let (hit, sent) = ask(&mut server, 129_000, 5, "host.example", Rtype::AAAA, None);
+    assert_eq!(sent, 0);
+    assert_eq!(ttls(&parse(&hit.unwrap())), vec![1]);
+    let (_, sent) = ask(&mut server, 130_000, 6, "host.example", Rtype::AAAA, None);
+    assert_eq!(sent, 1);
+}
+
+#[test]
+fn negative_answer_without_soa_and_servfail_are_not_cached() {
+    let (mut server, store) = cached_server(CacheConfig::default());
+    let nx = Reply {
+        rcode: Some(Rcode::NXDOMAIN),
+        ..Reply::default()
+    };
+    ask(&mut server, 0, 1, "nope.example", Rtype::A, Some(&nx));
+    assert_eq!(store.len(), 0);
+    // A SERVFAIL from the only upstream: the forwarder gives SERVFAIL, nothing cached.
+    let sf = Reply {
+        rcode: Some(Rcode::SERVFAIL),
+        ..Reply::default()
+    };
+    let (reply, _) = ask(&mut server, 0, 2, "fail.example", Rtype::A, Some(&sf));
+    assert_eq!(parse(&reply.unwrap()).header().rcode(), Rcode::SERVFAIL);
+    assert_eq!(store.len(), 0);
+}
+
+#[test]
+fn lru_evicts_at_the_bound() {
+    let (mut server, store) = cached_server(CacheConfig {
+        size: 3,
+        ..CacheConfig::default()
+    });
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        let name = format!("{n}.example");
+        ask(
+            &mut server,
+            0,
+            i as u16 + 1,
+            &name,
+            Rtype::A,
+            Some(&a_reply(&name, 300)),
+        );
+    }
+    assert_eq!(ask(&mut server, 1, 10, "a.example", Rtype::A, None).1, 0); // a is now fresh
+    ask(
+        &mut server,
+        2,
+        11,
+        "d.example",
+        Rtype::A,
+        Some(&a_reply("d.example", 300)),
+    );
+    assert_eq!(store.len(), 3);
+    assert_eq!(
+        ask(&mut server, 3, 12, "b.example", Rtype::A, None).1,
+        1,
+        "b was least recently used"
+    );
+    assert_eq!(store.stats().evictions, 1, "d evicted b");
+}
+
+#[test]
+fn identical_questions_in_flight_share_one_upstream_query() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let mut sent = Vec::new();
+    // Five clients, with different IDs, cases and EDNS sizes.
+    let names = [
+        "co.example",
+        "CO.example",
+        "co.EXAMPLE",
+        "Co.Example",
+        "co.example",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let edns = if i % 2 == 0 { Some(1232) } else { None };
+        server.handle_client(
+            at(i as u64),
+            udp(6000 + i as u16),
+            &query(100 + i as u16, n, Rtype::A, true, edns),
+        );
+        sent.extend(sends(&drain(&mut server)));
+    }
+    assert_eq!(sent.len(), 1, "one upstream exchange for five clients");
+    assert_eq!(server.pending_queries(), 5);
+    server.handle_upstream(
+        at(10),
+        sent[0].token,
+        sent[0].to,
+        &build_reply(&sent[0].message, &a_reply("co.example", 60)),
+    );
+    let out = replies(&drain(&mut server));
+    assert_eq!(out.len(), 5);
+    for (i, (to, bytes)) in out.iter().enumerate() {
+        let msg = parse(bytes);
+        assert_eq!(*to, udp(6000 + i as u16));
+        assert_eq!(msg.header().id(), 100 + i as u16);
+        assert_eq!(
+            &question_bytes(bytes)[1..3],
+            &names[i].as_bytes()[..2],
+            "own question case"
+        );
+        assert_eq!(msg.opt().is_some(), i % 2 == 0, "own EDNS");
+    }
+    assert_eq!(server.pending_queries(), 0);
+}
+
+/// Makes every upstream try fail (ICMP-style errors) so the forwarder answers SERVFAIL.
+fn ask_failing(server: &mut Server, ms: u64, id: u16, qname: &str) -> Vec<u8> {
+    server.handle_client(at(ms), udp(7000), &query(id, qname, Rtype::A, true, None));
+    let mut reply = None;
+    for _ in 0..10 {
+        let actions = drain(server);
+        if let Some((_, b)) = replies(&actions).pop() {
+            reply = Some(b);
+            break;
+        }
+        for s in sends(&actions) {
+            server.handle_upstream_error(at(ms), s.token, names_core::UpstreamError::Io);
+        }
+    }
+    reply.expect("a reply once every upstream failed")
+}
+
+#[test]
+fn serve_stale_when_upstreams_fail() {
+    let config = CacheConfig {
+        serve_stale: Some(3600),
+        ..CacheConfig::default()
+    };
+    let (mut server, store) = cached_server(config);
+    ask(
+        &mut server,
+        0,
+        1,
+        "s.example",
+        Rtype::A,
+        Some(&a_reply("s.example", 10)),
+    );
+    let msg = parse(&ask_failing(&mut server, 20_000, 2, "s.example"));
+    assert_eq!(msg.header().rcode(), Rcode::NOERROR, "served stale");
+    assert_eq!(ttls(&msg), vec![30]);
+    assert_eq!(store.stats().stale_served, 1);
+    // Past the window: SERVFAIL.
+    let msg = parse(&ask_failing(
+        &mut server,
+        10_000 + 3_600_000,
+        3,
+        "s.example",
+    ));
+    assert_eq!(msg.header().rcode(), Rcode::SERVFAIL);
+}
+
+#[test]
+fn without_serve_stale_failures_are_servfail() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    ask(
+        &mut server,
+        0,
+        1,
+        "s.example",
+        Rtype::A,
+        Some(&a_reply("s.example", 10)),
+    );
+    let msg = parse(&ask_failing(&mut server, 20_000, 2, "s.example"));
+    assert_eq!(msg.header().rcode(), Rcode::SERVFAIL);
+}
+
+#[test]
+fn unrelated_records_are_not_served_later() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let poisoned = Reply {
+        answer: vec![
+            ("evil.example".into(), 300, Ipv4Addr::new(192, 0, 2, 66)),
+            ("www.bank.example".into(), 300, Ipv4Addr::new(6, 6, 6, 6)),
+        ],
+        additional: vec![("login.bank.example".into(), 300, Ipv4Addr::new(6, 6, 6, 7))],
+        ..Reply::default()
+    };
+    ask(&mut server, 0, 1, "evil.example", Rtype::A, Some(&poisoned));
+    for (i, name) in ["www.bank.example", "login.bank.example"]
+        .iter()
+        .enumerate()
+    {
+        let (_, sent) = ask(&mut server, 1_000, 10 + i as u16, name, Rtype::A, None);
+        assert_eq!(
+            sent, 1,
+            "{name} is asked upstream, never taken from another answer"
+        );
+    }
+    let (hit, sent) = ask(&mut server, 1_000, 20, "evil.example", Rtype::A, None);
+    assert_eq!(sent, 0);
+    let msg = parse(&hit.unwrap());
+    assert_eq!(
+        a_addrs(&msg),
+        vec![Ipv4Addr::new(192, 0, 2, 66)],
+        "only the question's own records"
+    );
+    assert_eq!(
+        msg.header_counts().arcount(),
+        1,
+        "no additional data, just OPT"
+    );
+}
+
+#[test]
+fn cname_chains_are_kept_whole() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let reply = Reply {
+        cname: Some(("www.example".into(), 100, "web.example".into())),
+        answer: vec![("web.example".into(), 50, Ipv4Addr::new(192, 0, 2, 80))],
+        ..Reply::default()
+    };
+    ask(&mut server, 0, 1, "www.example", Rtype::A, Some(&reply));
+    let (hit, sent) = ask(&mut server, 10_000, 2, "www.example", Rtype::A, None);
+    assert_eq!(sent, 0);
+    let msg = parse(&hit.unwrap());
+    assert_eq!(ttls(&msg), vec![90, 40]);
+    assert_eq!(a_addrs(&msg), vec![Ipv4Addr::new(192, 0, 2, 80)]);
+    let (_, sent) = ask(&mut server, 50_000, 3, "www.example", Rtype::A, None);
+    assert_eq!(sent, 1, "the entry lives as long as its shortest TTL");
+}
+
+#[test]
+fn ttl_clamps_apply() {
+    let (mut server, _) = cached_server(CacheConfig {
+        min_ttl: 60,
+        max_ttl: 120,
+        ..CacheConfig::default()
+    });
+    ask(
+        &mut server,
+        0,
+        1,
+        "big.example",
+        Rtype::A,
+        Some(&a_reply("big.example", 100_000)),
+    );
+    let (hit, _) = ask(&mut server, 0, 2, "big.example", Rtype::A, None);
+    assert_eq!(ttls(&parse(&hit.unwrap())), vec![120]);
+    ask(
+        &mut server,
+        0,
+        3,
+        "small.example",
+        Rtype::A,
+        Some(&a_reply("small.example", 1)),
+    );
+    let (hit, sent) = ask(&mut server, 30_000, 4, "small.example", Rtype::A, None);
+    assert_eq!(sent, 0);
+    assert_eq!(ttls(&parse(&hit.unwrap())), vec![30]);
+}
+
+#[test]
+fn shared_store_hits_across_servers() {
+    let store = Arc::new(Store::new(100, 2));
+    let make = || {
+        let chain = Chain::new()
+            .with(Cache::new(store.clone(), CacheConfig::default()))
+            .with(Forwarder::new(vec![upstream()]));
+        Server::new(Config::default(), chain, SEED)
+    };
+    let (mut one, mut two) = (make(), make());
+    ask(
+        &mut one,
+        0,
+        1,
+        "shared.example",
+        Rtype::A,
+        Some(&a_reply("shared.example", 300)),
+    );
+    assert_eq!(
+        ask(&mut two, 1_000, 2, "shared.example", Rtype::A, None).1,
+        0,
+        "a hit on the other worker"
+    );
+}
+
+#[test]
+fn truncated_hit_sets_tc() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let many = Reply {
+        answer: (0..60)
+            .map(|i| ("many.example".to_string(), 300, Ipv4Addr::new(10, 0, 0, i)))
+            .collect(),
+        ..Reply::default()
+    };
+    ask(&mut server, 0, 1, "many.example", Rtype::A, Some(&many));
+    server.handle_client(
+        at(1),
+        udp(9000),
+        &query(2, "many.example", Rtype::A, true, None),
+    );
+    let out = replies(&drain(&mut server));
+    let msg = parse(&out[0].1);
+    assert!(out[0].1.len() <= 512);
+    assert!(msg.header().tc());
+    assert_eq!(msg.header_counts().ancount(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the queries and upstream replies, a served TTL never exceeds the received
+    /// TTL minus the whole seconds elapsed, and the store never exceeds its bound.
+    #[test]
+    fn ttls_never_exceed_received_minus_elapsed(
+        size in 1usize..6,
+        steps in prop::collection::vec((0u8..8, 0u32..400, 0u64..5_000, any::<bool>()), 1..60),
+    ) {
+        let (mut server, store) = cached_server(CacheConfig { size, ..CacheConfig::default() });
+        let mut now = 0u64;
+        // name -> (time received in ms, TTL received)
+        let mut received: std::collections::BTreeMap<u8, (u64, u32)> = Default::default();
+        for (i, (n, ttl, advance, answer)) in steps.into_iter().enumerate() {
+            now += advance;
+            let name = format!("n{n}.example");
+            let reply = a_reply(&name, ttl);
+            let (out, sent) = ask(&mut server, now, i as u16, &name, Rtype::A, answer.then_some(&reply));
+            if sent == 0 {
+                let bytes = out.expect("a hit answers at once");
+                let (at_ms, ttl0) = *received.get(&n).expect("a hit only for a name received before");
+                let elapsed = (now - at_ms) / 1000;
+                for ttl in ttls(&parse(&bytes)) {
+                    prop_assert!(u64::from(ttl) + elapsed <= u64::from(ttl0), "ttl {ttl} after {elapsed}s of {ttl0}");
+                }
+            } else if answer {
+                received.insert(n, (now, ttl));
+            } else {
+                // Leave the exchange unanswered: let the budget run out.
+                now += 6_000;
+                server.handle_timeout(at(now));
+                drain(&mut server);
+            }
+            prop_assert!(store.len() <= size);
+        }
+    }
+}
