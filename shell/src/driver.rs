@@ -18,7 +18,9 @@ use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{future, LocalExecutor, Task, Timer};
 
-use crate::net;
+use crate::metrics::Publisher;
+use crate::shutdown::{self, Shutdown};
+use crate::{logging, net};
 
 /// Largest UDP datagram read; longer ones would be cut silently by the kernel.
 const MAX_DATAGRAM: usize = 65535;
@@ -65,20 +67,37 @@ impl Listeners {
         udp.chain(tcp).collect::<Vec<_>>().join(" ")
     }
 
-    /// Runs one worker thread per socket set; returns when they all stop.
+    /// Runs one worker thread per socket set; returns when they all stop (never: see
+    /// [`Listeners::run_with`] for a server that can be shut down).
     pub fn run(
         self,
         config: Config,
         make_chain: Arc<dyn Fn() -> Chain + Send + Sync>,
     ) -> io::Result<()> {
+        self.run_with(config, make_chain, crate::Hooks::default())
+    }
+
+    /// Like [`Listeners::run`], with a shutdown to watch and a metrics board to publish
+    /// into. Returns once every worker has drained after the shutdown fired.
+    pub fn run_with(
+        self,
+        config: Config,
+        make_chain: Arc<dyn Fn() -> Chain + Send + Sync>,
+        hooks: crate::Hooks,
+    ) -> io::Result<()> {
         let mut threads = Vec::new();
         for (i, sockets) in self.per_worker.into_iter().enumerate() {
             let config = config.clone();
             let make_chain = make_chain.clone();
+            let worker = WorkerHooks {
+                shutdown: hooks.shutdown.clone(),
+                drain: shutdown::drain_limit(config.budget),
+                publisher: hooks.board.clone().map(|b| Publisher::new(b, i)),
+            };
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("names-worker-{i}"))
-                    .spawn(move || run_worker(sockets, config, make_chain()))?,
+                    .spawn(move || run_worker(sockets, config, make_chain(), worker))?,
             );
         }
         for t in threads {
@@ -149,10 +168,19 @@ struct ConnHandle {
     resume: Sender<()>,
 }
 
+/// What a worker watches (shutdown) and where it publishes its counters (metrics).
+struct WorkerHooks {
+    shutdown: Shutdown,
+    /// The longest a worker waits for its in-flight queries after the shutdown fired.
+    drain: Duration,
+    publisher: Option<Publisher>,
+}
+
 fn run_worker(
     sockets: Vec<(std::net::UdpSocket, std::net::TcpListener)>,
     config: Config,
     chain: Chain,
+    hooks: WorkerHooks,
 ) -> io::Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
@@ -177,6 +205,8 @@ fn run_worker(
         upstreams: HashMap::new(),
         events: tx,
         ex: ex.clone(),
+        listener_tasks,
+        hooks,
     };
     smol::block_on(ex.run(driver.run(rx)))
 }
@@ -188,13 +218,29 @@ struct Driver {
     upstreams: HashMap<Token, Task<()>>,
     events: Sender<Event>,
     ex: Rc<LocalExecutor<'static>>,
+    /// UDP readers and TCP acceptors; dropped (closing the listeners) on shutdown.
+    listener_tasks: Vec<Task<()>>,
+    hooks: WorkerHooks,
 }
 
 impl Driver {
     async fn run(mut self, rx: Receiver<Event>) -> io::Result<()> {
+        // Set once the shutdown fired: the time by which in-flight queries must be done.
+        let mut draining: Option<Instant> = None;
+        self.publish();
         loop {
             self.perform().await;
+            if let Some(limit) = draining {
+                if self.server.pending_queries() == 0 || Instant::now() >= limit {
+                    self.flush_tcp(limit).await;
+                    return Ok(());
+                }
+            }
             let deadline = self.server.poll_timeout();
+            let deadline = match draining {
+                Some(limit) => Some(deadline.map_or(limit, |d| d.min(limit))),
+                None => deadline,
+            };
             let timer = async {
                 match deadline {
                     Some(at) => Timer::at(at).await,
@@ -202,22 +248,68 @@ impl Driver {
                 };
                 None
             };
-            let event = future::or(async { rx.recv().await.ok() }, timer).await;
+            let shutdown = async {
+                if draining.is_some() {
+                    future::pending::<()>().await;
+                }
+                self.hooks.shutdown.wait().await;
+                Some(None)
+            };
+            let event = future::or(async { rx.recv().await.ok().map(Some) }, timer);
+            let event = future::or(event, shutdown).await;
             let now = Instant::now();
+            let event = match event {
+                Some(Some(ev)) => Some(ev),
+                Some(None) => {
+                    // Shutdown: stop reading the listening sockets (new queries), keep the
+                    // upstream sockets and open connections to answer what is in flight.
+                    self.listener_tasks.clear();
+                    draining = Some(now + self.hooks.drain);
+                    None
+                }
+                None => None,
+            };
             if let Some(ev) = event {
-                self.feed(now, ev);
+                self.feed(now, ev, draining.is_some());
                 for _ in 0..EVENT_BATCH {
                     match rx.try_recv() {
-                        Ok(ev) => self.feed(now, ev),
+                        Ok(ev) => self.feed(now, ev, draining.is_some()),
                         Err(_) => break,
                     }
                 }
             }
             self.server.handle_timeout(now);
+            // Before the replies of this batch go out, so a scrape that follows a reply counts it.
+            self.publish();
         }
     }
 
-    fn feed(&mut self, now: Instant, ev: Event) {
+    /// Copies the core's counters to the metrics board, if there is one.
+    fn publish(&self) {
+        if let Some(p) = &self.hooks.publisher {
+            p.publish(&self.server);
+        }
+    }
+
+    /// Waits (until `limit` at most) for the TCP writers to take every reply, then closes
+    /// the connections and gives the writers a moment to finish.
+    async fn flush_tcp(&mut self, limit: Instant) {
+        while Instant::now() < limit && self.conns.values().any(|c| !c.writes.is_empty()) {
+            Timer::after(Duration::from_millis(5)).await;
+        }
+        self.conns.clear();
+        Timer::after(Duration::from_millis(20)).await;
+    }
+
+    fn feed(&mut self, now: Instant, ev: Event, draining: bool) {
+        if draining {
+            // New queries are no longer taken; replies to upstream queries still are.
+            match ev {
+                Event::Udp { .. } | Event::TcpData { .. } => return,
+                Event::TcpOpen { .. } => return, // dropping the handle closes it
+                _ => {}
+            }
+        }
         match ev {
             Event::Udp { local, peer, bytes } => {
                 self.server
@@ -306,18 +398,7 @@ impl Driver {
                         c.paused.set(true);
                     }
                 }
-                Action::Log(entry) => {
-                    eprintln!(
-                        "query client={} transport={:?} name={} type={} rcode={} source={} latency_us={}",
-                        entry.client,
-                        entry.transport,
-                        entry.qname.fmt_with_dot(),
-                        entry.qtype,
-                        entry.rcode,
-                        entry.source,
-                        entry.latency.as_micros()
-                    );
-                }
+                Action::Log(entry) => logging::log_query(&entry),
                 Action::ResumeRead { conn } => {
                     if let Some(c) = self.conns.get(&conn) {
                         c.paused.set(false);
@@ -381,7 +462,7 @@ async fn tcp_acceptor(
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off, keep serving what is open, then accept again.
-                eprintln!("names: accept failed: {e}; retrying in 100 ms");
+                log::warn!("accept failed: {e}; retrying in 100 ms");
                 Timer::after(Duration::from_millis(100)).await;
             }
         }

@@ -7,7 +7,10 @@
 //! examples put their own resolver in front of the forwarder.
 
 mod driver;
+pub mod logging;
+pub mod metrics;
 pub mod net;
+pub mod shutdown;
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +19,27 @@ use std::sync::Arc;
 use names_core::{Chain, Config, ConfigError};
 
 pub use driver::Listeners;
+pub use metrics::{CacheCounts, CacheProbe};
+pub use shutdown::Shutdown;
+
+/// What workers watch and publish to besides their sockets.
+#[derive(Clone, Debug)]
+pub struct Hooks {
+    /// Fires the graceful shutdown.
+    pub shutdown: Shutdown,
+    /// Where the workers publish their counters for the metrics endpoint.
+    pub board: Option<Arc<metrics::Board>>,
+}
+
+impl Default for Hooks {
+    /// Never shuts down, publishes nowhere.
+    fn default() -> Hooks {
+        Hooks {
+            shutdown: Shutdown::never(),
+            board: None,
+        }
+    }
+}
 
 /// How to run a server.
 #[derive(Clone, Debug)]
@@ -26,6 +50,10 @@ pub struct Options {
     pub workers: usize,
     /// Limits and timeouts of the core.
     pub config: Config,
+    /// Serve Prometheus metrics over HTTP on this address (`GET /metrics`). Port 0 binds a free port.
+    pub metrics: Option<SocketAddr>,
+    /// Reads the shared cache's counters for the metrics endpoint, when there is a cache.
+    pub cache_probe: Option<CacheProbe>,
 }
 
 impl Options {
@@ -35,6 +63,8 @@ impl Options {
             listen: vec![parse_listen(listen)?],
             workers: 1,
             config: Config::default(),
+            metrics: None,
+            cache_probe: None,
         })
     }
 }
@@ -58,13 +88,39 @@ pub fn resolv_conf(path: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     Ok(servers)
 }
 
-/// Binds every socket, prints the ready line on stderr, and serves until SIGINT/SIGTERM.
+/// Binds every socket, prints the ready line on stderr, and serves until SIGINT/SIGTERM,
+/// then answers the queries in flight (within their budget) and returns `Ok(())`.
 /// `make_chain` is called once per worker.
 pub fn serve(
     options: Options,
     make_chain: impl Fn() -> Chain + Send + Sync + 'static,
 ) -> io::Result<()> {
+    let shutdown = shutdown::on_signals()?;
+    serve_until(options, make_chain, shutdown)
+}
+
+/// Like [`serve`], but shuts down when `shutdown` fires (no signal handlers installed).
+pub fn serve_until(
+    options: Options,
+    make_chain: impl Fn() -> Chain + Send + Sync + 'static,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     let listeners = Listeners::bind(&options.listen, options.workers)?;
+    let board = match options.metrics {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("metrics on {addr}: {e}")))?;
+            let bound = listener.local_addr()?;
+            let board = Arc::new(metrics::Board::new(
+                options.workers,
+                options.cache_probe.clone(),
+            ));
+            metrics::spawn(listener, board.clone())?;
+            eprintln!("names: metrics http://{bound}/metrics");
+            Some(board)
+        }
+        None => None,
+    };
     let names = make_chain().names().join(",");
     eprintln!(
         "names: ready {} chain={} workers={}",
@@ -72,5 +128,11 @@ pub fn serve(
         names,
         options.workers
     );
-    listeners.run(options.config, Arc::new(make_chain))
+    listeners.run_with(
+        options.config,
+        Arc::new(make_chain),
+        Hooks { shutdown, board },
+    )?;
+    log::info!("stopped");
+    Ok(())
 }

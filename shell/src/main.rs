@@ -2,6 +2,7 @@
 //! Errors end in one line on stderr and a non-zero exit, never a panic.
 
 mod cli;
+mod config_file;
 mod query;
 mod serve;
 
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         cli::Cmd::Serve(s) => serve::run(s),
         cli::Cmd::Query(q) => query::run(q),
+        cli::Cmd::CheckConfig(c) => serve::check_config(&c.file),
     };
     match result {
         Ok(code) => code,

@@ -10,7 +10,10 @@ use names_core::parse::parse_server;
 use names_core::{Chain, Config, Forwarder, Synth, SynthRule};
 use names_shell::{parse_listen, resolv_conf, Options};
 
+use argh::FromArgs;
+
 use crate::cli::Serve;
+use crate::config_file::{self, FileArgs};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -21,20 +24,102 @@ struct Plan {
     synth: Vec<SynthRule>,
     upstreams: Vec<SocketAddr>,
     cache: CacheConfig,
+    log_level: log::LevelFilter,
+}
+
+/// How `names serve` is named to the flag parser.
+const SERVE: &[&str] = &["names", "serve"];
+
+/// The flags after `names serve` on this process's command line.
+fn command_line() -> Vec<String> {
+    std::env::args().skip(2).collect()
+}
+
+/// The flags with `--config FILE` applied: the file's keys, replaced by the flags given on
+/// the command line (`cli`, the raw arguments after `serve`).
+fn merged(flags: Serve, cli: &[String]) -> Result<(Serve, Option<FileArgs>), String> {
+    let Some(path) = flags.config.as_deref() else {
+        return Ok((flags, None));
+    };
+    let file = config_file::load::<Serve>(path, SERVE)?;
+    let args = file.merge(cli);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let flags = Serve::from_args(SERVE, &args)
+        .map_err(|e| format!("config file {path}: {}", e.output.trim()))?;
+    Ok((flags, Some(file)))
+}
+
+/// Checks the flags; a value that fails and came from the config file is named with the
+/// file and its key.
+fn checked_plan(flags: Serve, file: Option<&FileArgs>, cli: &[String]) -> Result<Plan, String> {
+    plan(flags).map_err(|e| match file {
+        Some(file) => blame(file, cli).unwrap_or_else(|| e.to_string()),
+        None => e.to_string(),
+    })
+}
+
+/// The first file key (not replaced on the command line) whose value fails on its own.
+fn blame(file: &FileArgs, cli: &[String]) -> Option<String> {
+    for (key, args) in &file.keys {
+        let flag = format!("--{}", key.replace('_', "-"));
+        if cli.contains(&flag) {
+            continue;
+        }
+        let mut alone = args.clone();
+        if !matches!(key.as_str(), "upstream" | "resolv_conf" | "no_forward") {
+            alone.push("--no-forward".into()); // so no resolv.conf is read for it
+        }
+        let alone: Vec<&str> = alone.iter().map(String::as_str).collect();
+        if let Ok(flags) = Serve::from_args(SERVE, &alone) {
+            if let Err(e) = plan(flags) {
+                return Some(format!("config file {}: key {key:?}: {e}", file.path));
+            }
+        }
+    }
+    None
+}
+
+/// `names check-config FILE`: loads and checks the file as `names serve --config FILE`
+/// would, without binding anything.
+pub fn check_config(path: &str) -> Result<ExitCode, String> {
+    let cli = vec!["--config".to_string(), path.to_string()];
+    let flags = Serve {
+        config: Some(path.to_string()),
+        ..Serve::default()
+    };
+    let (flags, file) = merged(flags, &cli)?;
+    checked_plan(flags, file.as_ref(), &cli)?;
+    println!("names: {path}: ok");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(flags: Serve) -> Result<ExitCode, String> {
-    let plan = plan(flags).map_err(|e| e.to_string())?;
+    let cli = command_line();
+    let (flags, file) = merged(flags, &cli)?;
+    let plan = checked_plan(flags, file.as_ref(), &cli)?;
+    names_shell::logging::init(plan.log_level);
     let Plan {
-        options,
+        mut options,
         synth,
         upstreams,
         cache,
+        log_level: _,
     } = plan;
     let upstreams: Arc<[SocketAddr]> = upstreams.into();
     // One store shared by every worker: an answer cached by one is a hit on all.
     let store = (cache.size > 0 && !upstreams.is_empty())
         .then(|| Arc::new(Store::new(cache.size, options.workers)));
+    options.cache_probe = store.clone().map(|store| {
+        names_shell::CacheProbe::new(move || {
+            let s = store.stats();
+            names_shell::CacheCounts {
+                hits: s.hits,
+                misses: s.misses,
+                evictions: s.evictions,
+                entries: s.entries,
+            }
+        })
+    });
     let make_chain = move || {
         let mut chain = Chain::new();
         if !synth.is_empty() {
@@ -87,7 +172,7 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         max_pipelined: f.max_pipelined.unwrap_or(defaults.max_pipelined).max(1),
         max_exchanges: f.max_inflight.unwrap_or(defaults.max_exchanges),
         edns_udp_size: defaults.edns_udp_size,
-        log_queries: false,
+        log_queries: f.log_queries,
     };
     if config.budget.is_zero() || config.try_timeout.is_zero() {
         return Err(names_core::ConfigError::new(
@@ -117,9 +202,23 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
             listen,
             workers,
             config,
+            metrics: f
+                .metrics
+                .as_deref()
+                .map(|m| {
+                    m.parse().map_err(|_| {
+                        names_core::ConfigError::new(format!(
+                            "--metrics {m:?} is not an IP:PORT address"
+                        ))
+                    })
+                })
+                .transpose()?,
+            cache_probe: None,
         },
         synth,
         upstreams,
         cache,
+        log_level: names_shell::logging::parse_level(f.log_level.as_deref().unwrap_or("info"))
+            .map_err(names_core::ConfigError::new)?,
     })
 }
