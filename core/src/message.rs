@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
 use domain::base::message_builder::PushError;
+use domain::base::message_builder::TreeCompressor;
 use domain::base::{MessageBuilder, Name, StaticCompressor};
 
 use crate::request::Request;
@@ -134,6 +135,59 @@ fn push_all<T>(
     mut push: impl FnMut(&T) -> Result<(), PushError>,
 ) -> Result<(), PushError> {
     records.iter().try_for_each(|rr| push(rr))
+}
+
+/// Target size of one zone transfer message: compression pointers reach only the
+/// first 16 KiB of a message, so larger messages compress worse (NSD uses this too).
+pub const TRANSFER_MESSAGE_LEN: usize = 16384;
+
+/// Encodes an AXFR answer (RFC 5936) as several messages of at most
+/// [`TRANSFER_MESSAGE_LEN`] bytes each (a record that alone is larger gets a message of
+/// its own, up to 64 KiB), records in order, the question in the first message only.
+/// `None` unless this is a successful AXFR over TCP: every other answer is one message.
+pub fn encode_transfer(req: &Request, answer: &Answer) -> Option<Vec<Vec<u8>>> {
+    if req.qtype != Rtype::AXFR
+        || !matches!(req.origin, crate::action::Origin::Tcp(_))
+        || answer.rcode != OptRcode::from(Rcode::NOERROR)
+        || answer.answer.is_empty()
+    {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut next = 0;
+    while next < answer.answer.len() {
+        let mut b = MessageBuilder::from_target(TreeCompressor::new(Vec::new())).ok()?;
+        b.set_push_limit(TRANSFER_MESSAGE_LEN + 1);
+        let h = b.header_mut();
+        h.set_id(req.id);
+        h.set_qr(true);
+        h.set_opcode(Opcode::QUERY);
+        h.set_rd(req.rd);
+        h.set_aa(answer.authoritative);
+        let mut q = b.question();
+        if out.is_empty() {
+            q.push((&req.qname, req.qtype, req.qclass)).ok()?;
+        }
+        let mut ans = q.answer();
+        let mut pushed = 0;
+        while let Some(rr) = answer.answer.get(next) {
+            if ans.push(rr).is_ok() {
+                pushed += 1;
+                next += 1;
+                continue;
+            }
+            if pushed == 0 {
+                ans.clear_push_limit();
+                if ans.push(rr).is_err() {
+                    return None; // a record that fits no message at all
+                }
+                next += 1;
+            }
+            break;
+        }
+        out.push(ans.finish().into_target());
+    }
+    Some(out)
 }
 
 /// The question and flags of an outgoing query.

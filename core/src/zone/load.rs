@@ -165,7 +165,9 @@ fn read_file(
         zf.extend_from_slice(b"\n");
     }
     zf.set_default_class(Class::IN);
-    let has_origin = origin.is_some();
+    // Without an origin, the first record's owner, if absolute, is the origin
+    // (so `example.org. SOA ns1 host ...` may use relative names from its rdata on).
+    let origin = origin.or_else(|| first_owner(text, &lines));
     if let Some(origin) = origin {
         zf.set_origin(origin);
     }
@@ -176,16 +178,12 @@ fn read_file(
             Ok(None) => return Ok(()),
             Err(e) => return Err(scanner_error(&files[file], &e.to_string())),
         };
-        let line = lines.get(index).copied();
+        let line = lines.get(index).map(|&(line, _)| line);
         index += 1;
         match entry {
             Entry::Record(record) => {
                 let record: Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>> =
                     record.flatten_into();
-                if index == 1 && !has_origin && zf.origin().is_err() {
-                    // The first record's absolute owner is the origin of what follows.
-                    zf.set_origin(record.owner().clone());
-                }
                 let rr = to_rr(&record).map_err(|msg| LoadError::new(&files[file], line, msg))?;
                 out.push(Placed { rr, file, line });
             }
@@ -209,12 +207,27 @@ fn read_file(
     }
 }
 
+/// The owner of the first entry, when it is an absolute name.
+fn first_owner(text: &str, lines: &[(usize, usize)]) -> Option<Name<Bytes>> {
+    let &(_, offset) = lines.first()?;
+    let token = text[offset..].split_ascii_whitespace().next()?;
+    if !token.ends_with('.') || token.starts_with('$') {
+        return None;
+    }
+    Name::bytes_from_str(token).ok()
+}
+
 /// `domain` errors read `LINE:COL: message`; ours read `FILE:LINE: message`.
 fn scanner_error(file: &str, text: &str) -> LoadError {
     let mut parts = text.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(line), Some(_col), Some(msg)) if line.parse::<usize>().is_ok() => {
-            LoadError::new(file, line.parse().ok(), msg.trim())
+        (Some(line), Some(col), Some(msg)) if line.parse::<usize>().is_ok() => {
+            let mut line: usize = line.parse().unwrap_or(0);
+            // A token that ends its line is reported at column 1 of the next one.
+            if col.trim() == "1" && line > 1 {
+                line -= 1;
+            }
+            LoadError::new(file, Some(line), msg.trim())
         }
         _ => LoadError::new(file, None, text),
     }
@@ -242,24 +255,27 @@ fn to_rr(record: &Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>) -> Re
 }
 
 /// The line on which each entry that the scanner hands out (records and `$INCLUDE`s,
-/// not `$ORIGIN`/`$TTL`, blank lines or comments) starts, in order.
-fn entry_lines(text: &str) -> Vec<usize> {
+/// not `$ORIGIN`/`$TTL`, blank lines or comments) starts, and the byte offset of its
+/// first token (when the entry does not start with a blank owner), in order.
+fn entry_lines(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut line = 1;
     let mut depth = 0usize;
     let (mut in_quote, mut in_comment, mut escaped) = (false, false, false);
     // The current entry: its first line and whether it is a directive other than $INCLUDE.
-    let mut entry: Option<(usize, bool)> = None;
+    let mut entry: Option<(usize, usize, bool)> = None;
+    let mut line_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if b == b'\n' {
             in_comment = false;
             escaped = false;
             line += 1;
+            line_start = i + 1;
             if depth == 0 && !in_quote {
-                if let Some((start, skip)) = entry.take() {
+                if let Some((start, offset, skip)) = entry.take() {
                     if !skip {
-                        out.push(start);
+                        out.push((start, offset));
                     }
                 }
             }
@@ -296,13 +312,15 @@ fn entry_lines(text: &str) -> Vec<usize> {
                         && !bytes[i..]
                             .get(..8)
                             .is_some_and(|d| d.eq_ignore_ascii_case(b"$INCLUDE"));
-                    entry = Some((line, directive));
+                    // A blank owner (the entry starts indented) has no owner token.
+                    let offset = if i == line_start { i } else { text.len() };
+                    entry = Some((line, offset, directive));
                 }
             }
         }
     }
-    if let Some((start, false)) = entry {
-        out.push(start);
+    if let Some((start, offset, false)) = entry {
+        out.push((start, offset));
     }
     out
 }
@@ -314,6 +332,8 @@ mod tests {
     #[test]
     fn entry_lines_skip_directives_comments_and_continuations() {
         let text = "$ORIGIN a.\n; c\n@ SOA ns h ( 1 ; x\n 2 3 4 5 )\n\nwww A 1.2.3.4\n$INCLUDE f\n t TXT \"a;(\" \n";
-        assert_eq!(entry_lines(text), vec![3, 6, 7, 8]);
+        let lines: Vec<usize> = entry_lines(text).iter().map(|e| e.0).collect();
+        assert_eq!(lines, vec![3, 6, 7, 8]);
+        assert_eq!(entry_lines(text)[1].1, text.find("www").unwrap());
     }
 }
