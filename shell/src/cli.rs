@@ -98,7 +98,7 @@ pub struct CheckConfig {
 #[argh(subcommand, name = "query")]
 pub struct QueryCmd {
     /// arguments: [@SERVER[:PORT]] NAME [TYPE]; without @SERVER, the first nameserver of /etc/resolv.conf; TYPE defaults to A
-    #[argh(positional, greedy)]
+    #[argh(positional)]
     pub args: Vec<String>,
     /// ask over TCP from the start
     #[argh(switch)]

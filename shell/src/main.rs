@@ -8,8 +8,37 @@ mod serve;
 
 use std::process::ExitCode;
 
+use argh::FromArgs;
+
+/// Parses the command line. `--help` prints the usage and exits 0; a bad flag prints one
+/// line on stderr and exits 2.
+fn parse_args() -> Result<cli::Cli, ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (cmd, rest) = strs
+        .split_first()
+        .map_or(("names", &[][..]), |(c, r)| (*c, r));
+    let cmd = std::path::Path::new(cmd)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("names");
+    cli::Cli::from_args(&[cmd], rest).map_err(|early| {
+        if early.status.is_ok() {
+            print!("{}", early.output);
+            ExitCode::SUCCESS
+        } else {
+            let first = early.output.lines().next().unwrap_or("bad arguments");
+            eprintln!("names: error: {first} (see names --help)");
+            ExitCode::from(2)
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let cli: cli::Cli = argh::from_env();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.cmd {
         cli::Cmd::Serve(s) => serve::run(s),
         cli::Cmd::Query(q) => query::run(q),
