@@ -1,0 +1,918 @@
+//! Bodies of the fuzz targets in `fuzz/`, kept in the core so that a plain `cargo test`
+//! replays the committed seed corpora (`core/tests/fuzz_corpus.rs`) on stable Rust.
+//!
+//! Each function takes the fuzzer's bytes, drives a [`Server`] through a scenario, and
+//! panics when an invariant breaks:
+//!
+//! * [`client_datagram`]: the bytes as one UDP datagram. Exactly one reply when the
+//!   message is admissible, none when it is dropped; reply ID = query ID; the reply
+//!   parses back; it fits the client's UDP limit; no state is left behind.
+//! * [`tcp_stream`]: the bytes as a client TCP stream cut into arbitrary chunks, through
+//!   the core's 2-byte framing. Every reply is a correct frame with the ID of a query
+//!   frame; one reply per admissible frame unless the connection was closed; the idle
+//!   timeout closes the connection in the end.
+//! * [`upstream_reply`]: the bytes as the upstream's reply to a pending forwarded query
+//!   (raw, with the right ID spliced in, or as records after the right header and
+//!   question; from the right or a wrong address; over UDP or TCP). The client gets
+//!   exactly one well-formed reply, a reply from a wrong address is never used.
+//! * [`structured`]: an [`Arbitrary`] [`Scenario`]: valid queries over UDP and TCP, and an
+//!   upstream that answers, drops, delays, duplicates, truncates, fails, spoofs and sends
+//!   garbage. Every query gets exactly one reply, with its ID and question, that parses
+//!   back, fits the client's UDP limit, arrives within the budget and never carries
+//!   spoofed data; nothing is pending at the end. `core/tests/fault_sim.rs` runs it over
+//!   thousands of seeds.
+//!
+//! Not a stable API: it exists for the fuzzers and the tests.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub use arbitrary;
+use arbitrary::{Arbitrary, Unstructured};
+use bytes::Bytes;
+use domain::base::iana::{Class, Rcode, Rtype};
+use domain::base::{Message, MessageBuilder, Name, ParsedName, StaticCompressor, ToName};
+use domain::rdata::{AllRecordData, A};
+
+use crate::action::{Action, ConnId, Origin, Token, UpstreamError, Via};
+use crate::config::Config;
+use crate::message::{encode_query, QuerySpec};
+use crate::request::{admit, Admission};
+use crate::resolver::{Chain, Forwarder, Synth, SynthRule};
+use crate::server::Server;
+use crate::tcp::{frame, Framer};
+
+const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 53);
+const UP1: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 53);
+const UP2: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), 5353);
+const SPOOFER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66)), 53);
+/// The address spoofed answers carry; it must never reach a client.
+const SPOOFED_IP: Ipv4Addr = Ipv4Addr::new(6, 6, 6, 6);
+/// Bound on timer rounds when running a scenario to its end.
+const MAX_ROUNDS: usize = 10_000;
+
+fn udp_origin(port: u16) -> Origin {
+    Origin::Udp {
+        local: LOCAL,
+        peer: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)), port),
+    }
+}
+
+/// The chain every target uses: synthesised `host<N>` names, then two upstreams.
+fn chain() -> Chain {
+    Chain::new()
+        .with(Synth::new(vec![
+            SynthRule::parse("host=10.1.2").expect("a valid synth rule")
+        ]))
+        .with(Forwarder::new(vec![UP1, UP2]))
+}
+
+/// Small limits, so the fuzzers reach them.
+fn small_config() -> Config {
+    Config {
+        max_tcp: 4,
+        max_pipelined: 4,
+        max_exchanges: 8,
+        ..Config::default()
+    }
+}
+
+/// An upstream query the server asked for.
+#[derive(Clone, Debug)]
+struct Sent {
+    token: Token,
+    to: SocketAddr,
+    via: Via,
+    /// The query without TCP framing.
+    query: Vec<u8>,
+}
+
+/// A server plus the bookkeeping that checks its actions.
+struct Harness {
+    server: Server,
+    config: Config,
+    now: Instant,
+    start: Instant,
+    replies: Vec<(Origin, Vec<u8>, Instant)>,
+    sent: Vec<Sent>,
+    open_tokens: HashSet<Token>,
+    closed_clients: HashSet<ConnId>,
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let now = Instant::now();
+        Harness {
+            server: Server::new(config.clone(), chain(), [7; 32]),
+            config,
+            now,
+            start: now,
+            replies: Vec::new(),
+            sent: Vec::new(),
+            open_tokens: HashSet::new(),
+            closed_clients: HashSet::new(),
+        }
+    }
+
+    /// Takes every action, checking the ones with rules of their own.
+    fn drain(&mut self) {
+        while let Some(action) = self.server.poll_action() {
+            match action {
+                Action::Reply { to, bytes } => {
+                    let bytes = match to {
+                        Origin::Udp { .. } => bytes,
+                        Origin::Tcp(_) => {
+                            assert!(bytes.len() >= 2, "TCP reply without its length prefix");
+                            let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+                            assert_eq!(len + 2, bytes.len(), "TCP reply prefix disagrees");
+                            bytes[2..].to_vec()
+                        }
+                    };
+                    self.replies.push((to, bytes, self.now));
+                }
+                Action::SendUpstream {
+                    token,
+                    to,
+                    via,
+                    bytes,
+                } => {
+                    assert!(self.open_tokens.insert(token), "token {token:?} reused");
+                    let query = match via {
+                        Via::Udp { .. } => bytes,
+                        Via::Tcp => {
+                            let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+                            assert_eq!(len + 2, bytes.len(), "upstream TCP frame");
+                            bytes[2..].to_vec()
+                        }
+                    };
+                    self.sent.push(Sent {
+                        token,
+                        to,
+                        via,
+                        query,
+                    });
+                }
+                Action::CloseUpstream { token } => {
+                    assert!(
+                        self.open_tokens.remove(&token),
+                        "CloseUpstream for {token:?}, not open"
+                    );
+                }
+                Action::CloseClient { conn } => {
+                    self.closed_clients.insert(conn);
+                }
+                Action::PauseRead { .. } | Action::ResumeRead { .. } | Action::Log(_) => {}
+            }
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.server.handle_timeout(self.now);
+        self.drain();
+    }
+
+    /// Runs every timer until none is left, then checks that nothing is pending.
+    fn finish(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            let Some(at) = self.server.poll_timeout() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            self.server.handle_timeout(self.now);
+            self.drain();
+        }
+        assert_eq!(self.server.poll_timeout(), None, "timers never ran out");
+        assert_eq!(self.server.pending_queries(), 0, "queries left pending");
+        assert_eq!(self.server.open_exchanges(), 0, "exchanges left open");
+        assert_eq!(self.server.open_upstream_tokens(), 0, "tokens left open");
+        assert!(self.open_tokens.is_empty(), "tokens never closed");
+        assert_eq!(self.server.open_connections(), 0, "TCP connections left");
+    }
+
+    fn replies_to(&self, origin: Origin) -> Vec<&[u8]> {
+        self.replies
+            .iter()
+            .filter(|(to, _, _)| *to == origin)
+            .map(|(_, b, _)| b.as_slice())
+            .collect()
+    }
+}
+
+/// Parses a reply completely: header, every question and every record's data.
+fn parse_back(reply: &[u8]) -> Message<&[u8]> {
+    let msg = Message::from_octets(reply).expect("a reply has a header");
+    assert!(msg.header().qr(), "a reply has QR set");
+    for q in msg.question() {
+        q.expect("the reply's question parses");
+    }
+    for item in msg.iter() {
+        let (rr, _) = item.expect("the reply's records parse");
+        rr.to_any_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>()
+            .expect("the reply's record data parses");
+    }
+    msg
+}
+
+/// Checks a reply against the admission of the query it answers.
+fn check_reply(query: &[u8], admission: &Admission, reply: &[u8], max_udp: u16) {
+    assert_eq!(reply.get(..2), query.get(..2), "reply ID = query ID");
+    let msg = parse_back(reply);
+    if let Admission::Query(req) = admission {
+        let q = msg.sole_question().expect("one question echoed");
+        assert_eq!(
+            q.qname().to_name::<Bytes>().as_slice(),
+            req.qname.as_slice(),
+            "the question is echoed as asked"
+        );
+        assert_eq!((q.qtype(), q.qclass()), (req.qtype, req.qclass));
+        assert!(
+            reply.len() <= req.reply_limit(max_udp),
+            "reply of {} bytes over the client's limit of {}",
+            reply.len(),
+            req.reply_limit(max_udp)
+        );
+    }
+}
+
+/// An upstream answer to `query` with `records` A records (10.0.x.y), `rcode` and flags.
+fn upstream_answer(
+    query: &[u8],
+    records: u16,
+    rcode: Rcode,
+    tc: bool,
+    ip: Option<Ipv4Addr>,
+) -> Vec<u8> {
+    let Ok(msg) = Message::from_octets(query) else {
+        return Vec::new();
+    };
+    let Ok(q) = msg.sole_question() else {
+        return Vec::new();
+    };
+    let qname = q.qname().to_name::<Bytes>();
+    let b = MessageBuilder::from_target(StaticCompressor::new(Vec::new()))
+        .unwrap_or_else(|e| match e {});
+    let Ok(mut ans) = b.start_answer(&msg, rcode) else {
+        return Vec::new();
+    };
+    ans.header_mut().set_tc(tc);
+    ans.header_mut().set_ra(true);
+    for i in 0..records {
+        let [hi, lo] = i.to_be_bytes();
+        let addr = ip.unwrap_or(Ipv4Addr::new(10, 0, hi, lo));
+        if ans.push((&qname, 300, A::new(addr))).is_err() {
+            break;
+        }
+    }
+    let mut add = ans.additional();
+    if msg.opt().is_some() {
+        let _ = add.opt(|o| {
+            o.set_udp_payload_size(1232);
+            Ok(())
+        });
+    }
+    add.finish().into_target()
+}
+
+/// Whether a reply carries an A record with the spoofed address.
+fn carries_spoofed(reply: &[u8]) -> bool {
+    let Ok(msg) = Message::from_octets(reply) else {
+        return false;
+    };
+    msg.iter()
+        .flatten()
+        .any(|(rr, _)| matches!(rr.to_record::<A>(), Ok(Some(r)) if r.data().addr() == SPOOFED_IP))
+}
+
+/// Fuzz target 1: one client datagram. Upstream queries it causes are answered with
+/// `data.len() % 64` records, so big answers get truncated.
+pub fn client_datagram(data: &[u8]) {
+    let mut h = Harness::new(small_config());
+    let origin = udp_origin(40000);
+    let admission = admit(
+        data,
+        origin,
+        SocketAddr::from(([127, 0, 0, 9], 40000)),
+        h.now,
+        1232,
+    );
+    h.server.handle_client(h.now, origin, data);
+    h.drain();
+    let records = (data.len() % 64) as u16;
+    for s in h.sent.clone() {
+        let reply = upstream_answer(&s.query, records, Rcode::NOERROR, false, None);
+        h.server.handle_upstream(h.now, s.token, s.to, &reply);
+        h.drain();
+    }
+    h.finish();
+    let replies = h.replies_to(origin);
+    match admission {
+        Admission::Drop => assert!(replies.is_empty(), "a dropped message got a reply"),
+        _ => {
+            assert_eq!(
+                replies.len(),
+                1,
+                "exactly one reply per admissible datagram"
+            );
+            check_reply(data, &admission, replies[0], 1232);
+        }
+    }
+}
+
+/// A tiny deterministic generator for chunk sizes and delays.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Fuzz target 2: a client TCP stream. `data[0..2]` seed the chunking, the delays and
+/// whether upstream queries are answered; the rest is the stream.
+pub fn tcp_stream(data: &[u8]) {
+    if data.len() < 2 {
+        return;
+    }
+    let mut rng = SplitMix(u64::from(u16::from_be_bytes([data[0], data[1]])));
+    let stream = &data[2..];
+    let answer_upstream = data[0] & 1 == 1;
+    let mut h = Harness::new(small_config());
+    let conn = ConnId(1);
+    let peer = SocketAddr::from(([127, 0, 0, 9], 40001));
+    h.server.handle_tcp_open(h.now, conn, peer);
+    h.drain();
+
+    // What the connection should answer: every frame until the first empty one.
+    let mut framer = Framer::default();
+    framer.push(stream);
+    let mut frames = Vec::new();
+    let mut garbage = false;
+    loop {
+        match framer.next_frame() {
+            Ok(Some(f)) => frames.push(f.to_vec()),
+            Ok(None) => break,
+            Err(_) => {
+                garbage = true;
+                break;
+            }
+        }
+    }
+
+    let mut rest = stream;
+    let mut answered = 0;
+    while !rest.is_empty() {
+        let n = (1 + rng.below(64) as usize).min(rest.len());
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        h.server.handle_client(h.now, Origin::Tcp(conn), chunk);
+        h.drain();
+        if answer_upstream {
+            for s in h.sent[answered..].to_vec() {
+                let reply =
+                    upstream_answer(&s.query, (rng.below(4)) as u16, Rcode::NOERROR, false, None);
+                let reply = match s.via {
+                    Via::Udp { .. } => reply,
+                    Via::Tcp => frame(&reply),
+                };
+                h.server.handle_upstream(h.now, s.token, s.to, &reply);
+                h.drain();
+            }
+            answered = h.sent.len();
+        }
+        // Mostly short pauses; now and then one past the idle timeout.
+        let pause = match rng.below(16) {
+            0 => h.config.tcp_idle + Duration::from_millis(1),
+            k => Duration::from_millis(k * 50),
+        };
+        h.advance(pause);
+    }
+    let closed_early = h.closed_clients.contains(&conn);
+    h.finish();
+    assert!(
+        h.closed_clients.contains(&conn),
+        "the idle timeout closes the connection"
+    );
+
+    let replies = h.replies_to(Origin::Tcp(conn));
+    let admissions: Vec<Admission> = frames
+        .iter()
+        .map(|f| admit(f, Origin::Tcp(conn), peer, h.start, 1232))
+        .collect();
+    let expected = admissions
+        .iter()
+        .filter(|a| !matches!(a, Admission::Drop))
+        .count();
+    assert!(replies.len() <= expected, "more replies than queries");
+    if !closed_early && !garbage {
+        assert_eq!(replies.len(), expected, "one reply per admissible frame");
+    }
+    for reply in replies {
+        let (frame, admission) = frames
+            .iter()
+            .zip(&admissions)
+            .find(|(f, a)| f.get(..2) == reply.get(..2) && !matches!(a, Admission::Drop))
+            .expect("a reply answers one of the frames");
+        check_reply(frame, admission, reply, 1232);
+    }
+}
+
+/// Fuzz target 3: the bytes as the upstream's reply to a forwarded query.
+///
+/// `data[0]`: bits 0-1 the shape (0 raw, 1 right ID spliced in, 2 right header and
+/// question then the bytes as records, 3 like 2 but from a wrong address), bit 2 the
+/// client's transport (UDP or TCP), bit 3 whether the client uses EDNS.
+pub fn upstream_reply(data: &[u8]) {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let shape = mode & 3;
+    let tcp_client = mode & 4 != 0;
+    let edns = mode & 8 != 0;
+    let mut h = Harness::new(small_config());
+    let qname: Name<Bytes> = "wWw.Example.COM".parse().expect("a valid name");
+    let query = encode_query(&QuerySpec {
+        id: 0x4242,
+        qname: &qname,
+        qtype: Rtype::A,
+        qclass: Class::IN,
+        rd: true,
+        cd: false,
+        edns: edns.then_some((1232, false)),
+    });
+    let origin = if tcp_client {
+        h.server
+            .handle_tcp_open(h.now, ConnId(1), SocketAddr::from(([127, 0, 0, 9], 40002)));
+        Origin::Tcp(ConnId(1))
+    } else {
+        udp_origin(40002)
+    };
+    let admission = admit(
+        &query,
+        origin,
+        SocketAddr::from(([127, 0, 0, 9], 40002)),
+        h.now,
+        1232,
+    );
+    let wire = if tcp_client {
+        frame(&query)
+    } else {
+        query.clone()
+    };
+    h.server.handle_client(h.now, origin, &wire);
+    h.drain();
+
+    // Answer up to three tries (a TC reply moves the exchange to TCP).
+    let mut answered = 0;
+    for _ in 0..3 {
+        let Some(s) = h.sent.get(answered).cloned() else {
+            break;
+        };
+        answered += 1;
+        let id = &s.query[..2];
+        let reply = match shape {
+            0 => body.to_vec(),
+            1 => {
+                let mut r = body.to_vec();
+                r.iter_mut().zip(id).for_each(|(b, i)| *b = *i);
+                r
+            }
+            _ => {
+                // Header with the right ID and QR, one question copied from the query,
+                // counts and flags from the fuzz bytes, then the rest as records.
+                let (head, records) = body.split_at(body.len().min(5));
+                let byte = |i: usize| head.get(i).copied().unwrap_or(0);
+                let question = question_bytes(&s.query);
+                let mut r = Vec::with_capacity(12 + question.len() + records.len());
+                r.extend_from_slice(id);
+                r.push(byte(0) | 0x80);
+                r.push(byte(1));
+                r.extend_from_slice(&[0, 1, 0, byte(2), 0, byte(3), 0, byte(4)]);
+                r.extend_from_slice(question);
+                r.extend_from_slice(records);
+                r
+            }
+        };
+        let from = if shape == 3 { SPOOFER } else { s.to };
+        match s.via {
+            Via::Udp { .. } => h.server.handle_upstream(h.now, s.token, from, &reply),
+            Via::Tcp => {
+                let framed = frame(&reply);
+                let (a, b) = framed.split_at(framed.len() / 2);
+                h.server.handle_upstream(h.now, s.token, from, a);
+                h.server.handle_upstream(h.now, s.token, from, b);
+            }
+        }
+        h.drain();
+    }
+    // A TCP client stays connected; the idle timeout closes it after its reply.
+    h.finish();
+    let replies = h.replies_to(origin);
+    assert_eq!(replies.len(), 1, "exactly one reply to the forwarded query");
+    check_reply(&query, &admission, replies[0], 1232);
+    if shape == 3 {
+        let msg = Message::from_octets(replies[0]).expect("parsed above");
+        assert_eq!(
+            msg.header().rcode(),
+            Rcode::SERVFAIL,
+            "a reply from a wrong address is never used"
+        );
+    }
+}
+
+/// The question section of a query with one question (header stripped).
+fn question_bytes(query: &[u8]) -> &[u8] {
+    let Some(body) = query.get(12..) else {
+        return &[];
+    };
+    let mut i = 0;
+    while let Some(&len) = body.get(i) {
+        i += 1 + usize::from(len);
+        if len == 0 {
+            break;
+        }
+    }
+    body.get(..i + 4).unwrap_or(body)
+}
+
+/// One client query of a [`Scenario`].
+#[derive(Clone, Debug)]
+pub struct ClientQuery {
+    pub id: u16,
+    /// Wire-format name (labels then the root).
+    pub qname: Vec<u8>,
+    pub qtype: Rtype,
+    pub qclass: Class,
+    pub rd: bool,
+    pub cd: bool,
+    /// EDNS UDP size and DO bit.
+    pub edns: Option<(u16, bool)>,
+    pub tcp: bool,
+    /// Arrival, in ms after the start.
+    pub at_ms: u16,
+}
+
+/// What the fake upstream does with one query it receives, in turn.
+#[derive(Clone, Debug)]
+pub enum UpstreamAct {
+    /// Answer after `delay_ms` with `records` A records, `rcode` and TC; twice when `duplicate`.
+    Answer {
+        records: u16,
+        rcode: Rcode,
+        tc: bool,
+        delay_ms: u16,
+        duplicate: bool,
+    },
+    /// Lose the query.
+    Drop,
+    /// Reply with these bytes.
+    Garbage(Vec<u8>),
+    /// A correct-looking answer with the wrong ID (carrying the spoofed address).
+    WrongId,
+    /// A correct answer from a wrong address (carrying the spoofed address).
+    WrongAddress,
+    /// The runtime could not send: the upstream is down.
+    Unreachable,
+}
+
+/// An arbitrary but valid run: queries, the upstream's behaviour, the exchange limit.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub queries: Vec<ClientQuery>,
+    pub upstream: Vec<UpstreamAct>,
+    /// Upstream exchanges in flight (small values exercise the SERVFAIL-when-overloaded path).
+    pub max_exchanges: usize,
+}
+
+const LABELS: &[&str] = &[
+    "host7",
+    "HoSt255",
+    "host256",
+    "host",
+    "www",
+    "Example",
+    "com",
+    "a",
+    "xn--bcher-kva",
+    "_srv",
+];
+const QTYPES: &[Rtype] = &[
+    Rtype::A,
+    Rtype::AAAA,
+    Rtype::TXT,
+    Rtype::MX,
+    Rtype::NS,
+    Rtype::SOA,
+    Rtype::ANY,
+    Rtype::PTR,
+    Rtype::SRV,
+    Rtype::CNAME,
+];
+
+impl<'a> Arbitrary<'a> for ClientQuery {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut qname = Vec::new();
+        for _ in 0..u.int_in_range(0..=4)? {
+            let label: Vec<u8> = if u.ratio(1, 5)? {
+                let n = u.int_in_range(1..=40)?;
+                u.bytes(n.min(u.len()))?.to_vec()
+            } else {
+                u.choose(LABELS)?.as_bytes().to_vec()
+            };
+            if label.is_empty() {
+                continue;
+            }
+            qname.push(label.len() as u8);
+            qname.extend_from_slice(&label);
+        }
+        qname.push(0);
+        let qtype = if u.ratio(1, 8)? {
+            Rtype::from_int(u.arbitrary()?)
+        } else {
+            *u.choose(QTYPES)?
+        };
+        let qclass = if u.ratio(1, 10)? {
+            Class::from_int(u.arbitrary()?)
+        } else {
+            Class::IN
+        };
+        Ok(ClientQuery {
+            id: u.arbitrary()?,
+            qname,
+            qtype,
+            qclass,
+            rd: u.arbitrary()?,
+            cd: u.arbitrary()?,
+            edns: if u.arbitrary()? {
+                Some((u.arbitrary()?, u.arbitrary()?))
+            } else {
+                None
+            },
+            tcp: u.ratio(1, 4)?,
+            at_ms: u.int_in_range(0..=8000)?,
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for UpstreamAct {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match u.int_in_range(0..=9)? {
+            0..=3 => UpstreamAct::Answer {
+                records: if u.ratio(1, 4)? {
+                    u.int_in_range(0..=300)?
+                } else {
+                    u.int_in_range(0..=3)?
+                },
+                rcode: *u.choose(&[
+                    Rcode::NOERROR,
+                    Rcode::NOERROR,
+                    Rcode::NXDOMAIN,
+                    Rcode::SERVFAIL,
+                    Rcode::REFUSED,
+                    Rcode::NOTIMP,
+                    Rcode::FORMERR,
+                ])?,
+                tc: u.ratio(1, 6)?,
+                delay_ms: u.int_in_range(0..=6000)?,
+                duplicate: u.ratio(1, 5)?,
+            },
+            4 | 5 => UpstreamAct::Drop,
+            6 => {
+                let n = u.int_in_range(0..=64)?;
+                UpstreamAct::Garbage(u.bytes(n.min(u.len()))?.to_vec())
+            }
+            7 => UpstreamAct::WrongId,
+            8 => UpstreamAct::WrongAddress,
+            _ => UpstreamAct::Unreachable,
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Scenario {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let queries = (0..u.int_in_range(1..=12)?)
+            .map(|_| u.arbitrary())
+            .collect::<arbitrary::Result<_>>()?;
+        let upstream = (0..u.int_in_range(1..=12)?)
+            .map(|_| u.arbitrary())
+            .collect::<arbitrary::Result<_>>()?;
+        let max_exchanges = if u.ratio(1, 4)? {
+            u.int_in_range(1..=4)?
+        } else {
+            Config::default().max_exchanges
+        };
+        Ok(Scenario {
+            queries,
+            upstream,
+            max_exchanges,
+        })
+    }
+}
+
+/// Something scheduled in a [`Scenario`] run.
+#[derive(Clone, Debug)]
+enum Event {
+    Query(usize),
+    Upstream {
+        token: Token,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Failed(Token),
+}
+
+/// Fuzz target 5: an [`Arbitrary`] [`Scenario`] decoded from the bytes, then [`run_scenario`].
+pub fn structured(data: &[u8]) {
+    if let Ok(scenario) = Scenario::arbitrary_take_rest(Unstructured::new(data)) {
+        run_scenario(&scenario);
+    }
+}
+
+/// Runs a scenario in simulated time and checks every invariant (panics on a violation).
+pub fn run_scenario(scenario: &Scenario) {
+    let config = Config {
+        max_exchanges: scenario.max_exchanges,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config);
+    let mut events: BTreeMap<(Instant, u64), Event> = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut schedule = |events: &mut BTreeMap<(Instant, u64), Event>, at: Instant, ev: Event| {
+        seq += 1;
+        events.insert((at, seq), ev);
+    };
+    // Client queries: wire bytes and origin, one origin each.
+    let mut wires = Vec::new();
+    for (i, q) in scenario.queries.iter().enumerate() {
+        let qname = Name::from_octets(Bytes::from(q.qname.clone())).expect("labels form a name");
+        let wire = encode_query(&QuerySpec {
+            id: q.id,
+            qname: &qname,
+            qtype: q.qtype,
+            qclass: q.qclass,
+            rd: q.rd,
+            cd: q.cd,
+            edns: q.edns,
+        });
+        let origin = if q.tcp {
+            Origin::Tcp(ConnId(i as u64))
+        } else {
+            udp_origin(10_000 + i as u16)
+        };
+        wires.push((wire, origin));
+        schedule(
+            &mut events,
+            h.start + Duration::from_millis(u64::from(q.at_ms)),
+            Event::Query(i),
+        );
+    }
+    let mut acts = scenario.upstream.iter().cycle();
+    let mut handled_sent = 0;
+    let mut arrived: HashMap<usize, Instant> = HashMap::new();
+    for _ in 0..MAX_ROUNDS {
+        // New upstream queries meet the upstream's next behaviour.
+        for s in h.sent[handled_sent..].to_vec() {
+            let act = acts.next().expect("at least one upstream behaviour");
+            let wrap = |bytes: Vec<u8>| match s.via {
+                Via::Udp { .. } => bytes,
+                Via::Tcp => frame(&bytes),
+            };
+            match act {
+                UpstreamAct::Answer {
+                    records,
+                    rcode,
+                    tc,
+                    delay_ms,
+                    duplicate,
+                } => {
+                    let reply = wrap(upstream_answer(&s.query, *records, *rcode, *tc, None));
+                    let at = h.now + Duration::from_millis(u64::from(*delay_ms));
+                    for k in 0..(1 + u64::from(*duplicate)) {
+                        let ev = Event::Upstream {
+                            token: s.token,
+                            from: s.to,
+                            bytes: reply.clone(),
+                        };
+                        schedule(&mut events, at + Duration::from_millis(k * 7), ev);
+                    }
+                }
+                UpstreamAct::Drop => {}
+                UpstreamAct::Garbage(bytes) => {
+                    let ev = Event::Upstream {
+                        token: s.token,
+                        from: s.to,
+                        bytes: bytes.clone(),
+                    };
+                    schedule(&mut events, h.now + Duration::from_millis(1), ev);
+                }
+                UpstreamAct::WrongId | UpstreamAct::WrongAddress => {
+                    let mut reply =
+                        upstream_answer(&s.query, 1, Rcode::NOERROR, false, Some(SPOOFED_IP));
+                    let from = if matches!(act, UpstreamAct::WrongId) {
+                        if reply.len() >= 2 {
+                            reply[1] ^= 1;
+                        }
+                        s.to
+                    } else {
+                        SPOOFER
+                    };
+                    let ev = Event::Upstream {
+                        token: s.token,
+                        from,
+                        bytes: wrap(reply),
+                    };
+                    schedule(&mut events, h.now, ev);
+                }
+                UpstreamAct::Unreachable => {
+                    schedule(&mut events, h.now, Event::Failed(s.token));
+                }
+            }
+        }
+        handled_sent = h.sent.len();
+
+        let next_event = events.keys().next().map(|k| k.0);
+        let next_timer = h.server.poll_timeout();
+        let at = match (next_event, next_timer) {
+            (None, None) => break,
+            (Some(e), Some(t)) if t < e => {
+                h.now = h.now.max(t);
+                h.server.handle_timeout(h.now);
+                h.drain();
+                continue;
+            }
+            (None, Some(t)) => {
+                h.now = h.now.max(t);
+                h.server.handle_timeout(h.now);
+                h.drain();
+                continue;
+            }
+            (Some(e), _) => e,
+        };
+        let (_, ev) = events.pop_first().expect("an event is due");
+        h.now = h.now.max(at);
+        match ev {
+            Event::Query(i) => {
+                let (wire, origin) = &wires[i];
+                arrived.insert(i, h.now);
+                match origin {
+                    Origin::Tcp(conn) => {
+                        h.server.handle_tcp_open(
+                            h.now,
+                            *conn,
+                            SocketAddr::from(([127, 0, 0, 9], 20_000)),
+                        );
+                        h.server.handle_client(h.now, *origin, &frame(wire));
+                    }
+                    Origin::Udp { .. } => h.server.handle_client(h.now, *origin, wire),
+                }
+            }
+            Event::Upstream { token, from, bytes } => {
+                h.server.handle_upstream(h.now, token, from, &bytes)
+            }
+            Event::Failed(token) => h
+                .server
+                .handle_upstream_error(h.now, token, UpstreamError::Io),
+        }
+        h.drain();
+    }
+    assert!(
+        events.is_empty(),
+        "the simulation did not run out of events"
+    );
+    h.finish();
+
+    let budget = h.config.budget;
+    for (i, (wire, origin)) in wires.iter().enumerate() {
+        let replies: Vec<_> = h.replies.iter().filter(|(to, _, _)| to == origin).collect();
+        assert_eq!(replies.len(), 1, "query {i} got {} replies", replies.len());
+        let (_, reply, at) = replies[0];
+        let admission = admit(
+            wire,
+            *origin,
+            SocketAddr::from(([127, 0, 0, 9], 1)),
+            h.start,
+            1232,
+        );
+        assert!(
+            !matches!(admission, Admission::Drop),
+            "a valid query is never dropped"
+        );
+        check_reply(wire, &admission, reply, 1232);
+        let came = arrived[&i];
+        assert!(
+            at.saturating_duration_since(came) <= budget,
+            "query {i} answered after {:?}, over the budget",
+            at.saturating_duration_since(came)
+        );
+        assert!(!carries_spoofed(reply), "query {i} got spoofed data");
+    }
+}

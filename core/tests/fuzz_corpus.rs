@@ -1,0 +1,62 @@
+//! Replays the committed fuzz seed corpora (`fuzz/seeds/<target>/*`) through the target
+//! bodies in `names_core::fuzzing`, so a plain `cargo test` on stable checks every seed,
+//! including the inputs of crashes once found (named `crash-*`).
+
+use std::path::{Path, PathBuf};
+
+fn seeds(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a readable directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let files = seeds(target);
+    assert!(files.len() >= 10, "{target}: only {} seeds", files.len());
+    for path in files {
+        let data = std::fs::read(&path).expect("a readable seed");
+        let result = std::panic::catch_unwind(|| run(&data));
+        assert!(result.is_ok(), "{target}: seed {} fails", path.display());
+    }
+}
+
+#[test]
+fn client_datagram_seeds() {
+    replay("client_datagram", names_core::fuzzing::client_datagram);
+}
+
+#[test]
+fn tcp_stream_seeds() {
+    replay("tcp_stream", names_core::fuzzing::tcp_stream);
+}
+
+#[test]
+fn upstream_reply_seeds() {
+    replay("upstream_reply", names_core::fuzzing::upstream_reply);
+}
+
+#[test]
+fn structured_seeds() {
+    replay("structured", names_core::fuzzing::structured);
+}
+
+#[test]
+fn structured_seeds_decode_into_scenarios() {
+    use names_core::fuzzing::arbitrary::{Arbitrary, Unstructured};
+    use names_core::fuzzing::Scenario;
+    let mut queries = 0;
+    for path in seeds("structured") {
+        let data = std::fs::read(&path).expect("a readable seed");
+        let s = Scenario::arbitrary_take_rest(Unstructured::new(&data))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        queries += s.queries.len();
+    }
+    assert!(queries >= 24, "the seeds carry {queries} queries");
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Writes the hand-made part of the seed corpora in fuzz/seeds/<target>/ (stdlib only).
+
+Run from anywhere: python3 fuzz/gen_seeds.py. Files are named gen-*; files named
+min-* were picked from a fuzzing run, crash-* are regressions.
+"""
+import os
+import random
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def name(n):
+    out = b""
+    for label in n.split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+def header(id_=0x1234, flags=0x0100, qd=1, an=0, ns=0, ar=0):
+    return struct.pack(">HHHHHH", id_, flags, qd, an, ns, ar)
+
+
+def opt(size=1232, version=0, do=False, rdata=b""):
+    ttl = (version << 16) | (0x8000 if do else 0)
+    return b"\0" + struct.pack(">HHIH", 41, size, ttl, len(rdata)) + rdata
+
+
+def query(qname="www.example.com", qtype=1, qclass=1, id_=0x1234, flags=0x0100, edns=None, extra=b"", ar=None):
+    rr = b""
+    if edns is not None:
+        rr = opt(*edns) if isinstance(edns, tuple) else opt(edns)
+    count = ar if ar is not None else (1 if rr else 0)
+    return header(id_, flags, 1, 0, 0, count) + name(qname) + struct.pack(">HH", qtype, qclass) + rr + extra
+
+
+def frame(m):
+    return struct.pack(">H", len(m)) + m
+
+
+def write(target, label, data):
+    d = os.path.join(HERE, "seeds", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "gen-" + label), "wb") as f:
+        f.write(data)
+
+
+DATAGRAMS = {
+    "a": query(),
+    "a-edns": query(edns=4096),
+    "a-edns-small": query(edns=100),
+    "a-do": query(edns=(1232, 0, True)),
+    "badvers": query(edns=(1232, 1, False)),
+    "notimp": query(flags=0x1100),
+    "qd2": header(qd=2) + name("a.b") + b"\0\1\0\1" + name("c.d") + b"\0\1\0\1",
+    "qd0": header(qd=0),
+    "qr": query(flags=0x8100),
+    "short": b"\x12\x34\x01",
+    "synth": query("host7.example.com"),
+    "synth-mixed": query("HoSt255.Example.COM"),
+    "synth-out": query("host256.example.com"),
+    "any": query(qtype=255),
+    "txt-ch": query("version.bind", 16, 3),
+    "loop": header() + b"\xc0\x0c\0\1\0\1",
+    "truncated-q": header() + b"\x03www\x07exam",
+    "two-opt": query(edns=1232, extra=opt(), ar=2),
+    "opt-options": query(edns=(1232, 0, False, b"\0\x0a\0\x08" + b"abcdefgh")),
+    "bad-ar": query(ar=3),
+    "root": query("", 2),
+    "long-name": query(".".join(["a" * 63] * 3 + ["b" * 61])),
+    "cd": query(flags=0x0110),
+    "no-rd": query(flags=0x0000),
+}
+
+
+def main():
+    for label, d in DATAGRAMS.items():
+        write("client_datagram", label, d)
+    streams = {
+        "one": frame(query()),
+        "three": frame(query(id_=1)) + frame(query("host1.x", id_=2)) + frame(query(qtype=28, id_=3)),
+        "pipelined-10": b"".join(frame(query("host%d.x" % i, id_=i)) for i in range(10)),
+        "forwarded-8": b"".join(frame(query("n%d.example" % i, id_=i)) for i in range(8)),
+        "empty-frame": frame(query()) + b"\0\0" + frame(query(id_=9)),
+        "long-prefix": b"\x10\x00" + query(),
+        "half": frame(query())[:7],
+        "garbage": frame(b"\xff" * 30) + frame(query(id_=5)),
+        "notimp": frame(query(flags=0x2100)),
+        "qr": frame(query(flags=0x8100)) + frame(query(id_=77)),
+        "big-edns": frame(query(edns=65535)),
+    }
+    for i, (label, s) in enumerate(streams.items()):
+        write("tcp_stream", label, bytes([i, (i * 37) & 0xFF]) + s)
+
+    qsec = name("wWw.Example.COM") + b"\0\1\0\1"
+    a_rr = b"\xc0\x0c\0\1\0\1\0\0\x0e\x10\0\x04\xc0\0\2\1"
+    cname_rr = b"\xc0\x0c\0\5\0\1\0\0\x0e\x10\0\x06\x03abc\xc0\x10"
+    soa_rr = (b"\xc0\x10\0\x06\0\1\0\0\x0e\x10\0\x22\x02ns\xc0\x10\x02hm\xc0\x10"
+              + struct.pack(">IIIII", 1, 2, 3, 4, 5))
+    ups = {
+        # shape 0: raw bytes
+        "raw-empty": b"\0",
+        "raw-answer": b"\0" + header(0, 0x8180, 1, 1) + qsec + a_rr,
+        # shape 1: ID spliced in
+        "id-answer": b"\1" + header(0, 0x8180, 1, 1) + qsec + a_rr,
+        "id-answer-tcp-client": b"\5" + header(0, 0x8180, 1, 1) + qsec + a_rr + opt(),
+        "id-wrong-q": b"\1" + header(0, 0x8180, 1, 1) + name("other.example") + b"\0\1\0\1",
+        # shape 2: header + question from the query, then records
+        "rec-a": b"\2" + bytes([0x81, 0x80, 1, 0, 0]) + a_rr,
+        "rec-many": b"\x0a" + bytes([0x81, 0x80, 3, 1, 1]) + a_rr + cname_rr + a_rr + soa_rr + opt(),
+        "rec-tc": b"\2" + bytes([0x83, 0x80, 0, 0, 0]),
+        "rec-tc-then": b"\x0e" + bytes([0x83, 0x80, 1, 0, 0]) + a_rr,
+        "rec-servfail": b"\2" + bytes([0x81, 0x82, 0, 0, 0]),
+        "rec-nxdomain-soa": b"\x0a" + bytes([0x81, 0x83, 0, 1, 0]) + soa_rr,
+        "rec-bad-rdlen": b"\2" + bytes([0x81, 0x80, 1, 0, 0]) + a_rr[:-3] + b"\xff\xff",
+        "rec-pointer-loop": b"\2" + bytes([0x81, 0x80, 1, 0, 0]) + b"\xc0\x1d\0\1\0\1\0\0\0\1\0\4\1\2\3\4",
+        "rec-ext-rcode": b"\x0a" + bytes([0x81, 0x80, 0, 0, 1]) + b"\0\0\x29\x04\xd0\x01\0\0\0\0\0",
+        # shape 3: from a wrong address
+        "spoof-a": b"\3" + bytes([0x81, 0x80, 1, 0, 0]) + a_rr,
+        "spoof-tcp-client": b"\x0f" + bytes([0x81, 0x80, 1, 0, 0]) + a_rr,
+    }
+    for label, d in ups.items():
+        write("upstream_reply", label, d)
+
+    rng = random.Random(5)
+    for i in range(24):
+        n = rng.choice([16, 64, 128, 256, 512, 1024])
+        write("structured", "random-%02d" % i, bytes(rng.randrange(256) for _ in range(n)))
+
+
+if __name__ == "__main__":
+    main()
