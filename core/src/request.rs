@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
 use domain::base::{
     Header, HeaderSection, Message, MessageBuilder, Name, StaticCompressor, ToName,
@@ -73,6 +73,19 @@ pub fn admit(
     now: Instant,
     edns_size: u16,
 ) -> Admission {
+    admit_with(&mut BytesMut::new(), bytes, origin, client, now, edns_size)
+}
+
+/// Like [`admit`], copying the question name into `arena` rather than a fresh allocation:
+/// a server keeps one arena, and once earlier requests are gone it reuses the same memory.
+pub fn admit_with(
+    arena: &mut BytesMut,
+    bytes: &[u8],
+    origin: Origin,
+    client: SocketAddr,
+    now: Instant,
+    edns_size: u16,
+) -> Admission {
     let Ok(msg) = Message::from_octets(bytes) else {
         return Admission::Drop;
     };
@@ -86,37 +99,49 @@ pub fn admit(
     if msg.header_counts().qdcount() != 1 {
         return Admission::Reject(header_only(header, Rcode::FORMERR));
     }
-    let Ok(request) = parse(&msg, origin, client, now) else {
+    let Ok((request, edns_version)) = parse(arena, &msg, origin, client, now) else {
         return Admission::Reject(header_only(header, Rcode::FORMERR));
     };
-    if let Some(version) = edns_version(&msg) {
-        if version > 0 {
-            return Admission::Reject(badvers(&request, edns_size));
-        }
+    if edns_version.is_some_and(|v| v > 0) {
+        return Admission::Reject(badvers(&request, edns_size));
     }
     Admission::Query(request)
 }
 
+/// Room reserved in the name arena: the longest name.
+const ARENA_CHUNK: usize = 16 * 1024;
+
 struct Malformed;
 
 /// Walks the whole message once: the question, every record, at most one OPT.
+/// Returns the request and the EDNS version, if any.
 fn parse(
+    arena: &mut BytesMut,
     msg: &Message<&[u8]>,
     origin: Origin,
     client: SocketAddr,
     now: Instant,
-) -> Result<Request, Malformed> {
+) -> Result<(Request, Option<u8>), Malformed> {
     let header = msg.header();
     let mut questions = msg.question();
     let question = questions.next().ok_or(Malformed)?.map_err(|_| Malformed)?;
     let mut section = questions.answer().map_err(|_| Malformed)?;
     let mut edns = None;
-    let mut opts = 0;
+    let mut version = None;
     loop {
         for rr in &mut section {
             let rr = rr.map_err(|_| Malformed)?;
             if rr.rtype() == Rtype::OPT {
-                opts += 1;
+                if edns.is_some() {
+                    return Err(Malformed); // RFC 6891 6.1.1: at most one OPT
+                }
+                // OPT's class is the UDP size; its TTL is ext-rcode, version, DO + flags.
+                let ttl = rr.ttl().as_secs();
+                version = Some((ttl >> 16) as u8);
+                edns = Some(ClientEdns {
+                    udp_size: rr.class().to_int(),
+                    dnssec_ok: ttl & 0x8000 != 0,
+                });
             }
         }
         match section.next_section().map_err(|_| Malformed)? {
@@ -124,32 +149,24 @@ fn parse(
             None => break,
         }
     }
-    if opts > 1 {
-        return Err(Malformed);
+    if arena.capacity() - arena.len() < 256 {
+        arena.reserve(ARENA_CHUNK);
     }
-    if opts == 1 {
-        let opt = msg.opt().ok_or(Malformed)?;
-        edns = Some(ClientEdns {
-            udp_size: opt.udp_payload_size(),
-            dnssec_ok: opt.dnssec_ok(),
-        });
-    }
-    Ok(Request {
+    question.qname().compose(arena).map_err(|_| Malformed)?;
+    let qname = Name::from_octets(arena.split().freeze()).map_err(|_| Malformed)?;
+    let request = Request {
         id: header.id(),
         origin,
         client,
-        qname: question.qname().to_name::<Bytes>(),
+        qname,
         qtype: question.qtype(),
         qclass: question.qclass(),
         rd: header.rd(),
         cd: header.cd(),
         edns,
         received: now,
-    })
-}
-
-fn edns_version(msg: &Message<&[u8]>) -> Option<u8> {
-    msg.opt().map(|o| o.version())
+    };
+    Ok((request, version))
 }
 
 /// A reply of just a header: ID, opcode and RD echoed, QR set, all counts zero.

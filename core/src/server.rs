@@ -14,7 +14,7 @@ use crate::action::{Action, ConnId, Origin, QueryLog, Token, UpstreamError};
 use crate::cache::{encode_cached, CachedAnswer};
 use crate::config::Config;
 use crate::message::encode_reply;
-use crate::request::{admit, Admission, Request};
+use crate::request::{admit_with, Admission, Request};
 use crate::resolver::{Answer, Chain, Context, Exchange, Exchanged, Query, Resolution};
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -54,6 +54,8 @@ pub struct Server {
     /// Connections whose buffered frames may be read now that replies drained.
     to_pump: Vec<ConnId>,
     reply_buf: Vec<u8>,
+    /// Question names of requests are copied here (see `request::admit_with`).
+    name_arena: bytes::BytesMut,
     /// Answers per chain position; the extra last slot counts "no resolver answered".
     answers_by_source: Vec<u64>,
 }
@@ -78,6 +80,7 @@ impl Server {
             stats: Stats::default(),
             to_pump: Vec::new(),
             reply_buf: Vec::new(),
+            name_arena: bytes::BytesMut::new(),
             answers_by_source: vec![0; chain_len + 1],
         }
     }
@@ -301,7 +304,14 @@ impl Server {
                 None => return,
             },
         };
-        match admit(bytes, origin, client, now, self.config.edns_udp_size) {
+        match admit_with(
+            &mut self.name_arena,
+            bytes,
+            origin,
+            client,
+            now,
+            self.config.edns_udp_size,
+        ) {
             Admission::Drop => {
                 self.stats.dropped += 1;
                 if let Origin::Tcp(conn) = origin {
