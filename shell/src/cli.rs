@@ -12,10 +12,12 @@ pub struct Cli {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+#[allow(clippy::large_enum_variant)] // built once per process: boxing buys nothing
 pub enum Cmd {
     Serve(Serve),
     Query(QueryCmd),
     CheckConfig(CheckConfig),
+    CheckZone(CheckZone),
 }
 
 #[derive(FromArgs, Debug, Default)]
@@ -82,6 +84,15 @@ pub struct Serve {
     /// log one line per answered query on stderr (client, name, type, rcode, source, latency), whatever --log-level says
     #[argh(switch)]
     pub log_queries: bool,
+    /// serve this zone file (RFC 1035 master file; its origin is its SOA owner) authoritatively; repeatable; re-read on SIGHUP
+    #[argh(option)]
+    pub zone: Vec<String>,
+    /// answer A/AAAA for the names and PTR for the addresses of this hosts(5) file; re-read on SIGHUP
+    #[argh(option)]
+    pub hosts: Option<String>,
+    /// clients allowed to transfer zones with AXFR over TCP (IP or IP/PREFIX; repeatable; default loopback only: 127.0.0.0/8 and ::1)
+    #[argh(option)]
+    pub allow_transfer: Vec<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -91,6 +102,15 @@ pub struct CheckConfig {
     /// the TOML config file to check
     #[argh(positional)]
     pub file: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Load a zone file as `names serve --zone` would; print its origin, serial and record count, or the error with its line.
+#[argh(subcommand, name = "check-zone")]
+pub struct CheckZone {
+    /// the zone file to check
+    #[argh(positional)]
+    pub path: String,
 }
 
 #[derive(FromArgs, Debug)]

@@ -112,7 +112,7 @@ fn known_flags<T: FromArgs>(command: &[&str]) -> Vec<String> {
         Ok(_) => String::new(),
     };
     help.lines()
-        .filter_map(|l| l.trim_start().split_whitespace().next())
+        .filter_map(|l| l.split_whitespace().next())
         .filter(|w| w.starts_with("--") && *w != "--help")
         .map(|w| w.trim_end_matches(',').to_string())
         .collect()
