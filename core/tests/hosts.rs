@@ -45,17 +45,32 @@ fn lines(h: &Hosts, q: &str, t: Rtype) -> Option<Vec<String>> {
 #[test]
 fn names_and_aliases_case_insensitive() {
     let h = hosts();
-    assert_eq!(lines(&h, "printer.example.com", Rtype::A).unwrap(), ["printer.example.com A 192.0.2.10"]);
-    assert_eq!(lines(&h, "PRINTER", Rtype::A).unwrap(), ["PRINTER A 192.0.2.10"]);
+    assert_eq!(
+        lines(&h, "printer.example.com", Rtype::A).unwrap(),
+        ["printer.example.com A 192.0.2.10"]
+    );
+    assert_eq!(
+        lines(&h, "PRINTER", Rtype::A).unwrap(),
+        ["PRINTER A 192.0.2.10"]
+    );
     assert_eq!(lines(&h, "lp", Rtype::A).unwrap(), ["lp A 192.0.2.10"]);
-    assert_eq!(lines(&h, "printer.example.com", Rtype::AAAA).unwrap(), ["printer.example.com AAAA 2001:db8::10"]);
-    assert_eq!(lines(&h, "linklocal", Rtype::AAAA).unwrap(), ["linklocal AAAA fe80::1"]);
+    assert_eq!(
+        lines(&h, "printer.example.com", Rtype::AAAA).unwrap(),
+        ["printer.example.com AAAA 2001:db8::10"]
+    );
+    assert_eq!(
+        lines(&h, "linklocal", Rtype::AAAA).unwrap(),
+        ["linklocal AAAA fe80::1"]
+    );
     assert_eq!(h.names(), 7);
 }
 
 #[test]
 fn known_name_without_that_family_is_nodata() {
-    assert_eq!(lines(&hosts(), "scanner.example.com", Rtype::AAAA).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        lines(&hosts(), "scanner.example.com", Rtype::AAAA).unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -71,7 +86,10 @@ fn ptr_for_v4_and_v6() {
     );
     let v6 = "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.B.D.0.1.0.0.2.IP6.ARPA";
     assert_eq!(lines(&h, v6, Rtype::PTR).unwrap().len(), 1);
-    assert_eq!(lines(&h, "1.0.0.127.in-addr.arpa", Rtype::PTR).unwrap(), ["1.0.0.127.in-addr.arpa PTR localhost."]);
+    assert_eq!(
+        lines(&h, "1.0.0.127.in-addr.arpa", Rtype::PTR).unwrap(),
+        ["1.0.0.127.in-addr.arpa PTR localhost."]
+    );
 }
 
 #[test]
@@ -79,26 +97,37 @@ fn everything_else_passes() {
     let h = hosts();
     assert!(h.answer(&name("unknown.example.com"), Rtype::A).is_none());
     assert!(h.answer(&name("printer.example.com"), Rtype::MX).is_none());
-    assert!(h.answer(&name("99.2.0.192.in-addr.arpa"), Rtype::PTR).is_none());
-    assert!(h.answer(&name("printer.example.com.extra"), Rtype::A).is_none());
+    assert!(h
+        .answer(&name("99.2.0.192.in-addr.arpa"), Rtype::PTR)
+        .is_none());
+    assert!(h
+        .answer(&name("printer.example.com.extra"), Rtype::A)
+        .is_none());
 }
 
 #[test]
 fn bad_lines_name_the_line() {
     let e = Hosts::parse("/etc/hosts", "127.0.0.1 localhost\n\n300.1.1.1 bad\n").unwrap_err();
-    assert_eq!(e.to_string(), "/etc/hosts:3: \"300.1.1.1\" is not an IP address");
+    assert_eq!(
+        e.to_string(),
+        "/etc/hosts:3: \"300.1.1.1\" is not an IP address"
+    );
     let e = Hosts::parse("h", "192.0.2.1\n").unwrap_err();
     assert_eq!(e.line, Some(1));
 }
 
 #[test]
 fn zone_answers_before_hosts_and_hosts_before_later_resolvers() {
-    let zone = load_zone("z", "$ORIGIN zone.test.\n@ SOA ns h 1 2 3 4 5\nwww A 192.0.2.99\n", &mut |_, _| {
-        Err("none".into())
-    })
+    let zone = load_zone(
+        "z",
+        "$ORIGIN zone.test.\n@ SOA ns h 1 2 3 4 5\nwww A 192.0.2.99\n",
+        &mut |_, _| Err("none".into()),
+    )
     .unwrap();
     let chain = Chain::new()
-        .with(ZoneResolver::new(Snapshot::new(ZoneSet::new(vec![zone]).unwrap())))
+        .with(ZoneResolver::new(Snapshot::new(
+            ZoneSet::new(vec![zone]).unwrap(),
+        )))
         .with(HostsResolver::new(Snapshot::new(hosts())));
     let mut server = Server::new(Config::default(), chain, [1; 32]);
     let mut ask = |q: &str| {
@@ -116,12 +145,22 @@ fn zone_answers_before_hosts_and_hosts_before_later_resolvers() {
             peer: "127.0.0.1:999".parse().unwrap(),
         };
         server.handle_client(Instant::now(), from, &query);
-        let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!() };
+        let Some(Action::Reply { bytes, .. }) = server.poll_action() else {
+            panic!()
+        };
         Message::from_octets(Bytes::from(bytes)).unwrap()
     };
     let zone_answer = ask("www.zone.test");
     let rr = zone_answer.answer().unwrap().next().unwrap().unwrap();
-    assert_eq!(rr.to_record::<names_core::domain::rdata::A>().unwrap().unwrap().data().addr().to_string(), "192.0.2.99");
+    assert_eq!(
+        rr.to_record::<names_core::domain::rdata::A>()
+            .unwrap()
+            .unwrap()
+            .data()
+            .addr()
+            .to_string(),
+        "192.0.2.99"
+    );
     let hosts_answer = ask("printer");
     assert_eq!(hosts_answer.header().rcode(), Rcode::NOERROR);
     assert_eq!(hosts_answer.header_counts().ancount(), 1);

@@ -15,13 +15,17 @@ use names_core::zone::{load_zone, Cidr, LoadError, Snapshot, Zone, ZoneResolver,
 use names_core::{Action, Chain, Config, ConnId, Origin, Rr, Server, Synth, SynthRule};
 
 fn data(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read_to_string(path).unwrap()
 }
 
 /// Includes resolved from tests/data (the test plays the shell's part).
 fn from_data(path: &str, _from: &str) -> Result<(String, String), String> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(path);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path);
     std::fs::read_to_string(&p)
         .map(|t| (path.to_string(), t))
         .map_err(|e| format!("cannot read {path}: {e}"))
@@ -57,7 +61,12 @@ fn lines(rrs: &[Rr]) -> Vec<String> {
 }
 
 fn soa_ttl(a: &Answer) -> u32 {
-    assert_eq!(a.authority.len(), 1, "one SOA in authority: {:?}", lines(&a.authority));
+    assert_eq!(
+        a.authority.len(),
+        1,
+        "one SOA in authority: {:?}",
+        lines(&a.authority)
+    );
     assert_eq!(a.authority[0].rtype(), Rtype::SOA);
     assert_eq!(a.authority[0].owner(), &name("example.com"));
     a.authority[0].ttl().as_secs()
@@ -72,9 +81,15 @@ fn loads_origin_serial_count_relative_names_at_parentheses_and_include() {
     // 20 records in example.zone (SOA included) + 2 in hosts.inc.
     assert_eq!(zone.record_count(), 22);
     // Relative name from the included file, with the origin in force at the $INCLUDE.
-    assert_eq!(lines(&ask(&set, "sip.example.com", Rtype::A).answer), ["sip.example.com A 192.0.2.60"]);
+    assert_eq!(
+        lines(&ask(&set, "sip.example.com", Rtype::A).answer),
+        ["sip.example.com A 192.0.2.60"]
+    );
     // $ORIGIN inside the include applies to the include only.
-    assert_eq!(ask(&set, "printer.lab.example.com", Rtype::A).answer.len(), 1);
+    assert_eq!(
+        ask(&set, "printer.lab.example.com", Rtype::A).answer.len(),
+        1
+    );
     // `@` and the blank owner: NS and MX at the apex.
     assert_eq!(ask(&set, "example.com", Rtype::NS).answer.len(), 2);
 }
@@ -86,7 +101,10 @@ fn exact_match_is_authoritative_with_the_owner_as_asked() {
     assert_eq!(a.rcode, Rcode::NOERROR.into());
     assert!(a.authoritative);
     assert_eq!(lines(&a.answer), ["WWW.Example.COM A 192.0.2.80"]);
-    assert_eq!(a.answer[0].owner().as_slice(), name("WWW.Example.COM").as_slice());
+    assert_eq!(
+        a.answer[0].owner().as_slice(),
+        name("WWW.Example.COM").as_slice()
+    );
     assert_eq!(a.answer[0].ttl().as_secs(), 300);
     assert!(a.authority.is_empty() && a.additional.is_empty());
 }
@@ -138,14 +156,20 @@ fn cname_is_followed_inside_served_zones() {
     let a = ask(&set, "alias.example.com", Rtype::A);
     assert_eq!(
         lines(&a.answer),
-        ["alias.example.com CNAME www.example.com.", "www.example.com A 192.0.2.80"]
+        [
+            "alias.example.com CNAME www.example.com.",
+            "www.example.com A 192.0.2.80"
+        ]
     );
     assert!(a.authoritative);
     // Asking for the CNAME itself gives just the CNAME.
     assert_eq!(ask(&set, "alias.example.com", Rtype::CNAME).answer.len(), 1);
     // A target outside every served zone is left to the client.
     let a = ask(&set, "outside.example.com", Rtype::A);
-    assert_eq!(lines(&a.answer), ["outside.example.com CNAME www.example.net."]);
+    assert_eq!(
+        lines(&a.answer),
+        ["outside.example.com CNAME www.example.net."]
+    );
     assert_eq!(a.rcode, Rcode::NOERROR.into());
     assert!(a.authority.is_empty());
 }
@@ -163,7 +187,10 @@ fn cname_loop_is_detected() {
     let a = ask(&example(), "loop1.example.com", Rtype::A);
     assert_eq!(
         lines(&a.answer),
-        ["loop1.example.com CNAME loop2.example.com.", "loop2.example.com CNAME loop1.example.com."]
+        [
+            "loop1.example.com CNAME loop2.example.com.",
+            "loop2.example.com CNAME loop1.example.com."
+        ]
     );
     assert_eq!(a.rcode, Rcode::NOERROR.into());
 }
@@ -187,7 +214,10 @@ fn cname_chain_crosses_into_another_served_zone() {
     let two = load("$ORIGIN two.\n@ SOA ns h 1 2 3 4 60\ny A 192.0.2.2\n").unwrap();
     let set = ZoneSet::new(vec![one, two]).unwrap();
     let a = set.answer(&name("x.one"), Rtype::A).unwrap();
-    assert_eq!(lines(&a.answer), ["x.one CNAME y.two.", "y.two A 192.0.2.2"]);
+    assert_eq!(
+        lines(&a.answer),
+        ["x.one CNAME y.two.", "y.two A 192.0.2.2"]
+    );
     // The target missing: NXDOMAIN with the target zone's SOA.
     let three = load("$ORIGIN three.\n@ SOA ns h 1 2 3 4 5\nx CNAME gone.two.\n").unwrap();
     let two = load("$ORIGIN two.\n@ SOA ns h 1 2 3 4 60\n").unwrap();
@@ -204,7 +234,10 @@ fn wildcard_synthesises_the_owner_as_asked() {
     assert_eq!(lines(&a.answer), ["Host.WILD.example.com A 192.0.2.42"]);
     assert!(a.authoritative);
     // Deeper names match the same wildcard (closest encloser wild.example.com).
-    assert_eq!(ask(&set, "a.b.wild.example.com", Rtype::TXT).answer.len(), 1);
+    assert_eq!(
+        ask(&set, "a.b.wild.example.com", Rtype::TXT).answer.len(),
+        1
+    );
     // A type the wildcard lacks: NODATA.
     let a = ask(&set, "host.wild.example.com", Rtype::AAAA);
     assert_eq!(a.rcode, Rcode::NOERROR.into());
@@ -212,7 +245,10 @@ fn wildcard_synthesises_the_owner_as_asked() {
     assert_eq!(soa_ttl(&a), 300);
     // A wildcard does not cover names that exist (www) nor other branches.
     assert_eq!(ask(&set, "www.example.com", Rtype::TXT).answer.len(), 0);
-    assert_eq!(ask(&set, "x.other.example.com", Rtype::A).rcode, Rcode::NXDOMAIN.into());
+    assert_eq!(
+        ask(&set, "x.other.example.com", Rtype::A).rcode,
+        Rcode::NXDOMAIN.into()
+    );
 }
 
 #[test]
@@ -220,21 +256,34 @@ fn wildcard_cname_is_synthesised_and_followed() {
     let a = ask(&example(), "foo.cw.example.com", Rtype::A);
     assert_eq!(
         lines(&a.answer),
-        ["foo.cw.example.com CNAME www.example.com.", "www.example.com A 192.0.2.80"]
+        [
+            "foo.cw.example.com CNAME www.example.com.",
+            "www.example.com A 192.0.2.80"
+        ]
     );
 }
 
 #[test]
 fn delegation_gives_a_referral_with_glue() {
     let set = example();
-    for q in ["host.sub.example.com", "sub.example.com", "deep.er.sub.example.com"] {
+    for q in [
+        "host.sub.example.com",
+        "sub.example.com",
+        "deep.er.sub.example.com",
+    ] {
         let a = ask(&set, q, Rtype::A);
         assert_eq!(a.rcode, Rcode::NOERROR.into(), "{q}");
         assert!(!a.authoritative, "a referral is not authoritative: {q}");
         assert!(a.answer.is_empty());
         let mut ns = lines(&a.authority);
         ns.sort();
-        assert_eq!(ns, ["sub.example.com NS ns.other.net.", "sub.example.com NS ns.sub.example.com."]);
+        assert_eq!(
+            ns,
+            [
+                "sub.example.com NS ns.other.net.",
+                "sub.example.com NS ns.sub.example.com."
+            ]
+        );
         // Glue only for the in-zone server.
         assert_eq!(lines(&a.additional), ["ns.sub.example.com A 192.0.2.99"]);
     }
@@ -248,7 +297,13 @@ fn mx_ns_srv_answers_carry_target_addresses() {
     let mx = ask(&set, "example.com", Rtype::MX);
     let mut add = lines(&mx.additional);
     add.sort();
-    assert_eq!(add, ["mail.example.com A 192.0.2.25", "mail.example.com AAAA 2001:db8::25"]);
+    assert_eq!(
+        add,
+        [
+            "mail.example.com A 192.0.2.25",
+            "mail.example.com AAAA 2001:db8::25"
+        ]
+    );
     let ns = ask(&set, "example.com", Rtype::NS);
     assert_eq!(lines(&ns.additional), ["ns1.example.com A 192.0.2.53"]);
     let srv = ask(&set, "_sip._tcp.example.com", Rtype::SRV);
@@ -331,20 +386,31 @@ fn relative_names_without_origin_take_the_first_absolute_owner() {
     let zone = load("example.org. 3600 IN SOA ns1 host 5 1 1 1 1\nwww A 192.0.2.1\n").unwrap();
     assert_eq!(zone.origin(), &name("example.org"));
     let set = ZoneSet::new(vec![zone]).unwrap();
-    assert_eq!(set.answer(&name("www.example.org"), Rtype::A).unwrap().answer.len(), 1);
+    assert_eq!(
+        set.answer(&name("www.example.org"), Rtype::A)
+            .unwrap()
+            .answer
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn include_errors_name_the_included_file() {
     let mut include = |path: &str, from: &str| -> Result<(String, String), String> {
         assert_eq!((path, from), ("inner.zone", "outer.zone"));
-        Ok(("inner.zone".into(), "ok A 192.0.2.1\n\nbroken A not-an-ip\n".into()))
+        Ok((
+            "inner.zone".into(),
+            "ok A 192.0.2.1\n\nbroken A not-an-ip\n".into(),
+        ))
     };
     let text = "$ORIGIN z.\n@ SOA ns h 1 2 3 4 5\n$INCLUDE inner.zone\n";
     let e = load_zone("outer.zone", text, &mut include).unwrap_err();
     assert_eq!((e.file.as_str(), e.line), ("inner.zone", Some(3)), "{e}");
-    let e = load_zone("outer.zone", text, &mut |_, _| Err("cannot read inner.zone".into()))
-        .unwrap_err();
+    let e = load_zone("outer.zone", text, &mut |_, _| {
+        Err("cannot read inner.zone".into())
+    })
+    .unwrap_err();
     assert_eq!((e.file.as_str(), e.line), ("outer.zone", Some(3)), "{e}");
 }
 
@@ -355,7 +421,13 @@ fn include_with_origin_argument() {
     };
     let text = "$ORIGIN z.\n@ SOA ns h 1 2 3 4 5\n$INCLUDE i sub.z.\n";
     let set = ZoneSet::new(vec![load_zone("o", text, &mut include).unwrap()]).unwrap();
-    assert_eq!(set.answer(&name("www.sub.z"), Rtype::A).unwrap().answer.len(), 1);
+    assert_eq!(
+        set.answer(&name("www.sub.z"), Rtype::A)
+            .unwrap()
+            .answer
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -363,8 +435,12 @@ fn include_recursion_is_bounded() {
     let mut include = |_: &str, _: &str| -> Result<(String, String), String> {
         Ok(("self".into(), "$INCLUDE self\n".into()))
     };
-    let e = load_zone("o", "$ORIGIN z.\n@ SOA ns h 1 2 3 4 5\n$INCLUDE self\n", &mut include)
-        .unwrap_err();
+    let e = load_zone(
+        "o",
+        "$ORIGIN z.\n@ SOA ns h 1 2 3 4 5\n$INCLUDE self\n",
+        &mut include,
+    )
+    .unwrap_err();
     assert!(e.message.contains("nested"), "{e}");
 }
 
@@ -391,7 +467,11 @@ fn server(set: ZoneSet, allow: Option<Vec<Cidr>>) -> Server {
         resolver = resolver.allow_transfer(allow);
     }
     let synth = Synth::new(vec![SynthRule::parse("host=10.0.0").unwrap()]);
-    Server::new(Config::default(), Chain::new().with(resolver).with(synth), [3; 32])
+    Server::new(
+        Config::default(),
+        Chain::new().with(resolver).with(synth),
+        [3; 32],
+    )
 }
 
 fn query(qname: &str, qtype: Rtype, id: u16) -> Vec<u8> {
@@ -457,14 +537,25 @@ fn wire_reply_sets_aa_and_zone_wins_over_later_resolvers() {
     // A referral on the wire: AA clear, NS in authority, glue in additional.
     let reply = udp(&mut s, "www.sub.example.com", Rtype::A);
     assert!(!reply.header().aa());
-    assert_eq!((reply.header_counts().ancount(), reply.header_counts().nscount()), (0, 2));
+    assert_eq!(
+        (
+            reply.header_counts().ancount(),
+            reply.header_counts().nscount()
+        ),
+        (0, 2)
+    );
     assert_eq!(reply.header_counts().arcount(), 1);
 }
 
 fn big_zone(n: usize) -> ZoneSet {
-    let mut text = String::from("$ORIGIN big.test.\n@ 3600 SOA ns h 42 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
+    let mut text =
+        String::from("$ORIGIN big.test.\n@ 3600 SOA ns h 42 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
     for i in 0..n {
-        text.push_str(&format!("host{i} A 198.51.{}.{}\nhost{i} TXT \"record number {i}\"\n", i / 256, i % 256));
+        text.push_str(&format!(
+            "host{i} A 198.51.{}.{}\nhost{i} TXT \"record number {i}\"\n",
+            i / 256,
+            i % 256
+        ));
     }
     ZoneSet::new(vec![load(&text).unwrap()]).unwrap()
 }
@@ -491,7 +582,10 @@ fn axfr_over_tcp_is_split_with_soa_first_and_last() {
     assert_eq!(got.first().unwrap().rtype(), Rtype::SOA);
     assert_eq!(got.last().unwrap().rtype(), Rtype::SOA);
     for (g, e) in got.iter().zip(&expected) {
-        assert_eq!((g.owner(), g.rtype(), g.ttl(), g.data()), (e.owner(), e.rtype(), e.ttl(), e.data()));
+        assert_eq!(
+            (g.owner(), g.rtype(), g.ttl(), g.data()),
+            (e.owner(), e.rtype(), e.ttl(), e.data())
+        );
     }
     assert!(matches!(got[0].data(), AllRecordData::Soa(soa) if soa.serial().into_int() == 42));
     // The connection is usable afterwards: nothing in flight.
@@ -536,9 +630,15 @@ fn cidr_parsing_and_matching() {
     assert!(c.contains("10.1.200.3".parse().unwrap()));
     assert!(!c.contains("10.2.0.1".parse().unwrap()));
     assert!(c.contains("::ffff:10.1.0.1".parse().unwrap()));
-    assert!(Cidr::parse("::/0").unwrap().contains("2001:db8::1".parse().unwrap()));
-    assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("192.0.2.1".parse().unwrap()));
-    assert!(Cidr::parse("2001:db8::1").unwrap().contains("2001:db8::1".parse().unwrap()));
+    assert!(Cidr::parse("::/0")
+        .unwrap()
+        .contains("2001:db8::1".parse().unwrap()));
+    assert!(Cidr::parse("0.0.0.0/0")
+        .unwrap()
+        .contains("192.0.2.1".parse().unwrap()));
+    assert!(Cidr::parse("2001:db8::1")
+        .unwrap()
+        .contains("2001:db8::1".parse().unwrap()));
     assert!(Cidr::parse("10.0.0.0/33").is_err());
     assert!(Cidr::parse("nope").is_err());
 }
@@ -549,6 +649,12 @@ fn reload_swaps_the_snapshot_for_new_queries_only() {
     let held = shared.load();
     let zone = load("$ORIGIN example.com.\n@ SOA ns h 2 2 3 4 5\nwww A 192.0.2.81\n").unwrap();
     shared.store(ZoneSet::new(vec![zone]).unwrap());
-    assert_eq!(lines(&ask(&held, "www.example.com", Rtype::A).answer), ["www.example.com A 192.0.2.80"]);
-    assert_eq!(lines(&ask(&shared.load(), "www.example.com", Rtype::A).answer), ["www.example.com A 192.0.2.81"]);
+    assert_eq!(
+        lines(&ask(&held, "www.example.com", Rtype::A).answer),
+        ["www.example.com A 192.0.2.80"]
+    );
+    assert_eq!(
+        lines(&ask(&shared.load(), "www.example.com", Rtype::A).answer),
+        ["www.example.com A 192.0.2.81"]
+    );
 }

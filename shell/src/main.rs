@@ -1,9 +1,11 @@
 //! The `names` binary: `names serve` and `names query`.
 //! Errors end in one line on stderr and a non-zero exit, never a panic.
 
+mod check_zone;
 mod cli;
 mod config_file;
 mod query;
+mod reload;
 mod serve;
 
 use std::process::ExitCode;
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         cli::Cmd::Serve(s) => serve::run(s),
         cli::Cmd::Query(q) => query::run(q),
         cli::Cmd::CheckConfig(c) => serve::check_config(&c.file),
+        cli::Cmd::CheckZone(c) => check_zone::run(c),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use names_core::cache::{Cache, CacheConfig, Store};
+use names_core::hosts::HostsResolver;
 use names_core::parse::parse_server;
+use names_core::zone::{Cidr, ZoneResolver};
 use names_core::{Chain, Config, Forwarder, Synth, SynthRule};
 use names_shell::{parse_listen, resolv_conf, Options};
 
@@ -14,6 +16,7 @@ use argh::FromArgs;
 
 use crate::cli::Serve;
 use crate::config_file::{self, FileArgs};
+use crate::reload;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -25,6 +28,9 @@ struct Plan {
     upstreams: Vec<SocketAddr>,
     cache: CacheConfig,
     log_level: log::LevelFilter,
+    zones: Vec<String>,
+    hosts: Option<String>,
+    allow_transfer: Vec<Cidr>,
 }
 
 /// How `names serve` is named to the flag parser.
@@ -104,7 +110,18 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         upstreams,
         cache,
         log_level: _,
+        zones,
+        hosts,
+        allow_transfer,
     } = plan;
+    // Local data is loaded before any socket is bound; SIGHUP re-reads it.
+    let data = Arc::new(reload::Data::load(zones, hosts)?);
+    if !data.is_empty() {
+        data.clone()
+            .reload_on_sighup()
+            .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    }
+    let (zones, hosts) = (data.zones.clone(), data.hosts.clone());
     let upstreams: Arc<[SocketAddr]> = upstreams.into();
     // One store shared by every worker: an answer cached by one is a hit on all.
     let store = (cache.size > 0 && !upstreams.is_empty())
@@ -122,6 +139,13 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     });
     let make_chain = move || {
         let mut chain = Chain::new();
+        if let Some(zones) = &zones {
+            chain =
+                chain.with(ZoneResolver::new(zones.clone()).allow_transfer(allow_transfer.clone()));
+        }
+        if let Some(hosts) = &hosts {
+            chain = chain.with(HostsResolver::new(hosts.clone()));
+        }
         if !synth.is_empty() {
             chain = chain.with(Synth::new(synth.clone()));
         }
@@ -179,6 +203,14 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
             "--timeout and --try-timeout must be at least 1 ms",
         ));
     }
+    let allow_transfer = if f.allow_transfer.is_empty() {
+        Cidr::loopback()
+    } else {
+        f.allow_transfer
+            .iter()
+            .map(|c| Cidr::parse(c))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),
@@ -218,6 +250,9 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         synth,
         upstreams,
         cache,
+        zones: f.zone,
+        hosts: f.hosts,
+        allow_transfer,
         log_level: names_shell::logging::parse_level(f.log_level.as_deref().unwrap_or("info"))
             .map_err(names_core::ConfigError::new)?,
     })

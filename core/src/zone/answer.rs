@@ -1,6 +1,7 @@
 //! Authoritative answers from loaded zones (RFC 1034 4.3.2, RFC 2308, RFC 4592).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use domain::base::iana::{Class, Rcode, Rtype};
@@ -17,7 +18,7 @@ pub const MAX_CNAME_CHAIN: usize = 8;
 /// The zones served, indexed by origin.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
-    zones: Vec<Zone>,
+    zones: Vec<Arc<Zone>>,
     by_origin: HashMap<Box<[u8]>, usize>,
     /// Fewest and most labels of any origin, to bound the search for a name's zone.
     min_labels: usize,
@@ -40,6 +41,12 @@ enum Lookup<'z> {
 impl ZoneSet {
     /// The zones served; two zones with the same origin are an error.
     pub fn new(zones: Vec<Zone>) -> Result<ZoneSet, String> {
+        ZoneSet::from_shared(zones.into_iter().map(Arc::new).collect())
+    }
+
+    /// Like [`ZoneSet::new`], with zones that may also be in other sets (a reload keeps
+    /// the zones whose files failed to load, and shares them with the new set).
+    pub fn from_shared(zones: Vec<Arc<Zone>>) -> Result<ZoneSet, String> {
         let mut set = ZoneSet {
             min_labels: usize::MAX,
             ..ZoneSet::default()
@@ -63,7 +70,7 @@ impl ZoneSet {
     }
 
     /// The zones, in the order given.
-    pub fn zones(&self) -> &[Zone] {
+    pub fn zones(&self) -> &[Arc<Zone>] {
         &self.zones
     }
 
@@ -80,13 +87,13 @@ impl ZoneSet {
         (self.min_labels..=top)
             .rev()
             .find_map(|keep| self.by_origin.get(key.suffix(keep)))
-            .map(|&i| &self.zones[i])
+            .map(|&i| &*self.zones[i])
     }
 
     /// The zone whose apex is exactly this name.
     pub fn zone_at(&self, name: &Name<Bytes>) -> Option<&Zone> {
         let key = Key::new(name);
-        self.by_origin.get(key.full()).map(|&i| &self.zones[i])
+        self.by_origin.get(key.full()).map(|&i| &*self.zones[i])
     }
 
     /// Whether a served zone contains the name.

@@ -1,0 +1,171 @@
+//! Zone and hosts files: read before any socket is bound (a failure stops `names serve`
+//! with one line naming the file and line), and re-read on SIGHUP.
+//!
+//! The core reads no files: this module reads them and hands the text to
+//! `names_core::zone::load_zone` / `names_core::hosts::Hosts::parse`, resolving each
+//! `$INCLUDE` relative to the file that names it. The parsed data goes into a
+//! [`Snapshot`] shared by every worker; a reload stores a new snapshot, so queries in
+//! flight finish on the data they started with and none is dropped. A file that fails
+//! to reload keeps its old data serving, and the error is logged on one line.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_signal::{Signal, Signals};
+use names_core::hosts::Hosts;
+use names_core::zone::{load_zone, Snapshot, Zone, ZoneSet};
+use smol::stream::StreamExt;
+
+/// Reads and parses one zone file (and its includes).
+pub fn read_zone(path: &str) -> Result<Zone, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read zone file {path}: {e}"))?;
+    let mut include = |inc: &str, from: &str| -> Result<(String, String), String> {
+        let full = if Path::new(inc).is_absolute() {
+            PathBuf::from(inc)
+        } else {
+            Path::new(from).parent().unwrap_or(Path::new("")).join(inc)
+        };
+        let name = full.display().to_string();
+        std::fs::read_to_string(&full)
+            .map(|text| (name.clone(), text))
+            .map_err(|e| format!("cannot read $INCLUDE file {name}: {e}"))
+    };
+    load_zone(path, &text, &mut include).map_err(|e| e.to_string())
+}
+
+/// Reads and parses a hosts file.
+pub fn read_hosts(path: &str) -> Result<Hosts, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read hosts file {path}: {e}"))?;
+    Hosts::parse(path, &text).map_err(|e| e.to_string())
+}
+
+/// The local data being served and where it came from.
+pub struct Data {
+    /// Shared by every worker's zone resolver; `None` without `--zone`.
+    pub zones: Option<Snapshot<ZoneSet>>,
+    /// Shared by every worker's hosts resolver; `None` without `--hosts`.
+    pub hosts: Option<Snapshot<Hosts>>,
+    zone_paths: Vec<String>,
+    hosts_path: Option<String>,
+    /// The last zone that loaded from each path, in `zone_paths` order.
+    loaded: Mutex<Vec<Arc<Zone>>>,
+}
+
+impl Data {
+    /// Loads every file; the first failure is the error.
+    pub fn load(zone_paths: Vec<String>, hosts_path: Option<String>) -> Result<Data, String> {
+        let loaded = zone_paths
+            .iter()
+            .map(|p| read_zone(p).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let zones = if zone_paths.is_empty() {
+            None
+        } else {
+            Some(Snapshot::new(ZoneSet::from_shared(loaded.clone())?))
+        };
+        let hosts = match &hosts_path {
+            Some(p) => Some(Snapshot::new(read_hosts(p)?)),
+            None => None,
+        };
+        Ok(Data {
+            zones,
+            hosts,
+            zone_paths,
+            hosts_path,
+            loaded: Mutex::new(loaded),
+        })
+    }
+
+    /// Re-reads every file. A file that fails keeps its old data; each failure is one
+    /// error line. Returns how many files failed.
+    pub fn reload(&self) -> usize {
+        let mut failed = 0;
+        if let Some(zones) = &self.zones {
+            let mut loaded = match self.loaded.lock() {
+                Ok(l) => l,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut next = loaded.clone();
+            for (slot, path) in next.iter_mut().zip(&self.zone_paths) {
+                match read_zone(path) {
+                    Ok(zone) => *slot = Arc::new(zone),
+                    Err(e) => {
+                        failed += 1;
+                        log::error!("reload: {e} (keeping the zone loaded before)");
+                    }
+                }
+            }
+            match ZoneSet::from_shared(next.clone()) {
+                Ok(set) => {
+                    zones.store(set);
+                    *loaded = next;
+                }
+                Err(e) => {
+                    failed += 1;
+                    log::error!("reload: {e} (keeping the zones loaded before)");
+                }
+            }
+        }
+        if let (Some(hosts), Some(path)) = (&self.hosts, &self.hosts_path) {
+            match read_hosts(path) {
+                Ok(h) => hosts.store(h),
+                Err(e) => {
+                    failed += 1;
+                    log::error!("reload: {e} (keeping the hosts loaded before)");
+                }
+            }
+        }
+        let summary = self.summary();
+        if failed == 0 {
+            log::info!("reloaded: {summary}");
+        } else {
+            log::info!("reloaded with {failed} error(s): {summary}");
+        }
+        failed
+    }
+
+    /// `zone example.com. serial 3, ...` for the log.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(zones) = &self.zones {
+            for z in zones.load().zones() {
+                parts.push(format!(
+                    "zone {} serial {}",
+                    z.origin().fmt_with_dot(),
+                    z.serial()
+                ));
+            }
+        }
+        if let Some(hosts) = &self.hosts {
+            parts.push(format!("hosts {} names", hosts.load().names()));
+        }
+        parts.join(", ")
+    }
+
+    /// Whether there is anything to reload.
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_none() && self.hosts.is_none()
+    }
+
+    /// Installs the SIGHUP handler (call before binding sockets, so a SIGHUP sent after
+    /// the ready line never finds the default action, which would end the process) and
+    /// reloads on a thread of its own each time the signal comes.
+    pub fn reload_on_sighup(self: Arc<Self>) -> io::Result<()> {
+        let mut signals = Signals::new([Signal::Hup])?;
+        std::thread::Builder::new()
+            .name("names-reload".into())
+            .spawn(move || {
+                smol::block_on(async {
+                    while let Some(signal) = signals.next().await {
+                        if signal.is_ok() {
+                            self.reload();
+                        }
+                    }
+                })
+            })?;
+        Ok(())
+    }
+}
