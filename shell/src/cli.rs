@@ -12,6 +12,7 @@ pub struct Cli {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+#[allow(clippy::large_enum_variant)] // built once per process: boxing buys nothing
 pub enum Cmd {
     Serve(Serve),
     Query(QueryCmd),
