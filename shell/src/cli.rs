@@ -1,6 +1,9 @@
 //! Command-line flags (argh). Defaults are stated in each description, since `--help`
 //! does not print them.
 
+// The doc comments below are argh's `--help` text (`[TYPE]`, `PREFIX<N>`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use argh::FromArgs;
 
 #[derive(FromArgs, Debug)]

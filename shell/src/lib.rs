@@ -3,7 +3,7 @@
 //! The runtime around [`names_core`]: smol tasks that move bytes between sockets and
 //! the core's [`Server`](names_core::Server), and a timer. No DNS logic lives here.
 //!
-//! [`serve`] runs a server for any [`Chain`](names_core::Chain), which is how the
+//! [`serve`] runs a server for any [`names_core::Chain`], which is how the
 //! examples put their own resolver in front of the forwarder.
 
 mod driver;
