@@ -43,6 +43,7 @@ pub mod stats;
 pub mod tcp;
 mod timers;
 mod upstream;
+pub mod wire;
 pub mod zone;
 
 pub use action::{Action, ConnId, Origin, QueryLog, Token, Transport, UpstreamError, Via};

@@ -11,7 +11,6 @@ use std::time::Instant;
 use domain::base::iana::OptRcode;
 
 use crate::action::{Action, ConnId, Origin, QueryLog, Token, UpstreamError};
-use crate::cache::{encode_cached, CachedAnswer};
 use crate::config::Config;
 use crate::message::encode_reply;
 use crate::request::{admit_with, Admission, Request};
@@ -21,6 +20,11 @@ use crate::stats::Stats;
 use crate::tcp::{frame, ClientConn, ClientConns};
 use crate::timers::{Timers, Wake};
 use crate::upstream::{Engine, Finished, Io};
+use crate::wire::{encode_wire_reply, WireAnswer};
+
+/// Spare reply buffers kept, and the largest kept (bigger ones are freed).
+const MAX_SPARE_BUFFERS: usize = 64;
+const MAX_SPARE_CAPACITY: usize = 4096;
 
 /// How many times in a row a resolver may ask for an exchange that fails at once.
 const MAX_IMMEDIATE_EXCHANGES: u8 = 4;
@@ -53,7 +57,9 @@ pub struct Server {
     stats: Stats,
     /// Connections whose buffered frames may be read now that replies drained.
     to_pump: Vec<ConnId>,
-    reply_buf: Vec<u8>,
+    /// Spare reply buffers: taken for each reply, given back by the runtime via
+    /// [`Server::recycle`], so a steady state allocates none.
+    buffers: Vec<Vec<u8>>,
     /// Question names of requests are copied here (see `request::admit_with`).
     name_arena: bytes::BytesMut,
     /// Answers per chain position; the extra last slot counts "no resolver answered".
@@ -79,7 +85,7 @@ impl Server {
             actions: VecDeque::new(),
             stats: Stats::default(),
             to_pump: Vec::new(),
-            reply_buf: Vec::new(),
+            buffers: Vec::new(),
             name_arena: bytes::BytesMut::new(),
             answers_by_source: vec![0; chain_len + 1],
         }
@@ -215,6 +221,21 @@ impl Server {
             .collect()
     }
 
+    /// Gives back the buffer of a carried-out [`Action::Reply`] for reuse (optional: a
+    /// runtime that drops its buffers just costs an allocation per reply).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.buffers.len() < MAX_SPARE_BUFFERS && buf.capacity() <= MAX_SPARE_CAPACITY {
+            buf.clear();
+            self.buffers.push(buf);
+        }
+    }
+
+    fn take_buffer(&mut self) -> Vec<u8> {
+        self.buffers
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(512))
+    }
+
     /// Counters since creation.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -342,9 +363,7 @@ impl Server {
             let resolution = resolver.resolve(&Query::new(&request), &mut Context::new(now));
             match resolution {
                 Resolution::Answer(answer) => return self.answer(now, &request, answer, index),
-                Resolution::Cached(cached) => {
-                    return self.answer_cached(now, &request, cached, index)
-                }
+                Resolution::Wire(wire) => return self.answer_wire(now, &request, wire, index),
                 Resolution::Pass => index += 1,
                 Resolution::Exchange(spec) => {
                     return self.exchange(now, request, index, spec, depth)
@@ -396,7 +415,7 @@ impl Server {
         };
         match r.on_exchange(&Query::new(&request), done, &mut Context::new(now)) {
             Resolution::Answer(answer) => self.answer(now, &request, answer, resolver),
-            Resolution::Cached(cached) => self.answer_cached(now, &request, cached, resolver),
+            Resolution::Wire(wire) => self.answer_wire(now, &request, wire, resolver),
             Resolution::Pass => self.resolve_from(now, request, resolver + 1, depth),
             Resolution::Exchange(_) if depth >= MAX_IMMEDIATE_EXCHANGES => {
                 self.answer(now, &request, Answer::servfail(), resolver)
@@ -424,7 +443,7 @@ impl Server {
             };
             if let Some(r) = self.chain.get_mut(i) {
                 match r.on_later_answer(&Query::new(request), answer, &mut Context::new(now)) {
-                    Some(replacement @ (Resolution::Answer(_) | Resolution::Cached(_))) => {
+                    Some(replacement @ (Resolution::Answer(_) | Resolution::Wire(_))) => {
                         reply = replacement
                     }
                     _ => {}
@@ -432,7 +451,7 @@ impl Server {
             }
         }
         match reply {
-            Resolution::Cached(cached) => self.answer_cached(now, request, cached, source),
+            Resolution::Wire(wire) => self.answer_wire(now, request, wire, source),
             Resolution::Answer(answer) => self.answer_records(now, request, answer, source),
             Resolution::Pass | Resolution::Exchange(_) => {
                 unreachable!("only answers replace answers")
@@ -462,19 +481,13 @@ impl Server {
     }
 
     /// A reply spliced from a cache entry, without re-encoding its records.
-    fn answer_cached(
-        &mut self,
-        now: Instant,
-        request: &Request,
-        cached: CachedAnswer,
-        source: usize,
-    ) {
-        self.count_source(now, request, cached.entry.rcode, source);
-        let mut buf = std::mem::take(&mut self.reply_buf);
-        let truncated = encode_cached(
+    fn answer_wire(&mut self, now: Instant, request: &Request, wire: WireAnswer, source: usize) {
+        let rcode = wire.rcode();
+        self.count_source(now, request, rcode, source);
+        let mut buf = self.take_buffer();
+        let truncated = encode_wire_reply(
             request,
-            &cached.entry,
-            cached.served,
+            &wire,
             self.recursion_available,
             self.config.edns_udp_size,
             &mut buf,
@@ -482,7 +495,7 @@ impl Server {
         if truncated {
             self.stats.truncated += 1;
         }
-        self.send(now, request.origin, buf, cached.entry.rcode.to_int());
+        self.send(now, request.origin, buf, rcode.to_int());
     }
 
     fn answer_records(&mut self, now: Instant, request: &Request, answer: Answer, source: usize) {
@@ -504,7 +517,7 @@ impl Server {
             return self.send(now, request.origin, last, answer.rcode.to_int());
         }
         let answer = &answer;
-        let buf = std::mem::take(&mut self.reply_buf);
+        let buf = self.take_buffer();
         let encoded = encode_reply(
             request,
             answer,
@@ -531,8 +544,10 @@ impl Server {
                 if c.paused {
                     self.to_pump.push(conn);
                 }
-                let framed = frame(&bytes);
-                self.reply_buf = bytes;
+                let mut framed = self.take_buffer();
+                framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&bytes);
+                self.recycle(bytes);
                 framed
             }
         };

@@ -1,8 +1,10 @@
-//! A cached answer in wire format, and the reply spliced from it.
+//! Answers whose records are already in wire format, and the reply spliced from them.
 //!
-//! Records are stored uncompressed except that an owner equal to the question name is a
-//! pointer to offset 12 (where every reply's question name sits), so a hit is a copy of
-//! the header, the question as asked, these bytes with their TTLs patched, and an OPT.
+//! The cache stores its entries this way, and `Synth` its answers. Records are stored
+//! uncompressed except that an owner equal to the question name is a pointer to offset
+//! 12 (where every reply's question name sits), so a reply is a copy of the header, the
+//! question as asked, these bytes with their TTLs patched, and an OPT: nothing is
+//! re-encoded and nothing allocated.
 
 use std::time::Instant;
 
@@ -17,9 +19,10 @@ use crate::request::Request;
 const HEADER_LEN: usize = 12;
 const OPT_LEN: usize = 11;
 
-/// One cached answer. Shared (`Arc`) between the cache and replies being built.
+/// The encoded records of one answer. Shared (`Arc`) between their owner (a cache entry,
+/// a synthesised name) and replies being built.
 #[derive(Debug)]
-pub struct Entry {
+pub struct WireRecords {
     /// Answer then authority records, wire format.
     pub(crate) wire: Box<[u8]>,
     /// Offsets of every record's TTL field in `wire`, and that record's stored TTL.
@@ -28,23 +31,26 @@ pub struct Entry {
     pub(crate) authority_count: u16,
     pub(crate) rcode: OptRcode,
     pub(crate) authenticated: bool,
+    pub(crate) authoritative: bool,
     pub(crate) stored: Instant,
     /// Seconds the entry is fresh for: the smallest stored TTL.
     pub(crate) ttl: u32,
 }
 
-impl Entry {
+impl WireRecords {
     /// Encodes the records of an answer to `qname`. `None` if a record cannot be encoded
-    /// or the entry would not fit a message.
+    /// or they would not fit a message.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build(
         qname: &Name<Bytes>,
         answer: &[&Rr],
         authority: &[&Rr],
         rcode: OptRcode,
         authenticated: bool,
+        authoritative: bool,
         now: Instant,
         clamp: impl Fn(u32) -> u32,
-    ) -> Option<Entry> {
+    ) -> Option<WireRecords> {
         let mut wire = Vec::with_capacity(64);
         let mut ttls = Vec::with_capacity(answer.len() + authority.len());
         let mut min_ttl = u32::MAX;
@@ -65,27 +71,29 @@ impl Entry {
         if wire.len() > 65535 - 512 {
             return None;
         }
-        Some(Entry {
+        Some(WireRecords {
             wire: wire.into_boxed_slice(),
             ttls: ttls.into_boxed_slice(),
             answer_count: u16::try_from(answer.len()).ok()?,
             authority_count: u16::try_from(authority.len()).ok()?,
             rcode,
             authenticated,
+            authoritative,
             stored: now,
             ttl: if min_ttl == u32::MAX { 0 } else { min_ttl },
         })
     }
 
     #[cfg(test)]
-    pub(crate) fn test_entry(stored: Instant) -> Entry {
-        Entry {
+    pub(crate) fn test_entry(stored: Instant) -> WireRecords {
+        WireRecords {
             wire: Box::new([]),
             ttls: Box::new([]),
             answer_count: 0,
             authority_count: 0,
             rcode: OptRcode::NOERROR,
             authenticated: false,
+            authoritative: false,
             stored,
             ttl: 60,
         }
@@ -102,19 +110,47 @@ impl Entry {
     }
 }
 
-/// How a cached entry is served: counted down by its age, or stale with a fixed TTL.
+/// How the TTLs of wire records are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Served {
-    Fresh { age: u32 },
-    Stale { ttl: u32 },
+pub(crate) enum Ttls {
+    /// The stored TTLs minus `age` seconds (a cache hit).
+    CountDown { age: u32 },
+    /// Every TTL set to this (serve-stale, synthesised answers).
+    Fixed(u32),
 }
 
-/// Encodes the reply to `req` from `entry` into `out` (cleared first). Returns whether
+/// A reply made of prebuilt wire records, for [`Resolution::Wire`](crate::Resolution::Wire).
+#[derive(Clone, Debug)]
+pub struct WireAnswer {
+    pub(crate) records: std::sync::Arc<WireRecords>,
+    pub(crate) ttls: Ttls,
+}
+
+impl WireAnswer {
+    /// The response code of the answer.
+    pub fn rcode(&self) -> OptRcode {
+        self.records.rcode
+    }
+}
+
+/// Encodes the reply to `req` from `answer` into `out` (cleared first). Returns whether
 /// it was truncated (the records did not fit the client's limit: TC=1, no records).
-pub(crate) fn encode_cached(
+pub(crate) fn encode_wire_reply(
     req: &Request,
-    entry: &Entry,
-    served: Served,
+    answer: &WireAnswer,
+    recursion_available: bool,
+    edns_size: u16,
+    out: &mut Vec<u8>,
+) -> bool {
+    let entry = &*answer.records;
+    let served = answer.ttls;
+    encode(req, entry, served, recursion_available, edns_size, out)
+}
+
+fn encode(
+    req: &Request,
+    entry: &WireRecords,
+    served: Ttls,
     recursion_available: bool,
     edns_size: u16,
     out: &mut Vec<u8>,
@@ -126,9 +162,12 @@ pub(crate) fn encode_cached(
     let base = HEADER_LEN + qname.len() + 4;
     let truncated = base + entry.wire.len() + opt_len > limit;
     let rcode = entry.rcode;
-    // Header: ID, QR, opcode QUERY, AA clear, TC, RD echoed; RA, AD, CD; rcode.
+    // Header: ID, QR, opcode QUERY, AA, TC, RD echoed; RA, AD, CD; rcode.
     out.extend_from_slice(&req.id.to_be_bytes());
     let mut flags: u16 = 0x8000;
+    if entry.authoritative {
+        flags |= 0x0400;
+    }
     if truncated {
         flags |= 0x0200;
     }
@@ -162,8 +201,8 @@ pub(crate) fn encode_cached(
         out.extend_from_slice(&entry.wire);
         for &(offset, stored) in entry.ttls.iter() {
             let ttl = match served {
-                Served::Fresh { age } => stored.saturating_sub(age),
-                Served::Stale { ttl } => ttl,
+                Ttls::CountDown { age } => stored.saturating_sub(age),
+                Ttls::Fixed(ttl) => ttl,
             };
             let at = start + usize::from(offset);
             out[at..at + 4].copy_from_slice(&ttl.to_be_bytes());

@@ -14,7 +14,6 @@
 //!
 //! A cache hit is spliced from wire format ([`entry`]): no re-encoding of the records.
 
-mod entry;
 pub mod store;
 
 use std::sync::atomic::Ordering;
@@ -25,12 +24,11 @@ use domain::base::iana::{Rcode, Rtype};
 use domain::base::{Name, ToName};
 use domain::rdata::AllRecordData;
 
-pub use entry::Entry;
-pub(crate) use entry::{encode_cached, Served};
 pub use store::{CacheStats, Store};
 
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
+use crate::wire::{Ttls, WireAnswer, WireRecords};
 use store::{key_of, Key, MAX_KEY};
 
 /// TTL of records served stale (RFC 8767 recommends 30 s).
@@ -59,20 +57,6 @@ impl Default for CacheConfig {
             max_ttl: 86_400,
             serve_stale: None,
         }
-    }
-}
-
-/// A reply served from the cache. Opaque: the server splices it into the reply.
-#[derive(Clone, Debug)]
-pub struct CachedAnswer {
-    pub(crate) entry: Arc<Entry>,
-    pub(crate) served: Served,
-}
-
-impl CachedAnswer {
-    /// The response code of the cached answer.
-    pub fn rcode(&self) -> domain::base::iana::OptRcode {
-        self.entry.rcode
     }
 }
 
@@ -111,7 +95,7 @@ impl Cache {
     }
 
     /// The entry for an answer worth caching, or `None`.
-    fn entry_for(&self, q: &Query<'_>, answer: &Answer, cx: &Context) -> Option<Entry> {
+    fn entry_for(&self, q: &Query<'_>, answer: &Answer, cx: &Context) -> Option<WireRecords> {
         let rcode = answer.rcode;
         if rcode != Rcode::NOERROR.into() && rcode != Rcode::NXDOMAIN.into() {
             return None;
@@ -140,12 +124,13 @@ impl Cache {
         let (min, max) = (self.config.min_ttl, self.config.max_ttl);
         let authority: Vec<&Rr> = soa.iter().map(|(rr, _)| *rr).collect();
         let negative_ttl = soa.map(|(_, ttl)| ttl);
-        let entry = Entry::build(
+        let entry = WireRecords::build(
             q.qname(),
             &chain,
             &authority,
             rcode,
             answer.authenticated,
+            false,
             cx.now(),
             |ttl| {
                 let ttl = negative_ttl.map_or(ttl, |n| ttl.min(n));
@@ -196,9 +181,9 @@ impl Resolver for Cache {
                 let age = entry.age(cx.now());
                 if age < entry.ttl {
                     counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Resolution::Cached(CachedAnswer {
-                        entry,
-                        served: Served::Fresh { age },
+                    return Resolution::Wire(WireAnswer {
+                        records: entry,
+                        ttls: Ttls::CountDown { age },
                     });
                 }
                 let keep_for_stale = self
@@ -235,9 +220,9 @@ impl Resolver for Cache {
                 .counters
                 .stale_served
                 .fetch_add(1, Ordering::Relaxed);
-            return Some(Resolution::Cached(CachedAnswer {
-                entry,
-                served: Served::Stale { ttl: STALE_TTL },
+            return Some(Resolution::Wire(WireAnswer {
+                records: entry,
+                ttls: Ttls::Fixed(STALE_TTL),
             }));
         }
         if let Some(entry) = self.entry_for(q, answer, cx) {

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::entry::Entry;
+use crate::wire::WireRecords as Entry;
 
 /// Lower-cased question name (wire), type, class, and the DO/CD bits that change the
 /// answer, as one byte string so a lookup can borrow a stack buffer (no allocation per hit).

@@ -48,7 +48,7 @@ pub trait Resolver: Send {
 
     /// A resolver after this one in the chain answered `query`. Return a replacement to
     /// reply with instead (a cache serving stale data over a SERVFAIL), or `None`.
-    /// Only `Resolution::Answer` and `Resolution::Cached` replace; other variants are ignored.
+    /// Only `Resolution::Answer` and `Resolution::Wire` replace; other variants are ignored.
     /// A cache fills itself here.
     fn on_later_answer(
         &mut self,
@@ -169,8 +169,9 @@ pub enum Resolution {
     Pass,
     /// Ask upstream servers; the outcome comes to [`Resolver::on_exchange`].
     Exchange(Exchange),
-    /// Reply with a cache entry (made by [`Cache`](crate::cache::Cache)).
-    Cached(crate::cache::CachedAnswer),
+    /// Reply with prebuilt wire-format records (a [`Cache`](crate::cache::Cache) hit, a
+    /// [`Synth`] answer): spliced into the reply without re-encoding.
+    Wire(crate::wire::WireAnswer),
 }
 
 impl Resolution {

@@ -2,10 +2,13 @@
 
 use std::net::Ipv4Addr;
 
-use domain::base::iana::{Class, Rtype};
+use std::sync::Arc;
+
+use domain::base::iana::{Class, Rcode, Rtype};
 
 use super::{Context, Query, Resolution, Resolver};
 use crate::parse::ConfigError;
+use crate::wire::{Ttls, WireAnswer, WireRecords};
 
 /// Time to live of synthesised records.
 pub const SYNTH_TTL: u32 = 60;
@@ -56,11 +59,44 @@ impl SynthRule {
 #[derive(Clone, Debug, Default)]
 pub struct Synth {
     rules: Vec<SynthRule>,
+    /// Per rule, the encoded answer for each N, made on first use. The owner is encoded
+    /// as "the question name", so one answer serves every name with that number.
+    answers: Vec<Vec<Option<Arc<WireRecords>>>>,
 }
 
 impl Synth {
     pub fn new(rules: Vec<SynthRule>) -> Synth {
-        Synth { rules }
+        let answers = rules.iter().map(|_| vec![None; 256]).collect();
+        Synth { rules, answers }
+    }
+
+    fn wire_answer(
+        &mut self,
+        rule: usize,
+        n: u8,
+        q: &Query<'_>,
+        now: std::time::Instant,
+    ) -> Option<WireAnswer> {
+        let slot = &mut self.answers[rule][usize::from(n)];
+        if slot.is_none() {
+            let [a, b, c] = self.rules[rule].net;
+            let rr = q.record_a(SYNTH_TTL, Ipv4Addr::new(a, b, c, n));
+            let records = WireRecords::build(
+                q.qname(),
+                &[&rr],
+                &[],
+                Rcode::NOERROR.into(),
+                false,
+                true,
+                now,
+                |t| t,
+            )?;
+            *slot = Some(Arc::new(records));
+        }
+        Some(WireAnswer {
+            records: slot.clone()?,
+            ttls: Ttls::Fixed(SYNTH_TTL),
+        })
     }
 }
 
@@ -69,13 +105,16 @@ impl Resolver for Synth {
         "synth"
     }
 
-    fn resolve(&mut self, q: &Query<'_>, _: &mut Context) -> Resolution {
+    fn resolve(&mut self, q: &Query<'_>, cx: &mut Context) -> Resolution {
         if q.qtype() != Rtype::A || q.qclass() != Class::IN {
             return Resolution::Pass;
         }
-        for rule in &self.rules {
-            if let Some(n) = q.first_label_number(&rule.prefix) {
-                let [a, b, c] = rule.net;
+        for i in 0..self.rules.len() {
+            if let Some(n) = q.first_label_number(&self.rules[i].prefix) {
+                if let Some(answer) = self.wire_answer(i, n, q, cx.now()) {
+                    return Resolution::Wire(answer);
+                }
+                let [a, b, c] = self.rules[i].net;
                 return Resolution::answer([q.record_a(SYNTH_TTL, Ipv4Addr::new(a, b, c, n))]);
             }
         }
