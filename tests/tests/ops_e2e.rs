@@ -495,3 +495,39 @@ fn idle_server_exits_0_on_sigterm_at_once() {
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn metrics_sum_every_worker() {
+    let server = Server::start(&[
+        "--workers",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+        "--synth",
+        "ws=10.0.0",
+        "--no-forward",
+    ]);
+    let metrics = metrics_addr(&server);
+    // Each query from a fresh source port, so SO_REUSEPORT spreads them over the workers.
+    for id in 0..12u16 {
+        let r = udp_ask(
+            server.udp_addr(),
+            &a_query(&format!("ws{id}.example.com"), id),
+        );
+        assert_eq!(r.id, id);
+    }
+    let body = scrape(metrics);
+    assert_eq!(
+        sample(
+            &body,
+            r#"names_queries_total{transport="udp",qtype="A",rcode="NOERROR"}"#
+        ),
+        Some(12.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"names_answers_total{source="synth"}"#),
+        Some(12.0),
+        "{body}"
+    );
+}
