@@ -1,8 +1,10 @@
-//! The per-worker loop: socket tasks send bytes in, the core's actions go out.
+//! The per-worker loop: bytes in, the core's actions out.
 //!
 //! Each worker thread owns one `Server` (no locks), its own SO_REUSEPORT sockets, and a
-//! local executor. Socket tasks only read bytes and send events down a channel; the
-//! driver is the only place that reads the clock.
+//! local executor. The driver reads its listening UDP sockets itself, draining each
+//! readable socket until it would block (no task, channel or copy per datagram); TCP
+//! connections and upstream sockets are tasks that only read bytes and send events down
+//! a channel. The driver is the only place that reads the clock.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -10,13 +12,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_net::{TcpListener, TcpStream, UdpSocket};
 use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, UpstreamError, Via};
 use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::{future, LocalExecutor, Task, Timer};
+use smol::{future, Async, LocalExecutor, Task, Timer};
 
 use crate::metrics::Publisher;
 use crate::shutdown::{self, Shutdown};
@@ -26,6 +29,8 @@ use crate::{logging, net};
 const MAX_DATAGRAM: usize = 65535;
 /// Events taken per wake-up before the driver polls timers again.
 const EVENT_BATCH: usize = 256;
+/// Datagrams read from one listening socket per wake-up before replies go out.
+const UDP_BATCH: usize = 64;
 
 /// Bound listening sockets for every worker, ready to run.
 pub struct Listeners {
@@ -133,11 +138,6 @@ fn bind_pair(
 
 /// Something a socket task saw.
 enum Event {
-    Udp {
-        local: SocketAddr,
-        peer: SocketAddr,
-        bytes: Vec<u8>,
-    },
     TcpOpen {
         conn: ConnId,
         peer: SocketAddr,
@@ -161,11 +161,71 @@ enum Event {
     },
 }
 
+/// What woke the driver.
+enum Wake {
+    /// Listening UDP socket `i` is readable.
+    Udp(usize),
+    /// A socket task sent an event.
+    Event(Event),
+    /// The core's timer is due (or nothing in particular).
+    Timer,
+    /// SIGTERM/SIGINT.
+    Shutdown,
+}
+
 /// The driver's side of a client TCP connection.
 struct ConnHandle {
     writes: Sender<Vec<u8>>,
     paused: Rc<Cell<bool>>,
     resume: Sender<()>,
+    backlog: Rc<Backlog>,
+    stream: TcpStream,
+}
+
+/// Reply bytes a client TCP connection has not taken yet. Unbounded writes would let a
+/// client that never reads its replies grow the server's memory without limit.
+const MAX_TCP_BACKLOG: usize = 64 * 1024;
+/// How long a closed connection's writer may keep trying to hand over its queued replies.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Reply bytes handed to a connection's writer and not yet written. The connection is
+/// not read while this is over [`MAX_TCP_BACKLOG`].
+struct Backlog {
+    queued: Cell<usize>,
+    drained_tx: Sender<()>,
+    drained_rx: Receiver<()>,
+}
+
+impl Backlog {
+    fn new() -> Backlog {
+        let (drained_tx, drained_rx) = channel::bounded(1);
+        Backlog {
+            queued: Cell::new(0),
+            drained_tx,
+            drained_rx,
+        }
+    }
+
+    fn queue(&self, n: usize) {
+        self.queued.set(self.queued.get() + n);
+    }
+
+    /// `n` bytes were written (or, with `usize::MAX`, the writer is gone).
+    fn written(&self, n: usize) {
+        self.queued.set(self.queued.get().saturating_sub(n));
+        if self.queued.get() <= MAX_TCP_BACKLOG {
+            let _ = self.drained_tx.try_send(());
+        }
+    }
+
+    /// Returns once the backlog is at or under the limit.
+    async fn below_limit(&self) {
+        while self.queued.get() > MAX_TCP_BACKLOG {
+            if self.drained_rx.recv().await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// What a worker watches (shutdown) and where it publishes its counters (metrics).
@@ -187,20 +247,20 @@ fn run_worker(
     let server = Server::new(config, chain, seed);
     let ex = Rc::new(LocalExecutor::new());
     let (tx, rx) = channel::unbounded();
-    let mut udp_by_local = HashMap::new();
+    let mut udp_listeners = Vec::new();
     let mut listener_tasks = Vec::new();
     let next_conn = Rc::new(Cell::new(0u64));
     for (udp, tcp) in sockets {
-        let udp = UdpSocket::try_from(udp)?;
-        let tcp = TcpListener::try_from(tcp)?;
         let local = udp.local_addr()?;
-        udp_by_local.insert(local, udp.clone());
-        listener_tasks.push(ex.spawn(udp_reader(udp, local, tx.clone())));
+        udp_listeners.push((local, Async::new(udp)?));
+        let tcp = TcpListener::try_from(tcp)?;
         listener_tasks.push(ex.spawn(tcp_acceptor(ex.clone(), tcp, next_conn.clone(), tx.clone())));
     }
     let driver = Driver {
         server,
-        udp_by_local,
+        udp_listeners,
+        datagram: vec![0u8; MAX_DATAGRAM],
+        hot_udp: None,
         conns: HashMap::new(),
         upstreams: HashMap::new(),
         events: tx,
@@ -213,7 +273,12 @@ fn run_worker(
 
 struct Driver {
     server: Server,
-    udp_by_local: HashMap<SocketAddr, UdpSocket>,
+    /// Listening UDP sockets and their local addresses; emptied on shutdown.
+    udp_listeners: Vec<(SocketAddr, Async<std::net::UdpSocket>)>,
+    /// Receive buffer for listening sockets.
+    datagram: Vec<u8>,
+    /// A listening socket left readable after a full batch.
+    hot_udp: Option<usize>,
     conns: HashMap<ConnId, ConnHandle>,
     upstreams: HashMap<Token, Task<()>>,
     events: Sender<Event>,
@@ -241,36 +306,58 @@ impl Driver {
                 Some(limit) => Some(deadline.map_or(limit, |d| d.min(limit))),
                 None => deadline,
             };
-            let timer = async {
-                match deadline {
-                    Some(at) => Timer::at(at).await,
-                    None => Timer::never().await,
-                };
-                None
-            };
-            let shutdown = async {
-                if draining.is_some() {
-                    future::pending::<()>().await;
+            // A socket that still had datagrams after a full batch is read again at once.
+            let wake = match self.hot_udp.take() {
+                Some(i) => Wake::Udp(i),
+                None => {
+                    let timer = async {
+                        match deadline {
+                            Some(at) => Timer::at(at).await,
+                            None => Timer::never().await,
+                        };
+                        Wake::Timer
+                    };
+                    let shutdown = async {
+                        if draining.is_some() {
+                            future::pending::<()>().await;
+                        }
+                        self.hooks.shutdown.wait().await;
+                        Wake::Shutdown
+                    };
+                    let listeners = &self.udp_listeners;
+                    let readable = future::poll_fn(|cx| {
+                        for (i, (_, sock)) in listeners.iter().enumerate() {
+                            if sock.poll_readable(cx).is_ready() {
+                                return Poll::Ready(Wake::Udp(i));
+                            }
+                        }
+                        Poll::Pending
+                    });
+                    let event = async { rx.recv().await.map_or(Wake::Timer, Wake::Event) };
+                    future::or(future::or(readable, event), future::or(timer, shutdown)).await
                 }
-                self.hooks.shutdown.wait().await;
-                Some(None)
             };
-            let event = future::or(async { rx.recv().await.ok().map(Some) }, timer);
-            let event = future::or(event, shutdown).await;
             let now = Instant::now();
-            let event = match event {
-                Some(Some(ev)) => Some(ev),
-                Some(None) => {
+            let event = match wake {
+                Wake::Event(ev) => Some(ev),
+                Wake::Udp(i) => {
+                    self.read_udp(now, i);
+                    None
+                }
+                Wake::Shutdown => {
                     // Shutdown: stop reading the listening sockets (new queries), keep the
                     // upstream sockets and open connections to answer what is in flight.
                     self.listener_tasks.clear();
+                    self.udp_listeners.clear();
                     draining = Some(now + self.hooks.drain);
                     None
                 }
-                None => None,
+                Wake::Timer => None,
             };
             if let Some(ev) = event {
                 self.feed(now, ev, draining.is_some());
+            }
+            if !rx.is_empty() {
                 for _ in 0..EVENT_BATCH {
                     match rx.try_recv() {
                         Ok(ev) => self.feed(now, ev, draining.is_some()),
@@ -281,6 +368,31 @@ impl Driver {
             self.server.handle_timeout(now);
             // Before the replies of this batch go out, so a scrape that follows a reply counts it.
             self.publish();
+        }
+    }
+
+    /// Reads datagrams from listening socket `i` until it would block (at most a batch).
+    fn read_udp(&mut self, now: Instant, i: usize) {
+        let Some((local, sock)) = self.udp_listeners.get(i) else {
+            return;
+        };
+        self.hot_udp = Some(i);
+        for _ in 0..UDP_BATCH {
+            match sock.get_ref().recv_from(&mut self.datagram) {
+                Ok((n, peer)) => {
+                    let from = Origin::Udp {
+                        local: *local,
+                        peer,
+                    };
+                    self.server.handle_client(now, from, &self.datagram[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.hot_udp = None;
+                    break;
+                }
+                // ICMP errors and the like concern one peer, never the listener.
+                Err(_) => continue,
+            }
         }
     }
 
@@ -305,16 +417,12 @@ impl Driver {
         if draining {
             // New queries are no longer taken; replies to upstream queries still are.
             match ev {
-                Event::Udp { .. } | Event::TcpData { .. } => return,
+                Event::TcpData { .. } => return,
                 Event::TcpOpen { .. } => return, // dropping the handle closes it
                 _ => {}
             }
         }
         match ev {
-            Event::Udp { local, peer, bytes } => {
-                self.server
-                    .handle_client(now, Origin::Udp { local, peer }, &bytes)
-            }
             Event::TcpOpen { conn, peer, handle } => {
                 self.conns.insert(conn, handle);
                 self.server.handle_tcp_open(now, conn, peer);
@@ -342,13 +450,22 @@ impl Driver {
             match action {
                 Action::Reply { to, bytes } => match to {
                     Origin::Udp { local, peer } => {
-                        if let Some(sock) = self.udp_by_local.get(&local) {
+                        if let Some((_, sock)) =
+                            self.udp_listeners.iter().find(|(a, _)| *a == local)
+                        {
                             // A client's unreachable address must not stop the server.
-                            let _ = sock.send_to(&bytes, peer).await;
+                            match sock.get_ref().send_to(&bytes, peer) {
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                    let _ = sock.send_to(&bytes, peer).await;
+                                }
+                                _ => {}
+                            }
                         }
+                        self.server.recycle(bytes);
                     }
                     Origin::Tcp(conn) => {
                         if let Some(c) = self.conns.get(&conn) {
+                            c.backlog.queue(bytes.len());
                             let _ = c.writes.try_send(bytes);
                         }
                     }
@@ -391,7 +508,19 @@ impl Driver {
                     self.upstreams.remove(&token); // dropping the task cancels it and closes its socket
                 }
                 Action::CloseClient { conn } => {
-                    self.conns.remove(&conn); // the writer sees its channel close and shuts the stream
+                    // The writer sees its channel close and shuts the stream once its queue
+                    // is written; a client that does not read is cut off after a grace period.
+                    if let Some(c) = self.conns.remove(&conn) {
+                        if c.backlog.queued.get() > 0 {
+                            let stream = c.stream;
+                            self.ex
+                                .spawn(async move {
+                                    Timer::after(CLOSE_GRACE).await;
+                                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                                })
+                                .detach();
+                        }
+                    }
                 }
                 Action::PauseRead { conn } => {
                     if let Some(c) = self.conns.get(&conn) {
@@ -410,26 +539,6 @@ impl Driver {
     }
 }
 
-async fn udp_reader(sock: UdpSocket, local: SocketAddr, events: Sender<Event>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, peer)) => {
-                let ev = Event::Udp {
-                    local,
-                    peer,
-                    bytes: buf[..n].to_vec(),
-                };
-                if events.send(ev).await.is_err() {
-                    return;
-                }
-            }
-            // ICMP errors and the like concern one peer, never the listener.
-            Err(_) => continue,
-        }
-    }
-}
-
 async fn tcp_acceptor(
     ex: Rc<LocalExecutor<'static>>,
     listener: TcpListener,
@@ -444,10 +553,13 @@ async fn tcp_acceptor(
                 let (writes, write_rx) = channel::unbounded();
                 let (resume, resume_rx) = channel::bounded(1);
                 let paused = Rc::new(Cell::new(false));
+                let backlog = Rc::new(Backlog::new());
                 let handle = ConnHandle {
                     writes,
                     paused: paused.clone(),
                     resume,
+                    backlog: backlog.clone(),
+                    stream: stream.clone(),
                 };
                 if events
                     .send(Event::TcpOpen { conn, peer, handle })
@@ -456,9 +568,17 @@ async fn tcp_acceptor(
                 {
                     return;
                 }
-                ex.spawn(tcp_writer(stream.clone(), write_rx)).detach();
-                ex.spawn(tcp_reader(stream, conn, paused, resume_rx, events.clone()))
+                ex.spawn(tcp_writer(stream.clone(), write_rx, backlog.clone()))
                     .detach();
+                ex.spawn(tcp_reader(
+                    stream,
+                    conn,
+                    paused,
+                    resume_rx,
+                    backlog,
+                    events.clone(),
+                ))
+                .detach();
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off, keep serving what is open, then accept again.
@@ -474,6 +594,7 @@ async fn tcp_reader(
     conn: ConnId,
     paused: Rc<Cell<bool>>,
     resume: Receiver<()>,
+    backlog: Rc<Backlog>,
     events: Sender<Event>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
@@ -483,6 +604,7 @@ async fn tcp_reader(
                 break;
             }
         }
+        backlog.below_limit().await;
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
@@ -499,14 +621,16 @@ async fn tcp_reader(
     let _ = events.send(Event::TcpClosed { conn }).await;
 }
 
-async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>) {
+async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>, backlog: Rc<Backlog>) {
     while let Ok(bytes) = writes.recv().await {
         if stream.write_all(&bytes).await.is_err() {
             break;
         }
+        backlog.written(bytes.len());
     }
     // The core closed the connection (idle, cap, garbage) or the peer went away.
     let _ = stream.shutdown(std::net::Shutdown::Both);
+    backlog.written(usize::MAX); // never leave the reader waiting for a drain
 }
 
 async fn upstream_udp(
