@@ -182,16 +182,19 @@ struct ConnHandle {
     stream: TcpStream,
 }
 
-/// Reply bytes a client TCP connection has not taken yet. Unbounded writes would let a
-/// client that never reads its replies grow the server's memory without limit.
+/// Bytes of one client TCP connection held inside the server: read but not yet given to
+/// the core, plus replies not yet written. Without a bound, a client that pipelines
+/// queries and never reads its replies grows the server's memory without limit.
 const MAX_TCP_BACKLOG: usize = 64 * 1024;
 /// How long a closed connection's writer may keep trying to hand over its queued replies.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Reply bytes handed to a connection's writer and not yet written. The connection is
-/// not read while this is over [`MAX_TCP_BACKLOG`].
+/// Bytes of a connection read and not yet given to the core, plus replies not yet
+/// written. The connection is not read while this is over [`MAX_TCP_BACKLOG`].
 struct Backlog {
     queued: Cell<usize>,
+    /// The writer is gone: nothing will drain any more, so never wait.
+    closed: Cell<bool>,
     drained_tx: Sender<()>,
     drained_rx: Receiver<()>,
 }
@@ -201,26 +204,32 @@ impl Backlog {
         let (drained_tx, drained_rx) = channel::bounded(1);
         Backlog {
             queued: Cell::new(0),
+            closed: Cell::new(false),
             drained_tx,
             drained_rx,
         }
     }
 
-    fn queue(&self, n: usize) {
+    fn add(&self, n: usize) {
         self.queued.set(self.queued.get() + n);
     }
 
-    /// `n` bytes were written (or, with `usize::MAX`, the writer is gone).
-    fn written(&self, n: usize) {
+    /// `n` bytes were given to the core or written to the client.
+    fn release(&self, n: usize) {
         self.queued.set(self.queued.get().saturating_sub(n));
         if self.queued.get() <= MAX_TCP_BACKLOG {
             let _ = self.drained_tx.try_send(());
         }
     }
 
+    fn close(&self) {
+        self.closed.set(true);
+        let _ = self.drained_tx.try_send(());
+    }
+
     /// Returns once the backlog is at or under the limit.
     async fn below_limit(&self) {
-        while self.queued.get() > MAX_TCP_BACKLOG {
+        while !self.closed.get() && self.queued.get() > MAX_TCP_BACKLOG {
             if self.drained_rx.recv().await.is_err() {
                 return;
             }
@@ -324,7 +333,12 @@ impl Driver {
                         self.hooks.shutdown.wait().await;
                         Wake::Shutdown
                     };
-                    let listeners = &self.udp_listeners;
+                    // Draining after a shutdown: the listening sockets are no longer read
+                    // (they stay open, since the replies still in flight leave through them).
+                    let listeners = match draining {
+                        Some(_) => &[][..],
+                        None => &self.udp_listeners[..],
+                    };
                     let readable = future::poll_fn(|cx| {
                         for (i, (_, sock)) in listeners.iter().enumerate() {
                             if sock.poll_readable(cx).is_ready() {
@@ -348,7 +362,7 @@ impl Driver {
                     // Shutdown: stop reading the listening sockets (new queries), keep the
                     // upstream sockets and open connections to answer what is in flight.
                     self.listener_tasks.clear();
-                    self.udp_listeners.clear();
+                    self.hot_udp = None;
                     draining = Some(now + self.hooks.drain);
                     None
                 }
@@ -428,6 +442,9 @@ impl Driver {
                 self.server.handle_tcp_open(now, conn, peer);
             }
             Event::TcpData { conn, bytes } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.backlog.release(bytes.len());
+                }
                 self.server.handle_client(now, Origin::Tcp(conn), &bytes)
             }
             Event::TcpClosed { conn } => {
@@ -465,7 +482,7 @@ impl Driver {
                     }
                     Origin::Tcp(conn) => {
                         if let Some(c) = self.conns.get(&conn) {
-                            c.backlog.queue(bytes.len());
+                            c.backlog.add(bytes.len());
                             let _ = c.writes.try_send(bytes);
                         }
                     }
@@ -608,6 +625,7 @@ async fn tcp_reader(
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                backlog.add(n);
                 let ev = Event::TcpData {
                     conn,
                     bytes: buf[..n].to_vec(),
@@ -626,11 +644,11 @@ async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>, backlog: R
         if stream.write_all(&bytes).await.is_err() {
             break;
         }
-        backlog.written(bytes.len());
+        backlog.release(bytes.len());
     }
     // The core closed the connection (idle, cap, garbage) or the peer went away.
     let _ = stream.shutdown(std::net::Shutdown::Both);
-    backlog.written(usize::MAX); // never leave the reader waiting for a drain
+    backlog.close(); // never leave the reader waiting for a drain
 }
 
 async fn upstream_udp(
