@@ -132,9 +132,9 @@ fn build(
 
 fn push_all<T>(
     records: &[T],
-    mut push: impl FnMut(&T) -> Result<(), PushError>,
+    push: impl FnMut(&T) -> Result<(), PushError>,
 ) -> Result<(), PushError> {
-    records.iter().try_for_each(|rr| push(rr))
+    records.iter().try_for_each(push)
 }
 
 /// Target size of one zone transfer message: compression pointers reach only the

@@ -442,11 +442,10 @@ impl Server {
                 break;
             };
             if let Some(r) = self.chain.get_mut(i) {
-                match r.on_later_answer(&Query::new(request), answer, &mut Context::new(now)) {
-                    Some(replacement @ (Resolution::Answer(_) | Resolution::Wire(_))) => {
-                        reply = replacement
-                    }
-                    _ => {}
+                if let Some(replacement @ (Resolution::Answer(_) | Resolution::Wire(_))) =
+                    r.on_later_answer(&Query::new(request), answer, &mut Context::new(now))
+                {
+                    reply = replacement;
                 }
             }
         }

@@ -12,7 +12,7 @@
 //!   and unrelated records are dropped, so an upstream cannot plant data for other names.
 //! - Bounded by an exact entry count, least recently used out first ([`store`]).
 //!
-//! A cache hit is spliced from wire format ([`entry`]): no re-encoding of the records.
+//! A cache hit is spliced from wire format ([`crate::wire`]): no re-encoding of the records.
 
 pub mod store;
 

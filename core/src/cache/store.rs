@@ -2,7 +2,7 @@
 //! share one cache. The bound is exact: shard capacities add up to the configured size.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -202,9 +202,7 @@ impl Store {
     }
 
     fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Lru> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let i = (h.finish() as usize) % self.shards.len();
+        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
         // A poisoned shard only means another worker panicked mid-update of plain data.
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
