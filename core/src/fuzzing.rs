@@ -416,13 +416,28 @@ pub fn tcp_stream(data: &[u8]) {
     if !closed_early && !garbage {
         assert_eq!(replies.len(), expected, "one reply per admissible frame");
     }
+    // Frames may share an ID: each reply is matched to an unanswered frame by ID and question.
+    let mut answered = vec![false; frames.len()];
     for reply in replies {
-        let (frame, admission) = frames
-            .iter()
-            .zip(&admissions)
-            .find(|(f, a)| f.get(..2) == reply.get(..2) && !matches!(a, Admission::Drop))
+        let question = Message::from_octets(reply)
+            .ok()
+            .and_then(|m| m.sole_question().ok())
+            .map(|q| (q.qname().to_name::<Bytes>(), q.qtype()));
+        let i = (0..frames.len())
+            .find(|&i| {
+                !answered[i]
+                    && frames[i].get(..2) == reply.get(..2)
+                    && match &admissions[i] {
+                        Admission::Drop => false,
+                        Admission::Reject(r) => r.as_slice() == reply,
+                        Admission::Query(req) => question.as_ref().is_some_and(|(n, t)| {
+                            n.as_slice() == req.qname.as_slice() && *t == req.qtype
+                        }),
+                    }
+            })
             .expect("a reply answers one of the frames");
-        check_reply(frame, admission, reply, 1232);
+        answered[i] = true;
+        check_reply(&frames[i], &admissions[i], reply, 1232);
     }
 }
 
