@@ -124,6 +124,28 @@ def main():
     for label, d in ups.items():
         write("upstream_reply", label, d)
 
+    zones = {
+        "basic": "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n"
+                 "@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\nwww AAAA 2001:db8::1\n",
+        "no-origin": "example.org. 60 IN SOA ns.example.org. h.example.org. 7 1 2 3 4\n"
+                     "www 60 IN CNAME example.org.\n@ 60 IN MX 10 mail\nmail 60 IN A 10.0.0.1\n",
+        "wildcard": "$ORIGIN w.test.\n@ SOA a b 1 2 3 4 5\n* TXT \"wild\" \"card\"\nsub NS ns.other.\n",
+        "parens": "$ORIGIN p.test.\n@ IN SOA ns hm (\n 1 ; serial\n 2 3 4 5 )\n@ TXT \"a;b\"\n",
+        "include": "$ORIGIN i.test.\n@ SOA a b 1 2 3 4 5\n$INCLUDE other.zone\n",
+        "rfc3597": "$ORIGIN u.test.\n@ SOA a b 1 2 3 4 5\nx TYPE65280 \\# 3 010203\n",
+        "two-soa": "$ORIGIN d.test.\n@ SOA a b 1 2 3 4 5\n@ SOA a b 2 2 3 4 5\n",
+        "no-soa": "$ORIGIN n.test.\nwww A 1.2.3.4\n",
+        "cname-chain": "$ORIGIN c.test.\n@ SOA a b 1 2 3 4 5\na CNAME b\nb CNAME c\nc CNAME a\n",
+        "srv-ptr": "$ORIGIN s.test.\n@ SOA a b 1 2 3 4 5\n_sip._udp SRV 0 5 5060 sip\n"
+                   "1 PTR host.s.test.\nsip A 10.1.1.1\n",
+        "mixed-case": "$ORIGIN MiXed.Test.\n@ SOA A B 1 2 3 4 5\nWwW A 10.0.0.9\n",
+        "bad-class": "$ORIGIN b.test.\n@ IN SOA a b 1 2 3 4 5\nx CH A 1.2.3.4\n",
+        "long-txt": "$ORIGIN t.test.\n@ SOA a b 1 2 3 4 5\nwww TXT " + " ".join(['"%s"' % ("x" * 200)] * 30) + "\n",
+        "garbage": "\x00\xff$ORIGIN\n@@@ SOA\n((((\n",
+    }
+    for label, text in zones.items():
+        write("zonefile", label, text.encode("latin-1"))
+
     rng = random.Random(5)
     for i in range(24):
         n = rng.choice([16, 64, 128, 256, 512, 1024])

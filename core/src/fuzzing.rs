@@ -102,9 +102,13 @@ struct Harness {
 
 impl Harness {
     fn new(config: Config) -> Harness {
+        Harness::with_chain(config, chain())
+    }
+
+    fn with_chain(config: Config, chain: Chain) -> Harness {
         let now = Instant::now();
         Harness {
-            server: Server::new(config.clone(), chain(), [7; 32]),
+            server: Server::new(config.clone(), chain, [7; 32]),
             config,
             now,
             start: now,
@@ -422,7 +426,7 @@ pub fn tcp_stream(data: &[u8]) {
         let question = Message::from_octets(reply)
             .ok()
             .and_then(|m| m.sole_question().ok())
-            .map(|q| (q.qname().to_name::<Bytes>(), q.qtype()));
+            .map(|q| (q.qname().to_name::<Bytes>(), q.qtype(), q.qclass()));
         let i = (0..frames.len())
             .find(|&i| {
                 !answered[i]
@@ -430,8 +434,9 @@ pub fn tcp_stream(data: &[u8]) {
                     && match &admissions[i] {
                         Admission::Drop => false,
                         Admission::Reject(r) => r.as_slice() == reply,
-                        Admission::Query(req) => question.as_ref().is_some_and(|(n, t)| {
-                            n.as_slice() == req.qname.as_slice() && *t == req.qtype
+                        Admission::Query(req) => question.as_ref().is_some_and(|(n, t, c)| {
+                            n.as_slice() == req.qname.as_slice()
+                                && (*t, *c) == (req.qtype, req.qclass)
                         }),
                     }
             })
@@ -542,6 +547,70 @@ pub fn upstream_reply(data: &[u8]) {
             "a reply from a wrong address is never used"
         );
     }
+}
+
+/// Fuzz target 4: the bytes as a zone file (lossy UTF-8; every `$INCLUDE` gives one
+/// small fixed file). A zone that loads is served: its apex SOA, NS and ANY, a name
+/// under it, and an AXFR over TCP each get exactly one reply that parses back.
+pub fn zonefile(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut include = |_: &str, _: &str| -> Result<(String, String), String> {
+        Ok(("inc.zone".into(), "www 60 IN A 192.0.2.1\n".into()))
+    };
+    let Ok(zone) = crate::zone::load_zone("fuzz.zone", &text, &mut include) else {
+        return;
+    };
+    let origin = zone.origin().clone();
+    let Ok(zones) = crate::zone::ZoneSet::new(vec![zone]) else {
+        return;
+    };
+    let resolver = crate::zone::ZoneResolver::new(crate::zone::Snapshot::new(zones));
+    let mut h = Harness::with_chain(Config::default(), Chain::new().with(resolver));
+    let www = Name::from_octets(Bytes::from([b"\x03www", origin.as_slice()].concat())).ok();
+    let mut asks = vec![
+        (origin.clone(), Rtype::SOA, false),
+        (origin.clone(), Rtype::NS, false),
+        (origin.clone(), Rtype::ANY, false),
+        (origin.clone(), Rtype::AXFR, true),
+    ];
+    if let Some(www) = www {
+        asks.push((www.clone(), Rtype::A, false));
+        asks.push((www, Rtype::MX, false));
+    }
+    let peer = SocketAddr::from(([127, 0, 0, 1], 40003));
+    for (i, (qname, qtype, tcp)) in asks.iter().enumerate() {
+        let query = encode_query(&QuerySpec {
+            id: i as u16,
+            qname,
+            qtype: *qtype,
+            qclass: Class::IN,
+            rd: false,
+            cd: false,
+            edns: (i % 2 == 0).then_some((1232, false)),
+        });
+        let origin = if *tcp {
+            let conn = ConnId(i as u64);
+            h.server.handle_tcp_open(h.now, conn, peer);
+            h.server
+                .handle_client(h.now, Origin::Tcp(conn), &frame(&query));
+            Origin::Tcp(conn)
+        } else {
+            let o = udp_origin(30_000 + i as u16);
+            h.server.handle_client(h.now, o, &query);
+            o
+        };
+        h.drain();
+        let replies = h.replies_to(origin);
+        assert!(!replies.is_empty(), "query {i} for the zone answered");
+        let admission = admit(&query, origin, peer, h.now, 1232);
+        for reply in &replies {
+            check_reply(&query, &admission, reply, 1232);
+        }
+        if !tcp {
+            assert_eq!(replies.len(), 1, "one UDP reply per query");
+        }
+    }
+    h.finish();
 }
 
 /// The question section of a query with one question (header stripped).

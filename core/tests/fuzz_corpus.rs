@@ -43,6 +43,11 @@ fn upstream_reply_seeds() {
 }
 
 #[test]
+fn zonefile_seeds() {
+    replay("zonefile", names_core::fuzzing::zonefile);
+}
+
+#[test]
 fn structured_seeds() {
     replay("structured", names_core::fuzzing::structured);
 }
@@ -59,4 +64,18 @@ fn structured_seeds_decode_into_scenarios() {
         queries += s.queries.len();
     }
     assert!(queries >= 24, "the seeds carry {queries} queries");
+}
+
+#[test]
+fn zonefile_seeds_include_loadable_zones() {
+    let mut loaded = 0;
+    for path in seeds("zonefile") {
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&path).expect("a readable seed")).into_owned();
+        let mut include = |_: &str, _: &str| Ok(("inc.zone".to_string(), String::new()));
+        if names_core::zone::load_zone("seed", &text, &mut include).is_ok() {
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 6, "only {loaded} zone seeds load");
 }
