@@ -37,7 +37,7 @@ use std::time::Duration;
 use async_net::{TcpListener, TcpStream};
 use names_core::domain::base::iana::{OptRcode, Rtype};
 use names_core::stats::{LatencyHistogram, LATENCY_BOUNDS_US};
-use names_core::{Server, Stats, Transport};
+use names_core::{Server, Stats};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -270,15 +270,8 @@ pub fn render(snapshots: &[Snapshot], cache: Option<CacheCounts>) -> String {
     let mut r = Registry::with_prefix("names");
     let family: Family<QueryLabels, Counter> = Family::default();
     for ((tcp, qtype, rcode), n) in queries {
-        let transport = match tcp {
-            true => Transport::Tcp,
-            false => Transport::Udp,
-        };
         let labels = QueryLabels {
-            transport: match transport {
-                Transport::Tcp => "tcp",
-                Transport::Udp => "udp",
-            },
+            transport: if tcp { "tcp" } else { "udp" },
             qtype: rtype_label(qtype),
             rcode: rcode_label(rcode),
         };
