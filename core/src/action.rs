@@ -18,7 +18,12 @@ pub struct Token(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// A datagram received on the listening socket `local` from `peer`.
-    Udp { local: SocketAddr, peer: SocketAddr },
+    Udp {
+        /// The server's listening address the datagram arrived on (the reply leaves from it).
+        local: SocketAddr,
+        /// The client's address and port.
+        peer: SocketAddr,
+    },
     /// A message read from a client TCP connection.
     Tcp(ConnId),
 }
@@ -36,7 +41,9 @@ impl Origin {
 /// UDP or TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
+    /// DNS over UDP datagrams.
     Udp,
+    /// DNS over TCP, each message preceded by its 2-byte length.
     Tcp,
 }
 
@@ -44,7 +51,10 @@ pub enum Transport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Via {
     /// From a fresh UDP socket bound to this (random) local port and connected to the upstream.
-    Udp { local_port: u16 },
+    Udp {
+        /// The local port to bind, drawn at random by the core (RFC 5452).
+        local_port: u16,
+    },
     /// Over a fresh TCP connection to the upstream; the bytes are already length-framed.
     Tcp,
 }
@@ -62,23 +72,44 @@ pub enum UpstreamError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Send a reply to a client. For TCP the bytes carry their 2-byte length prefix.
-    Reply { to: Origin, bytes: Vec<u8> },
+    Reply {
+        /// Where the query came from.
+        to: Origin,
+        /// The wire-format reply.
+        bytes: Vec<u8>,
+    },
     /// Send a query upstream. Replies come back through `handle_upstream` with this token.
     SendUpstream {
+        /// Names this try in later inputs and in [`Action::CloseUpstream`].
         token: Token,
+        /// The upstream server.
         to: SocketAddr,
+        /// UDP from a given local port, or TCP.
         via: Via,
+        /// The wire-format query (length-prefixed for TCP).
         bytes: Vec<u8>,
     },
     /// The exchange attempt is over: close its socket. Exactly one per token.
-    CloseUpstream { token: Token },
+    CloseUpstream {
+        /// The try whose socket to close.
+        token: Token,
+    },
     /// Close a client TCP connection (idle, over the cap, or garbage).
-    CloseClient { conn: ConnId },
+    CloseClient {
+        /// The connection to close.
+        conn: ConnId,
+    },
     /// Stop reading from a client TCP connection until [`Action::ResumeRead`]:
     /// it has too many queries in flight.
-    PauseRead { conn: ConnId },
+    PauseRead {
+        /// The connection to stop reading.
+        conn: ConnId,
+    },
     /// Read from the connection again.
-    ResumeRead { conn: ConnId },
+    ResumeRead {
+        /// The connection to read again.
+        conn: ConnId,
+    },
     /// A query was answered (only with [`Config::log_queries`](crate::Config::log_queries)).
     Log(QueryLog),
 }
@@ -86,10 +117,15 @@ pub enum Action {
 /// One answered query, for the query log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryLog {
+    /// The client's address and port.
     pub client: SocketAddr,
+    /// The transport the query came in on.
     pub transport: Transport,
+    /// The question name, as asked (case kept).
     pub qname: domain::base::Name<bytes::Bytes>,
+    /// The question type.
     pub qtype: domain::base::iana::Rtype,
+    /// The reply's response code.
     pub rcode: domain::base::iana::OptRcode,
     /// Name of the resolver that answered (`none` when none did).
     pub source: String,
