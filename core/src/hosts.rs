@@ -167,6 +167,7 @@ pub struct HostsResolver {
 }
 
 impl HostsResolver {
+    /// A resolver answering from `hosts`, which a reload may replace while it serves.
     pub fn new(hosts: Snapshot<Hosts>) -> HostsResolver {
         HostsResolver { hosts }
     }

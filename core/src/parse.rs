@@ -8,10 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfigError {
+    /// What is wrong, naming the flag or file and the value.
     pub message: String,
 }
 
 impl ConfigError {
+    /// An error with this message.
     pub fn new(message: impl Into<String>) -> ConfigError {
         ConfigError {
             message: message.into(),

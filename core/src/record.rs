@@ -12,8 +12,11 @@ pub type Rr = Record<Name<Bytes>, AllRecordData<Bytes, Name<Bytes>>>;
 /// The three record sections of a message, OPT left out.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sections {
+    /// The answer section.
     pub answer: Vec<Rr>,
+    /// The authority section.
     pub authority: Vec<Rr>,
+    /// The additional section, without the OPT record.
     pub additional: Vec<Rr>,
 }
 

@@ -19,6 +19,7 @@ pub struct Framer {
 pub struct EmptyFrame;
 
 impl Framer {
+    /// Appends bytes read from the connection (any chunking).
     pub fn push(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();

@@ -9,6 +9,7 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// An empty chain: every query is answered REFUSED.
     pub fn new() -> Chain {
         Chain::default()
     }
@@ -24,10 +25,12 @@ impl Chain {
         self.resolvers.push(resolver);
     }
 
+    /// The number of resolvers.
     pub fn len(&self) -> usize {
         self.resolvers.len()
     }
 
+    /// Whether the chain has no resolver.
     pub fn is_empty(&self) -> bool {
         self.resolvers.is_empty()
     }

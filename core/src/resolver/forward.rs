@@ -13,12 +13,15 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
+    /// A forwarder to `servers`, tried in order (the next one after a per-try timeout
+    /// or a SERVFAIL, REFUSED or NOTIMP reply).
     pub fn new(servers: impl Into<Arc<[SocketAddr]>>) -> Forwarder {
         Forwarder {
             servers: servers.into(),
         }
     }
 
+    /// The upstream servers, in the order they are tried.
     pub fn servers(&self) -> &[SocketAddr] {
         &self.servers
     }

@@ -16,7 +16,9 @@ pub const SYNTH_TTL: u32 = 60;
 /// One rule: a first label `PREFIX` + decimal N in 0..=255 maps to `NET.N`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SynthRule {
+    /// The first label's prefix, matched ASCII case-insensitively (`workstation`).
     pub prefix: String,
+    /// The first three octets of the answered address (`172.0.2`).
     pub net: [u8; 3],
 }
 
@@ -65,6 +67,7 @@ pub struct Synth {
 }
 
 impl Synth {
+    /// A resolver applying `rules` in order; the first that matches answers.
     pub fn new(rules: Vec<SynthRule>) -> Synth {
         let answers = rules.iter().map(|_| vec![None; 256]).collect();
         Synth { rules, answers }

@@ -74,6 +74,7 @@ impl ZoneSet {
         &self.zones
     }
 
+    /// Whether there is no zone.
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
     }

@@ -23,9 +23,11 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 /// A zone file that could not be loaded: `file:line: message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadError {
+    /// The file, as named to the loader (an `$INCLUDE`d file names itself).
     pub file: String,
     /// 1-based; `None` when the problem is not on one line.
     pub line: Option<usize>,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -42,6 +42,7 @@ impl<T> Clone for Snapshot<T> {
 }
 
 impl<T> Snapshot<T> {
+    /// A snapshot holding `value` until it is replaced.
     pub fn new(value: T) -> Snapshot<T> {
         Snapshot {
             current: Arc::new(RwLock::new(Arc::new(value))),
