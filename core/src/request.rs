@@ -99,7 +99,11 @@ pub fn admit_with(
     if msg.header_counts().qdcount() != 1 {
         return Admission::Reject(header_only(header, Rcode::FORMERR));
     }
-    let Ok((request, edns_version)) = parse(arena, &msg, origin, client, now) else {
+    let parsed = match parse_plain(arena, bytes, origin, client, now) {
+        Some(plain) => Ok(plain),
+        None => parse(arena, &msg, origin, client, now),
+    };
+    let Ok((request, edns_version)) = parsed else {
         return Admission::Reject(header_only(header, Rcode::FORMERR));
     };
     if edns_version.is_some_and(|v| v > 0) {
@@ -112,6 +116,81 @@ pub fn admit_with(
 const ARENA_CHUNK: usize = 16 * 1024;
 
 struct Malformed;
+
+/// The fast path for the common shape of a query: one uncompressed question, no answer or
+/// authority records, at most an OPT, nothing after it. Anything else (`None`) takes the
+/// general walk in [`parse`], which decides the same way for these messages.
+fn parse_plain(
+    arena: &mut BytesMut,
+    bytes: &[u8],
+    origin: Origin,
+    client: SocketAddr,
+    now: Instant,
+) -> Option<(Request, Option<u8>)> {
+    let be16 = |at: usize| -> Option<u16> {
+        Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+    };
+    if be16(4)? != 1 || be16(6)? != 0 || be16(8)? != 0 || be16(10)? > 1 {
+        return None;
+    }
+    // The question name: plain labels only, at most 255 bytes.
+    let mut at = 12;
+    loop {
+        let len = usize::from(*bytes.get(at)?);
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        at += 1 + len;
+        if at - 12 > 255 {
+            return None;
+        }
+        if len == 0 {
+            break;
+        }
+    }
+    let name = bytes.get(12..at)?;
+    let qtype = be16(at)?;
+    let qclass = be16(at + 2)?;
+    at += 4;
+    let (mut edns, mut version) = (None, None);
+    if be16(10)? == 1 {
+        // OPT: root owner, type 41, class = UDP size, TTL = ext-rcode/version/flags, rdata.
+        if *bytes.get(at)? != 0 || be16(at + 1)? != Rtype::OPT.to_int() {
+            return None;
+        }
+        let udp_size = be16(at + 3)?;
+        let ttl = u32::from(be16(at + 5)?) << 16 | u32::from(be16(at + 7)?);
+        let rdlen = usize::from(be16(at + 9)?);
+        at += 11 + rdlen;
+        version = Some((ttl >> 16) as u8);
+        edns = Some(ClientEdns {
+            udp_size,
+            dnssec_ok: ttl & 0x8000 != 0,
+        });
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    if arena.capacity() - arena.len() < 256 {
+        arena.reserve(ARENA_CHUNK);
+    }
+    arena.extend_from_slice(name);
+    let qname = Name::from_octets(arena.split().freeze()).ok()?;
+    let flags = be16(2)?;
+    let request = Request {
+        id: be16(0)?,
+        origin,
+        client,
+        qname,
+        qtype: Rtype::from_int(qtype),
+        qclass: Class::from_int(qclass),
+        rd: flags & 0x0100 != 0,
+        cd: flags & 0x0010 != 0,
+        edns,
+        received: now,
+    };
+    Some((request, version))
+}
 
 /// Walks the whole message once: the question, every record, at most one OPT.
 /// Returns the request and the EDNS version, if any.
@@ -200,4 +279,99 @@ fn badvers(req: &Request, edns_size: u16) -> Vec<u8> {
         Ok(())
     });
     add.finish().into_target()
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a fixed epoch for the test
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn both(
+        bytes: &[u8],
+    ) -> (
+        Option<(Request, Option<u8>)>,
+        Result<(Request, Option<u8>), Malformed>,
+    ) {
+        let (origin, client) = (
+            Origin::Udp {
+                local: "127.0.0.1:53".parse().unwrap(),
+                peer: "127.0.0.1:5353".parse().unwrap(),
+            },
+            "127.0.0.1:5353".parse().unwrap(),
+        );
+        let now = Instant::now();
+        let fast = parse_plain(&mut BytesMut::new(), bytes, origin, client, now);
+        let slow = Message::from_octets(bytes)
+            .map_err(|_| Malformed)
+            .and_then(|m| parse(&mut BytesMut::new(), &m, origin, client, now));
+        (fast, slow)
+    }
+
+    fn same(a: &(Request, Option<u8>), b: &(Request, Option<u8>)) -> bool {
+        let (x, y) = (&a.0, &b.0);
+        x.id == y.id
+            && x.qname.as_slice() == y.qname.as_slice()
+            && (x.qtype, x.qclass, x.rd, x.cd, x.edns) == (y.qtype, y.qclass, y.rd, y.cd, y.edns)
+            && a.1 == b.1
+    }
+
+    proptest! {
+        /// Whenever the fast path takes a message, the general walk reads it the same way,
+        /// including for corrupted variants of real queries.
+        #[test]
+        fn fast_path_agrees_with_the_general_walk(
+            id: u16,
+            labels in prop::collection::vec("[a-zA-Z0-9-]{1,12}", 1..5),
+            qtype: u16,
+            edns in prop::option::of((any::<u16>(), any::<bool>(), any::<u8>())),
+            flip in prop::option::of((0usize..80, any::<u8>())),
+        ) {
+            let name: Name<Bytes> = labels.join(".").parse().unwrap();
+            let mut bytes = crate::message::encode_query(&crate::message::QuerySpec {
+                id,
+                qname: &name,
+                qtype: Rtype::from_int(qtype),
+                qclass: Class::IN,
+                rd: true,
+                cd: id % 2 == 0,
+                edns: edns.map(|(size, dnssec_ok, _)| (size, dnssec_ok)),
+            });
+            if let Some((_, _, version)) = edns {
+                let at = bytes.len() - 11 + 6; // the OPT TTL's version byte
+                bytes[at] = version;
+            }
+            if let Some((at, byte)) = flip {
+                if at < bytes.len() {
+                    bytes[at] = byte;
+                }
+            }
+            let (fast, slow) = both(&bytes);
+            if let Some(fast) = fast {
+                let slow = slow.ok();
+                prop_assert!(slow.as_ref().is_some_and(|s| same(&fast, s)));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_plain_queries() {
+        let name: Name<Bytes> = "www.example.com".parse().unwrap();
+        for edns in [None, Some((1232, true))] {
+            let bytes = crate::message::encode_query(&crate::message::QuerySpec {
+                id: 7,
+                qname: &name,
+                qtype: Rtype::A,
+                qclass: Class::IN,
+                rd: true,
+                cd: false,
+                edns,
+            });
+            let (fast, slow) = both(&bytes);
+            assert!(same(
+                &fast.expect("taken by the fast path"),
+                &slow.ok().unwrap()
+            ));
+        }
+    }
 }

@@ -132,9 +132,11 @@ impl<'a> Query<'a> {
     /// If the first label is `prefix` (ASCII case-insensitive) followed by a decimal
     /// number in 0..=255 and nothing else, that number.
     pub fn first_label_number(&self, prefix: &str) -> Option<u8> {
-        let label = self.request.qname.first();
-        let bytes = label.as_slice();
-        let digits = strip_prefix_ignore_case(bytes, prefix.as_bytes())?;
+        // Wire format: the first byte is the first label's length, its bytes follow.
+        let wire = self.request.qname.as_slice();
+        let len = usize::from(*wire.first()?);
+        let label = wire.get(1..1 + len)?;
+        let digits = strip_prefix_ignore_case(label, prefix.as_bytes())?;
         if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
