@@ -7,6 +7,7 @@ killed. Usage: fake_upstream.py [--drop 0.05] [--port 0] [--seed 1]
 """
 import argparse
 import random
+import signal
 import socket
 import struct
 import sys
@@ -41,6 +42,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind(("127.0.0.1", args.port))
