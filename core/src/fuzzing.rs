@@ -106,6 +106,9 @@ impl Harness {
     }
 
     fn with_chain(config: Config, chain: Chain) -> Harness {
+        // The harness, not the server, picks its base time once; all later times are
+        // offsets from it, so every run is deterministic.
+        #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         Harness {
             server: Server::new(config.clone(), chain, [7; 32]),
@@ -381,7 +384,8 @@ pub fn tcp_stream(data: &[u8]) {
         h.server.handle_client(h.now, Origin::Tcp(conn), chunk);
         h.drain();
         if answer_upstream {
-            for s in h.sent[answered..].to_vec() {
+            let batch = h.sent[answered..].to_vec();
+            for s in batch {
                 let reply =
                     upstream_answer(&s.query, (rng.below(4)) as u16, Rcode::NOERROR, false, None);
                 let reply = match s.via {
@@ -492,12 +496,10 @@ pub fn upstream_reply(data: &[u8]) {
     h.drain();
 
     // Answer up to three tries (a TC reply moves the exchange to TCP).
-    let mut answered = 0;
-    for _ in 0..3 {
+    for answered in 0..3 {
         let Some(s) = h.sent.get(answered).cloned() else {
             break;
         };
-        answered += 1;
         let id = &s.query[..2];
         let reply = match shape {
             0 => body.to_vec(),
@@ -864,7 +866,8 @@ pub fn run_scenario(scenario: &Scenario) {
     let mut arrived: HashMap<usize, Instant> = HashMap::new();
     for _ in 0..MAX_ROUNDS {
         // New upstream queries meet the upstream's next behaviour.
-        for s in h.sent[handled_sent..].to_vec() {
+        let batch = h.sent[handled_sent..].to_vec();
+        for s in batch {
             let act = acts.next().expect("at least one upstream behaviour");
             let wrap = |bytes: Vec<u8>| match s.via {
                 Via::Udp { .. } => bytes,
