@@ -23,7 +23,7 @@ use smol::{future, Async, LocalExecutor, Task, Timer};
 
 use crate::metrics::Publisher;
 use crate::shutdown::{self, Shutdown};
-use crate::{logging, net};
+use crate::{batch, logging, net};
 
 /// Largest UDP datagram read; longer ones would be cut silently by the kernel.
 const MAX_DATAGRAM: usize = 65535;
@@ -265,10 +265,14 @@ fn run_worker(
         let tcp = TcpListener::try_from(tcp)?;
         listener_tasks.push(ex.spawn(tcp_acceptor(ex.clone(), tcp, next_conn.clone(), tx.clone())));
     }
+    let udp_count = udp_listeners.len();
     let driver = Driver {
         server,
         udp_listeners,
-        datagram: vec![0u8; MAX_DATAGRAM],
+        recv_batch: batch::RecvBatch::new(),
+        udp_out: (0..udp_count)
+            .map(|_| Vec::with_capacity(batch::BATCH))
+            .collect(),
         hot_udp: None,
         conns: HashMap::new(),
         upstreams: HashMap::new(),
@@ -284,8 +288,10 @@ struct Driver {
     server: Server,
     /// Listening UDP sockets and their local addresses; emptied on shutdown.
     udp_listeners: Vec<(SocketAddr, Async<std::net::UdpSocket>)>,
-    /// Receive buffer for listening sockets.
-    datagram: Vec<u8>,
+    /// Receive buffers for listening sockets.
+    recv_batch: batch::RecvBatch,
+    /// Replies waiting to be sent, per listening socket.
+    udp_out: Vec<Vec<(Vec<u8>, SocketAddr)>>,
     /// A listening socket left readable after a full batch.
     hot_udp: Option<usize>,
     conns: HashMap<ConnId, ConnHandle>,
@@ -385,27 +391,49 @@ impl Driver {
         }
     }
 
-    /// Reads datagrams from listening socket `i` until it would block (at most a batch).
+    /// Reads datagrams from listening socket `i` until it would block (at most
+    /// `UDP_BATCH`, in batched system calls).
     fn read_udp(&mut self, now: Instant, i: usize) {
         let Some((local, sock)) = self.udp_listeners.get(i) else {
             return;
         };
+        let local = *local;
         self.hot_udp = Some(i);
-        for _ in 0..UDP_BATCH {
-            match sock.get_ref().recv_from(&mut self.datagram) {
-                Ok((n, peer)) => {
-                    let from = Origin::Udp {
-                        local: *local,
-                        peer,
-                    };
-                    self.server.handle_client(now, from, &self.datagram[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        let mut read = 0;
+        while read < UDP_BATCH {
+            match self.recv_batch.read(sock.get_ref()) {
+                Ok(0) => {
                     self.hot_udp = None;
                     break;
                 }
+                Ok(n) => {
+                    read += n;
+                    for k in 0..n {
+                        if let Some((bytes, peer)) = self.recv_batch.get(k) {
+                            self.server
+                                .handle_client(now, Origin::Udp { local, peer }, bytes);
+                        }
+                    }
+                }
                 // ICMP errors and the like concern one peer, never the listener.
                 Err(_) => continue,
+            }
+        }
+    }
+
+    /// Sends the UDP replies gathered by `perform`, a batch per system call, and gives
+    /// their buffers back to the core.
+    fn flush_udp(&mut self) {
+        for (i, (_, sock)) in self.udp_listeners.iter().enumerate() {
+            let Some(out) = self.udp_out.get_mut(i) else {
+                continue;
+            };
+            if out.is_empty() {
+                continue;
+            }
+            batch::send_all(sock.get_ref(), out);
+            for (bytes, _) in out.drain(..) {
+                self.server.recycle(bytes);
             }
         }
     }
@@ -467,18 +495,10 @@ impl Driver {
             match action {
                 Action::Reply { to, bytes } => match to {
                     Origin::Udp { local, peer } => {
-                        if let Some((_, sock)) =
-                            self.udp_listeners.iter().find(|(a, _)| *a == local)
-                        {
-                            // A client's unreachable address must not stop the server.
-                            match sock.get_ref().send_to(&bytes, peer) {
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                                    let _ = sock.send_to(&bytes, peer).await;
-                                }
-                                _ => {}
-                            }
+                        match self.udp_listeners.iter().position(|(a, _)| *a == local) {
+                            Some(i) => self.udp_out[i].push((bytes, peer)),
+                            None => self.server.recycle(bytes),
                         }
-                        self.server.recycle(bytes);
                     }
                     Origin::Tcp(conn) => {
                         if let Some(c) = self.conns.get(&conn) {
@@ -553,6 +573,7 @@ impl Driver {
                 }
             }
         }
+        self.flush_udp();
     }
 }
 

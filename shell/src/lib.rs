@@ -6,6 +6,7 @@
 //! [`serve`] runs a server for any [`names_core::Chain`], which is how the
 //! examples put their own resolver in front of the forwarder.
 
+mod batch;
 mod driver;
 pub mod logging;
 pub mod metrics;
