@@ -24,6 +24,79 @@
 //! let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("one reply") };
 //! assert_eq!(&bytes[..2], &42u16.to_be_bytes());
 //! ```
+//!
+//! ## Driving the server by hand
+//!
+//! A runtime feeds every input with the current time, drains
+//! [`poll_action`](Server::poll_action), and sleeps until
+//! [`poll_timeout`](Server::poll_timeout) or the next input. Here the test plays both
+//! the runtime and the upstream server of a [`Forwarder`]:
+//!
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddr};
+//! use std::time::{Duration, Instant};
+//! use names_core::{Action, Chain, Config, Forwarder, Origin, Server, Via};
+//! use names_core::domain::base::iana::{Class, Rcode, Rtype};
+//! use names_core::domain::base::{Message, MessageBuilder, Name};
+//! use names_core::domain::rdata::A;
+//! use names_core::message::{encode_query, QuerySpec};
+//!
+//! let upstream: SocketAddr = "192.0.2.53:53".parse().unwrap();
+//! let chain = Chain::new().with(Forwarder::new(vec![upstream]));
+//! let mut server = Server::new(Config::default(), chain, [42; 32]);
+//! let t0 = Instant::now(); // the runtime reads the clock, never the core
+//!
+//! // 1. A client query arrives over UDP.
+//! let qname: Name<_> = "example.com".parse().unwrap();
+//! let query = encode_query(&QuerySpec {
+//!     id: 1234, qname: &qname, qtype: Rtype::A, qclass: Class::IN,
+//!     rd: true, cd: false, edns: Some((1232, false)),
+//! });
+//! let client = Origin::Udp {
+//!     local: "127.0.0.1:53".parse().unwrap(),
+//!     peer: "127.0.0.1:40000".parse().unwrap(),
+//! };
+//! server.handle_client(t0, client, &query);
+//!
+//! // 2. The core asks for an upstream exchange (fresh ID and source port) and a timer.
+//! let Some(Action::SendUpstream { token, to, via, bytes }) = server.poll_action() else {
+//!     panic!("an upstream query")
+//! };
+//! assert_eq!(to, upstream);
+//! assert!(matches!(via, Via::Udp { .. }));
+//! assert!(server.poll_timeout().is_some());
+//! assert_eq!(server.pending_queries(), 1);
+//!
+//! // 3. Play the upstream: answer the query exactly as it was sent.
+//! let sent = Message::from_octets(bytes).unwrap();
+//! let mut answer = MessageBuilder::new_vec().start_answer(&sent, Rcode::NOERROR).unwrap();
+//! answer.push((&qname, 300, A::new(Ipv4Addr::new(192, 0, 2, 1)))).unwrap();
+//! let reply = answer.finish();
+//! server.handle_upstream(t0 + Duration::from_millis(20), token, upstream, &reply);
+//!
+//! // 4. The core closes the upstream socket and replies to the client.
+//! let mut client_reply = None;
+//! while let Some(action) = server.poll_action() {
+//!     match action {
+//!         Action::CloseUpstream { token: t } => assert_eq!(t, token),
+//!         Action::Reply { to, bytes } => {
+//!             assert_eq!(to, client);
+//!             client_reply = Some(Message::from_octets(bytes).unwrap());
+//!         }
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! let client_reply = client_reply.expect("a reply");
+//! assert_eq!(client_reply.header().id(), 1234);
+//! assert!(client_reply.header().ra() && !client_reply.header().aa());
+//! assert_eq!(server.pending_queries(), 0);
+//! assert_eq!(server.stats().upstream_sent, 1);
+//! ```
+//!
+//! See [`Resolver`] for a user-written resolver, and [`message`] for building a query and a
+//! reply without a server.
+
+#![warn(missing_docs)]
 
 pub mod action;
 pub mod cache;

@@ -1,5 +1,51 @@
 //! Encoding messages: client replies (echoed question, flags, OPT, truncation to the
 //! client's limit) and outgoing queries.
+//!
+//! Building a query, admitting it as a server does, and encoding a reply to it:
+//!
+//! ```
+//! use std::net::Ipv4Addr;
+//! use std::time::Instant;
+//! use names_core::{Answer, Origin, Transport};
+//! use names_core::domain::base::iana::{Class, Rcode, Rtype};
+//! use names_core::domain::base::{Message, Record, Ttl};
+//! use names_core::domain::rdata::{AllRecordData, A};
+//! use names_core::message::{encode_query, encode_reply, QuerySpec};
+//! use names_core::request::{admit, Admission};
+//!
+//! // A query, as a client would send it.
+//! let qname = "WWW.Example.com".parse().unwrap();
+//! let query = encode_query(&QuerySpec {
+//!     id: 99, qname: &qname, qtype: Rtype::A, qclass: Class::IN,
+//!     rd: true, cd: false, edns: Some((4096, false)),
+//! });
+//!
+//! // The server's side: admit it, then encode an answer as the reply.
+//! let peer = "127.0.0.1:40000".parse().unwrap();
+//! let origin = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer };
+//! let Admission::Query(request) = admit(&query, origin, peer, Instant::now(), 1232) else {
+//!     panic!("a well-formed query")
+//! };
+//! assert_eq!((request.qtype, request.origin.transport()), (Rtype::A, Transport::Udp));
+//! let mut answer = Answer::new(Rcode::NOERROR.into());
+//! answer.authoritative = true;
+//! answer.answer.push(Record::new(
+//!     request.qname.clone(),
+//!     Class::IN,
+//!     Ttl::from_secs(300),
+//!     AllRecordData::A(A::new(Ipv4Addr::new(192, 0, 2, 80))),
+//! ));
+//! let encoded = encode_reply(&request, &answer, false, 1232, Vec::new());
+//! assert!(!encoded.truncated);
+//!
+//! // The client's side: the question is echoed as asked, with the answer and an OPT.
+//! let reply = Message::from_octets(encoded.bytes).unwrap();
+//! assert_eq!(reply.header().id(), 99);
+//! assert!(reply.header().qr() && reply.header().aa());
+//! assert_eq!(reply.sole_question().unwrap().qname().to_string(), "WWW.Example.com");
+//! assert_eq!(reply.header_counts().ancount(), 1);
+//! assert!(reply.opt().is_some());
+//! ```
 
 use bytes::Bytes;
 use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
@@ -15,7 +61,9 @@ const OPT_LEN: usize = 11;
 
 /// An encoded reply, and whether it had to be truncated.
 pub struct Encoded {
+    /// The wire-format reply (not length-prefixed).
     pub bytes: Vec<u8>,
+    /// Whether TC was set because the answer did not fit.
     pub truncated: bool,
 }
 
@@ -193,11 +241,17 @@ pub fn encode_transfer(req: &Request, answer: &Answer) -> Option<Vec<Vec<u8>>> {
 /// The question and flags of an outgoing query.
 #[derive(Clone, Debug)]
 pub struct QuerySpec<'a> {
+    /// The message ID (fresh and random for every upstream try).
     pub id: u16,
+    /// The question name.
     pub qname: &'a Name<Bytes>,
+    /// The question type.
     pub qtype: Rtype,
+    /// The question class.
     pub qclass: Class,
+    /// The recursion-desired bit.
     pub rd: bool,
+    /// The checking-disabled bit.
     pub cd: bool,
     /// EDNS(0) UDP size and DO bit, or no OPT at all.
     pub edns: Option<(u16, bool)>,

@@ -27,17 +27,25 @@ pub struct ClientEdns {
 /// A well-formed client query, owned, so it can wait for upstream answers.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// The query's message ID, echoed in the reply.
     pub id: u16,
+    /// Where it came from, and so where the reply goes.
     pub origin: Origin,
     /// The client's address (UDP source, or TCP peer).
     pub client: SocketAddr,
     /// The question name exactly as asked (case preserved, RFC 1035 7.3 / 0x20).
     pub qname: Name<Bytes>,
+    /// The question type.
     pub qtype: Rtype,
+    /// The question class.
     pub qclass: Class,
+    /// The recursion-desired bit, echoed in the reply.
     pub rd: bool,
+    /// The checking-disabled bit.
     pub cd: bool,
+    /// The query's EDNS(0) OPT record, if it had one.
     pub edns: Option<ClientEdns>,
+    /// When the query arrived: its budget runs from here.
     pub received: Instant,
 }
 

@@ -158,21 +158,32 @@ impl Lru {
 /// Counters of a cache, shared by every worker using it.
 #[derive(Debug, Default)]
 pub struct CacheCounters {
+    /// Lookups answered from the cache.
     pub hits: AtomicU64,
+    /// Lookups the cache could not answer.
     pub misses: AtomicU64,
+    /// Answers stored.
     pub inserts: AtomicU64,
+    /// Entries dropped to make room (least recently used first).
     pub evictions: AtomicU64,
+    /// Expired answers served because every upstream failed (serve-stale).
     pub stale_served: AtomicU64,
 }
 
 /// A snapshot of a cache's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Lookups answered from the cache.
     pub hits: u64,
+    /// Lookups the cache could not answer.
     pub misses: u64,
+    /// Answers stored.
     pub inserts: u64,
+    /// Entries dropped to make room (least recently used first).
     pub evictions: u64,
+    /// Expired answers served because every upstream failed (serve-stale).
     pub stale_served: u64,
+    /// Entries held now.
     pub entries: u64,
 }
 
@@ -231,6 +242,7 @@ impl Store {
             .sum()
     }
 
+    /// Whether the store holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

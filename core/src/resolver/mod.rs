@@ -27,6 +27,57 @@ use crate::record::{read_sections, BadRecords, Rr};
 use crate::request::Request;
 
 /// A source of answers in the chain.
+///
+/// Implement [`name`](Resolver::name) and [`resolve`](Resolver::resolve); the other
+/// methods have defaults. This is Twisted's `DynamicResolver` from its "custom server"
+/// howto: it answers `workstationN.<anything>` and lets everything else pass to the
+/// resolvers after it (in `names`, typically a [`Forwarder`]):
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use std::time::Instant;
+/// use names_core::{Action, Chain, Config, Context, Origin, Query, Resolution, Resolver, Server};
+/// use names_core::domain::base::iana::{Class, Rtype};
+/// use names_core::domain::base::Message;
+/// use names_core::message::{encode_query, QuerySpec};
+///
+/// /// Twisted's `DynamicResolver`: `workstationN.<anything>` A -> 172.0.2.N, the rest passes.
+/// struct DynamicResolver;
+///
+/// impl Resolver for DynamicResolver {
+///     fn name(&self) -> &str {
+///         "dynamic"
+///     }
+///
+///     fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
+///         match (query.qtype(), query.first_label_number("workstation")) {
+///             (Rtype::A, Some(n)) => {
+///                 Resolution::answer([query.record_a(60, Ipv4Addr::new(172, 0, 2, n))])
+///             }
+///             _ => Resolution::Pass, // not mine: the next resolver is asked
+///         }
+///     }
+/// }
+///
+/// // In front of the standard resolvers, e.g. `.with(Forwarder::new(upstreams))`.
+/// let chain = Chain::new().with(DynamicResolver);
+/// let mut server = Server::new(Config::default(), chain, [0; 32]);
+/// let name = "Workstation7.example.com".parse().unwrap();
+/// let query = encode_query(&QuerySpec {
+///     id: 7, qname: &name, qtype: Rtype::A, qclass: Class::IN,
+///     rd: true, cd: false, edns: None,
+/// });
+/// let client = Origin::Udp {
+///     local: "127.0.0.1:53".parse().unwrap(),
+///     peer: "127.0.0.1:40000".parse().unwrap(),
+/// };
+/// server.handle_client(Instant::now(), client, &query);
+/// let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("a reply") };
+/// let reply = Message::from_octets(bytes).unwrap();
+/// let a = reply.answer().unwrap().limit_to::<names_core::domain::rdata::A>().next().unwrap().unwrap();
+/// assert_eq!(a.data().addr(), Ipv4Addr::new(172, 0, 2, 7));
+/// assert_eq!(server.answers_by_source(), [("dynamic", 1), ("none", 0)]);
+/// ```
 pub trait Resolver: Send {
     /// A short name for logs, metrics and the startup line (`synth`, `forward`, ...).
     fn name(&self) -> &str;
@@ -97,14 +148,17 @@ impl<'a> Query<'a> {
         &self.request.qname
     }
 
+    /// The question type.
     pub fn qtype(&self) -> Rtype {
         self.request.qtype
     }
 
+    /// The question class.
     pub fn qclass(&self) -> Class {
         self.request.qclass
     }
 
+    /// The transport the query came in on.
     pub fn transport(&self) -> Transport {
         self.request.origin.transport()
     }
@@ -190,9 +244,13 @@ impl Resolution {
 /// echoes the question, sets RA and OPT, and truncates for the client.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
+    /// The response code (12 bits: the OPT record carries the upper 8).
     pub rcode: OptRcode,
+    /// The answer section.
     pub answer: Vec<Rr>,
+    /// The authority section (SOA for negative answers, NS for referrals).
     pub authority: Vec<Rr>,
+    /// The additional section (the server adds the OPT record itself).
     pub additional: Vec<Rr>,
     /// The AA bit: only local authoritative data sets it.
     pub authoritative: bool,
@@ -213,10 +271,12 @@ impl Answer {
         }
     }
 
+    /// An empty SERVFAIL answer.
     pub fn servfail() -> Answer {
         Answer::new(Rcode::SERVFAIL.into())
     }
 
+    /// An empty REFUSED answer.
     pub fn refused() -> Answer {
         Answer::new(Rcode::REFUSED.into())
     }
@@ -240,11 +300,17 @@ impl Answer {
 pub struct Exchange {
     /// Servers in order of preference; tries cycle through them.
     pub servers: Arc<[SocketAddr]>,
+    /// The question name to send.
     pub qname: Name<Bytes>,
+    /// The question type to send.
     pub qtype: Rtype,
+    /// The question class to send.
     pub qclass: Class,
+    /// The RD bit of the upstream query.
     pub recursion_desired: bool,
+    /// The DO bit of the upstream query's OPT record.
     pub dnssec_ok: bool,
+    /// The CD bit of the upstream query.
     pub checking_disabled: bool,
 }
 
