@@ -23,10 +23,10 @@ const OPT_LEN: usize = 11;
 /// a synthesised name) and replies being built.
 #[derive(Debug)]
 pub struct WireRecords {
-    /// Answer then authority records, wire format.
-    pub(crate) wire: Box<[u8]>,
-    /// Offsets of every record's TTL field in `wire`, and that record's stored TTL.
-    pub(crate) ttls: Box<[(u16, u32)]>,
+    /// The owner's lookup key (a cache key; empty for synthesised answers), then the answer
+    /// and authority records in wire format. One allocation for both keeps entries small.
+    data: Box<[u8]>,
+    key_len: u16,
     pub(crate) answer_count: u16,
     pub(crate) authority_count: u16,
     pub(crate) rcode: OptRcode,
@@ -42,6 +42,7 @@ impl WireRecords {
     /// or they would not fit a message.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn build(
+        key: &[u8],
         qname: &Name<Bytes>,
         answer: &[&Rr],
         authority: &[&Rr],
@@ -51,8 +52,8 @@ impl WireRecords {
         now: Instant,
         clamp: impl Fn(u32) -> u32,
     ) -> Option<WireRecords> {
-        let mut wire = Vec::with_capacity(64);
-        let mut ttls = Vec::with_capacity(answer.len() + authority.len());
+        let mut wire = Vec::with_capacity(key.len() + 64);
+        wire.extend_from_slice(key);
         let mut min_ttl = u32::MAX;
         for rr in answer.iter().chain(authority) {
             if rr.owner().name_eq(qname) {
@@ -63,17 +64,16 @@ impl WireRecords {
             rr.data().rtype().compose(&mut wire).ok()?;
             rr.class().compose(&mut wire).ok()?;
             let ttl = clamp(rr.ttl().as_secs());
-            ttls.push((u16::try_from(wire.len()).ok()?, ttl));
             wire.extend_from_slice(&ttl.to_be_bytes());
             rr.data().compose_len_rdata(&mut wire).ok()?;
             min_ttl = min_ttl.min(ttl);
         }
-        if wire.len() > 65535 - 512 {
+        if wire.len() - key.len() > 65535 - 512 {
             return None;
         }
         Some(WireRecords {
-            wire: wire.into_boxed_slice(),
-            ttls: ttls.into_boxed_slice(),
+            data: wire.into_boxed_slice(),
+            key_len: u16::try_from(key.len()).ok()?,
             answer_count: u16::try_from(answer.len()).ok()?,
             authority_count: u16::try_from(authority.len()).ok()?,
             rcode,
@@ -85,10 +85,10 @@ impl WireRecords {
     }
 
     #[cfg(test)]
-    pub(crate) fn test_entry(stored: Instant) -> WireRecords {
+    pub(crate) fn test_entry(key: &[u8], stored: Instant) -> WireRecords {
         WireRecords {
-            wire: Box::new([]),
-            ttls: Box::new([]),
+            data: key.into(),
+            key_len: key.len() as u16,
             answer_count: 0,
             authority_count: 0,
             rcode: OptRcode::NOERROR,
@@ -104,9 +104,52 @@ impl WireRecords {
         u32::try_from(now.saturating_duration_since(self.stored).as_secs()).unwrap_or(u32::MAX)
     }
 
+    /// The lookup key the records were stored under.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.data[..usize::from(self.key_len)]
+    }
+
+    /// The records, wire format.
+    pub(crate) fn records(&self) -> &[u8] {
+        &self.data[usize::from(self.key_len)..]
+    }
+
     /// Heap bytes held by the entry (for the memory figure).
     pub fn heap_size(&self) -> usize {
-        self.wire.len() + self.ttls.len() * std::mem::size_of::<(u16, u32)>()
+        self.data.len()
+    }
+}
+
+/// Rewrites the TTL of every record in `records` (as [`WireRecords::build`] wrote them:
+/// owners are plain names or a 2-byte pointer, rdata behind its length).
+fn patch_ttls(records: &mut [u8], served: Ttls) {
+    let mut at = 0;
+    while at < records.len() {
+        // Skip the owner.
+        loop {
+            let Some(&len) = records.get(at) else { return };
+            if len & 0xc0 == 0xc0 {
+                at += 2;
+                break;
+            }
+            at += 1 + usize::from(len);
+            if len == 0 {
+                break;
+            }
+        }
+        let Some(field) = records.get_mut(at + 4..at + 8) else {
+            return;
+        };
+        let stored = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+        let ttl = match served {
+            Ttls::CountDown { age } => stored.saturating_sub(age),
+            Ttls::Fixed(ttl) => ttl,
+        };
+        field.copy_from_slice(&ttl.to_be_bytes());
+        let Some(rdlen) = records.get(at + 8..at + 10) else {
+            return;
+        };
+        at += 10 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
     }
 }
 
@@ -160,7 +203,8 @@ fn encode(
     let qname = req.qname.as_slice();
     let opt_len = if req.edns.is_some() { OPT_LEN } else { 0 };
     let base = HEADER_LEN + qname.len() + 4;
-    let truncated = base + entry.wire.len() + opt_len > limit;
+    let records = entry.records();
+    let truncated = base + records.len() + opt_len > limit;
     let rcode = entry.rcode;
     // Header: ID, QR, opcode QUERY, AA, TC, RD echoed; RA, AD, CD; rcode.
     out.extend_from_slice(&req.id.to_be_bytes());
@@ -198,15 +242,8 @@ fn encode(
     out.extend_from_slice(&req.qclass.to_int().to_be_bytes());
     if !truncated {
         let start = out.len();
-        out.extend_from_slice(&entry.wire);
-        for &(offset, stored) in entry.ttls.iter() {
-            let ttl = match served {
-                Ttls::CountDown { age } => stored.saturating_sub(age),
-                Ttls::Fixed(ttl) => ttl,
-            };
-            let at = start + usize::from(offset);
-            out[at..at + 4].copy_from_slice(&ttl.to_be_bytes());
-        }
+        out.extend_from_slice(records);
+        patch_ttls(&mut out[start..], served);
     }
     if let Some(edns) = req.edns {
         // Root owner, type OPT, class = UDP size, TTL = extended rcode, version 0, DO.

@@ -29,7 +29,7 @@ pub use store::{CacheStats, Store};
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
 use crate::wire::{Ttls, WireAnswer, WireRecords};
-use store::{key_of, Key, MAX_KEY};
+use store::{key_of, MAX_KEY};
 
 /// TTL of records served stale (RFC 8767 recommends 30 s).
 pub const STALE_TTL: u32 = 30;
@@ -124,7 +124,9 @@ impl Cache {
         let (min, max) = (self.config.min_ttl, self.config.max_ttl);
         let authority: Vec<&Rr> = soa.iter().map(|(rr, _)| *rr).collect();
         let negative_ttl = soa.map(|(_, ttl)| ttl);
+        let mut buf = [0u8; MAX_KEY];
         let entry = WireRecords::build(
+            Cache::lookup(&mut buf, q),
             q.qname(),
             &chain,
             &authority,
@@ -226,9 +228,7 @@ impl Resolver for Cache {
             }));
         }
         if let Some(entry) = self.entry_for(q, answer, cx) {
-            let mut buf = [0u8; MAX_KEY];
-            let key = Cache::lookup(&mut buf, q);
-            self.store.insert(Key(key.into()), entry);
+            self.store.insert(entry);
         }
         None
     }

@@ -8,14 +8,30 @@ use std::sync::{Arc, Mutex};
 
 use crate::wire::WireRecords as Entry;
 
-/// Lower-cased question name (wire), type, class, and the DO/CD bits that change the
-/// answer, as one byte string so a lookup can borrow a stack buffer (no allocation per hit).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Key(pub Box<[u8]>);
+/// An entry in the index, hashed and compared by the key stored inside it: lower-cased
+/// question name (wire), type, class, and the DO/CD bits that change the answer. Keeping
+/// the key inside the entry stores it once; `Borrow<[u8]>` lets a lookup borrow a stack
+/// buffer (no allocation per hit).
+#[derive(Clone, Debug)]
+struct Key(Arc<Entry>);
 
 impl std::borrow::Borrow<[u8]> for Key {
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.0.key()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.key().hash(state)
     }
 }
 
@@ -43,7 +59,6 @@ pub(crate) fn key_of<'b>(
 const NIL: u32 = u32::MAX;
 
 struct Node {
-    key: Key,
     /// `None` once removed (the slot waits on the free list).
     entry: Option<Arc<Entry>>,
     prev: u32,
@@ -104,9 +119,10 @@ impl Lru {
     }
 
     /// Inserts or replaces; returns whether an older entry was evicted to make room.
-    fn insert(&mut self, key: Key, entry: Arc<Entry>) -> bool {
-        if let Some(&i) = self.index.get(&key) {
-            self.nodes[i as usize].entry = Some(entry);
+    fn insert(&mut self, entry: Arc<Entry>) -> bool {
+        if let Some(i) = self.index.remove(entry.key()) {
+            self.nodes[i as usize].entry = Some(entry.clone());
+            self.index.insert(Key(entry), i);
             self.unlink(i);
             self.push_front(i);
             return false;
@@ -114,16 +130,15 @@ impl Lru {
         if self.index.len() >= self.capacity {
             let victim = self.tail;
             self.unlink(victim);
-            let old = std::mem::replace(&mut self.nodes[victim as usize].key, key.clone());
-            self.index.remove(&old);
-            self.nodes[victim as usize].entry = Some(entry);
-            self.index.insert(key, victim);
+            if let Some(old) = self.nodes[victim as usize].entry.replace(entry.clone()) {
+                self.index.remove(old.key());
+            }
+            self.index.insert(Key(entry), victim);
             self.push_front(victim);
             return true;
         }
         let node = Node {
-            key: key.clone(),
-            entry: Some(entry),
+            entry: Some(entry.clone()),
             prev: NIL,
             next: NIL,
         };
@@ -137,7 +152,7 @@ impl Lru {
                 (self.nodes.len() - 1) as u32
             }
         };
-        self.index.insert(key, i);
+        self.index.insert(Key(entry), i);
         self.push_front(i);
         false
     }
@@ -222,8 +237,9 @@ impl Store {
         self.shard(key).get(key)
     }
 
-    pub(crate) fn insert(&self, key: Key, entry: Entry) {
-        let evicted = self.shard(&key.0).insert(key, Arc::new(entry));
+    pub(crate) fn insert(&self, entry: Entry) {
+        let entry = Arc::new(entry);
+        let evicted = self.shard(entry.key()).insert(entry);
         self.counters.inserts.fetch_add(1, Ordering::Relaxed);
         if evicted {
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
@@ -271,26 +287,22 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn key_ref(n: u8) -> Box<[u8]> {
-        key(n).0
+    fn key_ref(n: u8) -> Vec<u8> {
+        vec![1, n, 0, 0, 1, 0, 1, 0]
     }
 
-    fn entry() -> Entry {
-        Entry::test_entry(std::time::Instant::now())
-    }
-
-    fn key(n: u8) -> Key {
-        Key(vec![1, n, 0, 0, 1, 0, 1, 0].into_boxed_slice())
+    fn entry(n: u8) -> Entry {
+        Entry::test_entry(&key_ref(n), std::time::Instant::now())
     }
 
     #[test]
     fn lru_evicts_least_recently_used_at_exact_bound() {
         let store = Store::new(3, 1);
         for n in 0..3 {
-            store.insert(key(n), entry());
+            store.insert(entry(n));
         }
         assert!(store.get(&key_ref(0)).is_some()); // 0 is now most recent; 1 is least
-        store.insert(key(3), entry());
+        store.insert(entry(3));
         assert_eq!(store.len(), 3);
         assert!(store.get(&key_ref(1)).is_none());
         assert!(
@@ -306,7 +318,7 @@ mod tests {
         for capacity in [1, 2, 3, 7, 64, 100] {
             let store = Store::new(capacity, 8);
             for n in 0..=255u8 {
-                store.insert(key(n), entry());
+                store.insert(entry(n));
                 assert!(store.len() <= capacity);
             }
             assert!(store.len() <= capacity);
@@ -316,11 +328,11 @@ mod tests {
     #[test]
     fn remove_frees_the_slot() {
         let store = Store::new(2, 1);
-        store.insert(key(1), entry());
+        store.insert(entry(1));
         store.remove(&key_ref(1));
         assert!(store.get(&key_ref(1)).is_none());
-        store.insert(key(2), entry());
-        store.insert(key(3), entry());
+        store.insert(entry(2));
+        store.insert(entry(3));
         assert_eq!(store.len(), 2);
         assert_eq!(store.stats().evictions, 0);
     }

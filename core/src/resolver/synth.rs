@@ -85,6 +85,7 @@ impl Synth {
             let [a, b, c] = self.rules[rule].net;
             let rr = q.record_a(SYNTH_TTL, Ipv4Addr::new(a, b, c, n));
             let records = WireRecords::build(
+                &[],
                 q.qname(),
                 &[&rr],
                 &[],
