@@ -27,6 +27,8 @@ use crate::{batch, logging, net};
 
 /// Largest UDP datagram read; longer ones would be cut silently by the kernel.
 const MAX_DATAGRAM: usize = 65535;
+/// Events queued from socket tasks to the driver at most.
+const EVENT_QUEUE: usize = 4096;
 /// Events taken per wake-up before the driver polls timers again.
 const EVENT_BATCH: usize = 256;
 /// Datagrams read from one listening socket per wake-up before replies go out.
@@ -255,7 +257,9 @@ fn run_worker(
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
     let server = Server::new(config, chain, seed);
     let ex = Rc::new(LocalExecutor::new());
-    let (tx, rx) = channel::unbounded();
+    // Bounded, so a socket task flooded faster than the driver keeps up waits (and its
+    // kernel buffer drops the excess) instead of growing memory.
+    let (tx, rx) = channel::bounded(EVENT_QUEUE);
     let mut udp_listeners = Vec::new();
     let mut listener_tasks = Vec::new();
     let next_conn = Rc::new(Cell::new(0u64));

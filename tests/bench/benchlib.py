@@ -78,6 +78,17 @@ def status_kib(pid, key):
     return total
 
 
+def reset_peak(pid):
+    """Resets VmHWM of the tree to the current RSS (`echo 5 > /proc/PID/clear_refs`, Linux 4.0+),
+    so a row's peak RSS is that row's, not the process's lifetime peak."""
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
 # ---------------------------------------------------------------- ports
 
 def free_ports(base, count):
@@ -329,6 +340,7 @@ def main():
     p = sub.add_parser("ticks"); p.add_argument("pid", type=int)
     p = sub.add_parser("kib"); p.add_argument("pid", type=int); p.add_argument("key")
     p = sub.add_parser("tree"); p.add_argument("pid", type=int)
+    p = sub.add_parser("reset-peak"); p.add_argument("pid", type=int)
     p = sub.add_parser("queries")
     p.add_argument("kind"); p.add_argument("count", type=int); p.add_argument("path")
     p.add_argument("--tag", default="")
@@ -348,6 +360,8 @@ def main():
         print(ticks(a.pid))
     elif a.cmd == "kib":
         print(status_kib(a.pid, a.key))
+    elif a.cmd == "reset-peak":
+        reset_peak(a.pid)
     elif a.cmd == "tree":
         print(" ".join(map(str, tree(a.pid))))
     elif a.cmd == "queries":

@@ -126,6 +126,9 @@ if has_flag "--cache-size"; then
 fi
 HAS_ZONE=0
 has_flag "--zone" && HAS_ZONE=1
+# Logging off (errors only), where this build has the flag.
+NAMES_LOG_ARGS=()
+has_flag "--log-level" && NAMES_LOG_ARGS=(--log-level error)
 
 # ------------------------------------------------------------------ files and ports
 read -r P_UP P_SRV P_ZONE P_REFL <<<"$($LIB ports "$PORT_BASE" 4)"
@@ -161,7 +164,9 @@ META=$WORK/meta.md
     if [ "$HAS_ZONE" = 0 ]; then
         echo "- NOTE: this names build has no --zone: no names ZONE rows."
     fi
-    echo "- CPU per answer = server (utime+stime) over the row / answers; dnsperf shares the same 2 cores."
+    echo "- load average before the run (other work on the machine skews every figure): $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- CPU per answer = server (utime+stime) over the row / answers; dnsperf shares the same cores." \
+        "Peak RSS = VmHWM over the row (reset before it). NSD figures are its whole process tree."
 } >"$META"
 
 # ------------------------------------------------------------------ process helpers
@@ -225,6 +230,7 @@ measure() {
     local server=$1 workload=$2 threads=$3 port=$4 file=$5
     shift 5
     local out=$WORK/dnsperf-$server-$workload-$threads.txt t0 t1
+    $LIB reset-peak "$SERVER_PID"
     t0=$($LIB ticks "$SERVER_PID")
     dnsperf_run "$port" "$file" "$out" -l "$SECONDS_PER_ROW" "$@"
     t1=$($LIB ticks "$SERVER_PID")
@@ -270,7 +276,7 @@ start_names() { # threads port [extra flags]
     local threads=$1 port=$2
     shift 2
     start names "$port" "$NAMES" serve --listen "127.0.0.1:$port" --upstream "127.0.0.1:$P_UP" \
-        --workers "$threads" --synth workstation=172.0.2 "$@"
+        --workers "$threads" --synth workstation=172.0.2 "${NAMES_LOG_ARGS[@]}" "$@"
 }
 
 wants() { [[ " $SERVERS " == *" $1 "* ]]; }
@@ -321,7 +327,7 @@ for threads in $THREADS_LIST; do
     if wants names && [ "$HAS_ZONE" = 1 ]; then
         log "names --zone (ZONE), $threads worker(s), on 127.0.0.1:$P_ZONE"
         start names-zone "$P_ZONE" "$NAMES" serve --listen "127.0.0.1:$P_ZONE" --workers "$threads" \
-            --zone "$ZONEFILE" --no-forward
+            --zone "$ZONEFILE" --no-forward "${NAMES_LOG_ARGS[@]}"
         measure names ZONE "$threads" "$P_ZONE" "$Q_ZONE"
         stop_server
     fi
@@ -343,8 +349,9 @@ if [ "$MEMORY_NAMES" -gt 0 ]; then
         esac
         sleep 0.5
         idle=$($LIB kib "$SERVER_PID" VmRSS)
-        # A moderate rate, so no query is lost: each name is cached exactly once.
-        timeout 300 dnsperf -s 127.0.0.1 -p "$P_SRV" -d "$WORK/mem.txt" -n 1 -c 4 -q 100 -t 2 \
+        # A moderate rate, so few queries are lost: each name is cached once. At most 240 s;
+        # the figure is per name actually answered.
+        timeout 300 dnsperf -s 127.0.0.1 -p "$P_SRV" -d "$WORK/mem.txt" -n 1 -l 240 -c 4 -q 100 -t 2 \
             >"$WORK/mem-$server.txt" 2>&1
         sleep 0.5
         after=$($LIB kib "$SERVER_PID" VmRSS)
