@@ -295,12 +295,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn both(
-        bytes: &[u8],
-    ) -> (
-        Option<(Request, Option<u8>)>,
-        Result<(Request, Option<u8>), Malformed>,
-    ) {
+    type Parsed = (Request, Option<u8>);
+
+    fn both(bytes: &[u8]) -> (Option<Parsed>, Result<Parsed, Malformed>) {
         let (origin, client) = (
             Origin::Udp {
                 local: "127.0.0.1:53".parse().unwrap(),
@@ -316,7 +313,7 @@ mod tests {
         (fast, slow)
     }
 
-    fn same(a: &(Request, Option<u8>), b: &(Request, Option<u8>)) -> bool {
+    fn same(a: &Parsed, b: &Parsed) -> bool {
         let (x, y) = (&a.0, &b.0);
         x.id == y.id
             && x.qname.as_slice() == y.qname.as_slice()

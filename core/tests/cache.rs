@@ -13,7 +13,7 @@ use names_core::domain::base::{
     Message, MessageBuilder, Name, Serial, StaticCompressor, ToName, Ttl,
 };
 use names_core::domain::rdata::{Cname, Soa, A};
-use names_core::{Action, Chain, Config, Forwarder, Server};
+use names_core::{Chain, Config, Forwarder, Server};
 use proptest::prelude::*;
 
 fn upstream() -> SocketAddr {
