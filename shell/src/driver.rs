@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use async_net::{TcpListener, TcpStream, UdpSocket};
+use async_net::{TcpListener, TcpStream};
 use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, UpstreamError, Via};
 use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -274,6 +274,7 @@ fn run_worker(
         server,
         udp_listeners,
         recv_batch: batch::RecvBatch::new(),
+        scratch: Rc::new(std::cell::RefCell::new(vec![0u8; MAX_DATAGRAM])),
         udp_out: (0..udp_count)
             .map(|_| Vec::with_capacity(batch::BATCH))
             .collect(),
@@ -294,6 +295,8 @@ struct Driver {
     udp_listeners: Vec<(SocketAddr, Async<std::net::UdpSocket>)>,
     /// Receive buffers for listening sockets.
     recv_batch: batch::RecvBatch,
+    /// Receive buffer shared by the upstream socket tasks of this worker.
+    scratch: Rc<std::cell::RefCell<Vec<u8>>>,
     /// Replies waiting to be sent, per listening socket.
     udp_out: Vec<Vec<(Vec<u8>, SocketAddr)>>,
     /// A listening socket left readable after a full batch.
@@ -518,26 +521,33 @@ impl Driver {
                     bytes,
                 } => {
                     let task = match via {
-                        Via::Udp { local_port } => match net::upstream_udp(to, local_port)
-                            .and_then(UdpSocket::try_from)
-                        {
-                            Ok(sock) => self.ex.spawn(upstream_udp(
-                                sock,
-                                token,
-                                to,
-                                bytes,
-                                self.events.clone(),
-                            )),
-                            Err(e) => {
-                                let err = if e.kind() == io::ErrorKind::AddrInUse {
-                                    UpstreamError::Bind
-                                } else {
-                                    UpstreamError::Io
-                                };
-                                let _ = self.events.try_send(Event::UpstreamFailed { token, err });
-                                continue;
+                        Via::Udp { local_port } => {
+                            // Bind, connect and send right here; a task only waits for replies.
+                            let sock = net::upstream_udp(to, local_port).and_then(|sock| {
+                                sock.send(&bytes)?;
+                                Async::new_nonblocking(sock)
+                            });
+                            self.server.recycle(bytes);
+                            match sock {
+                                Ok(sock) => self.ex.spawn(upstream_udp(
+                                    sock,
+                                    token,
+                                    to,
+                                    self.scratch.clone(),
+                                    self.events.clone(),
+                                )),
+                                Err(e) => {
+                                    let err = if e.kind() == io::ErrorKind::AddrInUse {
+                                        UpstreamError::Bind
+                                    } else {
+                                        UpstreamError::Io
+                                    };
+                                    let _ =
+                                        self.events.try_send(Event::UpstreamFailed { token, err });
+                                    continue;
+                                }
                             }
-                        },
+                        }
                         Via::Tcp => {
                             self.ex
                                 .spawn(upstream_tcp(token, to, bytes, self.events.clone()))
@@ -676,43 +686,44 @@ async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>, backlog: R
     backlog.close(); // never leave the reader waiting for a drain
 }
 
+/// Waits for replies on one upstream UDP socket (the query was sent by the driver) and
+/// passes each datagram on. Datagrams are read into the worker's scratch buffer, never
+/// held across an await.
 async fn upstream_udp(
-    sock: UdpSocket,
+    sock: Async<std::net::UdpSocket>,
     token: Token,
     to: SocketAddr,
-    query: Vec<u8>,
+    scratch: Rc<std::cell::RefCell<Vec<u8>>>,
     events: Sender<Event>,
 ) {
-    if sock.send(&query).await.is_err() {
-        let _ = events
-            .send(Event::UpstreamFailed {
-                token,
-                err: UpstreamError::Io,
-            })
-            .await;
-        return;
-    }
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        match sock.recv(&mut buf).await {
-            Ok(n) => {
-                let ev = Event::Upstream {
+        if sock.readable().await.is_err() {
+            break;
+        }
+        loop {
+            let read = {
+                let mut buf = scratch.borrow_mut();
+                sock.get_ref().recv(&mut buf).map(|n| buf[..n].to_vec())
+            };
+            let ev = match read {
+                Ok(bytes) => Event::Upstream {
                     token,
                     from: to,
-                    bytes: buf[..n].to_vec(),
-                };
-                if events.send(ev).await.is_err() {
+                    bytes,
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP port unreachable and the like: this try is dead.
+                Err(_) => {
+                    let _ = events
+                        .send(Event::UpstreamFailed {
+                            token,
+                            err: UpstreamError::Io,
+                        })
+                        .await;
                     return;
                 }
-            }
-            Err(_) => {
-                // ICMP port unreachable and the like: this try is dead.
-                let _ = events
-                    .send(Event::UpstreamFailed {
-                        token,
-                        err: UpstreamError::Io,
-                    })
-                    .await;
+            };
+            if events.send(ev).await.is_err() {
                 return;
             }
         }
