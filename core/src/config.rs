@@ -1,5 +1,7 @@
 //! Limits and timeouts of a [`Server`](crate::Server), each with its documented default.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Server configuration. `Config::default()` gives the documented defaults.
@@ -18,7 +20,11 @@ pub struct Config {
     /// Queries in flight on one TCP connection before it is no longer read (`--max-pipelined`, 64).
     pub max_pipelined: usize,
     /// Upstream exchanges in flight; a query beyond it gets SERVFAIL (`--max-inflight`, 4096).
+    /// The bound applies to the sum over every server sharing `exchanges_in_flight`.
     pub max_exchanges: usize,
+    /// The exchanges in flight, shared by every server whose configuration was cloned from
+    /// this one (one per worker), so `max_exchanges` bounds the whole process.
+    pub exchanges_in_flight: SharedCount,
     /// EDNS UDP payload size advertised to clients and upstreams, and the most sent to a
     /// client over UDP (1232, the DNS flag day 2020 value).
     pub edns_udp_size: u16,
@@ -35,8 +41,37 @@ impl Default for Config {
             max_tcp: 1024,
             max_pipelined: 64,
             max_exchanges: 4096,
+            exchanges_in_flight: SharedCount::default(),
             edns_udp_size: 1232,
             log_queries: false,
         }
     }
 }
+
+/// A count shared between the servers of one process (their configurations are clones).
+/// Two counts are equal when they are the same count.
+#[derive(Clone, Debug, Default)]
+pub struct SharedCount(Arc<AtomicUsize>);
+
+impl SharedCount {
+    /// The current value.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for SharedCount {
+    fn eq(&self, other: &SharedCount) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedCount {}

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use domain::base::Message;
 
 use crate::action::{Action, Token, UpstreamError, Via};
-use crate::config::Config;
+use crate::config::{Config, SharedCount};
 use crate::message::{encode_query, is_upstream_failure, QuerySpec};
 use crate::resolver::{Exchange, ExchangeFailure, Exchanged};
 use crate::rng::Rng;
@@ -79,6 +79,14 @@ pub(crate) struct Engine {
     ports: HashSet<u16>,
     next_token: u64,
     next_exchange: u64,
+    /// The shared in-flight count this engine added to (given back if it is dropped busy).
+    in_flight: SharedCount,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.in_flight.sub(self.exchanges.len());
+    }
 }
 
 impl Engine {
@@ -102,7 +110,7 @@ impl Engine {
         if spec.servers.is_empty() {
             return Err(ExchangeFailure::NoServers);
         }
-        if self.exchanges.len() >= io.config.max_exchanges {
+        if io.config.exchanges_in_flight.get() >= io.config.max_exchanges {
             io.stats.overloaded += 1;
             return Err(ExchangeFailure::Overloaded);
         }
@@ -120,6 +128,8 @@ impl Engine {
         self.next_exchange += 1;
         let xid = self.next_exchange;
         self.by_question.insert(question_key.clone(), xid);
+        io.config.exchanges_in_flight.add(1);
+        self.in_flight = io.config.exchanges_in_flight.clone();
         let state = State {
             question_key,
             failed: vec![false; spec.servers.len()],
@@ -353,6 +363,7 @@ impl Engine {
             .remove(&xid)
             .expect("finish is called on a live exchange");
         self.by_question.remove(&st.question_key);
+        io.config.exchanges_in_flight.sub(1);
         io.timers.cancel(st.budget_timer);
         if let Some(k) = st.try_timer {
             io.timers.cancel(k);

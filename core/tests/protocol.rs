@@ -1329,3 +1329,35 @@ fn synth_answers_prefix_number_a_queries_only() {
         );
     }
 }
+
+/// `max_exchanges` bounds the exchanges in flight over every server sharing a config
+/// (the workers of one process); beyond it a query gets SERVFAIL at once.
+#[test]
+fn in_flight_limit_is_shared_by_servers_cloned_from_one_config() {
+    let config = Config {
+        max_exchanges: 3,
+        ..Config::default()
+    };
+    let up = upstream_addr(1);
+    let mut servers = [server(config.clone(), &[up]), server(config.clone(), &[up])];
+    let mut forwarded = 0;
+    let mut servfail = 0;
+    for i in 0..5 {
+        let s = &mut servers[i % 2];
+        let q = query(i as u16, &format!("n{i}.example"), Rtype::A, true, None);
+        s.handle_client(at(0), udp(4000 + i as u16), &q);
+        let actions = drain(s);
+        forwarded += sends(&actions).len();
+        for (_, bytes) in replies(&actions) {
+            assert_eq!(parse(&bytes).header().rcode(), Rcode::SERVFAIL);
+            servfail += 1;
+        }
+    }
+    assert_eq!((forwarded, servfail), (3, 2));
+    assert_eq!(config.exchanges_in_flight.get(), 3);
+    // When the budget ends them, the shared count goes back to zero.
+    for s in &mut servers {
+        s.handle_timeout(at(60_000));
+    }
+    assert_eq!(config.exchanges_in_flight.get(), 0);
+}

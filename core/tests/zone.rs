@@ -606,9 +606,9 @@ fn small_axfr_is_one_message() {
 #[test]
 fn axfr_refusals() {
     let mut s = server(example(), None);
-    // Over UDP: NOTIMP, as NSD.
+    // Over UDP: REFUSED (TCP only).
     let reply = udp(&mut s, "example.com", Rtype::AXFR);
-    assert_eq!(reply.header().rcode(), Rcode::NOTIMP);
+    assert_eq!(reply.header().rcode(), Rcode::REFUSED);
     // Not a served zone's apex: NOTAUTH.
     for q in ["example.net", "www.example.com"] {
         let replies = tcp(&mut s, "127.0.0.1", q, Rtype::AXFR);

@@ -60,7 +60,7 @@ pub struct Serve {
     /// time one upstream try gets before the next upstream is tried, in ms (default 1000)
     #[argh(option)]
     pub try_timeout: Option<u64>,
-    /// worker threads, each with its own sockets and state (default 1)
+    /// worker threads, each with its own UDP socket and state, sharing the cache (default: one per CPU)
     #[argh(option)]
     pub workers: Option<usize>,
     /// close client TCP connections idle this long, in ms (default 10000)

@@ -36,14 +36,16 @@ const UDP_BATCH: usize = 64;
 
 /// Bound listening sockets for every worker, ready to run.
 pub struct Listeners {
-    /// Per worker: (udp, tcp) per listen address.
-    per_worker: Vec<Vec<(std::net::UdpSocket, std::net::TcpListener)>>,
+    /// Per worker: the UDP socket per listen address, and the TCP listener (first worker only).
+    per_worker: Vec<Vec<(std::net::UdpSocket, Option<std::net::TcpListener>)>>,
     bound: Vec<SocketAddr>,
 }
 
 impl Listeners {
-    /// Binds UDP and TCP on every address, once per worker. Port 0 picks one free port
-    /// shared by UDP, TCP and all workers.
+    /// Binds UDP on every address once per worker (SO_REUSEPORT spreads datagrams over
+    /// them), and TCP once, served by the first worker: TCP is a small share of DNS
+    /// traffic, and one owner keeps the connection cap, idle timeout and pipelining limit
+    /// exact. Port 0 picks one free port shared by UDP, TCP and all workers.
     pub fn bind(addrs: &[SocketAddr], workers: usize) -> io::Result<Listeners> {
         let workers = workers.max(1);
         let reuse = workers > 1;
@@ -51,11 +53,10 @@ impl Listeners {
         let mut bound = Vec::new();
         for &addr in addrs {
             let (first_udp, first_tcp, actual) = bind_pair(addr, reuse)?;
-            per_worker[0].push((first_udp, first_tcp));
+            per_worker[0].push((first_udp, Some(first_tcp)));
             for sockets in per_worker.iter_mut().skip(1) {
                 let udp = net::bind(actual, false, true)?;
-                let tcp = net::bind(actual, true, true)?;
-                sockets.push((udp.into(), tcp.into()));
+                sockets.push((udp.into(), None));
             }
             bound.push(actual);
         }
@@ -248,7 +249,7 @@ struct WorkerHooks {
 }
 
 fn run_worker(
-    sockets: Vec<(std::net::UdpSocket, std::net::TcpListener)>,
+    sockets: Vec<(std::net::UdpSocket, Option<std::net::TcpListener>)>,
     config: Config,
     chain: Chain,
     hooks: WorkerHooks,
@@ -266,8 +267,15 @@ fn run_worker(
     for (udp, tcp) in sockets {
         let local = udp.local_addr()?;
         udp_listeners.push((local, Async::new(udp)?));
-        let tcp = TcpListener::try_from(tcp)?;
-        listener_tasks.push(ex.spawn(tcp_acceptor(ex.clone(), tcp, next_conn.clone(), tx.clone())));
+        if let Some(tcp) = tcp {
+            let tcp = TcpListener::try_from(tcp)?;
+            listener_tasks.push(ex.spawn(tcp_acceptor(
+                ex.clone(),
+                tcp,
+                next_conn.clone(),
+                tx.clone(),
+            )));
+        }
     }
     let udp_count = udp_listeners.len();
     let driver = Driver {

@@ -195,6 +195,7 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         max_tcp: f.max_tcp.unwrap_or(defaults.max_tcp),
         max_pipelined: f.max_pipelined.unwrap_or(defaults.max_pipelined).max(1),
         max_exchanges: f.max_inflight.unwrap_or(defaults.max_exchanges),
+        exchanges_in_flight: Default::default(),
         edns_udp_size: defaults.edns_udp_size,
         log_queries: f.log_queries,
     };
@@ -223,7 +224,10 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
             "--min-ttl must not be larger than --max-ttl",
         ));
     }
-    let workers = f.workers.unwrap_or(1);
+    // One worker per CPU unless told otherwise.
+    let workers = f
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(64)));
     if workers == 0 || workers > 256 {
         return Err(names_core::ConfigError::new(
             "--workers must be between 1 and 256",

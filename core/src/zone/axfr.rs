@@ -1,6 +1,7 @@
 //! The zone resolver: authoritative answers, and AXFR (RFC 5936) with an address ACL.
 //!
-//! Transfer rules follow NSD: AXFR over UDP -> NOTIMP; a name that is not the apex of a
+//! Transfer rules: AXFR over UDP -> REFUSED (AXFR is defined over TCP only, RFC 5936
+//! 4.2; NSD answers NOTIMP there); a name that is not the apex of a
 //! served zone -> NOTAUTH; a client outside `--allow-transfer` -> REFUSED; otherwise the
 //! zone, SOA first and last. The server splits a TCP AXFR answer into several messages.
 
@@ -105,7 +106,7 @@ impl ZoneResolver {
 
     fn transfer(&self, zones: &ZoneSet, query: &Query<'_>) -> Answer {
         if query.transport() != Transport::Tcp {
-            return Answer::new(Rcode::NOTIMP.into());
+            return Answer::new(Rcode::REFUSED.into());
         }
         let Some(records) = zones.transfer(query.qname()) else {
             return Answer::new(Rcode::NOTAUTH.into());
