@@ -12,7 +12,6 @@
 //! let _resolver = HostsResolver::new(Snapshot::new(hosts));
 //! ```
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bytes::Bytes;
@@ -20,6 +19,7 @@ use domain::base::iana::{Class, Rcode, Rtype};
 use domain::base::{Name, Record, Ttl};
 use domain::rdata::{Aaaa, AllRecordData, Ptr, A};
 
+use crate::fasthash::FastMap;
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
 use crate::zone::{LoadError, Snapshot};
@@ -37,9 +37,9 @@ struct Addresses {
 #[derive(Debug, Default)]
 pub struct Hosts {
     /// Lowercase wire name -> its addresses, in file order.
-    by_name: HashMap<Box<[u8]>, Addresses>,
+    by_name: FastMap<Box<[u8]>, Addresses>,
     /// Lowercase wire reverse name (in-addr.arpa / ip6.arpa) -> names, first seen first.
-    by_addr: HashMap<Box<[u8]>, Vec<Name<Bytes>>>,
+    by_addr: FastMap<Box<[u8]>, Vec<Name<Bytes>>>,
 }
 
 impl Hosts {

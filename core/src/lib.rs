@@ -101,6 +101,7 @@
 pub mod action;
 pub mod cache;
 pub mod config;
+pub mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hosts;

@@ -9,9 +9,11 @@ use domain::rdata::AllRecordData;
 /// An owned resource record of any type. Cloning is cheap (`Bytes` are shared).
 pub type Rr = Record<Name<Bytes>, AllRecordData<Bytes, Name<Bytes>>>;
 
-/// The three record sections of a message, OPT left out.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The three record sections of a message, OPT left out, and the full rcode.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Sections {
+    /// The header's rcode with the OPT's extended bits.
+    pub rcode: domain::base::iana::OptRcode,
     /// The answer section.
     pub answer: Vec<Rr>,
     /// The authority section.
@@ -26,13 +28,20 @@ pub struct BadRecords;
 
 /// Reads every record of a message into owned records (OPT dropped: it is per hop).
 pub fn read_sections(msg: &Message<Bytes>) -> Result<Sections, BadRecords> {
-    let mut out = Sections::default();
+    let mut out = Sections {
+        rcode: domain::base::iana::OptRcode::NOERROR,
+        answer: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+    };
     let mut section = msg.answer().map_err(|_| BadRecords)?;
     let mut index = 0;
+    let mut ext = 0;
     loop {
         for rr in &mut section {
             let rr = rr.map_err(|_| BadRecords)?;
             if rr.rtype() == Rtype::OPT {
+                ext = (rr.ttl().as_secs() >> 24) as u8;
                 continue;
             }
             let rec = rr
@@ -51,5 +60,6 @@ pub fn read_sections(msg: &Message<Bytes>) -> Result<Sections, BadRecords> {
             None => break,
         }
     }
+    out.rcode = domain::base::iana::OptRcode::from_parts(msg.header().rcode(), ext);
     Ok(out)
 }

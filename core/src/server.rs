@@ -4,7 +4,7 @@
 //! chain, parks queries on upstream exchanges (`upstream.rs`), and encodes replies
 //! (`message.rs`). It never reads a clock or touches a socket.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use domain::base::iana::OptRcode;
 
 use crate::action::{Action, ConnId, Origin, QueryLog, Token, UpstreamError};
 use crate::config::Config;
+use crate::fasthash::FastMap;
 use crate::message::encode_reply;
 use crate::request::{admit_with, Admission, Request};
 use crate::resolver::{Answer, Chain, Context, Exchange, Exchanged, Query, Resolution};
@@ -48,7 +49,7 @@ pub struct Server {
     recursion_available: bool,
     rng: Rng,
     now: Option<Instant>,
-    pending: HashMap<u64, Pending>,
+    pending: FastMap<u64, Pending>,
     next_pending: u64,
     engine: Engine,
     conns: ClientConns,
@@ -77,7 +78,7 @@ impl Server {
             chain,
             rng: Rng::new(seed),
             now: None,
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             next_pending: 0,
             engine: Engine::default(),
             conns: ClientConns::default(),

@@ -43,44 +43,12 @@ pub struct Stats {
     /// Replies sent, by transport, question type and response code.
     pub queries_by_kind: HashMap<QueryKind, u64, KindHasher>,
     /// Per upstream server: time from sending a try to receiving its matching reply.
-    pub upstream_latency: HashMap<SocketAddr, LatencyHistogram>,
+    pub upstream_latency: HashMap<SocketAddr, LatencyHistogram, KindHasher>,
 }
 
-/// A fast hasher for [`QueryKind`] keys, counted on every reply: the keys are a few small
-/// numbers the server itself derives, so no flooding defence (SipHash) is needed.
-pub type KindHasher = std::hash::BuildHasherDefault<MixHasher>;
-
-/// Multiplicative mixing of the written integers (the FxHash scheme).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MixHasher(u64);
-
-impl std::hash::Hasher for MixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
+/// The hasher of [`Stats::queries_by_kind`]: its keys are a few small numbers the server
+/// derives itself, counted on every reply.
+pub type KindHasher = std::hash::BuildHasherDefault<crate::fasthash::MixHasher>;
 
 /// What a reply counted in [`Stats::queries_by_kind`] answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

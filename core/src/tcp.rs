@@ -1,7 +1,7 @@
 //! TCP: RFC 7766 length framing (shared by client connections and upstream TCP tries),
 //! and the client connection table with pipelining limits and idle deadlines.
 
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -85,7 +85,7 @@ pub(crate) struct ClientConn {
 /// Open client connections by id.
 #[derive(Debug, Default)]
 pub(crate) struct ClientConns {
-    pub conns: HashMap<ConnId, ClientConn>,
+    pub conns: FastMap<ConnId, ClientConn>,
 }
 
 impl ClientConns {

@@ -7,15 +7,17 @@
 //! reply still counts; SERVFAIL/REFUSED/NOTIMP moving on to the next server; TC=1 over
 //! UDP retried over TCP; and the query's total budget.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
+use domain::base::iana::{OptRcode, Rtype};
 use domain::base::Message;
 
 use crate::action::{Action, Token, UpstreamError, Via};
 use crate::config::{Config, SharedCount};
+use crate::fasthash::{FastMap, FastSet};
 use crate::message::{encode_query, is_upstream_failure, QuerySpec};
 use crate::resolver::{Exchange, ExchangeFailure, Exchanged};
 use crate::rng::Rng;
@@ -72,11 +74,11 @@ struct State {
 
 #[derive(Default)]
 pub(crate) struct Engine {
-    exchanges: HashMap<u64, State>,
+    exchanges: FastMap<u64, State>,
     /// Open exchanges by question, so identical questions in flight share one.
     by_question: HashMap<Box<[u8]>, u64>,
-    tokens: HashMap<Token, u64>,
-    ports: HashSet<u16>,
+    tokens: FastMap<Token, u64>,
+    ports: FastSet<u16>,
     next_token: u64,
     next_exchange: u64,
     /// The shared in-flight count this engine added to (given back if it is dropped busy).
@@ -265,7 +267,7 @@ impl Engine {
     ) -> Option<Finished> {
         let st = self.exchanges.get_mut(&xid)?;
         let t = &st.tries[index];
-        let Some(reply) = matching_reply(msg, t.id, &st.spec) else {
+        let Some((reply, rcode)) = matching_reply(msg, t.id, &st.spec) else {
             io.stats.spoofed_ignored += 1;
             return None;
         };
@@ -281,7 +283,7 @@ impl Engine {
             self.send_try(now, xid, Some(server), io);
             return None;
         }
-        if is_upstream_failure(reply.opt_rcode()) {
+        if is_upstream_failure(rcode) {
             st.failed[server] = true;
             let t = st.tries.remove(index);
             close_try(&mut self.tokens, &mut self.ports, t, io);
@@ -378,7 +380,7 @@ impl Engine {
     }
 }
 
-fn close_try(tokens: &mut HashMap<Token, u64>, ports: &mut HashSet<u16>, t: Try, io: &mut Io<'_>) {
+fn close_try(tokens: &mut FastMap<Token, u64>, ports: &mut FastSet<u16>, t: Try, io: &mut Io<'_>) {
     tokens.remove(&t.token);
     if let Via::Udp { local_port } = t.via {
         ports.remove(&local_port);
@@ -389,7 +391,7 @@ fn close_try(tokens: &mut HashMap<Token, u64>, ports: &mut HashSet<u16>, t: Try,
 
 /// A source port not in use by another live try (a few draws, then accept a repeat:
 /// the runtime reports a bind failure and another port is drawn).
-fn fresh_port(ports: &mut HashSet<u16>, rng: &mut Rng) -> u16 {
+fn fresh_port(ports: &mut FastSet<u16>, rng: &mut Rng) -> u16 {
     let mut port = rng.port();
     for _ in 0..8 {
         if !ports.contains(&port) {
@@ -419,7 +421,8 @@ fn question_key(spec: &Exchange) -> Box<[u8]> {
 }
 
 /// The message, if it is a well-formed response to exactly this query.
-fn matching_reply(bytes: Bytes, id: u16, spec: &Exchange) -> Option<Message<Bytes>> {
+/// Its full rcode is read on the way (the OPT's extended bits), sparing another walk.
+fn matching_reply(bytes: Bytes, id: u16, spec: &Exchange) -> Option<(Message<Bytes>, OptRcode)> {
     let msg = Message::from_octets(bytes).ok()?;
     let h = msg.header();
     if !h.qr() || h.id() != id {
@@ -430,8 +433,13 @@ fn matching_reply(bytes: Bytes, id: u16, spec: &Exchange) -> Option<Message<Byte
         return None;
     }
     // Every record must be readable, or the reply is garbage.
+    let mut ext = 0;
     for item in msg.iter() {
-        item.ok()?;
+        let (rr, _) = item.ok()?;
+        if rr.rtype() == Rtype::OPT {
+            ext = (rr.ttl().as_secs() >> 24) as u8;
+        }
     }
-    Some(msg)
+    let rcode = OptRcode::from_parts(h.rcode(), ext);
+    Some((msg, rcode))
 }

@@ -23,6 +23,7 @@ use smol::{future, Async, LocalExecutor, Task, Timer};
 
 use crate::metrics::Publisher;
 use crate::shutdown::{self, Shutdown};
+use crate::upstream_poll::UpstreamPoll;
 use crate::{batch, logging, net};
 
 /// Largest UDP datagram read; longer ones would be cut silently by the kernel.
@@ -168,6 +169,8 @@ enum Event {
 enum Wake {
     /// Listening UDP socket `i` is readable.
     Udp(usize),
+    /// Some upstream UDP socket is readable.
+    Upstream,
     /// A socket task sent an event.
     Event(Event),
     /// The core's timer is due (or nothing in particular).
@@ -282,7 +285,10 @@ fn run_worker(
         server,
         udp_listeners,
         recv_batch: batch::RecvBatch::new(),
-        scratch: Rc::new(std::cell::RefCell::new(vec![0u8; MAX_DATAGRAM])),
+        upstream_udp: HashMap::new(),
+        upstream_poll: UpstreamPoll::new()?,
+        upstream_buf: vec![0u8; MAX_DATAGRAM],
+        ready_tokens: Vec::with_capacity(64),
         udp_out: (0..udp_count)
             .map(|_| Vec::with_capacity(batch::BATCH))
             .collect(),
@@ -303,8 +309,12 @@ struct Driver {
     udp_listeners: Vec<(SocketAddr, Async<std::net::UdpSocket>)>,
     /// Receive buffers for listening sockets.
     recv_batch: batch::RecvBatch,
-    /// Receive buffer shared by the upstream socket tasks of this worker.
-    scratch: Rc<std::cell::RefCell<Vec<u8>>>,
+    /// Upstream UDP tries: their sockets, watched by `upstream_poll`.
+    upstream_udp: HashMap<Token, (std::net::UdpSocket, SocketAddr)>,
+    upstream_poll: UpstreamPoll,
+    /// Receive buffer for upstream replies, and the tokens found ready.
+    upstream_buf: Vec<u8>,
+    ready_tokens: Vec<u64>,
     /// Replies waiting to be sent, per listening socket.
     udp_out: Vec<Vec<(Vec<u8>, SocketAddr)>>,
     /// A listening socket left readable after a full batch.
@@ -368,8 +378,12 @@ impl Driver {
                         }
                         Poll::Pending
                     });
+                    let upstream_poll = &self.upstream_poll;
+                    let replies =
+                        future::poll_fn(|cx| upstream_poll.poll_ready(cx).map(|()| Wake::Upstream));
                     let event = async { rx.recv().await.map_or(Wake::Timer, Wake::Event) };
-                    future::or(future::or(readable, event), future::or(timer, shutdown)).await
+                    let sockets = future::or(readable, replies);
+                    future::or(future::or(sockets, event), future::or(timer, shutdown)).await
                 }
             };
             let now = Instant::now();
@@ -377,6 +391,10 @@ impl Driver {
                 Wake::Event(ev) => Some(ev),
                 Wake::Udp(i) => {
                     self.read_udp(now, i);
+                    None
+                }
+                Wake::Upstream => {
+                    self.read_upstreams(now);
                     None
                 }
                 Wake::Shutdown => {
@@ -432,6 +450,29 @@ impl Driver {
                 }
                 // ICMP errors and the like concern one peer, never the listener.
                 Err(_) => continue,
+            }
+        }
+    }
+
+    /// Reads one datagram from each upstream UDP socket with replies waiting. Most tries
+    /// end with their first datagram; a socket with more is reported again (the poll set
+    /// is level-triggered), so a flooding upstream cannot starve the others.
+    fn read_upstreams(&mut self, now: Instant) {
+        self.upstream_poll.ready(&mut self.ready_tokens);
+        for &t in &self.ready_tokens {
+            let token = Token(t);
+            let Some((sock, to)) = self.upstream_udp.get(&token) else {
+                continue;
+            };
+            match sock.recv(&mut self.upstream_buf) {
+                Ok(n) => self
+                    .server
+                    .handle_upstream(now, token, *to, &self.upstream_buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // ICMP port unreachable and the like: this try is dead.
+                Err(_) => self
+                    .server
+                    .handle_upstream_error(now, token, UpstreamError::Io),
             }
         }
     }
@@ -528,22 +569,19 @@ impl Driver {
                     via,
                     bytes,
                 } => {
-                    let task = match via {
+                    match via {
                         Via::Udp { local_port } => {
-                            // Bind, connect and send right here; a task only waits for replies.
+                            // Bind, connect and send right here; the poll set reports replies.
                             let sock = net::upstream_udp(to, local_port).and_then(|sock| {
                                 sock.send(&bytes)?;
-                                Async::new_nonblocking(sock)
+                                self.upstream_poll.add(&sock, token.0)?;
+                                Ok(sock)
                             });
                             self.server.recycle(bytes);
                             match sock {
-                                Ok(sock) => self.ex.spawn(upstream_udp(
-                                    sock,
-                                    token,
-                                    to,
-                                    self.scratch.clone(),
-                                    self.events.clone(),
-                                )),
+                                Ok(sock) => {
+                                    self.upstream_udp.insert(token, (sock, to));
+                                }
                                 Err(e) => {
                                     let err = if e.kind() == io::ErrorKind::AddrInUse {
                                         UpstreamError::Bind
@@ -552,19 +590,23 @@ impl Driver {
                                     };
                                     let _ =
                                         self.events.try_send(Event::UpstreamFailed { token, err });
-                                    continue;
                                 }
                             }
                         }
                         Via::Tcp => {
-                            self.ex
-                                .spawn(upstream_tcp(token, to, bytes, self.events.clone()))
+                            let task =
+                                self.ex
+                                    .spawn(upstream_tcp(token, to, bytes, self.events.clone()));
+                            self.upstreams.insert(token, task);
                         }
-                    };
-                    self.upstreams.insert(token, task);
+                    }
                 }
                 Action::CloseUpstream { token } => {
-                    self.upstreams.remove(&token); // dropping the task cancels it and closes its socket
+                    // Dropping the socket closes it (and so leaves the poll set); dropping a
+                    // TCP try's task cancels it.
+                    if self.upstream_udp.remove(&token).is_none() {
+                        self.upstreams.remove(&token);
+                    }
                 }
                 Action::CloseClient { conn } => {
                     // The writer sees its channel close and shuts the stream once its queue
@@ -692,50 +734,6 @@ async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>, backlog: R
     // The core closed the connection (idle, cap, garbage) or the peer went away.
     let _ = stream.shutdown(std::net::Shutdown::Both);
     backlog.close(); // never leave the reader waiting for a drain
-}
-
-/// Waits for replies on one upstream UDP socket (the query was sent by the driver) and
-/// passes each datagram on. Datagrams are read into the worker's scratch buffer, never
-/// held across an await.
-async fn upstream_udp(
-    sock: Async<std::net::UdpSocket>,
-    token: Token,
-    to: SocketAddr,
-    scratch: Rc<std::cell::RefCell<Vec<u8>>>,
-    events: Sender<Event>,
-) {
-    loop {
-        if sock.readable().await.is_err() {
-            break;
-        }
-        loop {
-            let read = {
-                let mut buf = scratch.borrow_mut();
-                sock.get_ref().recv(&mut buf).map(|n| buf[..n].to_vec())
-            };
-            let ev = match read {
-                Ok(bytes) => Event::Upstream {
-                    token,
-                    from: to,
-                    bytes,
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // ICMP port unreachable and the like: this try is dead.
-                Err(_) => {
-                    let _ = events
-                        .send(Event::UpstreamFailed {
-                            token,
-                            err: UpstreamError::Io,
-                        })
-                        .await;
-                    return;
-                }
-            };
-            if events.send(ev).await.is_err() {
-                return;
-            }
-        }
-    }
 }
 
 async fn upstream_tcp(token: Token, to: SocketAddr, query: Vec<u8>, events: Sender<Event>) {

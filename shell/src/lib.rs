@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod shutdown;
+mod upstream_poll;
 
 use std::io;
 use std::net::SocketAddr;

@@ -145,19 +145,17 @@ impl Cache {
 
 /// The answer records along the question's CNAME chain, in order: the rest is dropped.
 fn chain_records<'a>(qname: &Name<Bytes>, qtype: Rtype, records: &'a [Rr]) -> Vec<&'a Rr> {
-    let mut kept: Vec<&Rr> = Vec::new();
+    let mut kept: Vec<&Rr> = Vec::with_capacity(records.len());
     let mut owner = qname.clone();
     for _ in 0..MAX_CHAIN {
-        let here: Vec<&Rr> = records
-            .iter()
-            .filter(|rr| rr.owner().name_eq(&owner))
-            .collect();
-        let next = here.iter().find_map(|rr| match rr.data() {
-            AllRecordData::Cname(c) if qtype != Rtype::CNAME => Some(c.cname().clone()),
-            _ => None,
-        });
-        for rr in &here {
-            if !kept.iter().any(|k| std::ptr::eq(*k, *rr)) {
+        let mut next = None;
+        for rr in records.iter().filter(|rr| rr.owner().name_eq(&owner)) {
+            if let AllRecordData::Cname(c) = rr.data() {
+                if qtype != Rtype::CNAME && next.is_none() {
+                    next = Some(c.cname().clone());
+                }
+            }
+            if !kept.iter().any(|k| std::ptr::eq(*k, rr)) {
                 kept.push(rr);
             }
         }

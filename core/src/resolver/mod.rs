@@ -285,7 +285,7 @@ impl Answer {
     pub fn from_upstream(reply: &Message<Bytes>) -> Result<Answer, BadRecords> {
         let sections = read_sections(reply)?;
         Ok(Answer {
-            rcode: reply.opt_rcode(),
+            rcode: sections.rcode,
             answer: sections.answer,
             authority: sections.authority,
             additional: sections.additional,

@@ -1,6 +1,5 @@
 //! Authoritative answers from loaded zones (RFC 1034 4.3.2, RFC 2308, RFC 4592).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,6 +8,7 @@ use domain::base::{Name, Record};
 use domain::rdata::AllRecordData;
 
 use super::index::{Key, Node, Zone};
+use crate::fasthash::FastMap;
 use crate::record::Rr;
 use crate::resolver::Answer;
 
@@ -19,7 +19,7 @@ pub const MAX_CNAME_CHAIN: usize = 8;
 #[derive(Debug, Default)]
 pub struct ZoneSet {
     zones: Vec<Arc<Zone>>,
-    by_origin: HashMap<Box<[u8]>, usize>,
+    by_origin: FastMap<Box<[u8]>, usize>,
     /// Fewest and most labels of any origin, to bound the search for a name's zone.
     min_labels: usize,
     max_labels: usize,

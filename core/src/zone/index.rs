@@ -5,13 +5,12 @@
 //! buffer: every ancestor of a name is a suffix of its wire form. No query walks the
 //! records linearly.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use domain::base::iana::{Class, Rtype};
 use domain::base::{Name, Record, Ttl};
 use domain::rdata::AllRecordData;
 
+use crate::fasthash::FastMap;
 use crate::record::Rr;
 
 /// Most labels a name can have (255 bytes of wire form).
@@ -127,7 +126,7 @@ pub struct Zone {
     pub(crate) serial: u32,
     /// Every record but the SOA, in file order (for AXFR).
     pub(crate) records: Vec<Rr>,
-    pub(crate) nodes: HashMap<Box<[u8]>, Node>,
+    pub(crate) nodes: FastMap<Box<[u8]>, Node>,
     /// Where the zone came from (the file name), for messages.
     pub(crate) source: String,
 }
@@ -148,7 +147,7 @@ impl Zone {
             Ttl::from_secs(soa.ttl().as_secs().min(minimum)),
             soa.data().clone(),
         );
-        let mut nodes: HashMap<Box<[u8]>, Node> = HashMap::new();
+        let mut nodes: FastMap<Box<[u8]>, Node> = FastMap::default();
         nodes
             .entry(origin_key.full().into())
             .or_default()
