@@ -437,7 +437,17 @@ pub fn tcp_stream(data: &[u8]) {
                     && frames[i].get(..2) == reply.get(..2)
                     && match &admissions[i] {
                         Admission::Drop => false,
-                        Admission::Reject(r) => r.as_slice() == reply,
+                        // The server may add RA (byte 3, bit 7) to the rejection.
+                        Admission::Reject(r) => {
+                            r.len() == reply.len()
+                                && r.iter().zip(reply.iter()).enumerate().all(|(i, (a, b))| {
+                                    if i == 3 {
+                                        a & 0x7f == b & 0x7f
+                                    } else {
+                                        a == b
+                                    }
+                                })
+                        }
                         Admission::Query(req) => question.as_ref().is_some_and(|(n, t, c)| {
                             n.as_slice() == req.qname.as_slice()
                                 && (*t, *c) == (req.qtype, req.qclass)

@@ -342,8 +342,11 @@ impl Server {
                     }
                 }
             }
-            Admission::Reject(reply) => {
+            Admission::Reject(mut reply) => {
                 self.stats.queries += 1;
+                if self.recursion_available && reply.len() > 3 {
+                    reply[3] |= 0x80; // RA tells the truth in error replies too
+                }
                 let rcode = reply.get(3).map_or(0, |b| u16::from(b & 0x0f));
                 self.send(now, origin, reply, rcode);
             }

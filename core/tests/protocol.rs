@@ -1361,3 +1361,31 @@ fn in_flight_limit_is_shared_by_servers_cloned_from_one_config() {
     }
     assert_eq!(config.exchanges_in_flight.get(), 0);
 }
+
+/// Error replies tell the truth about recursion too: RA set with a forwarder in the chain,
+/// clear without one.
+#[test]
+fn error_replies_carry_ra_like_answers() {
+    for (upstreams, ra) in [(vec![upstream_addr(1)], true), (vec![], false)] {
+        let mut s = server(Config::default(), &upstreams);
+        for bad in [
+            query_with(1, "a.example", Opcode::NOTIFY, None),
+            query_with(2, "a.example", Opcode::QUERY, Some(1)),
+        ] {
+            s.handle_client(at(0), udp(4000), &bad);
+            let out = replies(&drain(&mut s));
+            assert_eq!(out.len(), 1);
+            assert_eq!(
+                parse(&out[0].1).header().ra(),
+                ra,
+                "upstreams {upstreams:?}"
+            );
+        }
+        let mut two = query(3, "a.example", Rtype::A, true, None);
+        two[5] = 2; // QDCOUNT 2
+        s.handle_client(at(0), udp(4000), &two);
+        let out = replies(&drain(&mut s));
+        assert_eq!(parse(&out[0].1).header().rcode(), Rcode::FORMERR);
+        assert_eq!(parse(&out[0].1).header().ra(), ra);
+    }
+}
