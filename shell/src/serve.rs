@@ -94,7 +94,9 @@ pub fn check_config(path: &str) -> Result<ExitCode, String> {
         ..Serve::default()
     };
     let (flags, file) = merged(flags, &cli)?;
-    checked_plan(flags, file.as_ref(), &cli)?;
+    let plan = checked_plan(flags, file.as_ref(), &cli)?;
+    // The zone and hosts files it names must load too, as `serve` would load them.
+    reload::Data::load(plan.zones, plan.hosts)?;
     println!("names: {path}: ok");
     Ok(ExitCode::SUCCESS)
 }

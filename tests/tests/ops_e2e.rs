@@ -134,6 +134,25 @@ fn config_file_bad_values_are_one_clear_error() {
 }
 
 #[test]
+fn check_config_loads_the_zone_files_it_names() {
+    let zone = temp_config(
+        "$ORIGIN broken.test.\n@ 3600 IN SOA ns hostmaster 1 2 3 4 5\nwww IN A not-an-address\n",
+    );
+    let config = temp_config(&format!(
+        "zone = [\"{}\"]\nno_forward = true\n",
+        zone.display()
+    ));
+    let out = run_names(&["check-config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a broken zone must fail check-config"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&*zone.to_string_lossy()), "{stderr}");
+}
+
+#[test]
 fn example_config_loads() {
     let example = workspace_root().join("examples").join("names.toml");
     assert!(example.exists(), "{} is missing", example.display());
