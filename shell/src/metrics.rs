@@ -18,7 +18,7 @@
 //! | `names_upstream_tcp_fallbacks_total` | counter | |
 //! | `names_upstream_spoofed_ignored_total` | counter | |
 //! | `names_upstream_latency_seconds` | histogram | `upstream` |
-//! | `names_cache_hits_total`, `names_cache_misses_total`, `names_cache_evictions_total` | counter | |
+//! | `names_cache_hits_total`, `names_cache_misses_total`, `names_cache_evictions_total`, `names_cache_inserts_total`, `names_cache_stale_served_total` | counter | |
 //! | `names_cache_entries` | gauge | |
 //! | `names_queries_in_flight` | gauge | |
 //! | `names_upstream_exchanges_open` | gauge | |
@@ -89,6 +89,10 @@ pub struct CacheCounts {
     pub misses: u64,
     /// Entries dropped to make room.
     pub evictions: u64,
+    /// Answers stored.
+    pub inserts: u64,
+    /// Expired answers served because every upstream failed (serve-stale).
+    pub stale_served: u64,
     /// Entries held now.
     pub entries: u64,
 }
@@ -369,6 +373,18 @@ pub fn render(snapshots: &[Snapshot], cache: Option<CacheCounts>) -> String {
             "Cache entries dropped to make room",
             c.evictions,
         );
+        counter(
+            &mut r,
+            "cache_inserts",
+            "Answers stored in the cache",
+            c.inserts,
+        );
+        counter(
+            &mut r,
+            "cache_stale_served",
+            "Expired answers served because every upstream failed",
+            c.stale_served,
+        );
         gauge(&mut r, "cache_entries", "Entries in the cache", c.entries);
     }
     gauge(
@@ -578,6 +594,8 @@ mod tests {
             hits: 5,
             misses: 2,
             evictions: 1,
+            inserts: 4,
+            stale_served: 3,
             entries: 9,
         };
         let text = render(&[], Some(cache));
@@ -585,6 +603,11 @@ mod tests {
         assert!(text.contains("names_cache_misses_total 2\n"), "{text}");
         assert!(text.contains("names_cache_evictions_total 1\n"), "{text}");
         assert!(text.contains("names_cache_entries 9\n"), "{text}");
+        assert!(text.contains("names_cache_inserts_total 4\n"), "{text}");
+        assert!(
+            text.contains("names_cache_stale_served_total 3\n"),
+            "{text}"
+        );
     }
 
     #[test]

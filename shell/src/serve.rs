@@ -135,6 +135,8 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
                 hits: s.hits,
                 misses: s.misses,
                 evictions: s.evictions,
+                inserts: s.inserts,
+                stale_served: s.stale_served,
                 entries: s.entries,
             }
         })
