@@ -348,7 +348,11 @@ impl Driver {
             };
             // A socket that still had datagrams after a full batch is read again at once.
             let wake = match self.hot_udp.take() {
-                Some(i) => Wake::Udp(i),
+                Some(i) => {
+                    // Still let the socket tasks (TCP, upstream TCP) run between batches.
+                    future::yield_now().await;
+                    Wake::Udp(i)
+                }
                 None => {
                     let timer = async {
                         match deadline {
@@ -391,6 +395,10 @@ impl Driver {
                 Wake::Event(ev) => Some(ev),
                 Wake::Udp(i) => {
                     self.read_udp(now, i);
+                    if self.hot_udp.is_some() {
+                        // A busy listening socket must not starve upstream replies.
+                        self.read_upstreams(now);
+                    }
                     None
                 }
                 Wake::Upstream => {

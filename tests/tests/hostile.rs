@@ -563,3 +563,80 @@ fn tcp_client_that_never_reads_its_replies() {
     watch.check("never-reading client");
     drop(s);
 }
+
+/// A flood on the listening socket must not starve the upstream sockets or TCP:
+/// forwarded queries and a TCP query are answered (not SERVFAIL) during the flood, before
+/// their first try times out.
+#[test]
+fn forwarding_and_tcp_keep_working_during_a_udp_flood() {
+    let up = names_tests::FakeUpstream::answering(&[std::net::Ipv4Addr::new(192, 0, 2, 77)]);
+    let up_arg = up.arg();
+    let server = Server::start(&[
+        "--upstream",
+        up_arg.as_str(),
+        "--workers",
+        "1",
+        "--try-timeout",
+        "800",
+        "--timeout",
+        "1500",
+    ]);
+    let addr = server.udp_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let floods: Vec<_> = (0..2u16)
+        .map(|k| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                // Junk answered by nothing (QR set): as cheap for the flooder as it gets.
+                let mut junk = query("flood.example", Rtype::A, k, true, None);
+                junk[2] |= 0x80;
+                let deadline = Instant::now() + Duration::from_secs(8);
+                for _ in 0..2_000_000u32 {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let _ = sock.send_to(&junk, addr);
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(200)); // the flood is under way
+    let started = Instant::now();
+    let mut answered = 0;
+    for i in 0..10u16 {
+        let q = query(
+            &format!("fwd{i}.example.com"),
+            Rtype::A,
+            2000 + i,
+            true,
+            None,
+        );
+        if let Some(bytes) = names_tests::udp_exchange(addr, &q, Duration::from_millis(1200)) {
+            let r = names_tests::parse(&bytes);
+            if r.rcode == 0 && r.a_addrs() == vec![std::net::Ipv4Addr::new(192, 0, 2, 77)] {
+                answered += 1;
+            }
+        }
+    }
+    let tcp = names_tests::tcp_exchange(
+        server.tcp_addr(),
+        &[query("tcp.example.com", Rtype::A, 9, true, None)],
+    );
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for f in floods {
+        f.join().unwrap();
+    }
+    assert!(
+        answered >= 9,
+        "only {answered} of 10 forwarded queries answered during the flood"
+    );
+    assert_eq!(tcp.len(), 1, "the TCP query was answered during the flood");
+    assert_eq!(names_tests::parse(&tcp[0]).rcode, 0);
+    // Each takes a few ms when nothing starves; allow for a loaded machine.
+    assert!(
+        took < Duration::from_secs(5),
+        "11 queries took {took:?} during the flood"
+    );
+}
