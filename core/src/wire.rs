@@ -170,6 +170,14 @@ pub struct WireAnswer {
 }
 
 impl WireAnswer {
+    /// Records served with the TTLs they were stored with (local data).
+    pub(crate) fn as_stored(records: std::sync::Arc<WireRecords>) -> WireAnswer {
+        WireAnswer {
+            records,
+            ttls: Ttls::CountDown { age: 0 },
+        }
+    }
+
     /// The response code of the answer.
     pub fn rcode(&self) -> OptRcode {
         self.records.rcode

@@ -661,3 +661,43 @@ fn reload_swaps_the_snapshot_for_new_queries_only() {
         ["www.example.com A 192.0.2.81"]
     );
 }
+
+/// A repeated question is answered from the encoded form of its first answer: the same
+/// records, AA set, the owner and question echoed as asked each time; a reload replaces
+/// the encoded answers with the new data.
+#[test]
+fn repeated_questions_are_answered_alike_and_a_reload_refreshes_them() {
+    let shared = Snapshot::new(example());
+    let chain = Chain::new().with(ZoneResolver::new(shared.clone()));
+    let mut s = Server::new(Config::default(), chain, [5; 32]);
+    let first = udp(&mut s, "www.example.com", Rtype::A);
+    let again = udp(&mut s, "WWW.Example.COM", Rtype::A);
+    for reply in [&first, &again] {
+        assert!(reply.header().aa());
+        assert_eq!(reply.header_counts().ancount(), 1);
+    }
+    let record = |m: &Message<Bytes>| {
+        let rr = m.answer().unwrap().next().unwrap().unwrap();
+        let a = rr
+            .to_record::<names_core::domain::rdata::A>()
+            .unwrap()
+            .unwrap();
+        (
+            rr.owner().to_string(),
+            rr.ttl().as_secs(),
+            a.data().addr().to_string(),
+        )
+    };
+    let (owner, ttl, addr) = record(&again);
+    assert_eq!(owner, "WWW.Example.COM", "owner as asked");
+    assert_eq!(record(&first).1, ttl);
+    assert_eq!(addr, "192.0.2.80");
+    let zone = load("$ORIGIN example.com.\n@ SOA ns h 2 2 3 4 5\nwww A 192.0.2.81\n").unwrap();
+    shared.store(ZoneSet::new(vec![zone]).unwrap());
+    let after = udp(&mut s, "www.example.com", Rtype::A);
+    assert_eq!(
+        record(&after).2,
+        "192.0.2.81",
+        "the reload's data, not the encoded answer"
+    );
+}

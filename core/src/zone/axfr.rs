@@ -5,6 +5,7 @@
 //! served zone -> NOTAUTH; a client outside `--allow-transfer` -> REFUSED; otherwise the
 //! zone, SOA first and last. The server splits a TCP AXFR answer into several messages.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -12,8 +13,11 @@ use domain::base::iana::{Class, Rcode, Rtype};
 
 use super::{Snapshot, ZoneSet};
 use crate::action::Transport;
+use crate::cache::store::{key_of, MAX_KEY};
 use crate::parse::ConfigError;
+use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
+use crate::wire::{WireAnswer, WireRecords};
 
 /// An address prefix, e.g. `127.0.0.0/8` or `::1` (a bare address is a /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +91,19 @@ fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
 pub struct ZoneResolver {
     zones: Snapshot<ZoneSet>,
     allow_transfer: Arc<[Cidr]>,
+    /// Positive answers already encoded, by question: served by splicing, like cache hits.
+    encoded: EncodedAnswers,
+}
+
+/// Most encoded answers kept per resolver; when full it starts over.
+const MAX_ENCODED: usize = 4096;
+
+/// Encoded answers of one zone set (emptied when a reload swaps the set). Keyed with std's
+/// SipHash: under a wildcard, any name a client asks becomes a key.
+#[derive(Default)]
+struct EncodedAnswers {
+    set: usize,
+    answers: HashMap<Box<[u8]>, Arc<WireRecords>>,
 }
 
 impl ZoneResolver {
@@ -95,6 +112,7 @@ impl ZoneResolver {
         ZoneResolver {
             zones,
             allow_transfer: Cidr::loopback().into(),
+            encoded: EncodedAnswers::default(),
         }
     }
 
@@ -102,6 +120,43 @@ impl ZoneResolver {
     pub fn allow_transfer(mut self, allow: Vec<Cidr>) -> ZoneResolver {
         self.allow_transfer = allow.into();
         self
+    }
+
+    /// Keeps a plain positive answer (records in the answer section only) encoded for the
+    /// next time the question is asked.
+    fn encode(
+        &mut self,
+        key: &[u8],
+        query: &Query<'_>,
+        answer: &Answer,
+        cx: &Context,
+    ) -> Option<WireAnswer> {
+        let plain = answer.rcode == Rcode::NOERROR.into()
+            && answer.authoritative
+            && !answer.answer.is_empty()
+            && answer.authority.is_empty()
+            && answer.additional.is_empty();
+        if !plain {
+            return None;
+        }
+        let records: Vec<&Rr> = answer.answer.iter().collect();
+        let wire = WireRecords::build(
+            key,
+            query.qname(),
+            &records,
+            &[],
+            answer.rcode,
+            false,
+            true,
+            cx.now(),
+            |t| t,
+        )?;
+        let wire = Arc::new(wire);
+        if self.encoded.answers.len() >= MAX_ENCODED {
+            self.encoded.answers.clear();
+        }
+        self.encoded.answers.insert(key.into(), wire.clone());
+        Some(WireAnswer::as_stored(wire))
     }
 
     fn transfer(&self, zones: &ZoneSet, query: &Query<'_>) -> Answer {
@@ -127,11 +182,30 @@ impl Resolver for ZoneResolver {
         "zones"
     }
 
-    fn resolve(&mut self, query: &Query<'_>, _: &mut Context) -> Resolution {
+    fn resolve(&mut self, query: &Query<'_>, cx: &mut Context) -> Resolution {
         if query.qclass() != Class::IN {
             return Resolution::Pass;
         }
         let zones = self.zones.load();
+        let set = Arc::as_ptr(&zones) as usize;
+        if self.encoded.set != set {
+            self.encoded = EncodedAnswers {
+                set,
+                answers: HashMap::new(),
+            };
+        }
+        let mut buf = [0u8; MAX_KEY];
+        let qtype = query.qtype().to_int();
+        let key = key_of(
+            &mut buf,
+            query.qname().as_slice(),
+            qtype,
+            Class::IN.to_int(),
+            0,
+        );
+        if let Some(records) = self.encoded.answers.get(key) {
+            return Resolution::Wire(WireAnswer::as_stored(records.clone()));
+        }
         match query.qtype() {
             Rtype::AXFR => Resolution::Answer(self.transfer(&zones, query)),
             // Incremental transfers are not offered (as NSD without IXFR data).
@@ -139,7 +213,10 @@ impl Resolver for ZoneResolver {
                 Resolution::Answer(Answer::new(Rcode::NOTIMP.into()))
             }
             qtype => match zones.answer(query.qname(), qtype) {
-                Some(answer) => Resolution::Answer(answer),
+                Some(answer) => match self.encode(key, query, &answer, cx) {
+                    Some(wire) => Resolution::Wire(wire),
+                    None => Resolution::Answer(answer),
+                },
                 None => Resolution::Pass,
             },
         }
