@@ -18,7 +18,7 @@ use crate::request::{admit_with, Admission, Request};
 use crate::resolver::{Answer, Chain, Context, Exchange, Exchanged, Query, Resolution};
 use crate::rng::Rng;
 use crate::stats::Stats;
-use crate::tcp::{frame, ClientConn, ClientConns};
+use crate::tcp::{frame, frame_into, ClientConn, ClientConns};
 use crate::timers::{Timers, Wake};
 use crate::upstream::{Engine, Finished, Io};
 use crate::wire::{encode_wire_reply, WireAnswer};
@@ -548,8 +548,7 @@ impl Server {
                     self.to_pump.push(conn);
                 }
                 let mut framed = self.take_buffer();
-                framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&bytes);
+                frame_into(&mut framed, &bytes);
                 self.recycle(bytes);
                 framed
             }

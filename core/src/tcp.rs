@@ -64,9 +64,14 @@ impl Framer {
 /// Prefixes a message with its 2-byte length.
 pub fn frame(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 2);
+    frame_into(&mut out, message);
+    out
+}
+
+/// Appends `message` with its 2-byte length prefix to `out` (a reused buffer).
+pub fn frame_into(out: &mut Vec<u8>, message: &[u8]) {
     out.extend_from_slice(&(message.len().min(65535) as u16).to_be_bytes());
     out.extend_from_slice(message);
-    out
 }
 
 /// One open client connection.

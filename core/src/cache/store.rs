@@ -228,7 +228,11 @@ impl Store {
     }
 
     fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Lru> {
-        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        // One shard (one worker) needs no hash: the shard's own index hashes the key anyway.
+        let i = match self.shards.len() {
+            1 => 0,
+            n => (self.hasher.hash_one(key) as usize) % n,
+        };
         // A poisoned shard only means another worker panicked mid-update of plain data.
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
