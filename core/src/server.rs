@@ -17,7 +17,7 @@ use crate::message::encode_reply;
 use crate::request::{admit_with, Admission, Request};
 use crate::resolver::{Answer, Chain, Context, Exchange, Exchanged, Query, Resolution};
 use crate::rng::Rng;
-use crate::stats::Stats;
+use crate::stats::{question_type, Stats};
 use crate::tcp::{frame, frame_into, ClientConn, ClientConns};
 use crate::timers::{Timers, Wake};
 use crate::upstream::{Engine, Finished, Io};
@@ -348,7 +348,8 @@ impl Server {
                     reply[3] |= 0x80; // RA tells the truth in error replies too
                 }
                 let rcode = reply.get(3).map_or(0, |b| u16::from(b & 0x0f));
-                self.send(now, origin, reply, rcode);
+                let qtype = question_type(&reply);
+                self.send(now, origin, reply, qtype, rcode);
             }
             Admission::Query(request) => {
                 self.stats.queries += 1;
@@ -498,7 +499,13 @@ impl Server {
         if truncated {
             self.stats.truncated += 1;
         }
-        self.send(now, request.origin, buf, rcode.to_int());
+        self.send(
+            now,
+            request.origin,
+            buf,
+            Some(request.qtype.to_int()),
+            rcode.to_int(),
+        );
     }
 
     fn answer_records(&mut self, now: Instant, request: &Request, answer: Answer, source: usize) {
@@ -517,7 +524,8 @@ impl Server {
                     }
                 }
             }
-            return self.send(now, request.origin, last, answer.rcode.to_int());
+            let qtype = Some(request.qtype.to_int());
+            return self.send(now, request.origin, last, qtype, answer.rcode.to_int());
         }
         let answer = &answer;
         let buf = self.take_buffer();
@@ -531,10 +539,18 @@ impl Server {
         if encoded.truncated {
             self.stats.truncated += 1;
         }
-        self.send(now, request.origin, encoded.bytes, answer.rcode.to_int());
+        let qtype = Some(request.qtype.to_int());
+        self.send(
+            now,
+            request.origin,
+            encoded.bytes,
+            qtype,
+            answer.rcode.to_int(),
+        );
     }
 
-    fn send(&mut self, now: Instant, to: Origin, bytes: Vec<u8>, rcode: u16) {
+    /// Queues a reply; `qtype` and `rcode` are what it is counted under.
+    fn send(&mut self, now: Instant, to: Origin, bytes: Vec<u8>, qtype: Option<u16>, rcode: u16) {
         let bytes = match to {
             Origin::Udp { .. } => bytes,
             Origin::Tcp(conn) => {
@@ -555,7 +571,7 @@ impl Server {
         };
         self.stats.replies += 1;
         self.stats.count_rcode(rcode);
-        self.stats.count_query(to.transport(), &bytes, rcode);
+        self.stats.count_query(to.transport(), qtype, rcode);
         self.actions.push_back(Action::Reply { to, bytes });
     }
 }
