@@ -701,3 +701,30 @@ fn repeated_questions_are_answered_alike_and_a_reload_refreshes_them() {
         "the reload's data, not the encoded answer"
     );
 }
+
+/// Two reloads with no zone query between them: the second set may be allocated where the
+/// first one was freed, so nothing derived from the data may be keyed by its address.
+/// Every round must answer from the data stored last (the audit saw stale answers in 4
+/// rounds of 5 when the encoded answers were keyed by the set's address).
+#[test]
+fn encoded_answers_never_outlive_two_reloads_in_a_row() {
+    let set = |serial: u32, last: u8| {
+        let text =
+            format!("$ORIGIN example.com.\n@ SOA ns h {serial} 2 3 4 5\nwww A 192.0.2.{last}\n");
+        ZoneSet::new(vec![load(&text).unwrap()]).unwrap()
+    };
+    let shared = Snapshot::new(set(1, 1));
+    let chain = Chain::new().with(ZoneResolver::new(shared.clone()));
+    let mut s = Server::new(Config::default(), chain, [5; 32]);
+    let addr = |m: &Message<Bytes>| {
+        let rr = m.answer().unwrap().next().unwrap().unwrap();
+        let a = rr.to_record::<names_core::domain::rdata::A>().unwrap();
+        a.unwrap().data().addr().to_string()
+    };
+    for current in 1..=20u8 {
+        let answer = addr(&udp(&mut s, "www.example.com", Rtype::A));
+        assert_eq!(answer, format!("192.0.2.{current}"), "round {current}");
+        shared.store(set(u32::from(current) * 2, 200));
+        shared.store(set(u32::from(current) * 2 + 1, current + 1));
+    }
+}

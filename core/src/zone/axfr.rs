@@ -102,7 +102,8 @@ const MAX_ENCODED: usize = 4096;
 /// SipHash: under a wildcard, any name a client asks becomes a key.
 #[derive(Default)]
 struct EncodedAnswers {
-    set: usize,
+    /// The snapshot generation they were encoded from.
+    generation: u64,
     answers: HashMap<Box<[u8]>, Arc<WireRecords>>,
 }
 
@@ -186,11 +187,10 @@ impl Resolver for ZoneResolver {
         if query.qclass() != Class::IN {
             return Resolution::Pass;
         }
-        let zones = self.zones.load();
-        let set = Arc::as_ptr(&zones) as usize;
-        if self.encoded.set != set {
+        let (generation, zones) = self.zones.load_versioned();
+        if self.encoded.generation != generation {
             self.encoded = EncodedAnswers {
-                set,
+                generation,
                 answers: HashMap::new(),
             };
         }

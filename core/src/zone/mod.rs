@@ -29,8 +29,17 @@ use std::sync::{Arc, RwLock};
 
 /// Data shared by every worker and replaced whole on reload. A reader takes the
 /// current `Arc` once per query, so a reload never changes data under a query.
+///
+/// Each stored value has a generation number, so a reader that keeps something derived
+/// from the data (the zone resolver's encoded answers) can tell it is stale. An address
+/// cannot tell: a new value may be allocated where a freed one was.
 pub struct Snapshot<T> {
-    current: Arc<RwLock<Arc<T>>>,
+    current: Arc<RwLock<Versioned<T>>>,
+}
+
+struct Versioned<T> {
+    generation: u64,
+    value: Arc<T>,
 }
 
 impl<T> Clone for Snapshot<T> {
@@ -45,24 +54,37 @@ impl<T> Snapshot<T> {
     /// A snapshot holding `value` until it is replaced.
     pub fn new(value: T) -> Snapshot<T> {
         Snapshot {
-            current: Arc::new(RwLock::new(Arc::new(value))),
+            current: Arc::new(RwLock::new(Versioned {
+                generation: 0,
+                value: Arc::new(value),
+            })),
         }
     }
 
     /// The current data.
     pub fn load(&self) -> Arc<T> {
+        self.load_versioned().1
+    }
+
+    /// The current data's generation (0 at first, one more on every store) and the data.
+    pub fn load_versioned(&self) -> (u64, Arc<T>) {
+        let read = |v: &Versioned<T>| (v.generation, v.value.clone());
         match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(guard) => read(&guard),
+            Err(poisoned) => read(&poisoned.into_inner()),
         }
     }
 
     /// Replaces the data; readers holding the old `Arc` keep it until they finish.
     pub fn store(&self, value: T) {
         let value = Arc::new(value);
+        let replace = |v: &mut Versioned<T>| {
+            v.generation += 1;
+            v.value = value;
+        };
         match self.current.write() {
-            Ok(mut guard) => *guard = value,
-            Err(poisoned) => *poisoned.into_inner() = value,
+            Ok(mut guard) => replace(&mut guard),
+            Err(poisoned) => replace(&mut poisoned.into_inner()),
         }
     }
 }
