@@ -224,15 +224,36 @@ fn first_owner(text: &str, lines: &[(usize, usize)]) -> Option<Name<Bytes>> {
 /// (an index out of bounds in `convert_charstr`, found by fuzzing); such input is a bad
 /// file like any other, so the panic is caught, kept off stderr, and reported as an error.
 fn next_entry(zf: &mut Zonefile) -> Result<Option<Entry>, String> {
-    let quiet = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    quiet_scanner_panics();
+    SCANNING.with(|s| s.set(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zf.next_entry()));
-    std::panic::set_hook(quiet);
+    SCANNING.with(|s| s.set(false));
     match result {
         Ok(Ok(entry)) => Ok(entry),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("malformed record (the zone file scanner gave up)".to_string()),
     }
+}
+
+thread_local! {
+    /// Set while this thread is inside the zone file scanner.
+    static SCANNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that says nothing for a panic inside the
+/// scanner on the thread that is scanning, and hands every other panic to the hook that
+/// was there before. Swapping the process-wide hook around each call instead would also
+/// silence a panic on any other thread (a worker) while a reload scans.
+fn quiet_scanner_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !SCANNING.with(|s| s.get()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn scanner_error(file: &str, text: &str) -> LoadError {
