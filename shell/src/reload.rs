@@ -119,7 +119,9 @@ impl Data {
             }
         }
         let summary = self.summary();
-        if failed == 0 {
+        if self.is_empty() {
+            log::info!("reload: nothing to reload (no --zone or --hosts given)");
+        } else if failed == 0 {
             log::info!("reloaded: {summary}");
         } else {
             log::info!("reloaded with {failed} error(s): {summary}");

@@ -116,13 +116,12 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         hosts,
         allow_transfer,
     } = plan;
-    // Local data is loaded before any socket is bound; SIGHUP re-reads it.
+    // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
+    // installed even with nothing to reload: SIGHUP's default action ends the process.
     let data = Arc::new(reload::Data::load(zones, hosts)?);
-    if !data.is_empty() {
-        data.clone()
-            .reload_on_sighup()
-            .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
-    }
+    data.clone()
+        .reload_on_sighup()
+        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     let (zones, hosts) = (data.zones.clone(), data.hosts.clone());
     let upstreams: Arc<[SocketAddr]> = upstreams.into();
     // One store shared by every worker: an answer cached by one is a hit on all.

@@ -436,3 +436,58 @@ fn broken_zone_is_one_error_line_with_file_and_line() {
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Audit: SIGHUP killed a server started without `--zone` or `--hosts` ("Hangup"). It is
+/// always handled: one log line, and the server keeps answering.
+#[test]
+fn sighup_without_local_data_is_logged_and_the_server_keeps_serving() {
+    let mut server = serve(&["--synth", "host=192.0.2", "--workers", "1"]);
+    for round in 1..=3 {
+        sighup(&server);
+        assert!(
+            eventually(|| server.logs().matches("nothing to reload").count() >= round),
+            "no reload line; logs:\n{}",
+            server.logs()
+        );
+    }
+    assert!(server.is_running(), "SIGHUP ended the server");
+    assert_eq!(short(&server, &["host7.example"]), "192.0.2.7");
+}
+
+/// Audit: after two reloads with no zone query between them, the new zone set could be
+/// allocated where the freed one was, and the old encoded answers kept being served (4
+/// rounds of 5). Once a reload has logged the new serial, every answer is the new data,
+/// on every worker.
+#[test]
+fn two_reloads_in_a_row_never_leave_stale_answers() {
+    let dir = scratch("reload-twice");
+    let zone = dir.join("r.zone");
+    write(&zone, &small_zone(1, "192.0.2.1"));
+    let server = serve(&["--zone", zone.to_str().unwrap(), "--workers", "2"]);
+    let mut serial = 1;
+    for round in 1..=5u32 {
+        // Every worker encodes the current answer (the queries come from fresh ports, so
+        // SO_REUSEPORT spreads them).
+        let expected = format!("192.0.2.{round}");
+        for _ in 0..6 {
+            assert_eq!(short(&server, &["www.r.test"]), expected, "round {round}");
+        }
+        for next in [
+            format!("198.51.100.{round}"),
+            format!("192.0.2.{}", round + 1),
+        ] {
+            serial += 1;
+            write(&zone, &small_zone(serial, &next));
+            sighup(&server);
+            let logged = format!("zone r.test. serial {serial}");
+            assert!(
+                eventually(|| server.logs().contains(&logged)),
+                "reload of serial {serial} not logged; logs:\n{}",
+                server.logs()
+            );
+        }
+    }
+    for _ in 0..6 {
+        assert_eq!(short(&server, &["www.r.test"]), "192.0.2.6");
+    }
+}
