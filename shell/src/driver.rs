@@ -94,7 +94,10 @@ impl Listeners {
         make_chain: Arc<dyn Fn() -> Chain + Send + Sync>,
         hooks: crate::Hooks,
     ) -> io::Result<()> {
-        let mut threads = Vec::new();
+        let workers = self.per_worker.len();
+        // Each worker reports how it ended; the first to end for any reason other than the
+        // shutdown ends the whole server with that reason, never a silently smaller server.
+        let (ended_tx, ended) = std::sync::mpsc::channel::<(usize, io::Result<()>)>();
         for (i, sockets) in self.per_worker.into_iter().enumerate() {
             let config = config.clone();
             let make_chain = make_chain.clone();
@@ -103,20 +106,69 @@ impl Listeners {
                 drain: shutdown::drain_limit(config.budget),
                 publisher: hooks.board.clone().map(|b| Publisher::new(b, i)),
             };
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("names-worker-{i}"))
-                    .spawn(move || run_worker(sockets, config, make_chain(), worker))?,
-            );
+            let ended_tx = ended_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("names-worker-{i}"))
+                .spawn(move || {
+                    let result = supervised(|| run_worker(sockets, config, make_chain(), worker));
+                    let _ = ended_tx.send((i, result));
+                })?;
         }
-        for t in threads {
-            match t.join() {
-                Ok(result) => result?,
-                Err(_) => return Err(io::Error::other("a worker thread panicked")),
+        drop(ended_tx);
+        for _ in 0..workers {
+            let (i, result) = ended
+                .recv()
+                .map_err(|_| io::Error::other("a worker thread vanished"))?;
+            match result {
+                Err(e) => return Err(io::Error::new(e.kind(), format!("worker {i}: {e}"))),
+                Ok(()) if !hooks.shutdown.is_triggered() => {
+                    return Err(io::Error::other(format!("worker {i} stopped on its own")))
+                }
+                Ok(()) => {}
             }
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// Set on worker threads: their panics are reported by `supervised`, in one line.
+    static WORKER_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a worker, turning a panic into an error that names where it happened. The panic
+/// hook (installed once, handing every other thread's panics to the hook before it) keeps
+/// a worker's panic off stderr: the error it becomes is the one line that reports it.
+fn supervised(run: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IS_WORKER.with(Cell::get) {
+                return previous(info);
+            }
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let line = format!("panicked{at}: {message}");
+            WORKER_PANIC.with(|p| *p.borrow_mut() = Some(line));
+        }));
+    });
+    IS_WORKER.with(|w| w.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    IS_WORKER.with(|w| w.set(false));
+    result.unwrap_or_else(|_| {
+        let line = WORKER_PANIC.with(|p| p.borrow_mut().take());
+        Err(io::Error::other(line.unwrap_or_else(|| "panicked".to_string())))
+    })
 }
 
 /// Binds UDP then TCP on the same port (retrying when port 0 gave a UDP port whose TCP twin is taken).
