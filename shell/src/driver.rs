@@ -491,27 +491,17 @@ impl Driver {
             return;
         };
         let local = *local;
-        self.hot_udp = Some(i);
-        let mut read = 0;
-        while read < UDP_BATCH {
-            match self.recv_batch.read(sock.get_ref()) {
-                Ok(0) => {
-                    self.hot_udp = None;
-                    break;
+        let (batch, server) = (&mut self.recv_batch, &mut self.server);
+        let hot = drain_socket(|| {
+            let n = batch.read(sock.get_ref())?;
+            for k in 0..n {
+                if let Some((bytes, peer)) = batch.get(k) {
+                    server.handle_client(now, Origin::Udp { local, peer }, bytes);
                 }
-                Ok(n) => {
-                    read += n;
-                    for k in 0..n {
-                        if let Some((bytes, peer)) = self.recv_batch.get(k) {
-                            self.server
-                                .handle_client(now, Origin::Udp { local, peer }, bytes);
-                        }
-                    }
-                }
-                // ICMP errors and the like concern one peer, never the listener.
-                Err(_) => continue,
             }
-        }
+            Ok(n)
+        });
+        self.hot_udp = hot.then_some(i);
     }
 
     /// Reads one datagram from each upstream UDP socket with replies waiting. Most tries
@@ -701,6 +691,21 @@ impl Driver {
     }
 }
 
+/// Calls `read_batch` (one batched read, returning the datagrams it handled) until the
+/// socket would block (`Ok(0)`) or `UDP_BATCH` datagrams were read; returns whether the
+/// socket may still hold datagrams. An error ends the round: the socket's next readiness
+/// brings the driver back, so a persistent error can never hold the worker in this loop.
+fn drain_socket(mut read_batch: impl FnMut() -> io::Result<usize>) -> bool {
+    let mut read = 0;
+    while read < UDP_BATCH {
+        match read_batch() {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => read += n,
+        }
+    }
+    true
+}
+
 async fn tcp_acceptor(
     ex: Rc<LocalExecutor<'static>>,
     listener: TcpListener,
@@ -824,5 +829,36 @@ async fn upstream_tcp(token: Token, to: SocketAddr, query: Vec<u8>, events: Send
                 err: UpstreamError::Io,
             })
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persistent_read_error_ends_the_round() {
+        let mut calls = 0;
+        let hot = drain_socket(|| {
+            calls += 1;
+            Err(io::Error::other("recvmmsg keeps failing"))
+        });
+        assert!(!hot);
+        assert_eq!(calls, 1, "one failed read, then back to waiting for readiness");
+    }
+
+    #[test]
+    fn a_full_batch_leaves_the_socket_hot_and_would_block_does_not() {
+        let mut calls = 0;
+        assert!(drain_socket(|| {
+            calls += 1;
+            Ok(16)
+        }));
+        assert_eq!(calls, UDP_BATCH / 16);
+        let mut left = 3;
+        assert!(!drain_socket(|| {
+            left -= 1;
+            Ok(if left > 0 { 8 } else { 0 })
+        }));
     }
 }
