@@ -48,6 +48,19 @@ impl Default for Config {
     }
 }
 
+/// Upstream tries one exchange keeps open at most (each one a socket in the runtime): a
+/// late reply to an earlier try still counts, and the oldest is closed beyond this.
+pub const MAX_OPEN_TRIES: usize = 6;
+
+impl Config {
+    /// File descriptors the runtime may need for client connections and upstream sockets at
+    /// these limits: one per TCP connection, [`MAX_OPEN_TRIES`] per exchange in flight.
+    pub fn descriptors_needed(&self) -> usize {
+        self.max_tcp
+            .saturating_add(self.max_exchanges.saturating_mul(MAX_OPEN_TRIES))
+    }
+}
+
 /// A count shared between the servers of one process (their configurations are clones).
 /// Two counts are equal when they are the same count.
 #[derive(Clone, Debug, Default)]

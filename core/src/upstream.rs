@@ -16,7 +16,7 @@ use domain::base::iana::{OptRcode, Rtype};
 use domain::base::Message;
 
 use crate::action::{Action, Token, UpstreamError, Via};
-use crate::config::{Config, SharedCount};
+use crate::config::{Config, SharedCount, MAX_OPEN_TRIES};
 use crate::fasthash::{FastMap, FastSet};
 use crate::message::{encode_query, is_upstream_failure, QuerySpec};
 use crate::resolver::{Exchange, ExchangeFailure, Exchanged};
@@ -25,8 +25,6 @@ use crate::stats::Stats;
 use crate::tcp::{frame, Framer};
 use crate::timers::{TimerKey, Timers, Wake};
 
-/// Open tries per exchange; the oldest is closed beyond it.
-const MAX_OPEN_TRIES: usize = 6;
 /// Source ports drawn again when the runtime cannot bind one.
 const MAX_BIND_RETRIES: u8 = 3;
 

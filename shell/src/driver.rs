@@ -167,7 +167,9 @@ fn supervised(run: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     IS_WORKER.with(|w| w.set(false));
     result.unwrap_or_else(|_| {
         let line = WORKER_PANIC.with(|p| p.borrow_mut().take());
-        Err(io::Error::other(line.unwrap_or_else(|| "panicked".to_string())))
+        Err(io::Error::other(
+            line.unwrap_or_else(|| "panicked".to_string()),
+        ))
     })
 }
 
@@ -844,7 +846,10 @@ mod tests {
             Err(io::Error::other("recvmmsg keeps failing"))
         });
         assert!(!hot);
-        assert_eq!(calls, 1, "one failed read, then back to waiting for readiness");
+        assert_eq!(
+            calls, 1,
+            "one failed read, then back to waiting for readiness"
+        );
     }
 
     #[test]

@@ -48,3 +48,27 @@ pub fn upstream_udp(to: SocketAddr, local_port: u16) -> io::Result<std::net::Udp
     s.set_nonblocking(true)?;
     Ok(s.into())
 }
+
+/// The process's file descriptor limit after raising the soft limit to the hard one (each
+/// upstream try is a socket of its own, and the common soft limit of 1024 is far below
+/// what `--max-inflight` needs): `(before, now)`.
+pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur >= lim.rlim_max {
+        return Ok((before, before));
+    }
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((before, lim.rlim_cur))
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use names_core::cache::{Cache, CacheConfig, Store};
+use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::HostsResolver;
 use names_core::parse::parse_server;
 use names_core::zone::{Cidr, ZoneResolver};
@@ -31,6 +32,9 @@ struct Plan {
     zones: Vec<String>,
     hosts: Option<String>,
     allow_transfer: Vec<Cidr>,
+    /// Whether `--max-inflight` / `--max-tcp` were given (else they may be lowered to fit
+    /// the file descriptor limit).
+    explicit_limits: (bool, bool),
 }
 
 /// How `names serve` is named to the flag parser.
@@ -115,7 +119,9 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         zones,
         hosts,
         allow_transfer,
+        explicit_limits,
     } = plan;
+    fit_descriptor_limit(&mut options, explicit_limits);
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
     let data = Arc::new(reload::Data::load(zones, hosts)?);
@@ -162,6 +168,49 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     };
     names_shell::serve(options, make_chain).map_err(|e| format!("cannot serve: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft file descriptor limit to the hard one, and makes sure the connection and
+/// in-flight limits fit in it: a limit not given on the command line is lowered to fit
+/// (logged); one given is kept, with a warning naming what to raise.
+fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp): (bool, bool)) {
+    let (before, limit) = match names_shell::net::raise_fd_limit() {
+        Ok(limits) => limits,
+        Err(e) => return log::warn!("cannot raise the file descriptor limit: {e}"),
+    };
+    if limit > before {
+        log::info!("file descriptor limit raised from {before} to {limit}");
+    }
+    // Listening sockets, the metrics listener, and each worker's poller and wakers.
+    let reserve = 64 + options.listen.len() * (options.workers + 1) * 2;
+    let available = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(reserve);
+    let config = &mut options.config;
+    if config.descriptors_needed() <= available {
+        return;
+    }
+    if !explicit_tcp {
+        config.max_tcp = config.max_tcp.min(available / 4).max(1);
+    }
+    if !explicit_inflight {
+        let left = available.saturating_sub(config.max_tcp);
+        config.max_exchanges = (left / MAX_OPEN_TRIES).max(1);
+    }
+    if config.descriptors_needed() <= available {
+        log::warn!(
+            "file descriptor limit {limit}: --max-inflight {} and --max-tcp {} to fit (raise it with ulimit -n)",
+            config.max_exchanges,
+            config.max_tcp
+        );
+    } else {
+        log::warn!(
+            "file descriptor limit {limit}: --max-inflight {} and --max-tcp {} may need {} descriptors; raise the limit (ulimit -n) or lower them",
+            config.max_exchanges,
+            config.max_tcp,
+            config.descriptors_needed() + reserve
+        );
+    }
 }
 
 fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
@@ -260,6 +309,7 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         zones: f.zone,
         hosts: f.hosts,
         allow_transfer,
+        explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),
         log_level: names_shell::logging::parse_level(f.log_level.as_deref().unwrap_or("info"))
             .map_err(names_core::ConfigError::new)?,
     })

@@ -63,7 +63,10 @@ fn a_panicking_second_worker_ends_the_server_with_one_error() {
     // Queries from many source ports: SO_REUSEPORT hands some to the second worker.
     let deadline = Instant::now() + Duration::from_secs(10);
     let result = loop {
-        assert!(Instant::now() < deadline, "the server went on without its second worker");
+        assert!(
+            Instant::now() < deadline,
+            "the server went on without its second worker"
+        );
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         let _ = client.send_to(&query, addr);
         if let Ok(result) = done.recv_timeout(Duration::from_millis(20)) {

@@ -222,13 +222,32 @@ impl Server {
 
     /// Start the binary with exactly `args` (no implicit `serve --listen`).
     pub fn try_start_raw(args: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(names_bin())
-            .args(args)
+        let mut cmd = Command::new(names_bin());
+        cmd.args(args);
+        Server::try_start_command(cmd)
+    }
+
+    /// Like [`Server::start`], with the file descriptor limits (soft, hard) set to `nofile`
+    /// before the binary starts (by util-linux `prlimit`, which execs it: same PID).
+    pub fn start_with_nofile(nofile: (u64, u64), args: &[&str]) -> Server {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={}:{}", nofile.0, nofile.1))
+            .arg(names_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args);
+        match Server::try_start_command(cmd) {
+            Ok(s) => s,
+            Err(e) => panic!("names serve {args:?} under prlimit did not become ready:\n{e}"),
+        }
+    }
+
+    fn try_start_command(mut cmd: Command) -> Result<Server, String> {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot spawn {}: {e}", names_bin().display()))?;
+            .map_err(|e| format!("cannot spawn {cmd:?}: {e}"))?;
         let logs = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         drain_lines(child.stderr.take().unwrap(), logs.clone(), Some(tx));
