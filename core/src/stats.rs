@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use domain::base::iana::Rtype;
+
 use crate::action::Transport;
 
 /// Counters of what the server has seen and done since it was created.
@@ -55,7 +57,8 @@ pub type KindHasher = std::hash::BuildHasherDefault<crate::fasthash::MixHasher>;
 pub struct QueryKind {
     /// `true` for TCP, `false` for UDP (kept as a plain flag so the key sorts).
     pub tcp: bool,
-    /// The question's type (`None` when the message had no readable question).
+    /// The question's type (`None` when the message had no readable question;
+    /// [`QTYPE_OTHER`] for every type without a registered mnemonic).
     pub qtype: Option<u16>,
     /// The reply's 12-bit response code.
     pub rcode: u16,
@@ -112,7 +115,13 @@ impl Stats {
 
     /// Counts a reply in [`Stats::queries_by_kind`]: its transport, the type asked (`None`
     /// when the query had no readable question) and its rcode.
+    /// Types without a registered mnemonic are counted together under [`QTYPE_OTHER`]: a
+    /// client choosing the type must not grow the table (65,535 series once).
     pub(crate) fn count_query(&mut self, transport: Transport, qtype: Option<u16>, rcode: u16) {
+        let qtype = qtype.map(|t| match Rtype::from_int(t).to_mnemonic() {
+            Some(_) if t != QTYPE_OTHER => t,
+            _ => QTYPE_OTHER,
+        });
         let key = QueryKind {
             tcp: transport == Transport::Tcp,
             qtype,
@@ -129,6 +138,10 @@ impl Stats {
             .observe(latency);
     }
 }
+
+/// The [`QueryKind::qtype`] of every type without a registered mnemonic (type 0 is reserved,
+/// so it names no real type).
+pub const QTYPE_OTHER: u16 = 0;
 
 /// The type of the first question of a wire-format message, read without a full parse.
 pub(crate) fn question_type(message: &[u8]) -> Option<u16> {
@@ -168,6 +181,30 @@ mod tests {
         assert_eq!(question_type(&m), None);
         assert_eq!(question_type(&m[..13]), None);
         assert_eq!(question_type(&[]), None);
+    }
+
+    #[test]
+    fn types_a_client_invents_share_one_key() {
+        let mut stats = Stats::default();
+        for t in 0..=u16::MAX {
+            stats.count_query(Transport::Udp, Some(t), 0);
+        }
+        assert!(
+            stats.queries_by_kind.len() < 200,
+            "{}",
+            stats.queries_by_kind.len()
+        );
+        let other = QueryKind {
+            tcp: false,
+            qtype: Some(QTYPE_OTHER),
+            rcode: 0,
+        };
+        assert!(stats.queries_by_kind[&other] > 65_000);
+        let aaaa = QueryKind {
+            qtype: Some(28),
+            ..other
+        };
+        assert_eq!(stats.queries_by_kind[&aaaa], 1);
     }
 
     #[test]

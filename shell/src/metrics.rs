@@ -225,7 +225,11 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
 }
 
 fn rtype_label(qtype: Option<u16>) -> String {
-    qtype.map_or_else(|| "none".to_string(), |t| Rtype::from_int(t).to_string())
+    match qtype {
+        None => "none".to_string(),
+        Some(names_core::stats::QTYPE_OTHER) => "other".to_string(),
+        Some(t) => Rtype::from_int(t).to_string(),
+    }
 }
 
 fn rcode_label(rcode: u16) -> String {
