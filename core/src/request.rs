@@ -1,17 +1,18 @@
 //! Admission of a client message: drop, an immediate error reply, or a [`Request`].
 //!
 //! Rules (RFC 1035, 6891): shorter than a header or QR=1 -> dropped; opcode other
-//! than QUERY -> NOTIMP; QDCOUNT != 1 -> FORMERR; unreadable body -> FORMERR;
-//! EDNS version > 0 -> BADVERS; more than one OPT -> FORMERR.
+//! than QUERY -> NOTIMP; QDCOUNT != 1 -> FORMERR; unreadable body, bytes after the last
+//! record, more than one OPT, an OPT outside the additional section or not owned by the
+//! root -> FORMERR; EDNS version > 0 -> BADVERS; a meta type asked (OPT, TSIG, TKEY,
+//! MAILA, MAILB, 128-248) -> FORMERR, as Unbound answers. An error reply to a query with
+//! a readable OPT carries an OPT (RFC 6891 6.1.1).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
-use domain::base::{
-    Header, HeaderSection, Message, MessageBuilder, Name, StaticCompressor, ToName,
-};
+use domain::base::{Message, MessageBuilder, Name, StaticCompressor, ToName};
 
 use crate::action::Origin;
 
@@ -102,22 +103,33 @@ pub fn admit_with(
         return Admission::Drop;
     }
     if header.opcode() != Opcode::QUERY {
-        return Admission::Reject(header_only(header, Rcode::NOTIMP));
+        return Admission::Reject(error_reply(&msg, None, Rcode::NOTIMP, edns_size));
     }
     if msg.header_counts().qdcount() != 1 {
-        return Admission::Reject(header_only(header, Rcode::FORMERR));
+        return Admission::Reject(error_reply(&msg, None, Rcode::FORMERR, edns_size));
     }
     let parsed = match parse_plain(arena, bytes, origin, client, now) {
         Some(plain) => Ok(plain),
         None => parse(arena, &msg, origin, client, now),
     };
     let Ok((request, edns_version)) = parsed else {
-        return Admission::Reject(header_only(header, Rcode::FORMERR));
+        return Admission::Reject(error_reply(&msg, None, Rcode::FORMERR, edns_size));
     };
     if edns_version.is_some_and(|v| v > 0) {
         return Admission::Reject(badvers(&request, edns_size));
     }
+    if is_meta_type(request.qtype) {
+        let reply = error_reply(&msg, Some(&request), Rcode::FORMERR, edns_size);
+        return Admission::Reject(reply);
+    }
     Admission::Query(request)
+}
+
+/// Types that name no data a query could ask for (RFC 6895 3.1: OPT, the transaction
+/// types TKEY and TSIG, the obsolete MAILA/MAILB, and the meta range 128-248 save those).
+/// AXFR, IXFR and ANY are meta types with a meaning of their own, left to the resolvers.
+fn is_meta_type(qtype: Rtype) -> bool {
+    matches!(qtype.to_int(), 41 | 128..=250 | 253 | 254)
 }
 
 /// Room reserved in the name arena: the longest name.
@@ -215,12 +227,15 @@ fn parse(
     let mut section = questions.answer().map_err(|_| Malformed)?;
     let mut edns = None;
     let mut version = None;
+    // 0 answer, 1 authority, 2 additional.
+    let mut index = 0;
     loop {
         for rr in &mut section {
             let rr = rr.map_err(|_| Malformed)?;
             if rr.rtype() == Rtype::OPT {
-                if edns.is_some() {
-                    return Err(Malformed); // RFC 6891 6.1.1: at most one OPT
+                // RFC 6891 6.1.1: at most one OPT, in the additional section, owned by the root.
+                if edns.is_some() || index != 2 || !rr.owner().is_root() {
+                    return Err(Malformed);
                 }
                 // OPT's class is the UDP size; its TTL is ext-rcode, version, DO + flags.
                 let ttl = rr.ttl().as_secs();
@@ -235,6 +250,10 @@ fn parse(
             Some(next) => section = next,
             None => break,
         }
+        index += 1;
+    }
+    if wire_len(msg.as_slice()) != Some(msg.as_slice().len()) {
+        return Err(Malformed); // bytes after the last record
     }
     if arena.capacity() - arena.len() < 256 {
         arena.reserve(ARENA_CHUNK);
@@ -256,16 +275,93 @@ fn parse(
     Ok((request, version))
 }
 
-/// A reply of just a header: ID, opcode and RD echoed, QR set, all counts zero.
-fn header_only(query: Header, rcode: Rcode) -> Vec<u8> {
-    let mut header = HeaderSection::new();
-    let h = header.header_mut();
-    h.set_id(query.id());
-    h.set_opcode(query.opcode());
-    h.set_rd(query.rd());
+/// Where a message ends by its own counts: the header, the questions, then every
+/// record (owner, fixed fields and RDATA). `None` if the bytes run out first.
+fn wire_len(bytes: &[u8]) -> Option<usize> {
+    let count = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes([
+            *bytes.get(at)?,
+            *bytes.get(at + 1)?,
+        ])))
+    };
+    let skip_name = |mut at: usize| -> Option<usize> {
+        loop {
+            let len = *bytes.get(at)?;
+            match len & 0xc0 {
+                0xc0 => return Some(at + 2), // a compression pointer ends the name
+                0 if len == 0 => return Some(at + 1),
+                0 => at += 1 + usize::from(len),
+                _ => return None,
+            }
+        }
+    };
+    let mut at = 12;
+    for _ in 0..count(4)? {
+        at = skip_name(at)? + 4;
+    }
+    let records = count(6)? + count(8)? + count(10)?;
+    for _ in 0..records {
+        at = skip_name(at)? + 10;
+        at += count(at - 2)?;
+    }
+    (at <= bytes.len()).then_some(at)
+}
+
+/// The client's OPT, if the message carries exactly one readable OPT owned by the root in
+/// its additional section.
+fn readable_opt(msg: &Message<&[u8]>) -> Option<ClientEdns> {
+    let mut found = None;
+    for rr in msg.additional().ok()? {
+        let rr = rr.ok()?;
+        if rr.rtype() == Rtype::OPT {
+            if found.is_some() || !rr.owner().is_root() {
+                return None;
+            }
+            found = Some(ClientEdns {
+                udp_size: rr.class().to_int(),
+                dnssec_ok: rr.ttl().as_secs() & 0x8000 != 0,
+            });
+        }
+    }
+    found
+}
+
+/// An error reply: ID, opcode and RD echoed, QR set; the question when there is a
+/// request; an OPT when the query carried a readable one (RFC 6891 6.1.1), DO echoed.
+fn error_reply(
+    query: &Message<&[u8]>,
+    request: Option<&Request>,
+    rcode: Rcode,
+    edns_size: u16,
+) -> Vec<u8> {
+    let header = query.header();
+    let edns = match request {
+        Some(r) => r.edns,
+        None => readable_opt(query),
+    };
+    let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::with_capacity(64)))
+        .expect("empty vec has room for a header");
+    let h = b.header_mut();
+    h.set_id(header.id());
+    h.set_opcode(header.opcode());
+    h.set_rd(header.rd());
+    h.set_cd(header.cd());
     h.set_qr(true);
     h.set_rcode(rcode);
-    header.as_slice().to_vec()
+    let mut q = b.question();
+    if let Some(r) = request {
+        // A question that came in fits back out.
+        let _ = q.push((&r.qname, r.qtype, r.qclass));
+    }
+    let mut add = q.additional();
+    if let Some(edns) = edns {
+        let _ = add.opt(|o| {
+            o.set_udp_payload_size(edns_size);
+            o.set_dnssec_ok(edns.dnssec_ok);
+            Ok(())
+        });
+    }
+    add.finish().into_target()
 }
 
 /// BADVERS (RFC 6891 6.1.3): the question echoed and an OPT of version 0.

@@ -199,3 +199,41 @@ fn edns_small_size_counts_as_512() {
     assert!(r.tc, "{r:?}");
     assert!(raw.len() <= 512, "reply is {} bytes", raw.len());
 }
+
+/// Audit (RFC nits): error replies to a query with an OPT carry one (RFC 6891 6.1.1); an
+/// OPT in the wrong section and bytes after the message are FORMERR; meta types are
+/// FORMERR as Unbound answers them, checked with the real dig too.
+#[test]
+fn rfc_strictness_of_error_replies_and_meta_types() {
+    let srv = synth_server();
+    let status = query_full(
+        "workstation1.lan",
+        Rtype::A,
+        0x0404,
+        true,
+        Some(1232),
+        0,
+        Opcode::STATUS,
+    );
+    let r = udp_ask(srv.udp_addr(), &status);
+    assert_eq!((r.rcode, r.has_opt), (4, true), "NOTIMP with an OPT: {r:?}");
+
+    let mut trailing = query("workstation1.lan", Rtype::A, 0x0405, true, Some(1232));
+    trailing.extend_from_slice(b"junk");
+    let r = udp_ask(srv.udp_addr(), &trailing);
+    assert_eq!((r.id, r.rcode, r.has_opt), (0x0405, 1, true), "{r:?}");
+
+    let good = query("workstation1.lan", Rtype::A, 0x0406, true, Some(1232));
+    let mut in_answer = good.clone();
+    in_answer[7] = 1; // the OPT counted as an answer record
+    in_answer[11] = 0;
+    let r = udp_ask(srv.udp_addr(), &in_answer);
+    assert_eq!((r.id, r.rcode), (0x0406, 1), "{r:?}");
+
+    for qtype in ["TYPE250", "TYPE249", "TYPE41", "TYPE200", "MAILB"] {
+        let out = dig_at(srv.udp_addr(), &["workstation1.lan", qtype]);
+        assert!(out.contains("status: FORMERR"), "{qtype}: {out}");
+    }
+    let out = dig_at(srv.udp_addr(), &["workstation1.lan", "A"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+}
