@@ -142,6 +142,26 @@ mod tests {
     }
 
     #[test]
+    fn push_some_takes_one_frame_at_a_time() {
+        let mut f = Framer::default();
+        let mut wire = [frame(b"hello"), frame(b"dns")].concat();
+        wire.extend([0xff, 0xff]);
+        wire.extend(std::iter::repeat_n(7, 100_000));
+        let mut rest = &wire[..];
+        let mut got = Vec::new();
+        while !rest.is_empty() {
+            let n = f.push_some(rest);
+            rest = &rest[n..];
+            assert!(f.held() <= 65537, "{} bytes held", f.held());
+            while let Ok(Some(m)) = f.next_frame() {
+                got.push(m.to_vec());
+            }
+        }
+        assert_eq!(got[..2], [b"hello".to_vec(), b"dns".to_vec()]);
+        assert_eq!(got[2].len(), 65535);
+    }
+
+    #[test]
     fn partial_and_empty() {
         let mut f = Framer::default();
         f.push(&[0, 5, b'a']);

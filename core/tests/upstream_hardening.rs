@@ -111,7 +111,7 @@ fn zero_length_frame_fails_the_tcp_try_and_nothing_after_it_is_kept() {
     let ups = [upstream_addr(1), upstream_addr(2)];
     let (mut server, _s1, s3) = at_tcp_try(&ups);
     let mut first = vec![0u8, 0];
-    first.extend(std::iter::repeat(0xab).take(16 * 1024 - 2));
+    first.extend(std::iter::repeat_n(0xab, 16 * 1024 - 2));
     let actions = feed(&mut server, 1002, &s3, &first);
     assert!(
         closes(&actions).contains(&s3.token),
@@ -134,7 +134,7 @@ fn a_tcp_try_never_holds_more_than_one_largest_frame() {
     let (mut server, _s1, s3) = at_tcp_try(&[upstream_addr(1), upstream_addr(2)]);
     // A frame announced at the largest size, then a megabyte in one read.
     let mut bytes = vec![0xff, 0xff];
-    bytes.extend(std::iter::repeat(0xab).take(1 << 20));
+    bytes.extend(std::iter::repeat_n(0xab, 1 << 20));
     server.handle_upstream(at(1002), s3.token, s3.to, &bytes);
     assert!(
         server.upstream_buffered_bytes() <= MAX_HELD,
@@ -149,7 +149,8 @@ fn a_tcp_try_never_holds_more_than_one_largest_frame() {
 #[test]
 fn garbage_or_foreign_frames_over_tcp_fail_the_try() {
     let ups = [upstream_addr(1), upstream_addr(2)];
-    let garbage: [&dyn Fn(&[u8]) -> Vec<u8>; 3] = [
+    type Make<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+    let garbage: [Make; 3] = [
         &|q| with_id(&upstream_reply(q, Rcode::NOERROR, &[WRONG], false), 1),
         &|_| vec![1, 2, 3, 4, 5],
         &|q| {
