@@ -508,8 +508,12 @@ pub fn tcp_stream(data: &[u8]) {
 /// question then the bytes as records, 3 like 2 but from a wrong address), bit 2 the
 /// client's transport (UDP or TCP), bit 3 whether the client uses EDNS, bit 4 one
 /// upstream instead of two, bit 5 the first try is lost (its retry goes out after the
-/// try timeout), bits 6-7 how a TCP try is answered ([`TcpStyle`]). With a style other
-/// than [`TcpStyle::Plain`], every UDP try is answered TC=1, so a TCP try follows.
+/// try timeout), bits 6-7 how a TCP try is answered: 0 the reply's frame in two reads;
+/// 1 a frame with a chosen rcode (SERVFAIL, REFUSED, NOTIMP, FORMERR, NOERROR by
+/// `body[0] % 5`), the reply's frame, then the body raw, in one read; 2 the same in small
+/// reads; 3 a zero-length frame then 256 KiB of garbage (`body[0]` even) or the reply's
+/// frame repeated over 256 KiB. With 1-3, every UDP try is answered TC=1, so a TCP try
+/// follows.
 pub fn upstream_reply(data: &[u8]) {
     let Some((&mode, body)) = data.split_first() else {
         return;
