@@ -75,12 +75,19 @@ struct State {
     try_timer: Option<TimerKey>,
     /// Index of the server the next try goes to.
     next_server: usize,
-    /// Servers that answered SERVFAIL/REFUSED/NOTIMP or could not be reached.
-    failed: Vec<bool>,
-    /// Servers that answered FORMERR to a query with EDNS: asked without it from then on.
-    no_edns: Vec<bool>,
+    /// Per server: what this exchange learnt of it (one allocation for both flags).
+    servers: Vec<ServerState>,
     /// Open tries, oldest first.
     tries: Vec<Try>,
+}
+
+/// What an exchange learnt of one of its servers.
+#[derive(Clone, Copy, Default)]
+struct ServerState {
+    /// It answered SERVFAIL/REFUSED/NOTIMP, broke its TCP stream, or could not be reached.
+    failed: bool,
+    /// It answered FORMERR to a query with EDNS: asked without it from then on.
+    no_edns: bool,
 }
 
 /// Where a new try goes.
@@ -185,8 +192,7 @@ impl Engine {
         self.in_flight = io.config.exchanges_in_flight.clone();
         let state = State {
             question_key,
-            failed: vec![false; spec.servers.len()],
-            no_edns: vec![false; spec.servers.len()],
+            servers: vec![ServerState::default(); spec.servers.len()],
             spec,
             waiters: vec![waiter],
             deadline,
@@ -212,7 +218,7 @@ impl Engine {
                 let n = st.spec.servers.len();
                 let Some(s) = (0..n)
                     .map(|k| (st.next_server + k) % n)
-                    .find(|&s| !st.failed[s])
+                    .find(|&s| !st.servers[s].failed)
                 else {
                     return;
                 };
@@ -220,7 +226,7 @@ impl Engine {
                 (s, false)
             }
         };
-        let (Some(&to), Some(&no_edns)) = (st.spec.servers.get(server), st.no_edns.get(server))
+        let (Some(&to), Some(&known)) = (st.spec.servers.get(server), st.servers.get(server))
         else {
             return;
         };
@@ -238,7 +244,7 @@ impl Engine {
                 local_port: fresh_port(&mut self.ports, io.rng),
             }
         };
-        let edns = !no_edns;
+        let edns = !known.no_edns;
         let spec = &st.spec;
         let query = encode_query(&QuerySpec {
             id,
@@ -371,8 +377,8 @@ impl Engine {
         }
         if edns && rcode == OptRcode::FORMERR {
             // An upstream that does not know EDNS (RFC 6891 section 7): once more without it.
-            if let Some(no_edns) = st.no_edns.get_mut(server) {
-                *no_edns = true;
+            if let Some(state) = st.servers.get_mut(server) {
+                state.no_edns = true;
             }
             let t = st.tries.remove(index);
             close_try(&mut self.tokens, &mut self.ports, t, io);
@@ -396,8 +402,8 @@ impl Engine {
         let st = self.exchanges.get_mut(&xid)?;
         let index = st.tries.iter().position(|t| t.token == token)?;
         let t = st.tries.remove(index);
-        if let Some(failed) = st.failed.get_mut(t.server) {
-            *failed = true;
+        if let Some(state) = st.servers.get_mut(t.server) {
+            state.failed = true;
         }
         close_try(&mut self.tokens, &mut self.ports, t, io);
         self.after_failure(now, xid, io)
@@ -429,8 +435,8 @@ impl Engine {
                 return None;
             }
         }
-        if let Some(failed) = st.failed.get_mut(server) {
-            *failed = true;
+        if let Some(state) = st.servers.get_mut(server) {
+            state.failed = true;
         }
         self.after_failure(now, xid, io)
     }
@@ -438,7 +444,7 @@ impl Engine {
     /// A server failed: try the next one at once, or give up when all have failed.
     fn after_failure(&mut self, now: Instant, xid: u64, io: &mut Io<'_>) -> Option<Finished> {
         let st = self.exchanges.get(&xid)?;
-        if st.failed.iter().all(|&f| f) {
+        if st.servers.iter().all(|s| s.failed) {
             if st.tries.is_empty() {
                 return self.finish(xid, Exchanged::Failed(ExchangeFailure::AllFailed), io);
             }
@@ -456,7 +462,7 @@ impl Engine {
             return None; // the budget timer ends it
         }
         io.stats.upstream_timeouts += 1;
-        if st.failed.iter().all(|&f| f) {
+        if st.servers.iter().all(|s| s.failed) {
             return None;
         }
         self.send_try(now, xid, Target::Next, io);
