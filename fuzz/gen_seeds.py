@@ -120,6 +120,15 @@ def main():
         # shape 3: from a wrong address
         "spoof-a": b"\3" + bytes([0x81, 0x80, 1, 0, 0]) + a_rr,
         "spoof-tcp-client": b"\x0f" + bytes([0x81, 0x80, 1, 0, 0]) + a_rr,
+        # bit 4 one upstream, bit 5 first try lost, bits 6-7 the TCP style (after TC=1):
+        # 1 a frame with rcode [SERVFAIL, REFUSED, NOTIMP, FORMERR, NOERROR][body[0] % 5],
+        # the reply's frame, then the body raw, in one read; 2 the same in small reads;
+        # 3 a zero-length frame then garbage (body[0] even) or the reply's frame repeated
+        "tcp-zero-length-then-endless": b"\xf2" + bytes([0, 0, 0, 0, 0]),
+        "tcp-endless-frames": b"\xf2" + bytes([1, 0, 0, 0, 0]),
+        "tcp-formerr-split": b"\xb2" + bytes([3, 0, 0, 0, 0, 7]),
+        "tcp-refused-then-frame-edns": b"\x7a" + bytes([1, 0, 0, 0, 0]),
+        "tcp-notimp-two-upstreams": b"\x62" + bytes([2, 0, 0, 0, 0, 0, 0]),
     }
     for label, d in ups.items():
         write("upstream_reply", label, d)

@@ -4,6 +4,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Client queries one upstream exchange carries at most (the first and those that joined
+/// it because they ask the same question); beyond it they get SERVFAIL at once.
+pub const MAX_WAITERS_PER_EXCHANGE: usize = 64;
+
 /// Server configuration. `Config::default()` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -25,6 +29,11 @@ pub struct Config {
     /// The exchanges in flight, shared by every server whose configuration was cloned from
     /// this one (one per worker), so `max_exchanges` bounds the whole process.
     pub exchanges_in_flight: SharedCount,
+    /// Client queries waiting for an upstream exchange, per server (one per worker); a query
+    /// beyond it gets SERVFAIL at once and counts as `overloaded` (`--max-waiting`, 16384,
+    /// 4 x the default `max_exchanges`). One exchange also takes at most
+    /// [`MAX_WAITERS_PER_EXCHANGE`] queries: identical questions beyond it get SERVFAIL too.
+    pub max_waiting: usize,
     /// EDNS UDP payload size advertised to clients and upstreams, and the most sent to a
     /// client over UDP (1232, the DNS flag day 2020 value).
     pub edns_udp_size: u16,
@@ -42,6 +51,7 @@ impl Default for Config {
             max_pipelined: 64,
             max_exchanges: 4096,
             exchanges_in_flight: SharedCount::default(),
+            max_waiting: 16384,
             edns_udp_size: 1232,
             log_queries: false,
         }

@@ -13,14 +13,24 @@
 //!   timeout closes the connection in the end.
 //! * [`upstream_reply`]: the bytes as the upstream's reply to a pending forwarded query
 //!   (raw, with the right ID spliced in, or as records after the right header and
-//!   question; from the right or a wrong address; over UDP or TCP). The client gets
-//!   exactly one well-formed reply, a reply from a wrong address is never used.
+//!   question; from the right or a wrong address; over UDP or TCP). Over TCP (after a
+//!   TC=1 answer, the first try lost or not, one upstream or two) also several frames in
+//!   one read or split across reads, with a SERVFAIL/REFUSED/NOTIMP/FORMERR/NOERROR frame
+//!   first, raw bytes after them, a zero-length frame then endless garbage, or the same
+//!   frame over and over. The client gets exactly one well-formed reply, a reply from a
+//!   wrong address is never used.
 //! * [`structured`]: an [`Arbitrary`] [`Scenario`]: valid queries over UDP and TCP, and an
 //!   upstream that answers, drops, delays, duplicates, truncates, fails, spoofs and sends
-//!   garbage. Every query gets exactly one reply, with its ID and question, that parses
+//!   garbage, and over TCP writes several frames per read (failure rcodes among them),
+//!   frames split across reads, zero-length frames, garbage and endless streams; floods
+//!   of identical queries; small limits on exchanges and waiting queries. Every query gets exactly one reply, with its ID and question, that parses
 //!   back, fits the client's UDP limit, arrives within the budget and never carries
 //!   spoofed data; nothing is pending at the end. `core/tests/fault_sim.rs` runs it over
 //!   thousands of seeds.
+//!
+//! After every input to the server, in every target: waiting queries never above
+//! `max_waiting`, open exchanges never above `max_exchanges`, and no upstream TCP try
+//! holding more than one frame of the largest size (65537 bytes).
 //!
 //! Not a stable API: it exists for the fuzzers and the tests.
 
@@ -49,6 +59,8 @@ const UP2: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
 const SPOOFER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66)), 53);
 /// The address spoofed answers carry; it must never reach a client.
 const SPOOFED_IP: Ipv4Addr = Ipv4Addr::new(6, 6, 6, 6);
+/// The most an upstream TCP try may hold: one frame of the largest size and its prefix.
+const MAX_TCP_HELD: usize = 65535 + 2;
 /// Bound on timer rounds when running a scenario to its end.
 const MAX_ROUNDS: usize = 10_000;
 
@@ -74,6 +86,7 @@ fn small_config() -> Config {
         max_tcp: 4,
         max_pipelined: 4,
         max_exchanges: 8,
+        max_waiting: 16,
         ..Config::default()
     }
 }
@@ -122,8 +135,37 @@ impl Harness {
         }
     }
 
+    /// Bytes from an upstream, then the memory bounds checked.
+    fn upstream(&mut self, token: Token, from: SocketAddr, bytes: &[u8]) {
+        self.server.handle_upstream(self.now, token, from, bytes);
+        self.check_bounds();
+    }
+
+    /// What must hold at any moment: waiting queries, open exchanges and what an
+    /// upstream TCP try holds are all bounded.
+    fn check_bounds(&self) {
+        assert!(
+            self.server.pending_queries() <= self.config.max_waiting,
+            "{} queries waiting, over the bound of {}",
+            self.server.pending_queries(),
+            self.config.max_waiting
+        );
+        assert!(
+            self.server.open_exchanges() <= self.config.max_exchanges,
+            "{} exchanges open, over the bound of {}",
+            self.server.open_exchanges(),
+            self.config.max_exchanges
+        );
+        assert!(
+            self.server.upstream_buffered_bytes() <= MAX_TCP_HELD,
+            "an upstream TCP try holds {} bytes",
+            self.server.upstream_buffered_bytes()
+        );
+    }
+
     /// Takes every action, checking the ones with rules of their own.
     fn drain(&mut self) {
+        self.check_bounds();
         while let Some(action) = self.server.poll_action() {
             match action {
                 Action::Reply { to, bytes } => {
@@ -464,7 +506,14 @@ pub fn tcp_stream(data: &[u8]) {
 ///
 /// `data[0]`: bits 0-1 the shape (0 raw, 1 right ID spliced in, 2 right header and
 /// question then the bytes as records, 3 like 2 but from a wrong address), bit 2 the
-/// client's transport (UDP or TCP), bit 3 whether the client uses EDNS.
+/// client's transport (UDP or TCP), bit 3 whether the client uses EDNS, bit 4 one
+/// upstream instead of two, bit 5 the first try is lost (its retry goes out after the
+/// try timeout), bits 6-7 how a TCP try is answered: 0 the reply's frame in two reads;
+/// 1 a frame with a chosen rcode (SERVFAIL, REFUSED, NOTIMP, FORMERR, NOERROR by
+/// `body[0] % 5`), the reply's frame, then the body raw, in one read; 2 the same in small
+/// reads; 3 a zero-length frame then 256 KiB of garbage (`body[0]` even) or the reply's
+/// frame repeated over 256 KiB. With 1-3, every UDP try is answered TC=1, so a TCP try
+/// follows.
 pub fn upstream_reply(data: &[u8]) {
     let Some((&mode, body)) = data.split_first() else {
         return;
@@ -472,7 +521,15 @@ pub fn upstream_reply(data: &[u8]) {
     let shape = mode & 3;
     let tcp_client = mode & 4 != 0;
     let edns = mode & 8 != 0;
-    let mut h = Harness::new(small_config());
+    let one_upstream = mode & 16 != 0;
+    let lose_first = mode & 32 != 0;
+    let style = TcpStyle::from_bits(mode >> 6);
+    let chain = if one_upstream {
+        Chain::new().with(Forwarder::new(vec![UP1]))
+    } else {
+        chain()
+    };
+    let mut h = Harness::with_chain(small_config(), chain);
     let qname: Name<Bytes> = "wWw.Example.COM".parse().expect("a valid name");
     let query = encode_query(&QuerySpec {
         id: 0x4242,
@@ -505,43 +562,37 @@ pub fn upstream_reply(data: &[u8]) {
     h.server.handle_client(h.now, origin, &wire);
     h.drain();
 
-    // Answer up to three tries (a TC reply moves the exchange to TCP).
-    for answered in 0..3 {
-        let Some(s) = h.sent.get(answered).cloned() else {
+    // Answer up to six tries (a TC reply moves the exchange to TCP, FORMERR retries
+    // without EDNS, a failure moves on to the next server).
+    let mut hostile_sent = false;
+    for answered in 0..6 {
+        if answered == 0 && lose_first {
+            h.advance(h.config.try_timeout);
+        }
+        let skip = usize::from(lose_first);
+        let Some(s) = h.sent.get(answered + skip).cloned() else {
             break;
         };
-        let id = &s.query[..2];
-        let reply = match shape {
-            0 => body.to_vec(),
-            1 => {
-                let mut r = body.to_vec();
-                r.iter_mut().zip(id).for_each(|(b, i)| *b = *i);
-                r
-            }
-            _ => {
-                // Header with the right ID and QR, one question copied from the query,
-                // counts and flags from the fuzz bytes, then the rest as records.
-                let (head, records) = body.split_at(body.len().min(5));
-                let byte = |i: usize| head.get(i).copied().unwrap_or(0);
-                let question = question_bytes(&s.query);
-                let mut r = Vec::with_capacity(12 + question.len() + records.len());
-                r.extend_from_slice(id);
-                r.push(byte(0) | 0x80);
-                r.push(byte(1));
-                r.extend_from_slice(&[0, 1, 0, byte(2), 0, byte(3), 0, byte(4)]);
-                r.extend_from_slice(question);
-                r.extend_from_slice(records);
-                r
-            }
-        };
+        let reply = shaped_reply(shape, body, &s.query);
         let from = if shape == 3 { SPOOFER } else { s.to };
         match s.via {
-            Via::Udp { .. } => h.server.handle_upstream(h.now, s.token, from, &reply),
-            Via::Tcp => {
+            Via::Udp { .. } if style != TcpStyle::Plain => {
+                let tc = upstream_answer(&s.query, 0, Rcode::NOERROR, true, None);
+                h.upstream(s.token, s.to, &tc);
+            }
+            Via::Udp { .. } => h.upstream(s.token, from, &reply),
+            Via::Tcp if style == TcpStyle::Plain || hostile_sent => {
                 let framed = frame(&reply);
                 let (a, b) = framed.split_at(framed.len() / 2);
-                h.server.handle_upstream(h.now, s.token, from, a);
-                h.server.handle_upstream(h.now, s.token, from, b);
+                h.upstream(s.token, from, a);
+                h.upstream(s.token, from, b);
+            }
+            Via::Tcp => {
+                hostile_sent = true;
+                let stream = hostile_stream(style, body, &s.query, &reply);
+                for chunk in style.chunks(&stream, body) {
+                    h.upstream(s.token, from, chunk);
+                }
             }
         }
         h.drain();
@@ -558,6 +609,104 @@ pub fn upstream_reply(data: &[u8]) {
             Rcode::SERVFAIL,
             "a reply from a wrong address is never used"
         );
+    }
+}
+
+/// How the fuzzed upstream writes on its TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TcpStyle {
+    /// The reply in one frame, in two reads.
+    Plain,
+    /// A frame with a chosen rcode (SERVFAIL, REFUSED, NOTIMP, FORMERR, NOERROR), the
+    /// reply's frame, then the raw bytes: all in one read.
+    Several,
+    /// Like `Several`, in small reads (frames split across them).
+    Split,
+    /// A zero-length frame then garbage, or the reply's frame over and over: far more
+    /// than one frame, in 16 KiB reads.
+    Endless,
+}
+
+impl TcpStyle {
+    fn from_bits(bits: u8) -> TcpStyle {
+        match bits & 3 {
+            0 => TcpStyle::Plain,
+            1 => TcpStyle::Several,
+            2 => TcpStyle::Split,
+            _ => TcpStyle::Endless,
+        }
+    }
+
+    /// The reads `stream` arrives in.
+    fn chunks<'a>(self, stream: &'a [u8], body: &[u8]) -> Vec<&'a [u8]> {
+        let size = match self {
+            TcpStyle::Plain | TcpStyle::Several => stream.len().max(1),
+            TcpStyle::Split => 1 + usize::from(body.last().copied().unwrap_or(0) % 13),
+            TcpStyle::Endless => 16 * 1024,
+        };
+        stream.chunks(size).collect()
+    }
+}
+
+/// Bytes of an [`TcpStyle::Endless`] stream.
+const ENDLESS_BYTES: usize = 256 * 1024;
+
+fn hostile_stream(style: TcpStyle, body: &[u8], query: &[u8], reply: &[u8]) -> Vec<u8> {
+    const RCODES: [Rcode; 5] = [
+        Rcode::SERVFAIL,
+        Rcode::REFUSED,
+        Rcode::NOTIMP,
+        Rcode::FORMERR,
+        Rcode::NOERROR,
+    ];
+    let pick = usize::from(body.first().copied().unwrap_or(0));
+    match style {
+        TcpStyle::Endless if pick % 2 == 0 => {
+            let mut out = vec![0, 0];
+            let fill = if body.is_empty() { &[0xab][..] } else { body };
+            out.extend(fill.iter().cycle().take(ENDLESS_BYTES));
+            out
+        }
+        TcpStyle::Endless => frame(reply)
+            .into_iter()
+            .cycle()
+            .take(ENDLESS_BYTES)
+            .collect(),
+        _ => {
+            let rcode = RCODES[pick % RCODES.len()];
+            let mut out = frame(&upstream_answer(query, 1, rcode, false, None));
+            out.extend(frame(reply));
+            out.extend_from_slice(body);
+            out
+        }
+    }
+}
+
+/// The fuzzed reply to `query` in the given shape (see [`upstream_reply`]).
+fn shaped_reply(shape: u8, body: &[u8], query: &[u8]) -> Vec<u8> {
+    let id = query.get(..2).unwrap_or(&[0, 0]);
+    match shape {
+        0 => body.to_vec(),
+        1 => {
+            let mut r = body.to_vec();
+            r.iter_mut().zip(id).for_each(|(b, i)| *b = *i);
+            r
+        }
+        _ => {
+            // Header with the right ID and QR, one question copied from the query,
+            // counts and flags from the fuzz bytes, then the rest as records.
+            let (head, records) = body.split_at(body.len().min(5));
+            let byte = |i: usize| head.get(i).copied().unwrap_or(0);
+            let question = question_bytes(query);
+            let mut r = Vec::with_capacity(12 + question.len() + records.len());
+            r.extend_from_slice(id);
+            r.push(byte(0) | 0x80);
+            r.push(byte(1));
+            r.extend_from_slice(&[0, 1, 0, byte(2), 0, byte(3), 0, byte(4)]);
+            r.extend_from_slice(question);
+            r.extend_from_slice(records);
+            r
+        }
     }
 }
 
@@ -655,6 +804,9 @@ pub struct ClientQuery {
     pub tcp: bool,
     /// Arrival, in ms after the start.
     pub at_ms: u16,
+    /// Identical queries (other IDs, other UDP clients) arriving at the same time: a
+    /// flood joining one exchange.
+    pub copies: u8,
 }
 
 /// What the fake upstream does with one query it receives, in turn.
@@ -678,6 +830,25 @@ pub enum UpstreamAct {
     WrongAddress,
     /// The runtime could not send: the upstream is down.
     Unreachable,
+    /// Over UDP: an empty TC=1 answer (so a TCP try follows). Over TCP: these frames
+    /// written back to back, read in pieces of `chunk` bytes (0: all in one read).
+    TcpFrames { frames: Vec<FrameAct>, chunk: u8 },
+    /// Over UDP: an empty TC=1 answer. Over TCP: 64 reads of 4 KiB, 100 ms apart, of a
+    /// zero-length frame then garbage, or of frames with a wrong ID.
+    Endless { zero_length: bool },
+}
+
+/// One frame of [`UpstreamAct::TcpFrames`].
+#[derive(Clone, Debug)]
+pub enum FrameAct {
+    /// A reply to the query with this rcode and `records` A records.
+    Reply { rcode: Rcode, records: u16 },
+    /// A frame of length zero.
+    Empty,
+    /// Raw bytes, without a length prefix.
+    Garbage(Vec<u8>),
+    /// A correct-looking reply with the wrong ID (carrying the spoofed address).
+    WrongId,
 }
 
 /// An arbitrary but valid run: queries, the upstream's behaviour, the exchange limit.
@@ -687,6 +858,10 @@ pub struct Scenario {
     pub upstream: Vec<UpstreamAct>,
     /// Upstream exchanges in flight (small values exercise the SERVFAIL-when-overloaded path).
     pub max_exchanges: usize,
+    /// Client queries waiting on exchanges (small values exercise its SERVFAIL path).
+    pub max_waiting: usize,
+    /// Forward to one upstream instead of two (so every server fails sooner).
+    pub one_upstream: bool,
 }
 
 const LABELS: &[&str] = &[
@@ -755,13 +930,18 @@ impl<'a> Arbitrary<'a> for ClientQuery {
             },
             tcp: u.ratio(1, 4)?,
             at_ms: u.int_in_range(0..=8000)?,
+            copies: if u.ratio(1, 8)? {
+                u.int_in_range(1..=100)?
+            } else {
+                0
+            },
         })
     }
 }
 
 impl<'a> Arbitrary<'a> for UpstreamAct {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0..=9)? {
+        Ok(match u.int_in_range(0..=11)? {
             0..=3 => UpstreamAct::Answer {
                 records: if u.ratio(1, 4)? {
                     u.int_in_range(0..=300)?
@@ -788,7 +968,40 @@ impl<'a> Arbitrary<'a> for UpstreamAct {
             }
             7 => UpstreamAct::WrongId,
             8 => UpstreamAct::WrongAddress,
-            _ => UpstreamAct::Unreachable,
+            9 => UpstreamAct::Unreachable,
+            10 => UpstreamAct::TcpFrames {
+                frames: (0..u.int_in_range(1..=4)?)
+                    .map(|_| u.arbitrary())
+                    .collect::<arbitrary::Result<_>>()?,
+                chunk: if u.arbitrary()? { 0 } else { u.arbitrary()? },
+            },
+            _ => UpstreamAct::Endless {
+                zero_length: u.arbitrary()?,
+            },
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for FrameAct {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match u.int_in_range(0..=5)? {
+            0..=2 => FrameAct::Reply {
+                rcode: *u.choose(&[
+                    Rcode::NOERROR,
+                    Rcode::NXDOMAIN,
+                    Rcode::SERVFAIL,
+                    Rcode::REFUSED,
+                    Rcode::NOTIMP,
+                    Rcode::FORMERR,
+                ])?,
+                records: u.int_in_range(0..=3)?,
+            },
+            3 => FrameAct::Empty,
+            4 => {
+                let n = u.int_in_range(0..=16)?;
+                FrameAct::Garbage(u.bytes(n.min(u.len()))?.to_vec())
+            }
+            _ => FrameAct::WrongId,
         })
     }
 }
@@ -806,10 +1019,17 @@ impl<'a> Arbitrary<'a> for Scenario {
         } else {
             Config::default().max_exchanges
         };
+        let max_waiting = if u.ratio(1, 4)? {
+            u.int_in_range(1..=20)?
+        } else {
+            Config::default().max_waiting
+        };
         Ok(Scenario {
             queries,
             upstream,
             max_exchanges,
+            max_waiting,
+            one_upstream: u.ratio(1, 3)?,
         })
     }
 }
@@ -826,6 +1046,30 @@ enum Event {
     Failed(Token),
 }
 
+/// The bytes a TCP upstream writes for `frames`, in answer to `query`.
+fn tcp_frames(frames: &[FrameAct], query: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        match f {
+            FrameAct::Reply { rcode, records } => {
+                out.extend(frame(&upstream_answer(
+                    query, *records, *rcode, false, None,
+                )));
+            }
+            FrameAct::Empty => out.extend([0, 0]),
+            FrameAct::Garbage(bytes) => out.extend_from_slice(bytes),
+            FrameAct::WrongId => {
+                let mut r = upstream_answer(query, 1, Rcode::NOERROR, false, Some(SPOOFED_IP));
+                if r.len() >= 2 {
+                    r[1] ^= 1;
+                }
+                out.extend(frame(&r));
+            }
+        }
+    }
+    out
+}
+
 /// Fuzz target 5: an [`Arbitrary`] [`Scenario`] decoded from the bytes, then [`run_scenario`].
 pub fn structured(data: &[u8]) {
     if let Ok(scenario) = Scenario::arbitrary_take_rest(Unstructured::new(data)) {
@@ -837,9 +1081,14 @@ pub fn structured(data: &[u8]) {
 pub fn run_scenario(scenario: &Scenario) {
     let config = Config {
         max_exchanges: scenario.max_exchanges,
+        max_waiting: scenario.max_waiting,
         ..Config::default()
     };
-    let mut h = Harness::new(config);
+    let mut h = if scenario.one_upstream {
+        Harness::with_chain(config, Chain::new().with(Forwarder::new(vec![UP1])))
+    } else {
+        Harness::new(config)
+    };
     let mut events: BTreeMap<(Instant, u64), Event> = BTreeMap::new();
     let mut seq = 0u64;
     let mut schedule = |events: &mut BTreeMap<(Instant, u64), Event>, at: Instant, ev: Event| {
@@ -848,6 +1097,7 @@ pub fn run_scenario(scenario: &Scenario) {
     };
     // Client queries: wire bytes and origin, one origin each.
     let mut wires = Vec::new();
+    let mut copy_port = 20_000u16;
     for (i, q) in scenario.queries.iter().enumerate() {
         let qname = Name::from_octets(Bytes::from(q.qname.clone())).expect("labels form a name");
         let wire = encode_query(&QuerySpec {
@@ -864,12 +1114,19 @@ pub fn run_scenario(scenario: &Scenario) {
         } else {
             udp_origin(10_000 + i as u16)
         };
-        wires.push((wire, origin));
-        schedule(
-            &mut events,
-            h.start + Duration::from_millis(u64::from(q.at_ms)),
-            Event::Query(i),
-        );
+        let arrival = h.start + Duration::from_millis(u64::from(q.at_ms));
+        for k in 0..=u16::from(q.copies) {
+            let (wire, origin) = if k == 0 {
+                (wire.clone(), origin)
+            } else {
+                copy_port += 1;
+                let mut copy = wire.clone();
+                copy[..2].copy_from_slice(&q.id.wrapping_add(k).to_be_bytes());
+                (copy, udp_origin(copy_port))
+            };
+            schedule(&mut events, arrival, Event::Query(wires.len()));
+            wires.push((wire, origin));
+        }
     }
     let mut acts = scenario.upstream.iter().cycle();
     let mut handled_sent = 0;
@@ -932,6 +1189,50 @@ pub fn run_scenario(scenario: &Scenario) {
                 UpstreamAct::Unreachable => {
                     schedule(&mut events, h.now, Event::Failed(s.token));
                 }
+                UpstreamAct::TcpFrames { .. } | UpstreamAct::Endless { .. }
+                    if matches!(s.via, Via::Udp { .. }) =>
+                {
+                    let ev = Event::Upstream {
+                        token: s.token,
+                        from: s.to,
+                        bytes: upstream_answer(&s.query, 0, Rcode::NOERROR, true, None),
+                    };
+                    schedule(&mut events, h.now + Duration::from_millis(1), ev);
+                }
+                UpstreamAct::TcpFrames { frames, chunk } => {
+                    let stream = tcp_frames(frames, &s.query);
+                    let size = match usize::from(*chunk) {
+                        0 => stream.len().max(1),
+                        n => n,
+                    };
+                    for piece in stream.chunks(size) {
+                        let ev = Event::Upstream {
+                            token: s.token,
+                            from: s.to,
+                            bytes: piece.to_vec(),
+                        };
+                        schedule(&mut events, h.now + Duration::from_millis(1), ev);
+                    }
+                }
+                UpstreamAct::Endless { zero_length } => {
+                    let stream: Vec<u8> = if *zero_length {
+                        let mut z = vec![0xab; 64 * 4096];
+                        z[..2].copy_from_slice(&[0, 0]);
+                        z
+                    } else {
+                        let unit = tcp_frames(&[FrameAct::WrongId], &s.query);
+                        unit.iter().copied().cycle().take(64 * 4096).collect()
+                    };
+                    for (k, piece) in stream.chunks(4096).enumerate() {
+                        let ev = Event::Upstream {
+                            token: s.token,
+                            from: s.to,
+                            bytes: piece.to_vec(),
+                        };
+                        let at = h.now + Duration::from_millis(1 + k as u64 * 100);
+                        schedule(&mut events, at, ev);
+                    }
+                }
             }
         }
         handled_sent = h.sent.len();
@@ -972,9 +1273,7 @@ pub fn run_scenario(scenario: &Scenario) {
                     Origin::Udp { .. } => h.server.handle_client(h.now, *origin, wire),
                 }
             }
-            Event::Upstream { token, from, bytes } => {
-                h.server.handle_upstream(h.now, token, from, &bytes)
-            }
+            Event::Upstream { token, from, bytes } => h.upstream(token, from, &bytes),
             Event::Failed(token) => h
                 .server
                 .handle_upstream_error(h.now, token, UpstreamError::Io),

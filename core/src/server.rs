@@ -206,6 +206,13 @@ impl Server {
         self.engine.open_tokens()
     }
 
+    /// The most bytes any upstream TCP try holds while reassembling frames (for the
+    /// memory-bound checks of the tests and fuzzers).
+    #[doc(hidden)]
+    pub fn upstream_buffered_bytes(&self) -> usize {
+        self.engine.buffered_bytes()
+    }
+
     /// Open client TCP connections.
     pub fn open_connections(&self) -> usize {
         self.conns.len()

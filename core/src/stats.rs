@@ -36,7 +36,8 @@ pub struct Stats {
     pub spoofed_ignored: u64,
     /// Queries that joined an identical exchange already in flight.
     pub coalesced: u64,
-    /// Queries answered SERVFAIL because too many exchanges were in flight.
+    /// Queries answered SERVFAIL because too many exchanges were in flight, or too many
+    /// queries were waiting on them (`Config::max_waiting`, 64 per exchange).
     pub overloaded: u64,
     /// Client TCP connections closed because the cap was reached.
     pub tcp_refused: u64,

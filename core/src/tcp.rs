@@ -28,6 +28,26 @@ impl Framer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Appends at most what completes the frame being read (its prefix, then its
+    /// message) and returns how many bytes of `bytes` it took. Fed this way, a framer
+    /// never holds more than one frame of the largest size (65535 + 2 bytes).
+    pub fn push_some(&mut self, bytes: &[u8]) -> usize {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        let pending = &self.buf[self.start..];
+        let want = match pending {
+            [hi, lo, ..] => {
+                (2 + usize::from(u16::from_be_bytes([*hi, *lo]))).saturating_sub(pending.len())
+            }
+            _ => 2 - pending.len(),
+        };
+        let n = want.min(bytes.len());
+        self.buf.extend_from_slice(&bytes[..n]);
+        n
+    }
+
     /// The next complete message, if one has fully arrived.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, EmptyFrame> {
         let pending = &self.buf[self.start..];
@@ -51,6 +71,11 @@ impl Framer {
     /// Bytes received but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// Bytes held in memory: those not yet returned plus any returned but not yet dropped.
+    pub fn held(&self) -> usize {
+        self.buf.len()
     }
 
     fn compact(&mut self) {
@@ -114,6 +139,26 @@ mod tests {
         assert_eq!(f.next_frame().unwrap(), Some(&b"dns"[..]));
         assert_eq!(f.next_frame().unwrap(), None);
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn push_some_takes_one_frame_at_a_time() {
+        let mut f = Framer::default();
+        let mut wire = [frame(b"hello"), frame(b"dns")].concat();
+        wire.extend([0xff, 0xff]);
+        wire.extend(std::iter::repeat_n(7, 100_000));
+        let mut rest = &wire[..];
+        let mut got = Vec::new();
+        while !rest.is_empty() {
+            let n = f.push_some(rest);
+            rest = &rest[n..];
+            assert!(f.held() <= 65537, "{} bytes held", f.held());
+            while let Ok(Some(m)) = f.next_frame() {
+                got.push(m.to_vec());
+            }
+        }
+        assert_eq!(got[..2], [b"hello".to_vec(), b"dns".to_vec()]);
+        assert_eq!(got[2].len(), 65535);
     }
 
     #[test]

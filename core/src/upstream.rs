@@ -4,8 +4,15 @@
 //! per try; a reply accepted only from the queried address with the same ID and
 //! question (anything else is ignored while the real reply is still awaited); a retry
 //! on the next server after the per-try timeout, earlier tries staying open so a late
-//! reply still counts; SERVFAIL/REFUSED/NOTIMP moving on to the next server; TC=1 over
-//! UDP retried over TCP; and the query's total budget.
+//! reply still counts; SERVFAIL/REFUSED/NOTIMP moving on to the next server; FORMERR to
+//! a query with EDNS retried once on the same server without it; TC=1 over UDP retried
+//! over TCP; and the query's total budget.
+//!
+//! Nothing an upstream sends can make it fail or grow without bound: every message is
+//! matched to its try by token (a try may end with any message), a TCP try holds at most
+//! one frame of the largest size, and a zero-length, garbage or foreign frame ends the
+//! TCP try like an I/O error (a TCP peer cannot be spoofed: it is broken). Client queries
+//! waiting on exchanges are bounded per exchange and in total.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,13 +23,13 @@ use domain::base::iana::{OptRcode, Rtype};
 use domain::base::Message;
 
 use crate::action::{Action, Token, UpstreamError, Via};
-use crate::config::{Config, SharedCount, MAX_OPEN_TRIES};
+use crate::config::{Config, SharedCount, MAX_OPEN_TRIES, MAX_WAITERS_PER_EXCHANGE};
 use crate::fasthash::{FastMap, FastSet};
 use crate::message::{encode_query, is_upstream_failure, QuerySpec};
 use crate::resolver::{Exchange, ExchangeFailure, Exchanged};
 use crate::rng::Rng;
 use crate::stats::Stats;
-use crate::tcp::{frame, Framer};
+use crate::tcp::{frame, EmptyFrame, Framer};
 use crate::timers::{TimerKey, Timers, Wake};
 
 /// Source ports drawn again when the runtime cannot bind one.
@@ -48,6 +55,8 @@ struct Try {
     server: usize,
     id: u16,
     via: Via,
+    /// Whether the query carried an OPT record.
+    edns: bool,
     framer: Option<Framer>,
     bind_retries: u8,
     /// When the try was sent, for the per-upstream latency histogram.
@@ -64,10 +73,35 @@ struct State {
     try_timer: Option<TimerKey>,
     /// Index of the server the next try goes to.
     next_server: usize,
-    /// Servers that answered SERVFAIL/REFUSED/NOTIMP or could not be reached.
-    failed: Vec<bool>,
+    /// Per server: what this exchange learnt of it (one allocation for both flags).
+    servers: Vec<ServerState>,
     /// Open tries, oldest first.
     tries: Vec<Try>,
+}
+
+/// What an exchange learnt of one of its servers.
+#[derive(Clone, Copy, Default)]
+struct ServerState {
+    /// It answered SERVFAIL/REFUSED/NOTIMP, broke its TCP stream, or could not be reached.
+    failed: bool,
+    /// It answered FORMERR to a query with EDNS: asked without it from then on.
+    no_edns: bool,
+}
+
+/// Where a new try goes.
+#[derive(Clone, Copy)]
+enum Target {
+    /// Over UDP to the next server that has not failed.
+    Next,
+    /// To this server, over TCP or UDP.
+    Same { server: usize, tcp: bool },
+}
+
+/// What reading a TCP try's stream gives next.
+enum Step {
+    Message(Bytes),
+    NeedMore,
+    Broken,
 }
 
 #[derive(Default)]
@@ -79,6 +113,8 @@ pub(crate) struct Engine {
     ports: FastSet<u16>,
     next_token: u64,
     next_exchange: u64,
+    /// Client queries waiting on the open exchanges (bounded by `Config::max_waiting`).
+    waiting: usize,
     /// The shared in-flight count this engine added to (given back if it is dropped busy).
     in_flight: SharedCount,
 }
@@ -98,6 +134,18 @@ impl Engine {
         self.tokens.len()
     }
 
+    /// The most bytes any upstream TCP try holds unframed.
+    #[allow(clippy::disallowed_methods)] // the maximum does not depend on the order
+    pub fn buffered_bytes(&self) -> usize {
+        self.exchanges
+            .values()
+            .flat_map(|st| &st.tries)
+            .filter_map(|t| t.framer.as_ref())
+            .map(Framer::held)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Starts an exchange for `waiter`, due by `deadline`.
     pub fn start(
         &mut self,
@@ -110,20 +158,30 @@ impl Engine {
         if spec.servers.is_empty() {
             return Err(ExchangeFailure::NoServers);
         }
-        if io.config.exchanges_in_flight.get() >= io.config.max_exchanges {
-            io.stats.overloaded += 1;
-            return Err(ExchangeFailure::Overloaded);
-        }
         if deadline <= now {
             return Err(ExchangeFailure::TimedOut);
         }
+        if self.waiting >= io.config.max_waiting {
+            io.stats.overloaded += 1;
+            return Err(ExchangeFailure::Overloaded);
+        }
         let question_key = question_key(&spec);
+        // Joining an exchange in flight costs no exchange: checked before that limit.
         if let Some(&xid) = self.by_question.get(&question_key) {
             if let Some(st) = self.exchanges.get_mut(&xid) {
+                if st.waiters.len() >= MAX_WAITERS_PER_EXCHANGE {
+                    io.stats.overloaded += 1;
+                    return Err(ExchangeFailure::Overloaded);
+                }
                 st.waiters.push(waiter);
+                self.waiting += 1;
                 io.stats.coalesced += 1;
                 return Ok(());
             }
+        }
+        if io.config.exchanges_in_flight.get() >= io.config.max_exchanges {
+            io.stats.overloaded += 1;
+            return Err(ExchangeFailure::Overloaded);
         }
         self.next_exchange += 1;
         let xid = self.next_exchange;
@@ -132,7 +190,7 @@ impl Engine {
         self.in_flight = io.config.exchanges_in_flight.clone();
         let state = State {
             question_key,
-            failed: vec![false; spec.servers.len()],
+            servers: vec![ServerState::default(); spec.servers.len()],
             spec,
             waiters: vec![waiter],
             deadline,
@@ -142,28 +200,33 @@ impl Engine {
             tries: Vec::new(),
         };
         self.exchanges.insert(xid, state);
-        self.send_try(now, xid, None, io);
+        self.waiting += 1;
+        self.send_try(now, xid, Target::Next, io);
         Ok(())
     }
 
-    /// Sends a new try: to `tcp_server` over TCP, or over UDP to the next server that has not failed.
-    fn send_try(&mut self, now: Instant, xid: u64, tcp_server: Option<usize>, io: &mut Io<'_>) {
+    /// Sends a new try to `target`.
+    fn send_try(&mut self, now: Instant, xid: u64, target: Target, io: &mut Io<'_>) {
         let Some(st) = self.exchanges.get_mut(&xid) else {
             return;
         };
-        let server = match tcp_server {
-            Some(s) => s,
-            None => {
+        let (server, tcp) = match target {
+            Target::Same { server, tcp } => (server, tcp),
+            Target::Next => {
                 let n = st.spec.servers.len();
                 let Some(s) = (0..n)
                     .map(|k| (st.next_server + k) % n)
-                    .find(|&s| !st.failed[s])
+                    .find(|&s| !st.servers[s].failed)
                 else {
                     return;
                 };
                 st.next_server = (s + 1) % n;
-                s
+                (s, false)
             }
+        };
+        let (Some(&to), Some(&known)) = (st.spec.servers.get(server), st.servers.get(server))
+        else {
+            return;
         };
         if st.tries.len() >= MAX_OPEN_TRIES {
             let oldest = st.tries.remove(0);
@@ -172,12 +235,14 @@ impl Engine {
         self.next_token += 1;
         let token = Token(self.next_token);
         let id = io.rng.id();
-        let via = match tcp_server {
-            Some(_) => Via::Tcp,
-            None => Via::Udp {
+        let via = if tcp {
+            Via::Tcp
+        } else {
+            Via::Udp {
                 local_port: fresh_port(&mut self.ports, io.rng),
-            },
+            }
         };
+        let edns = !known.no_edns;
         let spec = &st.spec;
         let query = encode_query(&QuerySpec {
             id,
@@ -186,7 +251,7 @@ impl Engine {
             qclass: spec.qclass,
             rd: spec.recursion_desired,
             cd: spec.checking_disabled,
-            edns: Some((io.config.edns_udp_size, spec.dnssec_ok)),
+            edns: edns.then_some((io.config.edns_udp_size, spec.dnssec_ok)),
         });
         let bytes = match via {
             Via::Tcp => frame(&query),
@@ -194,7 +259,7 @@ impl Engine {
         };
         io.actions.push_back(Action::SendUpstream {
             token,
-            to: spec.servers[server],
+            to,
             via,
             bytes,
         });
@@ -204,7 +269,8 @@ impl Engine {
             server,
             id,
             via,
-            framer: matches!(via, Via::Tcp).then(Framer::default),
+            edns,
+            framer: tcp.then(Framer::default),
             bind_retries: 0,
             sent: now,
         });
@@ -216,7 +282,7 @@ impl Engine {
         st.try_timer = Some(io.timers.arm(at, Wake::Try(xid)));
     }
 
-    /// Bytes from an upstream socket.
+    /// Bytes from an upstream socket: a datagram, or a chunk of a TCP try's stream.
     pub fn on_reply(
         &mut self,
         now: Instant,
@@ -229,65 +295,116 @@ impl Engine {
             io.stats.spoofed_ignored += 1; // stale: the exchange is over
             return None;
         };
-        let st = self.exchanges.get_mut(&xid)?;
-        let index = st.tries.iter().position(|t| t.token == token)?;
-        let server_addr = st.spec.servers[st.tries[index].server];
-        if from != server_addr {
+        let st = self.exchanges.get(&xid)?;
+        let t = st.tries.iter().find(|t| t.token == token)?;
+        if Some(&from) != st.spec.servers.get(t.server) {
             io.stats.spoofed_ignored += 1;
             return None;
         }
-        let messages: Vec<Bytes> = match &mut st.tries[index].framer {
-            None => vec![Bytes::copy_from_slice(bytes)],
-            Some(framer) => {
-                framer.push(bytes);
-                let mut out = Vec::new();
-                while let Ok(Some(m)) = framer.next_frame() {
-                    out.push(Bytes::copy_from_slice(m));
+        if t.framer.is_none() {
+            return self.on_message(now, xid, token, Bytes::copy_from_slice(bytes), io);
+        }
+        // A frame may end the try (or the exchange): the try is looked up again for each
+        // one, and what follows a try that is gone is dropped unread.
+        let mut rest = bytes;
+        loop {
+            let step = {
+                let framer = self.framer_mut(xid, token)?;
+                match framer.next_frame() {
+                    Ok(Some(m)) => Step::Message(Bytes::copy_from_slice(m)),
+                    Ok(None) if rest.is_empty() => return None,
+                    Ok(None) => {
+                        // Only as much as completes the frame being read: one frame at most.
+                        let n = framer.push_some(rest);
+                        rest = &rest[n..];
+                        Step::NeedMore
+                    }
+                    Err(EmptyFrame) => Step::Broken,
                 }
-                out
-            }
-        };
-        for msg in messages {
-            if let Some(done) = self.on_message(now, xid, index, msg, io) {
-                return Some(done);
+            };
+            match step {
+                Step::NeedMore => {}
+                Step::Message(msg) => {
+                    if let Some(done) = self.on_message(now, xid, token, msg, io) {
+                        return Some(done);
+                    }
+                }
+                Step::Broken => return self.fail_try(now, xid, token, io),
             }
         }
-        None
     }
 
+    fn framer_mut(&mut self, xid: u64, token: Token) -> Option<&mut Framer> {
+        let st = self.exchanges.get_mut(&xid)?;
+        let t = st.tries.iter_mut().find(|t| t.token == token)?;
+        t.framer.as_mut()
+    }
+
+    /// One message from the try `token`, which is open.
     fn on_message(
         &mut self,
         now: Instant,
         xid: u64,
-        index: usize,
+        token: Token,
         msg: Bytes,
         io: &mut Io<'_>,
     ) -> Option<Finished> {
         let st = self.exchanges.get_mut(&xid)?;
+        let index = st.tries.iter().position(|t| t.token == token)?;
         let t = &st.tries[index];
         let Some((reply, rcode)) = matching_reply(msg, t.id, &st.spec) else {
             io.stats.spoofed_ignored += 1;
+            if matches!(t.via, Via::Tcp) {
+                // Nobody can spoof our own TCP connection: the upstream is broken.
+                return self.fail_try(now, xid, token, io);
+            }
             return None;
         };
-        let (server, via) = (t.server, t.via);
-        io.stats.observe_upstream(
-            st.spec.servers[server],
-            now.saturating_duration_since(t.sent),
-        );
-        if reply.header().tc() && matches!(via, Via::Udp { .. }) {
+        let (server, via, edns) = (t.server, t.via, t.edns);
+        if let Some(&addr) = st.spec.servers.get(server) {
+            io.stats
+                .observe_upstream(addr, now.saturating_duration_since(t.sent));
+        }
+        let tcp = matches!(via, Via::Tcp);
+        if reply.header().tc() && !tcp {
             io.stats.tcp_fallbacks += 1;
             let t = st.tries.remove(index);
             close_try(&mut self.tokens, &mut self.ports, t, io);
-            self.send_try(now, xid, Some(server), io);
+            self.send_try(now, xid, Target::Same { server, tcp: true }, io);
+            return None;
+        }
+        if edns && rcode == OptRcode::FORMERR {
+            // An upstream that does not know EDNS (RFC 6891 section 7): once more without it.
+            if let Some(state) = st.servers.get_mut(server) {
+                state.no_edns = true;
+            }
+            let t = st.tries.remove(index);
+            close_try(&mut self.tokens, &mut self.ports, t, io);
+            self.send_try(now, xid, Target::Same { server, tcp }, io);
             return None;
         }
         if is_upstream_failure(rcode) {
-            st.failed[server] = true;
-            let t = st.tries.remove(index);
-            close_try(&mut self.tokens, &mut self.ports, t, io);
-            return self.after_failure(now, xid, io);
+            return self.fail_try(now, xid, token, io);
         }
-        Some(self.finish(xid, Exchanged::Reply(reply), io))
+        self.finish(xid, Exchanged::Reply(reply), io)
+    }
+
+    /// Ends the try `token` and marks its server failed.
+    fn fail_try(
+        &mut self,
+        now: Instant,
+        xid: u64,
+        token: Token,
+        io: &mut Io<'_>,
+    ) -> Option<Finished> {
+        let st = self.exchanges.get_mut(&xid)?;
+        let index = st.tries.iter().position(|t| t.token == token)?;
+        let t = st.tries.remove(index);
+        if let Some(state) = st.servers.get_mut(t.server) {
+            state.failed = true;
+        }
+        close_try(&mut self.tokens, &mut self.ports, t, io);
+        self.after_failure(now, xid, io)
     }
 
     /// The runtime could not carry out a try.
@@ -306,9 +423,8 @@ impl Engine {
         close_try(&mut self.tokens, &mut self.ports, t, io);
         if err == UpstreamError::Bind && retries < MAX_BIND_RETRIES {
             if let Via::Udp { .. } = via {
-                // Same server, new port (and ID): put it back at the front of the rotation.
-                st.next_server = server;
-                self.send_try(now, xid, None, io);
+                // Same server, new port (and ID).
+                self.send_try(now, xid, Target::Same { server, tcp: false }, io);
                 if let Some(st) = self.exchanges.get_mut(&xid) {
                     if let Some(t) = st.tries.last_mut() {
                         t.bind_retries = retries + 1;
@@ -317,20 +433,22 @@ impl Engine {
                 return None;
             }
         }
-        st.failed[server] = true;
+        if let Some(state) = st.servers.get_mut(server) {
+            state.failed = true;
+        }
         self.after_failure(now, xid, io)
     }
 
     /// A server failed: try the next one at once, or give up when all have failed.
     fn after_failure(&mut self, now: Instant, xid: u64, io: &mut Io<'_>) -> Option<Finished> {
         let st = self.exchanges.get(&xid)?;
-        if st.failed.iter().all(|&f| f) {
+        if st.servers.iter().all(|s| s.failed) {
             if st.tries.is_empty() {
-                return Some(self.finish(xid, Exchanged::Failed(ExchangeFailure::AllFailed), io));
+                return self.finish(xid, Exchanged::Failed(ExchangeFailure::AllFailed), io);
             }
             return None; // a TCP try or a late reply may still succeed
         }
-        self.send_try(now, xid, None, io);
+        self.send_try(now, xid, Target::Next, io);
         None
     }
 
@@ -342,27 +460,22 @@ impl Engine {
             return None; // the budget timer ends it
         }
         io.stats.upstream_timeouts += 1;
-        if st.failed.iter().all(|&f| f) {
+        if st.servers.iter().all(|s| s.failed) {
             return None;
         }
-        self.send_try(now, xid, None, io);
+        self.send_try(now, xid, Target::Next, io);
         None
     }
 
     /// The budget ran out.
     pub fn on_budget(&mut self, xid: u64, io: &mut Io<'_>) -> Option<Finished> {
-        if !self.exchanges.contains_key(&xid) {
-            return None;
-        }
-        Some(self.finish(xid, Exchanged::Failed(ExchangeFailure::TimedOut), io))
+        self.finish(xid, Exchanged::Failed(ExchangeFailure::TimedOut), io)
     }
 
-    fn finish(&mut self, xid: u64, outcome: Exchanged, io: &mut Io<'_>) -> Finished {
-        let st = self
-            .exchanges
-            .remove(&xid)
-            .expect("finish is called on a live exchange");
+    fn finish(&mut self, xid: u64, outcome: Exchanged, io: &mut Io<'_>) -> Option<Finished> {
+        let st = self.exchanges.remove(&xid)?;
         self.by_question.remove(&st.question_key);
+        self.waiting = self.waiting.saturating_sub(st.waiters.len());
         io.config.exchanges_in_flight.sub(1);
         io.timers.cancel(st.budget_timer);
         if let Some(k) = st.try_timer {
@@ -371,10 +484,10 @@ impl Engine {
         for t in st.tries {
             close_try(&mut self.tokens, &mut self.ports, t, io);
         }
-        Finished {
+        Some(Finished {
             waiters: st.waiters,
             outcome,
-        }
+        })
     }
 }
 

@@ -1,8 +1,11 @@
 //! Deterministic fault simulation: thousands of seeded runs of the core against fake
 //! upstreams in simulated time, with loss, delay, duplication, reordering (delays
 //! differ per reply), spoofed replies (wrong ID, wrong address), garbage, upstreams
-//! that are unreachable then answer again, SERVFAIL/REFUSED/NOTIMP/TC replies, and a
-//! small exchange limit now and then. After every run
+//! that are unreachable then answer again, SERVFAIL/REFUSED/NOTIMP/TC replies, TCP
+//! streams of several frames per read (failure rcodes, zero-length frames, garbage,
+//! endless streams), floods of identical queries, and small exchange and waiting limits
+//! now and then. After every step, waiting queries, open exchanges and the bytes an
+//! upstream TCP try holds stay within their bounds. After every run
 //! (`names_core::fuzzing::run_scenario`): every client query got exactly one reply,
 //! with its ID and question, that parses back, fits the client's UDP limit, came within
 //! the budget and carries no spoofed data; no query, exchange, token, timer or TCP

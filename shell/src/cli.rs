@@ -75,6 +75,9 @@ pub struct Serve {
     /// most upstream exchanges in flight; beyond it queries get SERVFAIL (default 4096)
     #[argh(option)]
     pub max_inflight: Option<usize>,
+    /// most client queries waiting for upstream answers, per worker, and at most 64 per identical question; beyond it queries get SERVFAIL at once (default 16384)
+    #[argh(option)]
+    pub max_waiting: Option<usize>,
     /// read settings from this TOML file: keys are these flags' long names with '_' for '-' (flags given here win over the file)
     #[argh(option)]
     pub config: Option<String>,

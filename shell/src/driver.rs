@@ -374,7 +374,7 @@ struct Driver {
     /// A listening socket left readable after a full batch.
     hot_udp: Option<usize>,
     conns: HashMap<ConnId, ConnHandle>,
-    upstreams: HashMap<Token, Task<()>>,
+    upstreams: HashMap<Token, (Task<()>, Sender<()>)>,
     events: Sender<Event>,
     ex: Rc<LocalExecutor<'static>>,
     /// UDP readers and TCP acceptors; dropped (closing the listeners) on shutdown.
@@ -588,6 +588,9 @@ impl Driver {
                 self.server.handle_tcp_closed(now, conn);
             }
             Event::Upstream { token, from, bytes } => {
+                if let Some((_, taken)) = self.upstreams.get(&token) {
+                    let _ = taken.try_send(()); // the try's task may read on
+                }
                 self.server.handle_upstream(now, token, from, &bytes)
             }
             Event::UpstreamFailed { token, err } => {
@@ -646,10 +649,15 @@ impl Driver {
                             }
                         }
                         Via::Tcp => {
-                            let task =
-                                self.ex
-                                    .spawn(upstream_tcp(token, to, bytes, self.events.clone()));
-                            self.upstreams.insert(token, task);
+                            let (taken_tx, taken_rx) = channel::bounded(1);
+                            let task = self.ex.spawn(upstream_tcp(
+                                token,
+                                to,
+                                bytes,
+                                self.events.clone(),
+                                taken_rx,
+                            ));
+                            self.upstreams.insert(token, (task, taken_tx));
                         }
                     }
                 }
@@ -803,7 +811,17 @@ async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>, backlog: R
     backlog.close(); // never leave the reader waiting for a drain
 }
 
-async fn upstream_tcp(token: Token, to: SocketAddr, query: Vec<u8>, events: Sender<Event>) {
+/// One upstream TCP try: sends the query, then hands every chunk read to the core and
+/// waits until the core has taken it (`taken`) before reading more, so a hostile upstream
+/// never has more than one chunk of its stream in memory here; the core closes the try
+/// (dropping this task) as soon as the stream is broken.
+async fn upstream_tcp(
+    token: Token,
+    to: SocketAddr,
+    query: Vec<u8>,
+    events: Sender<Event>,
+    taken: Receiver<()>,
+) {
     let result: io::Result<()> = async {
         let mut stream = TcpStream::connect(to).await?;
         stream.write_all(&query).await?;
@@ -818,7 +836,7 @@ async fn upstream_tcp(token: Token, to: SocketAddr, query: Vec<u8>, events: Send
                 from: to,
                 bytes: buf[..n].to_vec(),
             };
-            if events.send(ev).await.is_err() {
+            if events.send(ev).await.is_err() || taken.recv().await.is_err() {
                 return Ok(());
             }
         }

@@ -315,7 +315,7 @@ pub fn render(snapshots: &[Snapshot], cache: Option<CacheCounts>) -> String {
     counter(
         &mut r,
         "overloaded",
-        "Queries answered SERVFAIL because too many upstream exchanges were in flight",
+        "Queries answered SERVFAIL because too many upstream exchanges were in flight or too many queries were waiting for them",
         t.overloaded,
     );
     counter(

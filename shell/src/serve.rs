@@ -248,6 +248,7 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         max_pipelined: f.max_pipelined.unwrap_or(defaults.max_pipelined).max(1),
         max_exchanges: f.max_inflight.unwrap_or(defaults.max_exchanges),
         exchanges_in_flight: Default::default(),
+        max_waiting: f.max_waiting.unwrap_or(defaults.max_waiting),
         edns_udp_size: defaults.edns_udp_size,
         log_queries: f.log_queries,
     };

@@ -467,6 +467,10 @@ pub enum Reply {
     FromOtherPort(Vec<u8>),
     /// TCP only: close the connection.
     Close,
+    /// These bytes exactly as given: over TCP without a length prefix (so one write can
+    /// carry several frames, a zero-length frame or an endless stream), over UDP as one
+    /// datagram.
+    Raw(Vec<u8>),
     /// Do nothing.
     Nothing,
 }
@@ -627,7 +631,7 @@ fn udp_loop(sock: UdpSocket, other: UdpSocket, shared: Arc<FakeShared>) {
         thread::spawn(move || {
             for r in replies {
                 match r {
-                    Reply::Send(b) => {
+                    Reply::Send(b) | Reply::Raw(b) => {
                         let _ = sock2.send_to(&b, from);
                     }
                     Reply::Delay(d, b) => {
@@ -718,6 +722,12 @@ fn tcp_conn(mut s: TcpStream, from: SocketAddr, shared: Arc<FakeShared>) {
                     continue;
                 }
                 Reply::Close => return,
+                Reply::Raw(b) => {
+                    if s.write_all(&b).is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 Reply::FromOtherPort(_) | Reply::Nothing => continue,
             };
             if s.write_all(&frame(&b)).is_err() {

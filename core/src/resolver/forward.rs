@@ -4,9 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{Context, Exchange, Query, Resolution, Resolver};
+use domain::base::iana::Rtype;
 
-/// Forwards every query to its upstream servers.
+use super::{Answer, Context, Exchange, Query, Resolution, Resolver};
+
+/// Forwards every query to its upstream servers, but zone transfers (AXFR, IXFR): REFUSED.
 #[derive(Clone, Debug)]
 pub struct Forwarder {
     servers: Arc<[SocketAddr]>,
@@ -33,6 +35,12 @@ impl Resolver for Forwarder {
     }
 
     fn resolve(&mut self, q: &Query<'_>, _: &mut Context) -> Resolution {
+        // Zone transfers are answered by the zones we serve (resolvers before this one),
+        // under their ACL; relaying them would bypass it, and an upstream's multi-message
+        // AXFR cannot be relayed anyway.
+        if matches!(q.qtype(), Rtype::AXFR | Rtype::IXFR) {
+            return Resolution::Answer(Answer::refused());
+        }
         Resolution::Exchange(Exchange::forward(q, self.servers.clone()))
     }
 
