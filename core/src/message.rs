@@ -212,10 +212,7 @@ pub fn encode_transfer(
     Some(encode_transfer_parts(req, answer))
 }
 
-fn encode_transfer_parts(
-    req: &Request,
-    answer: &Answer,
-) -> Result<Vec<Vec<u8>>, TransferTooBig> {
+fn encode_transfer_parts(req: &Request, answer: &Answer) -> Result<Vec<Vec<u8>>, TransferTooBig> {
     let mut out = Vec::new();
     let mut next = 0;
     while next < answer.answer.len() {

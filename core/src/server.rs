@@ -201,7 +201,19 @@ impl Server {
 
     /// Bytes read from `conn` and not yet taken as queries (0 for an unknown connection).
     pub fn tcp_unread(&self, conn: ConnId) -> usize {
-        self.conns.conns.get(&conn).map_or(0, |c| c.framer.buffered())
+        self.conns
+            .conns
+            .get(&conn)
+            .map_or(0, |c| c.framer.buffered())
+    }
+
+    /// Whether no TCP connection has a query in flight, a complete query read but not yet
+    /// taken, or a reply not reported written: a runtime shutting down may close them all.
+    pub fn tcp_settled(&self) -> bool {
+        self.conns
+            .conns
+            .values()
+            .all(|c| c.in_flight == 0 && c.unwritten == 0 && !c.framer.has_frame())
     }
 
     /// Open client TCP connections from `ip`.

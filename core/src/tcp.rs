@@ -184,7 +184,10 @@ mod tests {
     #[test]
     fn an_unframeable_message_writes_nothing() {
         let mut out = vec![1];
-        assert_eq!(frame_into(&mut out, &vec![0; MAX_MESSAGE + 1]), Err(TooLong));
+        assert_eq!(
+            frame_into(&mut out, &vec![0; MAX_MESSAGE + 1]),
+            Err(TooLong)
+        );
         assert_eq!(out, vec![1], "no length that lies about the bytes");
         assert!(frame(&vec![0; 70_000]).is_empty());
         assert_eq!(frame(&vec![0; MAX_MESSAGE]).len(), MAX_MESSAGE + 2);

@@ -130,8 +130,20 @@ fn half_close_answers_every_query_then_closes() {
     let mut s = server(Config::default(), &[up]);
     s.handle_tcp_open(at(0), CONN, peer(1, 4000));
     let mut stream = framed(&query(1, "forwarded.example", Rtype::A, true, None));
-    stream.extend(framed(&query(2, "workstation5.example", Rtype::A, true, None)));
-    stream.extend(framed(&query(3, "workstation6.example", Rtype::A, true, None)));
+    stream.extend(framed(&query(
+        2,
+        "workstation5.example",
+        Rtype::A,
+        true,
+        None,
+    )));
+    stream.extend(framed(&query(
+        3,
+        "workstation6.example",
+        Rtype::A,
+        true,
+        None,
+    )));
     stream.extend([0, 40, 1, 2]); // the start of a frame that never completes
     s.handle_client(at(1), Origin::Tcp(CONN), &stream);
     s.handle_tcp_eof(at(1), CONN);
@@ -144,13 +156,25 @@ fn half_close_answers_every_query_then_closes() {
     assert!(!closed(&drain(&mut s), CONN));
     let sent = sends(&actions);
     assert_eq!(sent.len(), 1);
-    let reply = upstream_reply(&sent[0].message, Rcode::NOERROR, &[Ipv4Addr::new(192, 0, 2, 1)], false);
+    let reply = upstream_reply(
+        &sent[0].message,
+        Rcode::NOERROR,
+        &[Ipv4Addr::new(192, 0, 2, 1)],
+        false,
+    );
     s.handle_upstream(at(300), sent[0].token, sent[0].to, &reply);
     let actions = drain(&mut s);
     let r = replies(&actions);
-    assert_eq!(r.len(), 1, "the forwarded answer arrives after the half-close");
+    assert_eq!(
+        r.len(),
+        1,
+        "the forwarded answer arrives after the half-close"
+    );
     assert_eq!(parse(unframe(&r[0].1)).header().id(), 1);
-    assert!(!closed(&actions, CONN), "closed before the reply was written");
+    assert!(
+        !closed(&actions, CONN),
+        "closed before the reply was written"
+    );
     s.handle_tcp_written(at(301), CONN, r[0].1.len());
     assert!(closed(&drain(&mut s), CONN), "closed once all is written");
     assert_eq!(s.open_connections(), 0);
@@ -174,7 +198,10 @@ fn connections_per_client_address_are_capped() {
     }
     assert!(drain(&mut s).is_empty());
     s.handle_tcp_open(at(1), ConnId(3), peer(1, 5000));
-    assert!(closed(&drain(&mut s), ConnId(3)), "the fourth is closed at once");
+    assert!(
+        closed(&drain(&mut s), ConnId(3)),
+        "the fourth is closed at once"
+    );
     assert_eq!(s.stats().tcp_per_client_refused, 1);
     assert_eq!(s.connections_from(peer(1, 0).ip()), 3);
     s.handle_tcp_open(at(1), ConnId(4), peer(2, 5000));
@@ -232,7 +259,10 @@ fn idle_connections_closed_sooner_under_pressure() {
 }
 
 fn zone_server(text: &str) -> Server {
-    let zone = load_zone("big.zone", text, &mut |p: &str, _: &str| Err(format!("no {p}"))).unwrap();
+    let zone = load_zone("big.zone", text, &mut |p: &str, _: &str| {
+        Err(format!("no {p}"))
+    })
+    .unwrap();
     let set = ZoneSet::new(vec![zone]).unwrap();
     Server::new(
         Config::default(),
@@ -287,9 +317,12 @@ fn axfr_frames_never_exceed_the_length_prefix() {
 /// taken until it is written; a reading client gets it all.
 #[test]
 fn a_transfer_exceeds_the_limit_once_then_waits() {
-    let mut text = String::from("$ORIGIN big.test.\n@ 3600 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
+    let mut text =
+        String::from("$ORIGIN big.test.\n@ 3600 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
     for i in 0..3000 {
-        text.push_str(&format!("host{i} TXT \"record number {i} with some padding\"\n"));
+        text.push_str(&format!(
+            "host{i} TXT \"record number {i} with some padding\"\n"
+        ));
     }
     let mut s = zone_server(&text);
     s.handle_tcp_open(at(0), CONN, peer(1, 4000));

@@ -640,7 +640,11 @@ fn refused_axfr_builds_no_records() {
         let reply = udp(&mut s, "big.test", Rtype::AXFR);
         assert_eq!(reply.header().rcode(), Rcode::REFUSED);
     }
-    assert_eq!(zones.load().transfers_built(), 0, "a refusal built the zone");
+    assert_eq!(
+        zones.load().transfers_built(),
+        0,
+        "a refusal built the zone"
+    );
     let replies = tcp(&mut s, "127.0.0.1", "big.test", Rtype::AXFR);
     assert!(replies.len() > 1);
     assert_eq!(zones.load().transfers_built(), 1);

@@ -69,9 +69,15 @@ pub struct Serve {
     /// most open client TCP connections; more are closed at once (default 1024)
     #[argh(option)]
     pub max_tcp: Option<usize>,
+    /// most open TCP connections from one client address; one more is closed at once (default 32)
+    #[argh(option)]
+    pub max_tcp_per_client: Option<usize>,
     /// most queries in flight on one TCP connection before it is no longer read (default 64)
     #[argh(option)]
     pub max_pipelined: Option<usize>,
+    /// bytes of replies a TCP client has not read yet beyond which no more of its queries are taken (default 65536)
+    #[argh(option)]
+    pub max_tcp_buffered: Option<usize>,
     /// most upstream exchanges in flight; beyond it queries get SERVFAIL (default 4096)
     #[argh(option)]
     pub max_inflight: Option<usize>,

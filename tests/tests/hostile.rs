@@ -243,6 +243,9 @@ fn tcp_slowloris_is_closed_by_the_idle_timeout() {
         "500",
         "--max-tcp",
         "256",
+        // Every test client is 127.0.0.1: lift the per-address cap (tested in hostile_client.rs).
+        "--max-tcp-per-client",
+        "256",
     ]);
     let watch = RssWatch::start(&server);
     let opened = Instant::now();
