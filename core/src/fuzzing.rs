@@ -104,7 +104,7 @@ struct Harness {
     /// TCP reply bytes the runtime holds back (the client does not read); when false,
     /// every TCP reply is reported written as soon as it is taken.
     hold_writes: bool,
-    held: HashMap<ConnId, usize>,
+    held: BTreeMap<ConnId, usize>,
     /// The largest framed TCP reply seen.
     largest_tcp_reply: usize,
 }
@@ -129,7 +129,7 @@ impl Harness {
             open_tokens: HashSet::new(),
             closed_clients: HashSet::new(),
             hold_writes: false,
-            held: HashMap::new(),
+            held: BTreeMap::new(),
             largest_tcp_reply: 0,
         }
     }
@@ -195,7 +195,7 @@ impl Harness {
     /// The client reads: every held reply is written.
     fn release_writes(&mut self) {
         self.hold_writes = false;
-        let held: Vec<(ConnId, usize)> = self.held.drain().collect();
+        let held = std::mem::take(&mut self.held);
         for (conn, n) in held {
             self.server.handle_tcp_written(self.now, conn, n);
             self.drain();

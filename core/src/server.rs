@@ -138,7 +138,7 @@ impl Server {
             self.actions.push_back(Action::CloseClient { conn });
             return;
         }
-        if self.conns.from_ip(peer.ip()) >= self.config.max_tcp_per_client {
+        if self.conns.count_from(peer.ip()) >= self.config.max_tcp_per_client {
             self.stats.tcp_per_client_refused += 1;
             self.actions.push_back(Action::CloseClient { conn });
             return;
@@ -210,6 +210,8 @@ impl Server {
     /// Whether no TCP connection has a query in flight, a complete query read but not yet
     /// taken, or a reply not reported written: a runtime shutting down may close them all.
     pub fn tcp_settled(&self) -> bool {
+        // `all` does not depend on the iteration order.
+        #[allow(clippy::disallowed_methods)]
         self.conns
             .conns
             .values()
@@ -218,7 +220,7 @@ impl Server {
 
     /// Open client TCP connections from `ip`.
     pub fn connections_from(&self, ip: std::net::IpAddr) -> usize {
-        self.conns.from_ip(ip)
+        self.conns.count_from(ip)
     }
 
     /// Bytes from the upstream socket of `token` (a datagram, or a chunk of a TCP stream).
@@ -430,13 +432,16 @@ impl Server {
     fn sweep_idle(&mut self, now: Instant) {
         self.sweep_armed = false;
         let idle = self.config.tcp_idle / PRESSURE_IDLE_DIVISOR;
-        let idle_conns: Vec<ConnId> = self
+        // Sorted, so the closes come in the same order on every run.
+        #[allow(clippy::disallowed_methods)]
+        let mut idle_conns: Vec<ConnId> = self
             .conns
             .conns
             .iter()
             .filter(|(_, c)| c.in_flight == 0 && c.last_active + idle <= now)
             .map(|(id, _)| *id)
             .collect();
+        idle_conns.sort_unstable();
         for conn in idle_conns {
             self.stats.tcp_idle_closed += 1;
             self.close_client(conn);

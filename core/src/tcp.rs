@@ -124,7 +124,7 @@ impl ClientConns {
     }
 
     /// Open connections from `ip`.
-    pub fn from_ip(&self, ip: IpAddr) -> usize {
+    pub fn count_from(&self, ip: IpAddr) -> usize {
         self.per_ip.get(&ip).copied().unwrap_or(0)
     }
 
