@@ -13,7 +13,8 @@ pub struct Config {
     /// 1000 ms), capped by the budget left.
     pub try_timeout: Duration,
     /// A client TCP connection with nothing in flight is closed after this long without a
-    /// complete query (`--tcp-idle-ms`, 10000 ms).
+    /// complete query or a reply written (`--tcp-idle-ms`, 10000 ms); a tenth of it while
+    /// 90% of `max_tcp` are open, so idle clients cannot hold the slots.
     pub tcp_idle: Duration,
     /// Open client TCP connections beyond this are closed at once (`--max-tcp`, 1024).
     pub max_tcp: usize,

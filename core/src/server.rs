@@ -48,6 +48,18 @@ struct Pending {
 /// drain [`poll_action`](Server::poll_action) until it returns `None`, then sleep until
 /// [`poll_timeout`](Server::poll_timeout) or the next input, whichever comes first, and
 /// call [`handle_timeout`](Server::handle_timeout) when woken.
+///
+/// A client TCP connection is driven with [`handle_tcp_open`](Server::handle_tcp_open),
+/// [`handle_client`](Server::handle_client) for the bytes read,
+/// [`handle_tcp_written`](Server::handle_tcp_written) for the reply bytes written to the
+/// socket (until then they count against `max_tcp_buffered`),
+/// [`handle_tcp_eof`](Server::handle_tcp_eof) when the client half-closes, and
+/// [`handle_tcp_closed`](Server::handle_tcp_closed) on a reset or error; the runtime
+/// obeys [`Action::PauseRead`] and [`Action::ResumeRead`]. So the memory a connection
+/// holds is bounded by the core: at most `max_tcp_buffered` plus the replies of the
+/// `max_pipelined` queries that may be in flight when it is reached (a zone transfer
+/// counts as one reply) in replies, and `max_tcp_buffered` plus one largest frame
+/// (65,537 bytes) of unread input.
 pub struct Server {
     config: Config,
     chain: Chain,
