@@ -93,6 +93,18 @@ def main():
     }
     for i, (label, s) in enumerate(streams.items()):
         write("tcp_stream", label, bytes([i, (i * 37) & 0xFF]) + s)
+    # Issue 10: the first byte picks a stalled reader (bit 1), a half-close (bit 2), a
+    # 200-byte buffering limit (bit 3) and a flood from the client's address (bit 4);
+    # bit 0 answers the upstream queries.
+    client_side = {
+        "stall-limit-30": (0b1010, b"".join(frame(query("host%d.x" % i, id_=i)) for i in range(30))),
+        "half-close-mixed": (0b0101, frame(query("n1.example", id_=1)) + frame(query("host2.x", id_=2)) + frame(query("host3.x", id_=3))[:9]),
+        "stall-half-close": (0b1110, b"".join(frame(query("host%d.x" % i, id_=i)) for i in range(12))),
+        "stall-forwarded": (0b1011, b"".join(frame(query("n%d.example" % i, id_=i)) for i in range(10))),
+        "flood": (0b10001, b"".join(frame(query("host%d.x" % i, id_=i)) for i in range(5))),
+    }
+    for label, (flags, s) in client_side.items():
+        write("tcp_stream", label, bytes([flags, 0x5A]) + s)
 
     qsec = name("wWw.Example.COM") + b"\0\1\0\1"
     a_rr = b"\xc0\x0c\0\1\0\1\0\0\x0e\x10\0\x04\xc0\0\2\1"

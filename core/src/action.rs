@@ -94,13 +94,16 @@ pub enum Action {
         /// The try whose socket to close.
         token: Token,
     },
-    /// Close a client TCP connection (idle, over the cap, or garbage).
+    /// Close a client TCP connection (idle, over a cap, garbage, or half-closed by the
+    /// client and all answered). Replies already handed over should still be written.
     CloseClient {
         /// The connection to close.
         conn: ConnId,
     },
-    /// Stop reading from a client TCP connection until [`Action::ResumeRead`]:
-    /// it has too many queries in flight.
+    /// Stop reading from a client TCP connection until [`Action::ResumeRead`]: it has
+    /// `max_pipelined` queries in flight, or more than `max_tcp_buffered` bytes of replies
+    /// not yet reported written. Input pushed despite it is bounded: see
+    /// [`Server::handle_client`](crate::Server::handle_client).
     PauseRead {
         /// The connection to stop reading.
         conn: ConnId,

@@ -17,12 +17,21 @@ pub struct Config {
     /// 1000 ms), capped by the budget left.
     pub try_timeout: Duration,
     /// A client TCP connection with nothing in flight is closed after this long without a
-    /// complete query (`--tcp-idle-ms`, 10000 ms).
+    /// complete query or a reply written (`--tcp-idle-ms`, 10000 ms); a tenth of it while
+    /// 90% of `max_tcp` are open, so idle clients cannot hold the slots.
     pub tcp_idle: Duration,
     /// Open client TCP connections beyond this are closed at once (`--max-tcp`, 1024).
     pub max_tcp: usize,
+    /// Open client TCP connections from one IP address; one more is closed at once
+    /// (`--max-tcp-per-client`, 32).
+    pub max_tcp_per_client: usize,
     /// Queries in flight on one TCP connection before it is no longer read (`--max-pipelined`, 64).
     pub max_pipelined: usize,
+    /// Bytes of replies queued to one TCP connection and not yet reported written
+    /// ([`Server::handle_tcp_written`](crate::Server::handle_tcp_written)) above which no
+    /// further query is taken from it (`--max-tcp-buffered`, 64 KiB). Also bounds the
+    /// connection's unread input: see [`Server::handle_client`](crate::Server::handle_client).
+    pub max_tcp_buffered: usize,
     /// Upstream exchanges in flight; a query beyond it gets SERVFAIL (`--max-inflight`, 4096).
     /// The bound applies to the sum over every server sharing `exchanges_in_flight`.
     pub max_exchanges: usize,
@@ -48,7 +57,9 @@ impl Default for Config {
             try_timeout: Duration::from_millis(1000),
             tcp_idle: Duration::from_millis(10_000),
             max_tcp: 1024,
+            max_tcp_per_client: 32,
             max_pipelined: 64,
+            max_tcp_buffered: 64 * 1024,
             max_exchanges: 4096,
             exchanges_in_flight: SharedCount::default(),
             max_waiting: 16384,

@@ -8,9 +8,12 @@
 //!   message is admissible, none when it is dropped; reply ID = query ID; the reply
 //!   parses back; it fits the client's UDP limit; no state is left behind.
 //! * [`tcp_stream`]: the bytes as a client TCP stream cut into arbitrary chunks, through
-//!   the core's 2-byte framing. Every reply is a correct frame with the ID of a query
-//!   frame; one reply per admissible frame unless the connection was closed; the idle
-//!   timeout closes the connection in the end.
+//!   the core's 2-byte framing, from a client that may stall (its replies are reported
+//!   written only later), half-close after the stream, and face a small buffering limit.
+//!   Every reply is a correct frame with the ID of a query frame; one reply per
+//!   admissible frame unless the connection was closed; unwritten reply bytes and unread
+//!   input stay within their bounds; a half-closed connection is closed by the server
+//!   once answered, else the idle timeout closes it in the end.
 //! * [`upstream_reply`]: the bytes as the upstream's reply to a pending forwarded query
 //!   (raw, with the right ID spliced in, or as records after the right header and
 //!   question; from the right or a wrong address; over UDP or TCP). Over TCP (after a
@@ -111,6 +114,12 @@ struct Harness {
     sent: Vec<Sent>,
     open_tokens: HashSet<Token>,
     closed_clients: HashSet<ConnId>,
+    /// TCP reply bytes the runtime holds back (the client does not read); when false,
+    /// every TCP reply is reported written as soon as it is taken.
+    hold_writes: bool,
+    held: BTreeMap<ConnId, usize>,
+    /// The largest framed TCP reply seen.
+    largest_tcp_reply: usize,
 }
 
 impl Harness {
@@ -132,6 +141,9 @@ impl Harness {
             sent: Vec::new(),
             open_tokens: HashSet::new(),
             closed_clients: HashSet::new(),
+            hold_writes: false,
+            held: BTreeMap::new(),
+            largest_tcp_reply: 0,
         }
     }
 
@@ -171,10 +183,16 @@ impl Harness {
                 Action::Reply { to, bytes } => {
                     let bytes = match to {
                         Origin::Udp { .. } => bytes,
-                        Origin::Tcp(_) => {
+                        Origin::Tcp(conn) => {
                             assert!(bytes.len() >= 2, "TCP reply without its length prefix");
                             let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
                             assert_eq!(len + 2, bytes.len(), "TCP reply prefix disagrees");
+                            self.largest_tcp_reply = self.largest_tcp_reply.max(bytes.len());
+                            if self.hold_writes {
+                                *self.held.entry(conn).or_default() += bytes.len();
+                            } else {
+                                self.server.handle_tcp_written(self.now, conn, bytes.len());
+                            }
                             bytes[2..].to_vec()
                         }
                     };
@@ -213,6 +231,16 @@ impl Harness {
                 }
                 Action::PauseRead { .. } | Action::ResumeRead { .. } | Action::Log(_) => {}
             }
+        }
+    }
+
+    /// The client reads: every held reply is written.
+    fn release_writes(&mut self) {
+        self.hold_writes = false;
+        let held = std::mem::take(&mut self.held);
+        for (conn, n) in held {
+            self.server.handle_tcp_written(self.now, conn, n);
+            self.drain();
         }
     }
 
@@ -386,8 +414,11 @@ impl SplitMix {
     }
 }
 
-/// Fuzz target 2: a client TCP stream. `data[0..2]` seed the chunking, the delays and
-/// whether upstream queries are answered; the rest is the stream.
+/// Fuzz target 2: a client TCP stream. `data[0..2]` seed the chunking and the delays;
+/// bits of `data[0]`: 0 upstream queries are answered, 1 the client does not read until
+/// half the stream is sent, 2 it half-closes after the stream, 3 a 200-byte buffering
+/// limit, 4 its address floods: it holds 2 connections (the cap) and a third is refused.
+/// The rest is the stream.
 pub fn tcp_stream(data: &[u8]) {
     if data.len() < 2 {
         return;
@@ -395,11 +426,33 @@ pub fn tcp_stream(data: &[u8]) {
     let mut rng = SplitMix(u64::from(u16::from_be_bytes([data[0], data[1]])));
     let stream = &data[2..];
     let answer_upstream = data[0] & 1 == 1;
-    let mut h = Harness::new(small_config());
+    let stall = data[0] & 2 != 0;
+    let half_close = data[0] & 4 != 0;
+    let mut config = small_config();
+    if data[0] & 8 != 0 {
+        config.max_tcp_buffered = 200;
+    }
+    let flood = data[0] & 16 != 0;
+    config.max_tcp_per_client = 2;
+    let mut h = Harness::new(config);
+    h.hold_writes = stall;
     let conn = ConnId(1);
     let peer = SocketAddr::from(([127, 0, 0, 9], 40001));
     h.server.handle_tcp_open(h.now, conn, peer);
     h.drain();
+    if flood {
+        let same = SocketAddr::new(peer.ip(), 40002);
+        h.server.handle_tcp_open(h.now, ConnId(2), same);
+        h.server.handle_tcp_open(h.now, ConnId(3), same);
+        h.drain();
+        assert!(!h.closed_clients.contains(&ConnId(2)), "under the cap");
+        assert!(
+            h.closed_clients.contains(&ConnId(3)),
+            "over the cap: closed at once"
+        );
+        assert_eq!(h.server.connections_from(peer.ip()), 2);
+        assert_eq!(h.server.stats().tcp_per_client_refused, 1);
+    }
 
     // What the connection should answer: every frame until the first empty one.
     let mut framer = Framer::default();
@@ -423,8 +476,21 @@ pub fn tcp_stream(data: &[u8]) {
         let n = (1 + rng.below(64) as usize).min(rest.len());
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
+        if stall && rest.len() < stream.len() / 2 {
+            h.release_writes();
+        }
         h.server.handle_client(h.now, Origin::Tcp(conn), chunk);
         h.drain();
+        // The bounds: unwritten replies within the limit plus those of the queries that
+        // may be in flight; unread input within the limit plus one largest frame.
+        let c = &h.config;
+        assert!(
+            h.server.tcp_unwritten(conn)
+                <= c.max_tcp_buffered + c.max_pipelined * h.largest_tcp_reply,
+            "{} unwritten bytes",
+            h.server.tcp_unwritten(conn)
+        );
+        assert!(h.server.tcp_unread(conn) <= c.max_tcp_buffered + 65_537);
         if answer_upstream {
             let batch = h.sent[answered..].to_vec();
             for s in batch {
@@ -447,11 +513,24 @@ pub fn tcp_stream(data: &[u8]) {
         h.advance(pause);
     }
     let closed_early = h.closed_clients.contains(&conn);
+    if half_close {
+        h.server.handle_tcp_eof(h.now, conn);
+        h.drain();
+    }
+    h.release_writes();
+    let idle_closed = h.server.stats().tcp_idle_closed;
     h.finish();
     assert!(
         h.closed_clients.contains(&conn),
         "the idle timeout closes the connection"
     );
+    if half_close && !closed_early {
+        assert_eq!(
+            h.server.stats().tcp_idle_closed,
+            idle_closed,
+            "a half-closed connection is closed once answered, not by the idle timeout"
+        );
+    }
 
     let replies = h.replies_to(Origin::Tcp(conn));
     let admissions: Vec<Admission> = frames

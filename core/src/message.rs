@@ -189,11 +189,19 @@ fn push_all<T>(
 /// first 16 KiB of a message, so larger messages compress worse (NSD uses this too).
 pub const TRANSFER_MESSAGE_LEN: usize = 16384;
 
+/// A zone transfer holds a record that fits no message of 65,535 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferTooBig;
+
 /// Encodes an AXFR answer (RFC 5936) as several messages of at most
 /// [`TRANSFER_MESSAGE_LEN`] bytes each (a record that alone is larger gets a message of
-/// its own, up to 64 KiB), records in order, the question in the first message only.
-/// `None` unless this is a successful AXFR over TCP: every other answer is one message.
-pub fn encode_transfer(req: &Request, answer: &Answer) -> Option<Vec<Vec<u8>>> {
+/// its own, up to 65,535 bytes: every message can be framed), records in order, the
+/// question in the first message only. `None` unless this is a successful AXFR over
+/// TCP: every other answer is one message. `Some(Err)` when a record fits no message.
+pub fn encode_transfer(
+    req: &Request,
+    answer: &Answer,
+) -> Option<Result<Vec<Vec<u8>>, TransferTooBig>> {
     if req.qtype != Rtype::AXFR
         || !matches!(req.origin, crate::action::Origin::Tcp(_))
         || answer.rcode != OptRcode::from(Rcode::NOERROR)
@@ -201,10 +209,15 @@ pub fn encode_transfer(req: &Request, answer: &Answer) -> Option<Vec<Vec<u8>>> {
     {
         return None;
     }
+    Some(encode_transfer_parts(req, answer))
+}
+
+fn encode_transfer_parts(req: &Request, answer: &Answer) -> Result<Vec<Vec<u8>>, TransferTooBig> {
     let mut out = Vec::new();
     let mut next = 0;
     while next < answer.answer.len() {
-        let mut b = MessageBuilder::from_target(TreeCompressor::new(Vec::new())).ok()?;
+        let mut b = MessageBuilder::from_target(TreeCompressor::new(Vec::new()))
+            .map_err(|_| TransferTooBig)?;
         b.set_push_limit(TRANSFER_MESSAGE_LEN + 1);
         let h = b.header_mut();
         h.set_id(req.id);
@@ -214,7 +227,8 @@ pub fn encode_transfer(req: &Request, answer: &Answer) -> Option<Vec<Vec<u8>>> {
         h.set_aa(answer.authoritative);
         let mut q = b.question();
         if out.is_empty() {
-            q.push((&req.qname, req.qtype, req.qclass)).ok()?;
+            q.push((&req.qname, req.qtype, req.qclass))
+                .map_err(|_| TransferTooBig)?;
         }
         let mut ans = q.answer();
         let mut pushed = 0;
@@ -225,17 +239,22 @@ pub fn encode_transfer(req: &Request, answer: &Answer) -> Option<Vec<Vec<u8>>> {
                 continue;
             }
             if pushed == 0 {
-                ans.clear_push_limit();
+                // Alone in its message, up to what a 2-byte frame length can carry.
+                ans.set_push_limit(crate::tcp::MAX_MESSAGE + 1);
                 if ans.push(rr).is_err() {
-                    return None; // a record that fits no message at all
+                    return Err(TransferTooBig);
                 }
                 next += 1;
             }
             break;
         }
-        out.push(ans.finish().into_target());
+        let message = ans.finish().into_target();
+        if message.len() > crate::tcp::MAX_MESSAGE {
+            return Err(TransferTooBig);
+        }
+        out.push(message);
     }
-    Some(out)
+    Ok(out)
 }
 
 /// The question and flags of an outgoing query.

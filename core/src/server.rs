@@ -18,7 +18,7 @@ use crate::request::{admit_with, Admission, Request};
 use crate::resolver::{Answer, Chain, Context, Exchange, Exchanged, Query, Resolution};
 use crate::rng::Rng;
 use crate::stats::{question_type, Stats};
-use crate::tcp::{frame, frame_into, ClientConn, ClientConns};
+use crate::tcp::{frame_into, ClientConn, ClientConns, MAX_MESSAGE};
 use crate::timers::{Timers, Wake};
 use crate::upstream::{Engine, Finished, Io};
 use crate::wire::{encode_wire_reply, WireAnswer};
@@ -29,6 +29,11 @@ const MAX_SPARE_CAPACITY: usize = 4096;
 
 /// How many times in a row a resolver may ask for an exchange that fails at once.
 const MAX_IMMEDIATE_EXCHANGES: u8 = 4;
+
+/// Under pressure (this many tenths of `max_tcp` open), idle connections get this share
+/// of `tcp_idle` (as Unbound and NSD shorten theirs), so idle clients cannot hold the slots.
+const PRESSURE_TENTHS: usize = 9;
+const PRESSURE_IDLE_DIVISOR: u32 = 10;
 
 /// A query parked on an upstream exchange.
 struct Pending {
@@ -43,6 +48,18 @@ struct Pending {
 /// drain [`poll_action`](Server::poll_action) until it returns `None`, then sleep until
 /// [`poll_timeout`](Server::poll_timeout) or the next input, whichever comes first, and
 /// call [`handle_timeout`](Server::handle_timeout) when woken.
+///
+/// A client TCP connection is driven with [`handle_tcp_open`](Server::handle_tcp_open),
+/// [`handle_client`](Server::handle_client) for the bytes read,
+/// [`handle_tcp_written`](Server::handle_tcp_written) for the reply bytes written to the
+/// socket (until then they count against `max_tcp_buffered`),
+/// [`handle_tcp_eof`](Server::handle_tcp_eof) when the client half-closes, and
+/// [`handle_tcp_closed`](Server::handle_tcp_closed) on a reset or error; the runtime
+/// obeys [`Action::PauseRead`] and [`Action::ResumeRead`]. So the memory a connection
+/// holds is bounded by the core: at most `max_tcp_buffered` plus the replies of the
+/// `max_pipelined` queries that may be in flight when it is reached (a zone transfer
+/// counts as one reply) in replies, and `max_tcp_buffered` plus one largest frame
+/// (65,537 bytes) of unread input.
 pub struct Server {
     config: Config,
     chain: Chain,
@@ -65,6 +82,8 @@ pub struct Server {
     name_arena: bytes::BytesMut,
     /// Answers per chain position; the extra last slot counts "no resolver answered".
     answers_by_source: Vec<u64>,
+    /// Whether the sweep that closes idle connections under pressure is armed.
+    sweep_armed: bool,
 }
 
 impl Server {
@@ -89,26 +108,41 @@ impl Server {
             buffers: Vec::new(),
             name_arena: bytes::BytesMut::new(),
             answers_by_source: vec![0; chain_len + 1],
+            sweep_armed: false,
         }
     }
 
     /// A client UDP datagram (`Origin::Udp`), or bytes read from a client TCP connection
     /// (`Origin::Tcp`, any chunking: the core reassembles the 2-byte-framed messages).
+    ///
+    /// A runtime stops reading a connection on [`Action::PauseRead`]; one that goes on
+    /// until the connection holds more than `max_tcp_buffered` plus one largest frame
+    /// (65,537 bytes) of unread input has the connection closed (counted in `tcp_overrun`).
     pub fn handle_client(&mut self, now: Instant, from: Origin, bytes: &[u8]) {
         let now = self.tick(now);
         match from {
             Origin::Udp { .. } => self.on_message(now, from, bytes),
             Origin::Tcp(conn) => {
                 if let Some(c) = self.conns.conns.get_mut(&conn) {
+                    if c.eof {
+                        return; // nothing is read after the end of the stream
+                    }
                     c.framer.push(bytes);
-                    self.pump(now, conn);
+                    if c.framer.buffered() > self.config.max_tcp_buffered + MAX_MESSAGE + 2 {
+                        self.stats.tcp_overrun += 1;
+                        self.close_client(conn);
+                    } else {
+                        self.pump(now, conn);
+                    }
                 }
             }
         }
         self.pump_drained(now);
     }
 
-    /// A client TCP connection was accepted.
+    /// A client TCP connection was accepted. It is closed at once (an
+    /// [`Action::CloseClient`]) when `max_tcp` connections are open, or
+    /// `max_tcp_per_client` from the same address.
     pub fn handle_tcp_open(&mut self, now: Instant, conn: ConnId, peer: SocketAddr) {
         let now = self.tick(now);
         if self.conns.len() >= self.config.max_tcp {
@@ -116,7 +150,12 @@ impl Server {
             self.actions.push_back(Action::CloseClient { conn });
             return;
         }
-        self.conns.conns.insert(
+        if self.conns.count_from(peer.ip()) >= self.config.max_tcp_per_client {
+            self.stats.tcp_per_client_refused += 1;
+            self.actions.push_back(Action::CloseClient { conn });
+            return;
+        }
+        self.conns.insert(
             conn,
             ClientConn {
                 peer,
@@ -124,16 +163,76 @@ impl Server {
                 in_flight: 0,
                 last_active: now,
                 paused: false,
+                unwritten: 0,
+                eof: false,
             },
         );
-        self.timers
-            .arm(now + self.config.tcp_idle, Wake::TcpIdle(conn));
+        let idle = self.idle_timeout();
+        self.timers.arm(now + idle, Wake::TcpIdle(conn));
+        if self.under_pressure() && !self.sweep_armed {
+            self.sweep_armed = true;
+            self.timers.arm(now + idle, Wake::TcpSweep);
+        }
     }
 
-    /// A client TCP connection was closed by the peer or failed. Replies still owed to it are dropped.
+    /// A client TCP connection was reset or failed. Replies still owed to it are dropped.
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
         self.tick(now);
-        self.conns.conns.remove(&conn);
+        self.conns.remove(conn);
+    }
+
+    /// The client shut down its sending side of a TCP connection (a read returned end of
+    /// stream; RFC 7766 6.2.x). Every complete query read before is still answered; the
+    /// core closes the connection ([`Action::CloseClient`]) once none is in flight and
+    /// every reply was reported written.
+    pub fn handle_tcp_eof(&mut self, now: Instant, conn: ConnId) {
+        let now = self.tick(now);
+        if let Some(c) = self.conns.conns.get_mut(&conn) {
+            c.eof = true;
+            self.pump(now, conn);
+        }
+        self.pump_drained(now);
+    }
+
+    /// `bytes` of the replies to a TCP connection were written to its socket. Until then
+    /// they count against the connection's `max_tcp_buffered`.
+    pub fn handle_tcp_written(&mut self, now: Instant, conn: ConnId, bytes: usize) {
+        let now = self.tick(now);
+        if let Some(c) = self.conns.conns.get_mut(&conn) {
+            c.unwritten = c.unwritten.saturating_sub(bytes);
+            c.last_active = now; // a client that reads is not idle
+            self.pump(now, conn);
+        }
+        self.pump_drained(now);
+    }
+
+    /// Bytes of replies to `conn` not yet reported written (0 for an unknown connection).
+    pub fn tcp_unwritten(&self, conn: ConnId) -> usize {
+        self.conns.conns.get(&conn).map_or(0, |c| c.unwritten)
+    }
+
+    /// Bytes read from `conn` and not yet taken as queries (0 for an unknown connection).
+    pub fn tcp_unread(&self, conn: ConnId) -> usize {
+        self.conns
+            .conns
+            .get(&conn)
+            .map_or(0, |c| c.framer.buffered())
+    }
+
+    /// Whether no TCP connection has a query in flight, a complete query read but not yet
+    /// taken, or a reply not reported written: a runtime shutting down may close them all.
+    pub fn tcp_settled(&self) -> bool {
+        // `all` does not depend on the iteration order.
+        #[allow(clippy::disallowed_methods)]
+        self.conns
+            .conns
+            .values()
+            .all(|c| c.in_flight == 0 && c.unwritten == 0 && !c.framer.has_frame())
+    }
+
+    /// Open client TCP connections from `ip`.
+    pub fn connections_from(&self, ip: std::net::IpAddr) -> usize {
+        self.conns.count_from(ip)
     }
 
     /// Bytes from the upstream socket of `token` (a datagram, or a chunk of a TCP stream).
@@ -173,6 +272,10 @@ impl Server {
                 }
                 Wake::TcpIdle(conn) => {
                     self.check_idle(now, conn);
+                    None
+                }
+                Wake::TcpSweep => {
+                    self.sweep_idle(now);
                     None
                 }
             };
@@ -261,13 +364,18 @@ impl Server {
         now
     }
 
-    /// Reads complete frames from a TCP connection while under the pipelining limit.
+    /// Reads complete frames from a TCP connection while under the pipelining limit and
+    /// the buffered-reply limit; closes a half-closed connection once it is all answered.
     fn pump(&mut self, now: Instant, conn: ConnId) {
         loop {
             let Some(c) = self.conns.conns.get_mut(&conn) else {
                 return;
             };
-            if c.in_flight >= self.config.max_pipelined {
+            // Replies not yet written count against the connection: a client that does not
+            // read gets no more queries taken, so its replies cannot pile up (RFC 7766 6.2.3).
+            if c.in_flight >= self.config.max_pipelined
+                || c.unwritten > self.config.max_tcp_buffered
+            {
                 if !c.paused {
                     c.paused = true;
                     self.actions.push_back(Action::PauseRead { conn });
@@ -291,6 +399,9 @@ impl Server {
                 c.paused = false;
                 self.actions.push_back(Action::ResumeRead { conn });
             }
+            if c.eof && c.in_flight == 0 && c.unwritten == 0 && !c.framer.has_frame() {
+                self.close_client(conn);
+            }
         }
     }
 
@@ -301,26 +412,63 @@ impl Server {
     }
 
     fn close_client(&mut self, conn: ConnId) {
-        if self.conns.conns.remove(&conn).is_some() {
+        if self.conns.remove(conn).is_some() {
             self.actions.push_back(Action::CloseClient { conn });
         }
     }
 
+    fn under_pressure(&self) -> bool {
+        self.conns.len() * 10 >= self.config.max_tcp * PRESSURE_TENTHS
+    }
+
+    /// The idle timeout now: shorter under pressure.
+    fn idle_timeout(&self) -> std::time::Duration {
+        if self.under_pressure() {
+            self.config.tcp_idle / PRESSURE_IDLE_DIVISOR
+        } else {
+            self.config.tcp_idle
+        }
+    }
+
     fn check_idle(&mut self, now: Instant, conn: ConnId) {
+        let idle = self.idle_timeout();
         let Some(c) = self.conns.conns.get(&conn) else {
             return;
         };
-        let due = c.last_active + self.config.tcp_idle;
+        let due = c.last_active + idle;
         if c.in_flight == 0 && due <= now {
             self.stats.tcp_idle_closed += 1;
             self.close_client(conn);
         } else {
-            let at = if c.in_flight > 0 {
-                now + self.config.tcp_idle
-            } else {
-                due
-            };
+            let at = if c.in_flight > 0 { now + idle } else { due };
             self.timers.arm(at, Wake::TcpIdle(conn));
+        }
+    }
+
+    /// Armed when the pressure began: closes every connection idle for the short timeout
+    /// (even if closing the first ones already ended the pressure), and runs again while
+    /// the pressure lasts (the per-connection timers were armed with the long timeout).
+    fn sweep_idle(&mut self, now: Instant) {
+        self.sweep_armed = false;
+        let idle = self.config.tcp_idle / PRESSURE_IDLE_DIVISOR;
+        // Sorted, so the closes come in the same order on every run.
+        #[allow(clippy::disallowed_methods)]
+        let mut idle_conns: Vec<ConnId> = self
+            .conns
+            .conns
+            .iter()
+            .filter(|(_, c)| c.in_flight == 0 && c.last_active + idle <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        idle_conns.sort_unstable();
+        for conn in idle_conns {
+            self.stats.tcp_idle_closed += 1;
+            self.close_client(conn);
+        }
+        if self.under_pressure() {
+            self.sweep_armed = true;
+            let idle = self.idle_timeout();
+            self.timers.arm(now + idle, Wake::TcpSweep);
         }
     }
 
@@ -517,22 +665,35 @@ impl Server {
 
     fn answer_records(&mut self, now: Instant, request: &Request, answer: Answer, source: usize) {
         self.count_source(now, request, answer.rcode, source);
-        if let Some(mut parts) = crate::message::encode_transfer(request, &answer) {
-            // AXFR over TCP: several framed messages; the last one completes the query.
-            let last = parts.pop().unwrap_or_default();
-            if let Origin::Tcp(conn) = request.origin {
-                if self.conns.conns.contains_key(&conn) {
-                    for part in parts {
-                        let bytes = frame(&part);
-                        self.actions.push_back(Action::Reply {
-                            to: request.origin,
-                            bytes,
-                        });
+        match crate::message::encode_transfer(request, &answer) {
+            Some(Ok(mut parts)) => {
+                // AXFR over TCP: several framed messages; the last one completes the query.
+                // They all count against the connection's buffered bytes, but as one query
+                // they are taken whole: a client that reads gets the whole transfer.
+                let last = parts.pop().unwrap_or_default();
+                if let Origin::Tcp(conn) = request.origin {
+                    if let Some(c) = self.conns.conns.get_mut(&conn) {
+                        for part in parts {
+                            let mut bytes = Vec::with_capacity(part.len() + 2);
+                            if frame_into(&mut bytes, &part).is_ok() {
+                                c.unwritten += bytes.len();
+                                self.actions.push_back(Action::Reply {
+                                    to: request.origin,
+                                    bytes,
+                                });
+                            }
+                        }
                     }
                 }
+                let qtype = Some(request.qtype.to_int());
+                return self.send(now, request.origin, last, qtype, answer.rcode.to_int());
             }
-            let qtype = Some(request.qtype.to_int());
-            return self.send(now, request.origin, last, qtype, answer.rcode.to_int());
+            Some(Err(_)) => {
+                // A record too big for any message: refuse rather than send a bad frame.
+                self.stats.tcp_oversize += 1;
+                return self.answer_records(now, request, Answer::servfail(), source);
+            }
+            None => {}
         }
         let answer = &answer;
         let buf = self.take_buffer();
@@ -567,11 +728,20 @@ impl Server {
                 };
                 c.in_flight -= 1;
                 c.last_active = now;
-                if c.paused {
+                if c.paused || c.eof {
                     self.to_pump.push(conn);
                 }
-                let mut framed = self.take_buffer();
-                frame_into(&mut framed, &bytes);
+                let mut framed = self
+                    .buffers
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(bytes.len() + 2));
+                if frame_into(&mut framed, &bytes).is_err() {
+                    // Not expected: every reply is built within 65535 bytes for TCP.
+                    self.stats.tcp_oversize += 1;
+                    framed.clear();
+                    let _ = frame_into(&mut framed, &servfail_from(&bytes));
+                }
+                c.unwritten += framed.len();
                 self.recycle(bytes);
                 framed
             }
@@ -580,6 +750,18 @@ impl Server {
         self.stats.count_rcode(rcode);
         self.stats.count_query(to.transport(), qtype, rcode);
         self.actions.push_back(Action::Reply { to, bytes });
+    }
+}
+
+/// A question-only SERVFAIL in place of `reply` (same ID, flags and question).
+fn servfail_from(reply: &[u8]) -> Vec<u8> {
+    let Ok(msg) = domain::base::Message::from_octets(reply) else {
+        return Vec::new();
+    };
+    let builder = domain::base::MessageBuilder::new_vec();
+    match builder.start_answer(&msg, domain::base::iana::Rcode::SERVFAIL) {
+        Ok(b) => b.finish(),
+        Err(_) => Vec::new(),
     }
 }
 

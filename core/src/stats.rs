@@ -43,6 +43,13 @@ pub struct Stats {
     pub tcp_refused: u64,
     /// Client TCP connections closed for being idle.
     pub tcp_idle_closed: u64,
+    /// Client TCP connections closed at once because their address had
+    /// [`Config::max_tcp_per_client`](crate::Config::max_tcp_per_client) open.
+    pub tcp_per_client_refused: u64,
+    /// Client TCP connections closed because they sent more than the framer may hold.
+    pub tcp_overrun: u64,
+    /// TCP replies that could not be framed (over 65,535 bytes): answered SERVFAIL instead.
+    pub tcp_oversize: u64,
     /// Replies sent, by transport, question type and response code.
     pub queries_by_kind: HashMap<QueryKind, u64, KindHasher>,
     /// Per upstream server: time from sending a try to receiving its matching reply.

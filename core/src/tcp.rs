@@ -2,7 +2,7 @@
 //! and the client connection table with pipelining limits and idle deadlines.
 
 use crate::fasthash::FastMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::action::ConnId;
@@ -78,6 +78,13 @@ impl Framer {
         self.buf.len()
     }
 
+    /// Whether a complete frame (or an empty one) is waiting.
+    pub fn has_frame(&self) -> bool {
+        let pending = &self.buf[self.start..];
+        pending.len() >= 2
+            && pending.len() >= 2 + usize::from(u16::from_be_bytes([pending[0], pending[1]]))
+    }
+
     fn compact(&mut self) {
         if self.start > 0 {
             self.buf.drain(..self.start);
@@ -86,17 +93,28 @@ impl Framer {
     }
 }
 
-/// Prefixes a message with its 2-byte length.
+/// The longest message a 2-byte length prefix can carry.
+pub const MAX_MESSAGE: usize = 65535;
+
+/// A message longer than [`MAX_MESSAGE`]: it cannot be framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLong;
+
+/// Prefixes a message with its 2-byte length. A message longer than [`MAX_MESSAGE`]
+/// gives an empty vector: nothing, rather than a length that lies about the bytes.
 pub fn frame(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 2);
-    frame_into(&mut out, message);
+    let _ = frame_into(&mut out, message);
     out
 }
 
-/// Appends `message` with its 2-byte length prefix to `out` (a reused buffer).
-pub fn frame_into(out: &mut Vec<u8>, message: &[u8]) {
-    out.extend_from_slice(&(message.len().min(65535) as u16).to_be_bytes());
+/// Appends `message` with its 2-byte length prefix to `out` (a reused buffer). A message
+/// longer than [`MAX_MESSAGE`] appends nothing: a wrong length would desync the stream.
+pub fn frame_into(out: &mut Vec<u8>, message: &[u8]) -> Result<(), TooLong> {
+    let len = u16::try_from(message.len()).map_err(|_| TooLong)?;
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(message);
+    Ok(())
 }
 
 /// One open client connection.
@@ -108,19 +126,53 @@ pub(crate) struct ClientConn {
     pub in_flight: usize,
     /// Last time a complete query arrived or a reply left: the idle clock.
     pub last_active: Instant,
-    /// Reading is paused because `in_flight` reached the pipelining limit.
+    /// Reading is paused: `in_flight` reached the pipelining limit, or `unwritten`
+    /// the buffering limit.
     pub paused: bool,
+    /// Bytes of replies handed to the runtime and not yet reported written.
+    pub unwritten: usize,
+    /// The client shut down its sending side: nothing more will be read.
+    pub eof: bool,
 }
 
 /// Open client connections by id.
 #[derive(Debug, Default)]
 pub(crate) struct ClientConns {
     pub conns: FastMap<ConnId, ClientConn>,
+    /// Open connections per client address.
+    pub per_ip: FastMap<IpAddr, usize>,
 }
 
 impl ClientConns {
     pub fn len(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Open connections from `ip`.
+    pub fn count_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    pub fn insert(&mut self, conn: ConnId, c: ClientConn) {
+        *self.per_ip.entry(c.peer.ip()).or_default() += 1;
+        if let Some(old) = self.conns.insert(conn, c) {
+            self.forget_ip(old.peer.ip());
+        }
+    }
+
+    pub fn remove(&mut self, conn: ConnId) -> Option<ClientConn> {
+        let c = self.conns.remove(&conn)?;
+        self.forget_ip(c.peer.ip());
+        Some(c)
+    }
+
+    fn forget_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
     }
 }
 
@@ -167,8 +219,22 @@ mod tests {
         f.push(&[0, 5, b'a']);
         assert_eq!(f.next_frame().unwrap(), None);
         assert_eq!(f.buffered(), 3);
+        assert!(!f.has_frame());
         let mut g = Framer::default();
         g.push(&[0, 0]);
+        assert!(g.has_frame());
         assert_eq!(g.next_frame(), Err(EmptyFrame));
+    }
+
+    #[test]
+    fn an_unframeable_message_writes_nothing() {
+        let mut out = vec![1];
+        assert_eq!(
+            frame_into(&mut out, &vec![0; MAX_MESSAGE + 1]),
+            Err(TooLong)
+        );
+        assert_eq!(out, vec![1], "no length that lies about the bytes");
+        assert!(frame(&vec![0; 70_000]).is_empty());
+        assert_eq!(frame(&vec![0; MAX_MESSAGE]).len(), MAX_MESSAGE + 2);
     }
 }

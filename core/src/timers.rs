@@ -55,4 +55,6 @@ pub(crate) enum Wake {
     Budget(u64),
     /// A client TCP connection's idle deadline.
     TcpIdle(crate::action::ConnId),
+    /// Under connection pressure: close the connections idle for the short timeout.
+    TcpSweep,
 }

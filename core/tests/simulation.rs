@@ -1,7 +1,8 @@
 //! Deterministic simulation: the core against fake upstreams, a spoofer and a lossy,
 //! duplicating, reordering network, under fake time. Every run checks that each client
 //! query gets exactly one matching reply within the budget and that nothing is left
-//! behind (see `sim/mod.rs`). A failing run names its seed; rerun it alone with
+//! behind, and that TCP clients that stall, half-close or flood from one address stay
+//! within the documented memory and connection bounds (see `sim/mod.rs`). A failing run names its seed; rerun it alone with
 //! `SIM_SEED=<seed> cargo test -p names-core --test simulation one_seed`.
 
 mod common;
@@ -39,6 +40,9 @@ fn scripted(seed: u64, scripts: &[Script], faults: Faults, budget_ms: u64) -> Sc
         udp_queries: 12,
         tcp_conns: vec![3, 1, 5],
         synth_share: 0.2,
+        half_close_share: 0.0,
+        stall_ms: 0,
+        flood: 0,
         config: Config {
             budget: Duration::from_millis(budget_ms),
             ..Config::default()
@@ -61,6 +65,11 @@ fn many_random_seeds() {
         totals.tokens += r.tokens;
         totals.tcp_tries += r.tcp_tries;
         totals.spoofs += r.spoofs;
+        totals.half_closed += r.half_closed;
+        totals.stalled += r.stalled;
+        totals.flood_refused += r.flood_refused;
+        totals.over_buffered += r.over_buffered;
+        totals.max_unwritten = totals.max_unwritten.max(r.max_unwritten);
     }
     eprintln!("{n} seeds: {totals:?}");
     // The seeds exercise what they are meant to.
@@ -68,6 +77,12 @@ fn many_random_seeds() {
     assert!(totals.by_rcode.get("SERVFAIL").copied().unwrap_or(0) > 100);
     assert!(totals.tcp_tries > 50);
     assert!(totals.spoofs > 200);
+    // And the client TCP attacks (issue 10): half-close, stalled readers that hit the
+    // buffering limit, floods from one address over its cap.
+    assert!(totals.half_closed > 100, "{totals:?}");
+    assert!(totals.stalled > 50, "{totals:?}");
+    assert!(totals.over_buffered > 20, "{totals:?}");
+    assert!(totals.flood_refused > 20, "{totals:?}");
 }
 
 /// `SIM_SEED=N` reruns one seed of `many_random_seeds`.

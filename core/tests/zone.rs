@@ -627,6 +627,29 @@ fn axfr_refusals() {
     assert_eq!(replies[0].header().rcode(), Rcode::REFUSED);
 }
 
+/// Issue 10 #7: a refused transfer is checked before the zone's records are built, so a
+/// refusal costs no copy of the zone, however big.
+#[test]
+fn refused_axfr_builds_no_records() {
+    let zones = Snapshot::new(big_zone(2000));
+    let resolver = ZoneResolver::new(zones.clone());
+    let mut s = Server::new(Config::default(), Chain::new().with(resolver), [3; 32]);
+    for _ in 0..3 {
+        let replies = tcp(&mut s, "192.0.2.200", "big.test", Rtype::AXFR);
+        assert_eq!(replies[0].header().rcode(), Rcode::REFUSED);
+        let reply = udp(&mut s, "big.test", Rtype::AXFR);
+        assert_eq!(reply.header().rcode(), Rcode::REFUSED);
+    }
+    assert_eq!(
+        zones.load().transfers_built(),
+        0,
+        "a refusal built the zone"
+    );
+    let replies = tcp(&mut s, "127.0.0.1", "big.test", Rtype::AXFR);
+    assert!(replies.len() > 1);
+    assert_eq!(zones.load().transfers_built(), 1);
+}
+
 #[test]
 fn cidr_parsing_and_matching() {
     let c = Cidr::parse("10.1.0.0/16").unwrap();

@@ -63,15 +63,21 @@ pub struct Serve {
     /// worker threads, each with its own UDP socket and state, sharing the cache (default: one per CPU)
     #[argh(option)]
     pub workers: Option<usize>,
-    /// close client TCP connections idle this long, in ms (default 10000)
+    /// close client TCP connections idle this long, in ms (default 10000; a tenth of it while 90% of --max-tcp are open)
     #[argh(option)]
     pub tcp_idle_ms: Option<u64>,
     /// most open client TCP connections; more are closed at once (default 1024)
     #[argh(option)]
     pub max_tcp: Option<usize>,
+    /// most open TCP connections from one client address; one more is closed at once (default 32)
+    #[argh(option)]
+    pub max_tcp_per_client: Option<usize>,
     /// most queries in flight on one TCP connection before it is no longer read (default 64)
     #[argh(option)]
     pub max_pipelined: Option<usize>,
+    /// bytes of replies a TCP client has not read yet beyond which no more of its queries are taken (default 65536)
+    #[argh(option)]
+    pub max_tcp_buffered: Option<usize>,
     /// most upstream exchanges in flight; beyond it queries get SERVFAIL (default 4096)
     #[argh(option)]
     pub max_inflight: Option<usize>,

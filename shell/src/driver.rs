@@ -205,6 +205,16 @@ enum Event {
         conn: ConnId,
         bytes: Vec<u8>,
     },
+    /// The client shut down its sending side (end of stream).
+    TcpEof {
+        conn: ConnId,
+    },
+    /// Bytes of replies written to the connection.
+    TcpWritten {
+        conn: ConnId,
+        bytes: usize,
+    },
+    /// Reset or failed.
     TcpClosed {
         conn: ConnId,
     },
@@ -233,69 +243,23 @@ enum Wake {
     Shutdown,
 }
 
-/// The driver's side of a client TCP connection.
+/// The driver's side of a client TCP connection. How much of it the server holds is the
+/// core's business (it counts replies not yet written, reported by the writer, and says
+/// when to pause reading); the tasks only obey.
 struct ConnHandle {
     writes: Sender<Vec<u8>>,
     paused: Rc<Cell<bool>>,
     resume: Sender<()>,
-    backlog: Rc<Backlog>,
+    /// Tells the reader its chunk reached the core: one chunk in flight at a time, so a
+    /// pause takes effect before the next read.
+    fed: Sender<()>,
+    /// The writer is in the middle of a write.
+    writing: Rc<Cell<bool>>,
     stream: TcpStream,
 }
 
-/// Bytes of one client TCP connection held inside the server: read but not yet given to
-/// the core, plus replies not yet written. Without a bound, a client that pipelines
-/// queries and never reads its replies grows the server's memory without limit.
-const MAX_TCP_BACKLOG: usize = 64 * 1024;
 /// How long a closed connection's writer may keep trying to hand over its queued replies.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// Bytes of a connection read and not yet given to the core, plus replies not yet
-/// written. The connection is not read while this is over [`MAX_TCP_BACKLOG`].
-struct Backlog {
-    queued: Cell<usize>,
-    /// The writer is gone: nothing will drain any more, so never wait.
-    closed: Cell<bool>,
-    drained_tx: Sender<()>,
-    drained_rx: Receiver<()>,
-}
-
-impl Backlog {
-    fn new() -> Backlog {
-        let (drained_tx, drained_rx) = channel::bounded(1);
-        Backlog {
-            queued: Cell::new(0),
-            closed: Cell::new(false),
-            drained_tx,
-            drained_rx,
-        }
-    }
-
-    fn add(&self, n: usize) {
-        self.queued.set(self.queued.get() + n);
-    }
-
-    /// `n` bytes were given to the core or written to the client.
-    fn release(&self, n: usize) {
-        self.queued.set(self.queued.get().saturating_sub(n));
-        if self.queued.get() <= MAX_TCP_BACKLOG {
-            let _ = self.drained_tx.try_send(());
-        }
-    }
-
-    fn close(&self) {
-        self.closed.set(true);
-        let _ = self.drained_tx.try_send(());
-    }
-
-    /// Returns once the backlog is at or under the limit.
-    async fn below_limit(&self) {
-        while !self.closed.get() && self.queued.get() > MAX_TCP_BACKLOG {
-            if self.drained_rx.recv().await.is_err() {
-                return;
-            }
-        }
-    }
-}
 
 /// What a worker watches (shutdown) and where it publishes its counters (metrics).
 struct WorkerHooks {
@@ -321,6 +285,7 @@ fn run_worker(
     let mut udp_listeners = Vec::new();
     let mut listener_tasks = Vec::new();
     let next_conn = Rc::new(Cell::new(0u64));
+    let stop_reading = Rc::new(Cell::new(false));
     for (udp, tcp) in sockets {
         let local = udp.local_addr()?;
         udp_listeners.push((local, Async::new(udp)?));
@@ -330,6 +295,7 @@ fn run_worker(
                 ex.clone(),
                 tcp,
                 next_conn.clone(),
+                stop_reading.clone(),
                 tx.clone(),
             )));
         }
@@ -352,6 +318,7 @@ fn run_worker(
         events: tx,
         ex: ex.clone(),
         listener_tasks,
+        stop_reading,
         hooks,
     };
     smol::block_on(ex.run(driver.run(rx)))
@@ -379,6 +346,8 @@ struct Driver {
     ex: Rc<LocalExecutor<'static>>,
     /// UDP readers and TCP acceptors; dropped (closing the listeners) on shutdown.
     listener_tasks: Vec<Task<()>>,
+    /// Set on shutdown: TCP readers read nothing new (what they read is still answered).
+    stop_reading: Rc<Cell<bool>>,
     hooks: WorkerHooks,
 }
 
@@ -390,8 +359,12 @@ impl Driver {
         loop {
             self.perform().await;
             if let Some(limit) = draining {
-                if self.server.pending_queries() == 0 || Instant::now() >= limit {
-                    self.flush_tcp(limit).await;
+                // Done when every query read is answered and every TCP reply written.
+                let settled = self.server.pending_queries() == 0
+                    && self.server.tcp_settled()
+                    && rx.is_empty();
+                if settled || Instant::now() >= limit {
+                    self.flush_tcp().await;
                     return Ok(());
                 }
             }
@@ -463,6 +436,7 @@ impl Driver {
                     // Shutdown: stop reading the listening sockets (new queries), keep the
                     // upstream sockets and open connections to answer what is in flight.
                     self.listener_tasks.clear();
+                    self.stop_reading.set(true);
                     self.hot_udp = None;
                     draining = Some(now + self.hooks.drain);
                     None
@@ -553,23 +527,17 @@ impl Driver {
         }
     }
 
-    /// Waits (until `limit` at most) for the TCP writers to take every reply, then closes
-    /// the connections and gives the writers a moment to finish.
-    async fn flush_tcp(&mut self, limit: Instant) {
-        while Instant::now() < limit && self.conns.values().any(|c| !c.writes.is_empty()) {
-            Timer::after(Duration::from_millis(5)).await;
-        }
+    /// Closes the connections (their replies were written, or the drain limit passed) and
+    /// gives the writers a moment to shut their streams.
+    async fn flush_tcp(&mut self) {
         self.conns.clear();
         Timer::after(Duration::from_millis(20)).await;
     }
 
     fn feed(&mut self, now: Instant, ev: Event, draining: bool) {
         if draining {
-            // New queries are no longer taken; replies to upstream queries still are.
-            match ev {
-                Event::TcpData { .. } => return,
-                Event::TcpOpen { .. } => return, // dropping the handle closes it
-                _ => {}
+            if let Event::TcpOpen { .. } = ev {
+                return; // no new connection; dropping the handle closes it
             }
         }
         match ev {
@@ -578,11 +546,14 @@ impl Driver {
                 self.server.handle_tcp_open(now, conn, peer);
             }
             Event::TcpData { conn, bytes } => {
+                // Bytes read are answered, during a shutdown too.
+                self.server.handle_client(now, Origin::Tcp(conn), &bytes);
                 if let Some(c) = self.conns.get(&conn) {
-                    c.backlog.release(bytes.len());
+                    let _ = c.fed.try_send(());
                 }
-                self.server.handle_client(now, Origin::Tcp(conn), &bytes)
             }
+            Event::TcpEof { conn } => self.server.handle_tcp_eof(now, conn),
+            Event::TcpWritten { conn, bytes } => self.server.handle_tcp_written(now, conn, bytes),
             Event::TcpClosed { conn } => {
                 self.conns.remove(&conn);
                 self.server.handle_tcp_closed(now, conn);
@@ -613,7 +584,6 @@ impl Driver {
                     }
                     Origin::Tcp(conn) => {
                         if let Some(c) = self.conns.get(&conn) {
-                            c.backlog.add(bytes.len());
                             let _ = c.writes.try_send(bytes);
                         }
                     }
@@ -672,7 +642,7 @@ impl Driver {
                     // The writer sees its channel close and shuts the stream once its queue
                     // is written; a client that does not read is cut off after a grace period.
                     if let Some(c) = self.conns.remove(&conn) {
-                        if c.backlog.queued.get() > 0 {
+                        if c.writing.get() || !c.writes.is_empty() {
                             let stream = c.stream;
                             self.ex
                                 .spawn(async move {
@@ -720,6 +690,7 @@ async fn tcp_acceptor(
     ex: Rc<LocalExecutor<'static>>,
     listener: TcpListener,
     next_conn: Rc<Cell<u64>>,
+    stop_reading: Rc<Cell<bool>>,
     events: Sender<Event>,
 ) {
     loop {
@@ -729,13 +700,15 @@ async fn tcp_acceptor(
                 next_conn.set(conn.0 + 1);
                 let (writes, write_rx) = channel::unbounded();
                 let (resume, resume_rx) = channel::bounded(1);
+                let (fed, fed_rx) = channel::bounded(1);
                 let paused = Rc::new(Cell::new(false));
-                let backlog = Rc::new(Backlog::new());
+                let writing = Rc::new(Cell::new(false));
                 let handle = ConnHandle {
                     writes,
                     paused: paused.clone(),
                     resume,
-                    backlog: backlog.clone(),
+                    fed,
+                    writing: writing.clone(),
                     stream: stream.clone(),
                 };
                 if events
@@ -745,17 +718,23 @@ async fn tcp_acceptor(
                 {
                     return;
                 }
-                ex.spawn(tcp_writer(stream.clone(), write_rx, backlog.clone()))
-                    .detach();
-                ex.spawn(tcp_reader(
-                    stream,
+                ex.spawn(tcp_writer(
+                    stream.clone(),
                     conn,
-                    paused,
-                    resume_rx,
-                    backlog,
+                    write_rx,
+                    writing,
                     events.clone(),
                 ))
                 .detach();
+                let reader = Reader {
+                    conn,
+                    paused,
+                    resume: resume_rx,
+                    fed: fed_rx,
+                    stop: stop_reading.clone(),
+                };
+                ex.spawn(tcp_reader(stream, reader, events.clone()))
+                    .detach();
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off, keep serving what is open, then accept again.
@@ -766,31 +745,41 @@ async fn tcp_acceptor(
     }
 }
 
-async fn tcp_reader(
-    mut stream: TcpStream,
+/// A reader task's view of its connection.
+struct Reader {
     conn: ConnId,
     paused: Rc<Cell<bool>>,
     resume: Receiver<()>,
-    backlog: Rc<Backlog>,
-    events: Sender<Event>,
-) {
+    fed: Receiver<()>,
+    /// The worker is shutting down: read nothing new.
+    stop: Rc<Cell<bool>>,
+}
+
+async fn tcp_reader(mut stream: TcpStream, r: Reader, events: Sender<Event>) {
+    let conn = r.conn;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        while paused.get() {
-            if resume.recv().await.is_err() {
-                break;
+        while r.paused.get() {
+            if r.resume.recv().await.is_err() {
+                return; // the connection was closed
             }
         }
-        backlog.below_limit().await;
+        if r.stop.get() {
+            return;
+        }
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => {
+                // A half-close (RFC 7766 6.2.x): what was read is still answered.
+                let _ = events.send(Event::TcpEof { conn }).await;
+                return;
+            }
+            Err(_) => break,
             Ok(n) => {
-                backlog.add(n);
                 let ev = Event::TcpData {
                     conn,
                     bytes: buf[..n].to_vec(),
                 };
-                if events.send(ev).await.is_err() {
+                if events.send(ev).await.is_err() || r.fed.recv().await.is_err() {
                     return;
                 }
             }
@@ -799,16 +788,31 @@ async fn tcp_reader(
     let _ = events.send(Event::TcpClosed { conn }).await;
 }
 
-async fn tcp_writer(mut stream: TcpStream, writes: Receiver<Vec<u8>>, backlog: Rc<Backlog>) {
+async fn tcp_writer(
+    mut stream: TcpStream,
+    conn: ConnId,
+    writes: Receiver<Vec<u8>>,
+    writing: Rc<Cell<bool>>,
+    events: Sender<Event>,
+) {
     while let Ok(bytes) = writes.recv().await {
-        if stream.write_all(&bytes).await.is_err() {
+        writing.set(true);
+        let result = stream.write_all(&bytes).await;
+        writing.set(false);
+        let ev = match result {
+            Ok(()) => Event::TcpWritten {
+                conn,
+                bytes: bytes.len(),
+            },
+            Err(_) => Event::TcpClosed { conn },
+        };
+        let failed = matches!(ev, Event::TcpClosed { .. });
+        if events.send(ev).await.is_err() || failed {
             break;
         }
-        backlog.release(bytes.len());
     }
-    // The core closed the connection (idle, cap, garbage) or the peer went away.
+    // The core closed the connection (idle, cap, garbage, all answered) or the peer went away.
     let _ = stream.shutdown(std::net::Shutdown::Both);
-    backlog.close(); // never leave the reader waiting for a drain
 }
 
 /// One upstream TCP try: sends the query, then hands every chunk read to the core and

@@ -23,7 +23,7 @@
 //! | `names_queries_in_flight` | gauge | |
 //! | `names_upstream_exchanges_open` | gauge | |
 //! | `names_tcp_connections_open` | gauge | |
-//! | `names_tcp_refused_total`, `names_tcp_idle_closed_total` | counter | |
+//! | `names_tcp_refused_total`, `names_tcp_idle_closed_total`, `names_tcp_per_client_refused_total`, `names_tcp_overrun_total`, `names_tcp_oversize_total` | counter | |
 //!
 //! The cache metrics are present only when the server was given a [`CacheProbe`].
 
@@ -256,6 +256,9 @@ pub fn render(snapshots: &[Snapshot], cache: Option<CacheCounts>) -> String {
         t.overloaded += a.overloaded;
         t.tcp_refused += a.tcp_refused;
         t.tcp_idle_closed += a.tcp_idle_closed;
+        t.tcp_per_client_refused += a.tcp_per_client_refused;
+        t.tcp_overrun += a.tcp_overrun;
+        t.tcp_oversize += a.tcp_oversize;
         total.in_flight += s.in_flight;
         total.open_exchanges += s.open_exchanges;
         total.open_connections += s.open_connections;
@@ -420,6 +423,24 @@ pub fn render(snapshots: &[Snapshot], cache: Option<CacheCounts>) -> String {
         "tcp_idle_closed",
         "Client TCP connections closed for being idle",
         t.tcp_idle_closed,
+    );
+    counter(
+        &mut r,
+        "tcp_per_client_refused",
+        "Client TCP connections closed at once because their address had --max-tcp-per-client open",
+        t.tcp_per_client_refused,
+    );
+    counter(
+        &mut r,
+        "tcp_overrun",
+        "Client TCP connections closed for more unread input than the server holds",
+        t.tcp_overrun,
+    );
+    counter(
+        &mut r,
+        "tcp_oversize",
+        "TCP answers (zone transfers) refused with SERVFAIL because a record fits no 65535-byte message",
+        t.tcp_oversize,
     );
     let mut out = String::new();
     // Writing into a String cannot fail.

@@ -245,7 +245,12 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         try_timeout: ms(f.try_timeout, defaults.try_timeout),
         tcp_idle: ms(f.tcp_idle_ms, defaults.tcp_idle),
         max_tcp: f.max_tcp.unwrap_or(defaults.max_tcp),
+        max_tcp_per_client: f
+            .max_tcp_per_client
+            .unwrap_or(defaults.max_tcp_per_client)
+            .max(1),
         max_pipelined: f.max_pipelined.unwrap_or(defaults.max_pipelined).max(1),
+        max_tcp_buffered: f.max_tcp_buffered.unwrap_or(defaults.max_tcp_buffered),
         max_exchanges: f.max_inflight.unwrap_or(defaults.max_exchanges),
         exchanges_in_flight: Default::default(),
         max_waiting: f.max_waiting.unwrap_or(defaults.max_waiting),

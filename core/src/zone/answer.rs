@@ -23,6 +23,8 @@ pub struct ZoneSet {
     /// Fewest and most labels of any origin, to bound the search for a name's zone.
     min_labels: usize,
     max_labels: usize,
+    /// Transfers whose records were built (a refused one must build none: it is cheap).
+    transfers_built: std::sync::atomic::AtomicU64,
 }
 
 /// What one zone says about one name.
@@ -95,6 +97,12 @@ impl ZoneSet {
     pub fn zone_at(&self, name: &Name<Bytes>) -> Option<&Zone> {
         let key = Key::new(name);
         self.by_origin.get(key.full()).map(|&i| &*self.zones[i])
+    }
+
+    /// How many transfers had their records built (cloned) so far.
+    pub fn transfers_built(&self) -> u64 {
+        self.transfers_built
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether a served zone contains the name.
@@ -197,6 +205,8 @@ impl ZoneSet {
     /// SOA again. `None` when no zone has that apex.
     pub fn transfer(&self, apex: &Name<Bytes>) -> Option<Vec<Rr>> {
         let zone = self.zone_at(apex)?;
+        self.transfers_built
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut out = Vec::with_capacity(zone.records.len() + 2);
         out.push(zone.soa.clone());
         out.extend(zone.records.iter().cloned());

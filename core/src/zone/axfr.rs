@@ -164,13 +164,17 @@ impl ZoneResolver {
         if query.transport() != Transport::Tcp {
             return Answer::new(Rcode::REFUSED.into());
         }
-        let Some(records) = zones.transfer(query.qname()) else {
+        if zones.zone_at(query.qname()).is_none() {
             return Answer::new(Rcode::NOTAUTH.into());
-        };
+        }
+        // The ACL before the records: building them copies the whole zone.
         let client = query.client().ip();
         if !self.allow_transfer.iter().any(|c| c.contains(client)) {
             return Answer::refused();
         }
+        let Some(records) = zones.transfer(query.qname()) else {
+            return Answer::new(Rcode::NOTAUTH.into());
+        };
         let mut answer = Answer::new(Rcode::NOERROR.into());
         answer.authoritative = true;
         answer.answer = records;

@@ -4,8 +4,13 @@
 //! timer and is bounded.
 //!
 //! Invariants are checked as the world runs (token closed once, no live (ID, port)
-//! repeat, no close of a connection with queries in flight) and at the end by
-//! [`World::check`] (one reply per query, in time, matching, nothing left behind).
+//! repeat, no close of a connection with queries in flight; after every step, the memory
+//! bounds of every TCP connection: unwritten reply bytes, unread input, connections per
+//! address) and at the end by [`World::check`] (one reply per query, in time, matching,
+//! nothing left behind, half-closed connections closed by the server once answered).
+//!
+//! TCP clients may stall (the runtime reports their replies written only once they read),
+//! half-close after their queries, and one address may open a flood of idle connections.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -88,6 +93,12 @@ pub struct Scenario {
     pub tcp_conns: Vec<usize>,
     /// Chance a query is for a synth name.
     pub synth_share: f64,
+    /// Chance a TCP client shuts down its sending side after its last query.
+    pub half_close_share: f64,
+    /// A TCP client may not read for up to this long after it opens (0: all read at once).
+    pub stall_ms: u64,
+    /// Idle connections opened from one flooding address.
+    pub flood: usize,
     pub config: Config,
 }
 
@@ -116,6 +127,10 @@ impl Scenario {
         };
         let budget = pick(&mut r, &[5000.0, 5000.0, 1500.0, 300.0]) as u64;
         let tcp_conns = (0..r.below(4)).map(|_| 1 + r.below(6) as usize).collect();
+        let buffered = pick(&mut r, &[65536.0, 65536.0, 400.0, 100.0]) as usize;
+        // A small pipelining limit makes the unwritten-bytes bound tight enough to catch a
+        // server that takes queries past the buffering limit.
+        let pipelined = pick(&mut r, &[64.0, 64.0, 2.0]) as usize;
         Scenario {
             seed,
             faults,
@@ -123,8 +138,14 @@ impl Scenario {
             udp_queries: r.below(25) as usize,
             tcp_conns,
             synth_share: 0.2,
+            half_close_share: pick(&mut r, &[0.0, 0.5, 1.0]),
+            stall_ms: pick(&mut r, &[0.0, 0.0, 800.0, 4000.0]) as u64,
+            flood: pick(&mut r, &[0.0, 0.0, 3.0, 8.0]) as usize,
             config: Config {
                 budget: Duration::from_millis(budget),
+                max_tcp_buffered: buffered,
+                max_pipelined: pipelined,
+                max_tcp_per_client: 4,
                 ..Config::default()
             },
         }
@@ -168,6 +189,9 @@ pub struct ClientQuery {
     /// When the server got its last byte.
     pub sent: Option<Duration>,
     pub replies: Vec<(Duration, Vec<u8>)>,
+    /// When the server took it: its first upstream query, or its reply. A TCP query can
+    /// wait in the server's buffer behind the pipelining or buffering limit.
+    taken: Option<Duration>,
     /// Upstreams that failed for this query (SERVFAIL delivered, or an error reported).
     failed_at: BTreeSet<SocketAddr>,
 }
@@ -179,6 +203,10 @@ enum Event {
     /// Bytes from a TCP client; the queries whose last byte they carry.
     TcpChunk(ConnId, Vec<u8>, Vec<usize>),
     TcpClose(ConnId),
+    /// The client shuts down its sending side.
+    TcpEof(ConnId),
+    /// A stalled client starts reading: the runtime writes what it held back.
+    ClientReads(ConnId),
     /// A datagram or TCP chunk from an upstream (or the spoofer) for a token.
     Upstream(Token, SocketAddr, Vec<u8>),
     UpstreamError(Token, UpstreamError),
@@ -193,12 +221,23 @@ struct TokenInfo {
 }
 
 struct Conn {
+    peer: SocketAddr,
     queries: Vec<usize>,
     closed: bool,
     paused: bool,
     held: Vec<Event>,
     /// Whether the client closes it itself once answered (else the idle timer does).
     closes_itself: bool,
+    /// The client half-closes after its last query; the server must close it.
+    half_close: bool,
+    /// The client reads nothing before this time.
+    reads_at: Option<Duration>,
+    /// Reply bytes the runtime could not write yet (the client does not read).
+    held_written: usize,
+    /// When the server closed it, and whether at once (over a cap).
+    closed_by_server: Option<Duration>,
+    opened_at: Duration,
+    last_reply: Duration,
 }
 
 /// Tallies of a finished run.
@@ -213,6 +252,14 @@ pub struct Report {
     pub forwarded: BTreeMap<String, usize>,
     /// The longest time a forwarded query waited for its reply.
     pub max_forward_latency: Duration,
+    /// Connections half-closed by their client, stalled clients, flood connections
+    /// refused at once, and the most unwritten reply bytes seen on one connection.
+    pub half_closed: usize,
+    pub stalled: usize,
+    pub flood_refused: usize,
+    pub max_unwritten: usize,
+    /// Times a connection had more unwritten bytes than `max_tcp_buffered`.
+    pub over_buffered: usize,
 }
 
 /// The world: the server, the clients, the upstreams and the network.
@@ -232,6 +279,8 @@ pub struct World {
     tokens: BTreeMap<Token, TokenInfo>,
     live_pairs: BTreeMap<(u16, u16), Token>,
     report: Report,
+    /// The largest TCP reply seen (framed), for the unwritten-bytes bound.
+    largest_reply: usize,
 }
 
 const SPOOF_FROM: &str = "127.0.66.66:53";
@@ -269,6 +318,7 @@ impl World {
             tokens: BTreeMap::new(),
             live_pairs: BTreeMap::new(),
             report: Report::default(),
+            largest_reply: 0,
             scenario,
         };
         world.add_clients();
@@ -327,6 +377,7 @@ impl World {
             synth,
             sent: None,
             replies: Vec::new(),
+            taken: None,
             failed_at: BTreeSet::new(),
         });
         i
@@ -359,6 +410,7 @@ impl World {
             }
             // Send in a few bursts: all at once (pipelined) or one by one, cut in random chunks.
             let mut t = open;
+            let mut last = open;
             let pipelined = self.rand.chance(0.5);
             let mut k = 0;
             while k < n {
@@ -369,18 +421,101 @@ impl World {
                     .collect();
                 self.schedule_chunks(conn, t, bytes, queries[k..k + burst].to_vec());
                 k += burst;
+                last = t;
                 t += Duration::from_millis(self.rand.below(500));
             }
-            let closes_itself = self.rand.chance(0.5);
+            let half_close = self.rand.chance(self.scenario.half_close_share);
+            if half_close {
+                self.report.half_closed += 1;
+                self.schedule(last, Event::TcpEof(conn));
+            }
+            let reads_at = if self.scenario.stall_ms > 0 && self.rand.chance(0.5) {
+                self.report.stalled += 1;
+                let at = open + Duration::from_millis(1 + self.rand.below(self.scenario.stall_ms));
+                self.schedule(at, Event::ClientReads(conn));
+                Some(at)
+            } else {
+                None
+            };
+            let closes_itself = !half_close && self.rand.chance(0.5);
             self.conns.insert(
                 conn,
                 Conn {
+                    peer: "127.0.0.3:40000".parse().unwrap(),
                     queries,
                     closed: false,
                     paused: false,
                     held: Vec::new(),
                     closes_itself,
+                    half_close,
+                    reads_at,
+                    held_written: 0,
+                    closed_by_server: None,
+                    opened_at: open,
+                    last_reply: Duration::ZERO,
                 },
+            );
+        }
+        // One address opens idle connections, more than it may hold.
+        for f in 0..self.scenario.flood {
+            let conn = ConnId(1000 + f as u64);
+            let open = Duration::from_millis(self.rand.below(1000));
+            self.schedule(open, Event::TcpOpen(conn));
+            self.conns.insert(
+                conn,
+                Conn {
+                    peer: SocketAddr::from(([127, 0, 0, 4], 30000 + f as u16)),
+                    queries: Vec::new(),
+                    closed: false,
+                    paused: false,
+                    held: Vec::new(),
+                    closes_itself: false,
+                    half_close: false,
+                    reads_at: None,
+                    held_written: 0,
+                    closed_by_server: None,
+                    opened_at: open,
+                    last_reply: Duration::ZERO,
+                },
+            );
+        }
+    }
+
+    /// The memory bounds of every open connection, checked after every step: unwritten
+    /// reply bytes at most `max_tcp_buffered` plus the replies of the queries that may be
+    /// in flight when the limit is reached (`max_pipelined` of the largest reply), unread
+    /// input at most `max_tcp_buffered` plus one largest frame, connections per address
+    /// at most `max_tcp_per_client`; and the core's count of unwritten bytes is exactly
+    /// what the runtime holds.
+    fn check_bounds(&mut self) {
+        let config = &self.scenario.config;
+        let reply_bound = config.max_tcp_buffered + config.max_pipelined * self.largest_reply;
+        let mut per_ip: BTreeMap<std::net::IpAddr, usize> = BTreeMap::new();
+        for (id, c) in &self.conns {
+            if c.closed {
+                continue;
+            }
+            let unwritten = self.server.tcp_unwritten(*id);
+            assert_eq!(unwritten, c.held_written, "{id:?}: unwritten bytes");
+            assert!(
+                unwritten <= reply_bound,
+                "{id:?}: {unwritten} unwritten bytes, bound {reply_bound}"
+            );
+            self.report.max_unwritten = self.report.max_unwritten.max(unwritten);
+            if unwritten > config.max_tcp_buffered {
+                self.report.over_buffered += 1;
+            }
+            let unread = self.server.tcp_unread(*id);
+            assert!(
+                unread <= config.max_tcp_buffered + 65_537,
+                "{id:?}: {unread} unread bytes"
+            );
+            *per_ip.entry(c.peer.ip()).or_default() += 1;
+        }
+        for (ip, n) in per_ip {
+            assert!(
+                self.server.connections_from(ip) <= config.max_tcp_per_client,
+                "{ip}: {n} connections"
             );
         }
     }
@@ -393,7 +528,16 @@ impl World {
         bytes: Vec<u8>,
         complete: Vec<usize>,
     ) {
+        // Where each query's frame ends in the stream: it is sent with the chunk holding its
+        // last byte (a chunk may be held back while the connection is paused).
+        let mut ends = Vec::new();
+        let mut end = 0;
+        for &q in &complete {
+            end += self.queries[q].message.len() + 2;
+            ends.push((end, q));
+        }
         let mut rest = &bytes[..];
+        let mut offset = 0;
         while !rest.is_empty() {
             let len = if self.rand.chance(0.5) {
                 rest.len()
@@ -401,12 +545,13 @@ impl World {
                 1 + self.rand.below(rest.len() as u64) as usize
             };
             let (chunk, tail) = rest.split_at(len);
-            let done = if tail.is_empty() {
-                complete.clone()
-            } else {
-                Vec::new()
-            };
+            let done = ends
+                .iter()
+                .filter(|(e, _)| *e > offset && *e <= offset + len)
+                .map(|(_, q)| *q)
+                .collect();
             self.schedule(at, Event::TcpChunk(conn, chunk.to_vec(), done));
+            offset += len;
             rest = tail;
         }
     }
@@ -438,8 +583,11 @@ impl World {
                 let event = entry.remove();
                 self.deliver(event);
                 self.drain_actions();
+                self.check_bounds();
             }
             self.server.handle_timeout(self.instant());
+            self.drain_actions();
+            self.check_bounds();
         }
         panic!("not quiescent after {max_steps} steps at {:?}", self.now);
     }
@@ -453,8 +601,42 @@ impl World {
                 self.server.handle_client(now, origin, &message);
             }
             Event::TcpOpen(conn) => {
-                self.server
-                    .handle_tcp_open(now, conn, "127.0.0.3:40000".parse().unwrap());
+                let peer = self.conns[&conn].peer;
+                let from_peer = self.server.connections_from(peer.ip());
+                self.server.handle_tcp_open(now, conn, peer);
+                if from_peer >= self.scenario.config.max_tcp_per_client {
+                    // Over the per-address cap: closed at once.
+                    let actions: Vec<Action> =
+                        std::iter::from_fn(|| self.server.poll_action()).collect();
+                    assert!(
+                        actions
+                            .iter()
+                            .any(|a| matches!(a, Action::CloseClient { conn: c } if *c == conn)),
+                        "{conn:?} over the per-address cap stays open"
+                    );
+                    self.report.flood_refused += 1;
+                    for a in actions {
+                        self.act(a);
+                    }
+                }
+            }
+            Event::TcpEof(conn) => {
+                let c = self.conns.get_mut(&conn).unwrap();
+                if c.closed {
+                    return;
+                }
+                if c.paused {
+                    c.held.push(Event::TcpEof(conn));
+                    return;
+                }
+                self.server.handle_tcp_eof(now, conn);
+            }
+            Event::ClientReads(conn) => {
+                let c = self.conns.get_mut(&conn).unwrap();
+                let held = std::mem::take(&mut c.held_written);
+                if !c.closed && held > 0 {
+                    self.server.handle_tcp_written(now, conn, held);
+                }
             }
             Event::TcpChunk(conn, bytes, done) => {
                 let c = self.conns.get_mut(&conn).unwrap();
@@ -510,6 +692,8 @@ impl World {
                 let c = self.conns.get_mut(&conn).expect("known connection");
                 assert!(!c.closed, "{conn:?} closed twice");
                 c.closed = true;
+                c.closed_by_server = Some(self.now);
+                c.held_written = 0;
                 for &q in &c.queries {
                     assert_eq!(
                         self.queries[q].replies.len(),
@@ -538,6 +722,7 @@ impl World {
     }
 
     fn on_reply(&mut self, to: Origin, bytes: Vec<u8>) {
+        let bytes_len = bytes.len();
         let (q, message) = match to {
             Origin::Udp { peer, .. } => (self.udp_index[&peer], bytes),
             Origin::Tcp(conn) => {
@@ -553,7 +738,19 @@ impl World {
         let rcode = parse(&message).header().rcode();
         *self.report.by_rcode.entry(rcode.to_string()).or_default() += 1;
         self.queries[q].replies.push((self.now, message));
+        self.queries[q].taken.get_or_insert(self.now);
         if let Origin::Tcp(conn) = to {
+            self.largest_reply = self.largest_reply.max(bytes_len);
+            let now = self.now;
+            let c = self.conns.get_mut(&conn).unwrap();
+            c.last_reply = now;
+            // The runtime writes a reply only once its client reads.
+            if c.reads_at.is_some_and(|t| now < t) {
+                c.held_written += bytes_len;
+            } else {
+                self.server
+                    .handle_tcp_written(self.instant(), conn, bytes_len);
+            }
             let c = &self.conns[&conn];
             let all = c
                 .queries
@@ -591,6 +788,9 @@ impl World {
             .to_ascii_lowercase();
         let query = self.by_key.get(&key).copied();
         assert!(query.is_some(), "upstream query for unknown name {key}");
+        if let Some(q) = query {
+            self.queries[q].taken.get_or_insert(self.now);
+        }
         let old = self.tokens.insert(
             token,
             TokenInfo {
@@ -739,6 +939,12 @@ impl World {
         for (i, q) in self.queries.iter().enumerate() {
             let what = format!("query {i} ({}, {:?})", q.key, q.origin);
             let sent = q.sent.unwrap_or_else(|| panic!("{what} never sent"));
+            // The budget runs from when the server took the query.
+            let taken_by = q.taken.unwrap_or(sent);
+            assert!(taken_by >= sent, "{what}: taken before it was sent");
+            if matches!(q.origin, Origin::Udp { .. }) {
+                assert_eq!(taken_by, sent, "{what}: a datagram is taken at once");
+            }
             assert_eq!(q.replies.len(), 1, "{what}: exactly one reply");
             let (at, bytes) = &q.replies[0];
             let reply = parse(bytes);
@@ -751,8 +957,8 @@ impl World {
             );
             assert!(*at >= sent);
             assert!(
-                *at <= sent + budget + epsilon,
-                "{what}: replied at {at:?}, sent {sent:?}, budget {budget:?}"
+                *at <= taken_by + budget + epsilon,
+                "{what}: replied at {at:?}, sent {sent:?}, taken by {taken_by:?}, budget {budget:?}"
             );
             let rcode = reply.header().rcode();
             if let Some(addr) = q.synth {
@@ -800,6 +1006,20 @@ impl World {
         assert_eq!(self.server.open_connections(), 0, "connections left");
         for (id, c) in &self.conns {
             assert!(c.closed, "{id:?} still open");
+            if c.half_close {
+                // Closed by the server as soon as everything read was answered and written.
+                let closed = c
+                    .closed_by_server
+                    .unwrap_or_else(|| panic!("{id:?} not closed by the server"));
+                let ready = c
+                    .last_reply
+                    .max(c.reads_at.unwrap_or_default())
+                    .max(c.opened_at);
+                assert!(
+                    closed <= ready,
+                    "{id:?} half-closed: closed at {closed:?}, all answered and written at {ready:?}"
+                );
+            }
         }
         assert_eq!(self.server.poll_timeout(), None, "no timer left");
     }
