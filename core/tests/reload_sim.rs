@@ -39,7 +39,10 @@ fn random_version(rng: &mut ChaCha8Rng) -> Version {
         .iter()
         .map(|&n| {
             let r = rng.next_u32();
-            (n, (!r.is_multiple_of(4)).then_some((r >> 8) as u8 % 200 + 1))
+            (
+                n,
+                (!r.is_multiple_of(4)).then_some((r >> 8) as u8 % 200 + 1),
+            )
         })
         .collect()
 }

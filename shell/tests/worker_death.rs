@@ -2,7 +2,6 @@
 //! smaller server (the audit saw worker 1 die unnoticed while worker 0 kept serving).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -39,10 +38,10 @@ impl Resolver for Fine {
 fn a_panicking_second_worker_ends_the_server_with_one_error() {
     let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 2).unwrap();
     let addr: SocketAddr = listeners.addresses()[0];
-    // The first worker's chain is fine; the second one's panics on any query.
-    let made = Arc::new(AtomicUsize::new(0));
-    let make_chain = move || match made.fetch_add(1, Ordering::SeqCst) {
-        1 => Chain::new().with(Broken),
+    // Worker 1's chain panics on any query; worker 0's is fine. (Each worker builds its
+    // chain on its own thread, named after it.)
+    let make_chain = || match std::thread::current().name() {
+        Some("names-worker-1") => Chain::new().with(Broken),
         _ => Chain::new().with(Fine),
     };
     let (done_tx, done) = mpsc::channel();
