@@ -518,6 +518,11 @@ pub fn tcp_stream(data: &[u8]) {
         h.drain();
     }
     h.release_writes();
+    if flood {
+        // The flood's connection goes away, so an idle close counted below is this one's.
+        h.server.handle_tcp_closed(h.now, ConnId(2));
+        h.drain();
+    }
     let idle_closed = h.server.stats().tcp_idle_closed;
     h.finish();
     assert!(
