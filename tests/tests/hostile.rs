@@ -5,7 +5,7 @@
 //! [`RSS_GROWTH_BOUND_KB`] above its base throughout, and come back within
 //! [`RSS_AFTER_BOUND_KB`] of the base once the attack stops.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,24 +14,15 @@ use std::time::{Duration, Instant};
 
 use domain::base::iana::Rtype;
 use names_tests::{
-    answer_a, frame, parse, query, tcp_ask, tcp_connect, tcp_exchange_timeout, tcp_read_frame,
-    try_parse, with_id, FakeUpstream, Reply, Server, UdpClient,
+    answer_a, closed_within, frame, parse, query, rss_kb, tcp_ask, tcp_connect,
+    tcp_exchange_timeout, tcp_read_frame, try_parse, with_id, FakeUpstream, Reply, Server,
+    UdpClient,
 };
 
 /// Most the server's RSS may grow above its base during an attack.
 const RSS_GROWTH_BOUND_KB: u64 = 64 * 1024;
 /// Most the server's RSS may stay above its base once the attack is over.
 const RSS_AFTER_BOUND_KB: u64 = 16 * 1024;
-
-/// VmRSS of a process, in kB.
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
 
 /// Samples a process's RSS every 20 ms on a thread until dropped; keeps the peak.
 struct RssWatch {
@@ -141,30 +132,6 @@ fn synth_answered(server: SocketAddr, n: u8, id: u16) -> bool {
         }
     }
     false
-}
-
-/// Whether the peer closed `s` (EOF or reset) within `within`; data read is ignored.
-fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    let mut buf = [0u8; 512];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
 }
 
 /// 30 000 datagrams of random or mangled bytes from 4 threads (at most 6 s), while 40

@@ -10,22 +10,12 @@ use std::time::{Duration, Instant};
 
 use domain::base::iana::{Rcode, Rtype};
 use names_tests::{
-    answer_a, answer_rcode, frame, parse, query, tcp_ask, try_parse, udp_exchange, with_tc,
+    answer_a, answer_rcode, frame, parse, query, rss_kb, tcp_ask, try_parse, udp_exchange, with_tc,
     FakeUpstream, Received, Reply, Server, UdpClient,
 };
 
 const ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const WRONG: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
-
-/// VmRSS of a process, in kB (as in hostile.rs).
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
 
 fn qname_of(r: &Received) -> String {
     r.parsed()
