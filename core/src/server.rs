@@ -664,9 +664,9 @@ impl Server {
     }
 
     fn answer_records(&mut self, now: Instant, request: &Request, answer: Answer, source: usize) {
-        self.count_source(now, request, answer.rcode, source);
-        match crate::message::encode_transfer(request, &answer) {
+        let answer = match crate::message::encode_transfer(request, &answer) {
             Some(Ok(mut parts)) => {
+                self.count_source(now, request, answer.rcode, source);
                 // AXFR over TCP: several framed messages; the last one completes the query.
                 // They all count against the connection's buffered bytes, but as one query
                 // they are taken whole: a client that reads gets the whole transfer.
@@ -689,12 +689,14 @@ impl Server {
                 return self.send(now, request.origin, last, qtype, answer.rcode.to_int());
             }
             Some(Err(_)) => {
-                // A record too big for any message: refuse rather than send a bad frame.
+                // A record too big for any message: refuse rather than send a bad frame
+                // (counted and logged once, as the SERVFAIL it is).
                 self.stats.tcp_oversize += 1;
-                return self.answer_records(now, request, Answer::servfail(), source);
+                Answer::servfail()
             }
-            None => {}
-        }
+            None => answer,
+        };
+        self.count_source(now, request, answer.rcode, source);
         let answer = &answer;
         let buf = self.take_buffer();
         let encoded = encode_reply(

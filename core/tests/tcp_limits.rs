@@ -311,6 +311,8 @@ fn axfr_frames_never_exceed_the_length_prefix() {
     assert_eq!(r.len(), 1, "{} messages", r.len());
     assert_eq!(parse(unframe(&r[0].1)).header().rcode(), Rcode::SERVFAIL);
     assert_eq!(s.stats().tcp_oversize, 1);
+    let answered: u64 = s.answers_by_source().iter().map(|(_, n)| n).sum();
+    assert_eq!(answered, 1, "the refused transfer is counted once");
 }
 
 /// #3 with AXFR: one transfer may exceed the limit (it is one query), but nothing more is
