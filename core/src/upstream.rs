@@ -368,9 +368,7 @@ impl Engine {
         let tcp = matches!(via, Via::Tcp);
         if reply.header().tc() && !tcp {
             io.stats.tcp_fallbacks += 1;
-            let t = st.tries.remove(index);
-            close_try(&mut self.tokens, &mut self.ports, t, io);
-            self.send_try(now, xid, Target::Same { server, tcp: true }, io);
+            self.retry_on(now, xid, token, server, true, io);
             return None;
         }
         if edns && rcode == OptRcode::FORMERR {
@@ -378,9 +376,7 @@ impl Engine {
             if let Some(state) = st.servers.get_mut(server) {
                 state.no_edns = true;
             }
-            let t = st.tries.remove(index);
-            close_try(&mut self.tokens, &mut self.ports, t, io);
-            self.send_try(now, xid, Target::Same { server, tcp }, io);
+            self.retry_on(now, xid, token, server, tcp, io);
             return None;
         }
         if is_upstream_failure(rcode) {
@@ -416,27 +412,44 @@ impl Engine {
         io: &mut Io<'_>,
     ) -> Option<Finished> {
         let &xid = self.tokens.get(&token)?;
-        let st = self.exchanges.get_mut(&xid)?;
-        let index = st.tries.iter().position(|t| t.token == token)?;
-        let t = st.tries.remove(index);
-        let (server, retries, via) = (t.server, t.bind_retries, t.via);
-        close_try(&mut self.tokens, &mut self.ports, t, io);
-        if err == UpstreamError::Bind && retries < MAX_BIND_RETRIES {
-            if let Via::Udp { .. } = via {
-                // Same server, new port (and ID).
-                self.send_try(now, xid, Target::Same { server, tcp: false }, io);
-                if let Some(st) = self.exchanges.get_mut(&xid) {
-                    if let Some(t) = st.tries.last_mut() {
-                        t.bind_retries = retries + 1;
-                    }
-                }
-                return None;
+        let st = self.exchanges.get(&xid)?;
+        let t = st.tries.iter().find(|t| t.token == token)?;
+        let (server, retries) = (t.server, t.bind_retries);
+        let udp = matches!(t.via, Via::Udp { .. });
+        if err == UpstreamError::Bind && udp && retries < MAX_BIND_RETRIES {
+            // Same server, new port (and ID).
+            self.retry_on(now, xid, token, server, false, io);
+            if let Some(t) = self
+                .exchanges
+                .get_mut(&xid)
+                .and_then(|st| st.tries.last_mut())
+            {
+                t.bind_retries = retries + 1;
             }
+            return None;
         }
-        if let Some(state) = st.servers.get_mut(server) {
-            state.failed = true;
+        self.fail_try(now, xid, token, io)
+    }
+
+    /// Closes the try `token` and sends another to `server` in its place (over TCP or UDP):
+    /// the fallback to TCP after TC, the retry without EDNS, a new port after a bind failure.
+    fn retry_on(
+        &mut self,
+        now: Instant,
+        xid: u64,
+        token: Token,
+        server: usize,
+        tcp: bool,
+        io: &mut Io<'_>,
+    ) {
+        let Some(st) = self.exchanges.get_mut(&xid) else {
+            return;
+        };
+        if let Some(index) = st.tries.iter().position(|t| t.token == token) {
+            let t = st.tries.remove(index);
+            close_try(&mut self.tokens, &mut self.ports, t, io);
         }
-        self.after_failure(now, xid, io)
+        self.send_try(now, xid, Target::Same { server, tcp }, io);
     }
 
     /// A server failed: try the next one at once, or give up when all have failed.
