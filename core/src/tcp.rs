@@ -21,10 +21,7 @@ pub struct EmptyFrame;
 impl Framer {
     /// Appends bytes read from the connection (any chunking).
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
+        self.reset_if_consumed();
         self.buf.extend_from_slice(bytes);
     }
 
@@ -32,16 +29,11 @@ impl Framer {
     /// message) and returns how many bytes of `bytes` it took. Fed this way, a framer
     /// never holds more than one frame of the largest size (65535 + 2 bytes).
     pub fn push_some(&mut self, bytes: &[u8]) -> usize {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-        let pending = &self.buf[self.start..];
-        let want = match pending {
-            [hi, lo, ..] => {
-                (2 + usize::from(u16::from_be_bytes([*hi, *lo]))).saturating_sub(pending.len())
-            }
-            _ => 2 - pending.len(),
+        self.reset_if_consumed();
+        let pending = self.buffered();
+        let want = match self.frame_len() {
+            Some(total) => total.saturating_sub(pending),
+            None => 2 - pending, // the prefix is not complete: fewer than 2 bytes are in
         };
         let n = want.min(bytes.len());
         self.buf.extend_from_slice(&bytes[..n]);
@@ -50,22 +42,35 @@ impl Framer {
 
     /// The next complete message, if one has fully arrived.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, EmptyFrame> {
-        let pending = &self.buf[self.start..];
-        if pending.len() < 2 {
+        let Some(total) = self.frame_len() else {
             self.compact();
             return Ok(None);
-        }
-        let len = usize::from(u16::from_be_bytes([pending[0], pending[1]]));
-        if len == 0 {
+        };
+        if total == 2 {
             return Err(EmptyFrame);
         }
-        if pending.len() < 2 + len {
+        if self.buffered() < total {
             self.compact();
             return Ok(None);
         }
         let begin = self.start + 2;
-        self.start = begin + len;
-        Ok(Some(&self.buf[begin..begin + len]))
+        self.start += total;
+        Ok(Some(&self.buf[begin..self.start]))
+    }
+
+    /// The whole length (prefix included) of the frame being read, once its prefix is in.
+    fn frame_len(&self) -> Option<usize> {
+        match self.buf.get(self.start..self.start + 2)? {
+            &[hi, lo] => Some(2 + usize::from(u16::from_be_bytes([hi, lo]))),
+            _ => None,
+        }
+    }
+
+    fn reset_if_consumed(&mut self) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
     }
 
     /// Bytes received but not yet returned as a frame.
@@ -80,9 +85,8 @@ impl Framer {
 
     /// Whether a complete frame (or an empty one) is waiting.
     pub fn has_frame(&self) -> bool {
-        let pending = &self.buf[self.start..];
-        pending.len() >= 2
-            && pending.len() >= 2 + usize::from(u16::from_be_bytes([pending[0], pending[1]]))
+        self.frame_len()
+            .is_some_and(|total| self.buffered() >= total)
     }
 
     fn compact(&mut self) {
