@@ -100,6 +100,7 @@
 
 pub mod action;
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod fasthash;
 #[doc(hidden)]
@@ -107,7 +108,6 @@ pub mod fuzzing;
 pub mod hosts;
 pub mod message;
 pub mod parse;
-pub mod present;
 pub mod record;
 pub mod request;
 pub mod resolver;
@@ -123,7 +123,7 @@ pub mod zone;
 pub use action::{Action, ConnId, Origin, QueryLog, Token, Transport, UpstreamError, Via};
 pub use config::Config;
 pub use domain;
-pub use parse::ConfigError;
+pub use parse::{nameservers, parse_server, ConfigError};
 pub use record::Rr;
 pub use resolver::{
     Answer, Chain, Context, Exchange, ExchangeFailure, Exchanged, Forwarder, Query, Resolution,

@@ -23,6 +23,7 @@ use domain::base::iana::{OptRcode, Rtype};
 use domain::base::Message;
 
 use crate::action::{Action, Token, UpstreamError, Via};
+use crate::client::Expected;
 use crate::config::{Config, SharedCount, MAX_OPEN_TRIES, MAX_WAITERS_PER_EXCHANGE};
 use crate::fasthash::{FastMap, FastSet};
 use crate::message::{encode_query, is_upstream_failure, QuerySpec};
@@ -297,7 +298,7 @@ impl Engine {
         };
         let st = self.exchanges.get(&xid)?;
         let t = st.tries.iter().find(|t| t.token == token)?;
-        if Some(&from) != st.spec.servers.get(t.server) {
+        if !expected(&st.spec, t).is_some_and(|e| e.sent_by(from)) {
             io.stats.spoofed_ignored += 1;
             return None;
         }
@@ -352,7 +353,8 @@ impl Engine {
         let st = self.exchanges.get_mut(&xid)?;
         let index = st.tries.iter().position(|t| t.token == token)?;
         let t = &st.tries[index];
-        let Some((reply, rcode)) = matching_reply(msg, t.id, &st.spec) else {
+        let reply = expected(&st.spec, t).and_then(|e| e.reply(msg));
+        let Some((reply, rcode)) = reply.and_then(readable) else {
             io.stats.spoofed_ignored += 1;
             if matches!(t.via, Via::Tcp) {
                 // Nobody can spoof our own TCP connection: the upstream is broken.
@@ -544,19 +546,20 @@ fn question_key(spec: &Exchange) -> Box<[u8]> {
     key.into_boxed_slice()
 }
 
-/// The message, if it is a well-formed response to exactly this query.
-/// Its full rcode is read on the way (the OPT's extended bits), sparing another walk.
-fn matching_reply(bytes: Bytes, id: u16, spec: &Exchange) -> Option<(Message<Bytes>, OptRcode)> {
-    let msg = Message::from_octets(bytes).ok()?;
-    let h = msg.header();
-    if !h.qr() || h.id() != id {
-        return None;
-    }
-    let q = msg.sole_question().ok()?;
-    if q.qname() != &spec.qname || q.qtype() != spec.qtype || q.qclass() != spec.qclass {
-        return None;
-    }
-    // Every record must be readable, or the reply is garbage.
+/// What the reply to the try `t` must carry: the one check the client makes too.
+fn expected<'a>(spec: &'a Exchange, t: &Try) -> Option<Expected<'a>> {
+    Some(Expected {
+        server: *spec.servers.get(t.server)?,
+        id: t.id,
+        qname: &spec.qname,
+        qtype: spec.qtype,
+        qclass: spec.qclass,
+    })
+}
+
+/// The reply with its full rcode (the OPT's extended bits), if every record is readable:
+/// otherwise it is garbage.
+fn readable(msg: Message<Bytes>) -> Option<(Message<Bytes>, OptRcode)> {
     let mut ext = 0;
     for item in msg.iter() {
         let (rr, _) = item.ok()?;
@@ -564,6 +567,6 @@ fn matching_reply(bytes: Bytes, id: u16, spec: &Exchange) -> Option<(Message<Byt
             ext = (rr.ttl().as_secs() >> 24) as u8;
         }
     }
-    let rcode = OptRcode::from_parts(h.rcode(), ext);
+    let rcode = OptRcode::from_parts(msg.header().rcode(), ext);
     Some((msg, rcode))
 }

@@ -1,19 +1,14 @@
-//! `names query`: one question, the reply printed in master-file format.
-//! Truncated UDP replies are asked again over TCP.
+//! `names query`: one question, the reply printed in master-file format. The DNS work
+//! (building the query, matching the reply, TC -> TCP, framing, presentation) is
+//! [`names_core::client`]'s; this file owns the sockets, the deadline and the printing.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use names_core::domain::base::iana::{Class, Rcode, Rtype};
-use names_core::domain::base::{Message, Name};
-use names_core::message::{encode_query, QuerySpec};
-use names_core::parse::parse_server;
-use names_core::present::record_lines;
-use names_core::tcp::frame;
+use names_core::client::{Lookup, Question, Reply, Step};
+use names_core::parse_server;
 
 use crate::cli::QueryCmd;
 
@@ -31,10 +26,7 @@ pub fn run(cmd: QueryCmd) -> Result<ExitCode, String> {
         [name, rtype] => (*name, *rtype),
         _ => return Err("usage: names query [@SERVER[:PORT]] NAME [TYPE] [--tcp]".into()),
     };
-    let qname: Name<Bytes> =
-        Name::from_str(name).map_err(|e| format!("{name:?} is not a domain name: {e}"))?;
-    let qtype = Rtype::from_str(&rtype.to_ascii_uppercase())
-        .map_err(|_| format!("{rtype:?} is not a record type"))?;
+    let question = Question::parse(name, rtype).map_err(|e| e.to_string())?;
     let server = match server {
         Some(s) => s,
         None => *names_shell::resolv_conf("/etc/resolv.conf")
@@ -45,55 +37,30 @@ pub fn run(cmd: QueryCmd) -> Result<ExitCode, String> {
     let mut seed = [0u8; 2];
     getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness: {e}"))?;
     let id = u16::from_be_bytes(seed);
-    let query = encode_query(&QuerySpec {
-        id,
-        qname: &qname,
-        qtype,
-        qclass: Class::IN,
-        rd: true,
-        cd: false,
-        edns: Some((1232, false)),
-    });
     let deadline = Instant::now() + Duration::from_millis(cmd.timeout.max(1));
-    let mut reply = if cmd.tcp {
-        None
+    let mut lookup = if cmd.tcp {
+        Lookup::over_tcp(question, server, id)
     } else {
-        Some(over_udp(server, &query, id, deadline)?)
+        Lookup::new(question, server, id)
     };
-    if reply
-        .as_ref()
-        .is_none_or(|r: &Message<Bytes>| r.header().tc())
-    {
-        if reply.is_some() {
-            println!(";; truncated over UDP, retrying over TCP");
-        }
-        reply = Some(over_tcp(server, &query, id, deadline)?);
-    }
-    let reply = reply.expect("set above");
-    let rcode = reply.opt_rcode();
-    let h = reply.header();
-    let flags: Vec<&str> = [
-        (h.aa(), "aa"),
-        (h.tc(), "tc"),
-        (h.rd(), "rd"),
-        (h.ra(), "ra"),
-        (h.ad(), "ad"),
-    ]
-    .into_iter()
-    .filter_map(|(on, f)| on.then_some(f))
-    .collect();
-    println!(
-        ";; status: {rcode}, id: {}, flags: {}",
-        h.id(),
-        flags.join(" ")
-    );
-    for line in record_lines(&reply) {
+    let reply = match cmd.tcp {
+        true => over_tcp(&mut lookup, deadline)?,
+        false => match over_udp(&mut lookup, deadline)? {
+            Some(reply) => reply,
+            None => {
+                println!(";; truncated over UDP, retrying over TCP");
+                over_tcp(&mut lookup, deadline)?
+            }
+        },
+    };
+    println!("{}", reply.summary());
+    for line in reply.records() {
         println!("{line}");
     }
-    if rcode.rcode() == Rcode::NOERROR && !rcode.is_ext() {
+    if reply.is_noerror() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("names: {name} {rtype}: {rcode}");
+        eprintln!("names: {name} {rtype}: {}", reply.rcode());
         Ok(ExitCode::from(1))
     }
 }
@@ -105,17 +72,9 @@ fn left(deadline: Instant) -> Result<Duration, String> {
         .ok_or_else(|| "timed out: no reply".to_string())
 }
 
-fn matches(bytes: Vec<u8>, id: u16) -> Option<Message<Bytes>> {
-    let msg = Message::from_octets(Bytes::from(bytes)).ok()?;
-    (msg.header().qr() && msg.header().id() == id).then_some(msg)
-}
-
-fn over_udp(
-    server: SocketAddr,
-    query: &[u8],
-    id: u16,
-    deadline: Instant,
-) -> Result<Message<Bytes>, String> {
+/// The reply over UDP, or `None` when it was truncated (the lookup is then over TCP).
+fn over_udp(lookup: &mut Lookup, deadline: Instant) -> Result<Option<Reply>, String> {
+    let server = lookup.server();
     let bind: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -126,18 +85,19 @@ fn over_udp(
     let sock = UdpSocket::bind(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     sock.connect(server)
         .map_err(|e| format!("cannot reach {server}: {e}"))?;
-    sock.send(query)
+    sock.send(&lookup.message())
         .map_err(|e| format!("cannot send to {server}: {e}"))?;
     let mut buf = vec![0u8; 65535];
+    // Each datagram read either ends the loop or comes before the deadline runs out.
     loop {
         sock.set_read_timeout(Some(left(deadline)?))
             .map_err(|e| e.to_string())?;
-        match sock.recv(&mut buf) {
-            Ok(n) => {
-                if let Some(msg) = matches(buf[..n].to_vec(), id) {
-                    return Ok(msg);
-                }
-            }
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => match lookup.handle(from, &buf[..n]) {
+                Step::Done(reply) => return Ok(Some(reply)),
+                Step::RetryOverTcp => return Ok(None),
+                Step::Wait | Step::Broken => {}
+            },
             Err(e)
                 if matches!(
                     e.kind(),
@@ -151,19 +111,28 @@ fn over_udp(
     }
 }
 
-fn over_tcp(
-    server: SocketAddr,
-    query: &[u8],
-    id: u16,
-    deadline: Instant,
-) -> Result<Message<Bytes>, String> {
+fn over_tcp(lookup: &mut Lookup, deadline: Instant) -> Result<Reply, String> {
+    let server = lookup.server();
     let fail = |e: std::io::Error| format!("TCP to {server}: {e}");
     let mut s = TcpStream::connect_timeout(&server, left(deadline)?).map_err(fail)?;
     s.set_read_timeout(Some(left(deadline)?)).map_err(fail)?;
-    s.write_all(&frame(query)).map_err(fail)?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).map_err(fail)?;
-    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut msg).map_err(fail)?;
-    matches(msg, id).ok_or_else(|| format!("TCP to {server}: the reply does not match the query"))
+    s.write_all(&lookup.message()).map_err(fail)?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // Every read returns at least one byte or ends the loop, and a frame is at most
+    // 65,537 bytes: the loop is bounded.
+    loop {
+        let n = s.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            return Err(format!("TCP to {server}: failed to fill whole buffer"));
+        }
+        match lookup.handle(server, &buf[..n]) {
+            Step::Done(reply) => return Ok(reply),
+            Step::Wait | Step::RetryOverTcp => {}
+            Step::Broken => {
+                return Err(format!(
+                    "TCP to {server}: the reply does not match the query"
+                ))
+            }
+        }
+    }
 }
