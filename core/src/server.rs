@@ -749,7 +749,6 @@ impl Server {
             }
         };
         self.stats.replies += 1;
-        self.stats.count_rcode(rcode);
         self.stats.count_query(to.transport(), qtype, rcode);
         self.actions.push_back(Action::Reply { to, bytes });
     }

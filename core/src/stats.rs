@@ -1,17 +1,42 @@
-//! Plain counters kept by the core; the runtime reads and exports them.
+//! Counters kept by the core, and their description as metrics.
 //!
 //! Everything here is a plain number (or a small map of them) updated inline as the
 //! [`Server`](crate::Server) works; [`Server::stats`](crate::Server::stats) hands out a
-//! reference, and a runtime publishes copies (the `names` binary serves them as
-//! Prometheus metrics).
+//! reference. A runtime exports them without knowing them field by field: a worker
+//! copies its server's counters with [`Stats::read`], the copies of every worker are
+//! summed with [`Stats::merge`], and [`Stats::metrics`] describes the sum, metric by
+//! metric (name, help, kind, labels, value). The `names` binary serves that as
+//! Prometheus metrics:
+//!
+//! ```
+//! use names_core::stats::{Kind, Value};
+//! use names_core::{Chain, Config, Server, Stats};
+//!
+//! let workers = [Server::new(Config::default(), Chain::new(), [1; 32]),
+//!                Server::new(Config::default(), Chain::new(), [2; 32])];
+//! let mut total = Stats::default();
+//! for server in &workers {
+//!     let mut snapshot = Stats::default();
+//!     snapshot.read(server);
+//!     total.merge(&snapshot);
+//! }
+//! let metrics = total.metrics();
+//! let dropped = metrics.iter().find(|m| m.name == "dropped").unwrap();
+//! assert_eq!(dropped.kind, Kind::Counter);
+//! assert_eq!(dropped.samples[0].value, Value::Count(0));
+//! let answers = metrics.iter().find(|m| m.name == "answers").unwrap();
+//! assert_eq!(answers.samples[0].labels, [("source", "none".to_string())]);
+//! ```
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use domain::base::iana::Rtype;
+use domain::base::iana::{OptRcode, Rtype};
 
 use crate::action::Transport;
+use crate::cache::CacheStats;
+use crate::server::Server;
 
 /// Counters of what the server has seen and done since it was created.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,8 +47,6 @@ pub struct Stats {
     pub replies: u64,
     /// Client messages dropped without a reply (too short, QR set, or for a closed connection).
     pub dropped: u64,
-    /// Replies by response code (index: the 12-bit rcode, clamped to 23 = "other").
-    pub rcodes: [u64; 24],
     /// UDP replies truncated with TC=1.
     pub truncated: u64,
     /// Upstream messages sent (every try, UDP or TCP).
@@ -51,18 +74,97 @@ pub struct Stats {
     /// TCP replies that could not be framed (over 65,535 bytes): answered SERVFAIL instead.
     pub tcp_oversize: u64,
     /// Replies sent, by transport, question type and response code.
-    pub queries_by_kind: HashMap<QueryKind, u64, KindHasher>,
+    pub(crate) queries_by_kind: HashMap<QueryKind, u64, KindHasher>,
     /// Per upstream server: time from sending a try to receiving its matching reply.
-    pub upstream_latency: HashMap<SocketAddr, LatencyHistogram, KindHasher>,
+    pub(crate) upstream_latency: HashMap<SocketAddr, LatencyHistogram, KindHasher>,
+    /// What [`Stats::read`] adds: the server's gauges and answers by resolver.
+    gauges: Gauges,
+    /// The shared cache's counters, when a runtime adds them ([`Stats::set_cache`]).
+    cache: Option<CacheStats>,
+}
+
+/// The server's state at the last [`Stats::read`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Gauges {
+    in_flight: u64,
+    open_exchanges: u64,
+    open_connections: u64,
+    /// Answers by resolver name, in chain order (the last: `none`).
+    answers: Vec<(String, u64)>,
+}
+
+/// What a [`Metric`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (exported with a `_total` suffix).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in fixed buckets.
+    Histogram,
+}
+
+/// The value of one [`Sample`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A counter's or a gauge's value.
+    Count(u64),
+    /// A histogram: per bucket, its upper bound in seconds and the observations in it
+    /// (not cumulative; the last bound is infinite), then the sum in seconds and the count.
+    Histogram {
+        /// `(upper bound, observations)` per bucket.
+        buckets: Vec<(f64, u64)>,
+        /// Sum of the observations, in seconds.
+        sum: f64,
+        /// Number of observations.
+        count: u64,
+    },
+}
+
+/// One labelled value of a [`Metric`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Label names and values (none for a plain counter).
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: Value,
+}
+
+/// One metric: what it is, and its values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    /// Its name, without a prefix or a `_total` suffix (the `names` binary exports
+    /// `dropped` as `names_dropped_total`).
+    pub name: &'static str,
+    /// One line saying what it counts.
+    pub help: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
+    /// Its values, one per label set.
+    pub samples: Vec<Sample>,
+}
+
+impl Metric {
+    fn one(name: &'static str, help: &'static str, kind: Kind, value: u64) -> Metric {
+        Metric {
+            name,
+            help,
+            kind,
+            samples: vec![Sample {
+                labels: Vec::new(),
+                value: Value::Count(value),
+            }],
+        }
+    }
 }
 
 /// The hasher of [`Stats::queries_by_kind`]: its keys are a few small numbers the server
 /// derives itself, counted on every reply.
-pub type KindHasher = std::hash::BuildHasherDefault<crate::fasthash::MixHasher>;
+pub(crate) type KindHasher = std::hash::BuildHasherDefault<crate::fasthash::MixHasher>;
 
 /// What a reply counted in [`Stats::queries_by_kind`] answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueryKind {
+pub(crate) struct QueryKind {
     /// `true` for TCP, `false` for UDP (kept as a plain flag so the key sorts).
     pub tcp: bool,
     /// The question's type (`None` when the message had no readable question;
@@ -72,27 +174,16 @@ pub struct QueryKind {
     pub rcode: u16,
 }
 
-impl QueryKind {
-    /// The transport the query came in on.
-    pub fn transport(&self) -> Transport {
-        if self.tcp {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        }
-    }
-}
-
 /// Upper bounds, in microseconds, of the [`LatencyHistogram`] buckets (a last,
 /// unbounded bucket follows them).
-pub const LATENCY_BOUNDS_US: [u64; 12] = [
+pub(crate) const LATENCY_BOUNDS_US: [u64; 12] = [
     1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
     5_000_000,
 ];
 
 /// A latency histogram with fixed buckets ([`LATENCY_BOUNDS_US`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LatencyHistogram {
+pub(crate) struct LatencyHistogram {
     /// Observations per bucket (not cumulative); the last entry counts those above
     /// every bound.
     pub buckets: [u64; LATENCY_BOUNDS_US.len() + 1],
@@ -104,7 +195,7 @@ pub struct LatencyHistogram {
 
 impl LatencyHistogram {
     /// Records one observation.
-    pub fn observe(&mut self, latency: Duration) {
+    pub(crate) fn observe(&mut self, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let i = LATENCY_BOUNDS_US
             .iter()
@@ -114,13 +205,18 @@ impl LatencyHistogram {
         self.sum_us = self.sum_us.saturating_add(us);
         self.count += 1;
     }
+
+    fn value(&self) -> Value {
+        let bounds = LATENCY_BOUNDS_US.iter().map(|&us| us as f64 / 1e6);
+        Value::Histogram {
+            buckets: bounds.chain([f64::INFINITY]).zip(self.buckets).collect(),
+            sum: self.sum_us as f64 / 1e6,
+            count: self.count,
+        }
+    }
 }
 
 impl Stats {
-    pub(crate) fn count_rcode(&mut self, rcode: u16) {
-        self.rcodes[usize::from(rcode).min(23)] += 1;
-    }
-
     /// Counts a reply in [`Stats::queries_by_kind`]: its transport, the type asked (`None`
     /// when the query had no readable question) and its rcode.
     /// Types without a registered mnemonic are counted together under [`QTYPE_OTHER`]: a
@@ -147,9 +243,224 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// Copies `server`'s counters in, with its gauges (queries in flight, open exchanges
+    /// and connections) and its answers by resolver, reusing this value's allocations.
+    pub fn read(&mut self, server: &Server) {
+        let cache = self.cache.take();
+        let mut gauges = std::mem::take(&mut self.gauges);
+        self.clone_from(server.stats());
+        let answers = server.answers_by_source();
+        if gauges.answers.len() != answers.len() {
+            gauges.answers = answers.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+        } else {
+            for (slot, (_, count)) in gauges.answers.iter_mut().zip(answers) {
+                slot.1 = count;
+            }
+        }
+        gauges.in_flight = server.pending_queries() as u64;
+        gauges.open_exchanges = server.open_exchanges() as u64;
+        gauges.open_connections = server.open_connections() as u64;
+        self.gauges = gauges;
+        self.cache = cache;
+    }
+
+    /// Adds the cache's counters (a cache shared by the workers is read once, at export).
+    pub fn set_cache(&mut self, cache: CacheStats) {
+        self.cache = Some(cache);
+    }
+
+    /// Adds `other` (another worker's counters) to these. Counters, gauges and histograms
+    /// are summed, answers by resolver name; cache counters are taken, not summed, since
+    /// the workers share one cache.
+    pub fn merge(&mut self, other: &Stats) {
+        let Stats {
+            queries,
+            replies,
+            dropped,
+            truncated,
+            upstream_sent,
+            upstream_timeouts,
+            tcp_fallbacks,
+            spoofed_ignored,
+            coalesced,
+            overloaded,
+            tcp_refused,
+            tcp_idle_closed,
+            tcp_per_client_refused,
+            tcp_overrun,
+            tcp_oversize,
+            queries_by_kind,
+            upstream_latency,
+            gauges,
+            cache,
+        } = other;
+        for (sum, n) in [
+            (&mut self.queries, queries),
+            (&mut self.replies, replies),
+            (&mut self.dropped, dropped),
+            (&mut self.truncated, truncated),
+            (&mut self.upstream_sent, upstream_sent),
+            (&mut self.upstream_timeouts, upstream_timeouts),
+            (&mut self.tcp_fallbacks, tcp_fallbacks),
+            (&mut self.spoofed_ignored, spoofed_ignored),
+            (&mut self.coalesced, coalesced),
+            (&mut self.overloaded, overloaded),
+            (&mut self.tcp_refused, tcp_refused),
+            (&mut self.tcp_idle_closed, tcp_idle_closed),
+            (&mut self.tcp_per_client_refused, tcp_per_client_refused),
+            (&mut self.tcp_overrun, tcp_overrun),
+            (&mut self.tcp_oversize, tcp_oversize),
+            (&mut self.gauges.in_flight, &gauges.in_flight),
+            (&mut self.gauges.open_exchanges, &gauges.open_exchanges),
+            (&mut self.gauges.open_connections, &gauges.open_connections),
+        ] {
+            *sum = sum.saturating_add(*n);
+        }
+        for (k, n) in queries_by_kind {
+            *self.queries_by_kind.entry(*k).or_insert(0) += n;
+        }
+        for (server, h) in upstream_latency {
+            let sum = self.upstream_latency.entry(*server).or_default();
+            for (b, n) in sum.buckets.iter_mut().zip(h.buckets) {
+                *b += n;
+            }
+            sum.sum_us = sum.sum_us.saturating_add(h.sum_us);
+            sum.count += h.count;
+        }
+        for (name, n) in &gauges.answers {
+            match self.gauges.answers.iter_mut().find(|(m, _)| m == name) {
+                Some(slot) => slot.1 += n,
+                None => self.gauges.answers.push((name.clone(), *n)),
+            }
+        }
+        if cache.is_some() {
+            self.cache = *cache;
+        }
+    }
+
+    /// Every metric these counters make, in a stable order (labelled samples sorted).
+    /// The cache metrics are there only when [`Stats::set_cache`] gave them.
+    #[allow(clippy::disallowed_methods)] // both maps are sorted before use
+    pub fn metrics(&self) -> Vec<Metric> {
+        use Kind::{Counter, Gauge};
+        let mut queries: Vec<(&QueryKind, &u64)> = self.queries_by_kind.iter().collect();
+        queries.sort();
+        let queries = queries.into_iter().map(|(k, n)| Sample {
+            labels: vec![
+                ("transport", if k.tcp { "tcp" } else { "udp" }.to_string()),
+                ("qtype", qtype_label(k.qtype)),
+                // `masked_from_int` keeps the 12 bits an rcode has (`checked_from_int` in
+                // domain 0.12.3 rejects every non-zero value).
+                ("rcode", OptRcode::masked_from_int(k.rcode).to_string()),
+            ],
+            value: Value::Count(*n),
+        });
+        let mut answers = self.gauges.answers.clone();
+        answers.sort();
+        let answers = answers.into_iter().map(|(source, n)| Sample {
+            labels: vec![("source", source)],
+            value: Value::Count(n),
+        });
+        let mut latency: Vec<_> = self.upstream_latency.iter().collect();
+        latency.sort_by_key(|(server, _)| **server);
+        let latency = latency.into_iter().map(|(server, h)| Sample {
+            labels: vec![("upstream", server.to_string())],
+            value: h.value(),
+        });
+        let t = self;
+        let mut out = vec![
+            Metric {
+                name: "queries",
+                help: "Client queries answered, by transport, question type and response code",
+                kind: Counter,
+                samples: queries.collect(),
+            },
+            Metric {
+                name: "answers",
+                help: "Answers by the resolver that gave them (none: no resolver answered, REFUSED)",
+                kind: Counter,
+                samples: answers.collect(),
+            },
+            Metric::one("received", "Client messages taken as queries (UDP datagrams and TCP frames)", Counter, t.queries),
+            Metric::one("replies", "Replies sent to clients", Counter, t.replies),
+            Metric::one("dropped", "Client messages dropped without a reply", Counter, t.dropped),
+            Metric::one("truncated", "UDP replies truncated with TC=1", Counter, t.truncated),
+            Metric::one("overloaded", "Queries answered SERVFAIL because too many upstream exchanges were in flight or too many queries were waiting for them", Counter, t.overloaded),
+            Metric::one("upstream_queries", "Queries sent upstream (every try, UDP or TCP)", Counter, t.upstream_sent),
+            Metric::one("upstream_timeouts", "Upstream tries that timed out", Counter, t.upstream_timeouts),
+            Metric::one("upstream_tcp_fallbacks", "Upstream queries retried over TCP after a truncated UDP reply", Counter, t.tcp_fallbacks),
+            Metric::one("upstream_spoofed_ignored", "Upstream messages ignored: wrong source, ID or question, or unparsable", Counter, t.spoofed_ignored),
+            Metric::one("upstream_coalesced", "Queries that joined an identical upstream exchange already in flight", Counter, t.coalesced),
+            Metric {
+                name: "upstream_latency_seconds",
+                help: "Time from sending a query upstream to its matching reply, per upstream",
+                kind: Kind::Histogram,
+                samples: latency.collect(),
+            },
+        ];
+        if let Some(c) = &self.cache {
+            out.extend([
+                Metric::one(
+                    "cache_hits",
+                    "Lookups answered from the cache",
+                    Counter,
+                    c.hits,
+                ),
+                Metric::one(
+                    "cache_misses",
+                    "Lookups the cache could not answer",
+                    Counter,
+                    c.misses,
+                ),
+                Metric::one(
+                    "cache_evictions",
+                    "Cache entries dropped to make room",
+                    Counter,
+                    c.evictions,
+                ),
+                Metric::one(
+                    "cache_inserts",
+                    "Answers stored in the cache",
+                    Counter,
+                    c.inserts,
+                ),
+                Metric::one(
+                    "cache_stale_served",
+                    "Expired answers served because every upstream failed",
+                    Counter,
+                    c.stale_served,
+                ),
+                Metric::one("cache_entries", "Entries in the cache", Gauge, c.entries),
+            ]);
+        }
+        let g = &self.gauges;
+        out.extend([
+            Metric::one("queries_in_flight", "Client queries waiting for an upstream", Gauge, g.in_flight),
+            Metric::one("upstream_exchanges_open", "Upstream exchanges in flight", Gauge, g.open_exchanges),
+            Metric::one("tcp_connections_open", "Open client TCP connections", Gauge, g.open_connections),
+            Metric::one("tcp_refused", "Client TCP connections closed at once because the cap was reached", Counter, t.tcp_refused),
+            Metric::one("tcp_idle_closed", "Client TCP connections closed for being idle", Counter, t.tcp_idle_closed),
+            Metric::one("tcp_per_client_refused", "Client TCP connections closed at once because their address had --max-tcp-per-client open", Counter, t.tcp_per_client_refused),
+            Metric::one("tcp_overrun", "Client TCP connections closed for more unread input than the server holds", Counter, t.tcp_overrun),
+            Metric::one("tcp_oversize", "TCP answers (zone transfers) refused with SERVFAIL because a record fits no 65535-byte message", Counter, t.tcp_oversize),
+        ]);
+        out
+    }
+}
+
+/// The `qtype` label: the mnemonic, `other` for types without one, `none` without a question.
+fn qtype_label(qtype: Option<u16>) -> String {
+    match qtype {
+        None => "none".to_string(),
+        Some(QTYPE_OTHER) => "other".to_string(),
+        Some(t) => Rtype::from_int(t).to_string(),
+    }
+}
+
 /// The [`QueryKind::qtype`] of every type without a registered mnemonic (type 0 is reserved,
 /// so it names no real type).
-pub const QTYPE_OTHER: u16 = 0;
+pub(crate) const QTYPE_OTHER: u16 = 0;
 
 /// The type of the first question of a wire-format message, read without a full parse.
 pub(crate) fn question_type(message: &[u8]) -> Option<u16> {

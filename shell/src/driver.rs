@@ -413,6 +413,15 @@ impl Driver {
                     let replies =
                         future::poll_fn(|cx| upstream_poll.poll_ready(cx).map(|()| Wake::Upstream));
                     let event = async { rx.recv().await.map_or(Wake::Timer, Wake::Event) };
+                    // A scrape wants the counters: a turn of the loop publishes them.
+                    let scrape = async {
+                        match &self.hooks.publisher {
+                            Some(p) => p.wanted().await,
+                            None => future::pending::<()>().await,
+                        }
+                        Wake::Timer
+                    };
+                    let timer = future::or(timer, scrape);
                     let sockets = future::or(readable, replies);
                     future::or(future::or(sockets, event), future::or(timer, shutdown)).await
                 }
@@ -455,7 +464,8 @@ impl Driver {
                 }
             }
             self.server.handle_timeout(now);
-            // Before the replies of this batch go out, so a scrape that follows a reply counts it.
+            // Before the replies of this batch go out, so a scrape that follows a reply
+            // counts it (a copy only when a scrape asked for one).
             self.publish();
         }
     }
@@ -520,7 +530,8 @@ impl Driver {
         }
     }
 
-    /// Copies the core's counters to the metrics board, if there is one.
+    /// Copies the core's counters to the metrics board, if there is one and a scrape
+    /// asked for them.
     fn publish(&self) {
         if let Some(p) = &self.hooks.publisher {
             p.publish(&self.server);

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use names_core::{Chain, Config, ConfigError};
 
 pub use driver::Listeners;
-pub use metrics::{CacheCounts, CacheProbe};
+pub use metrics::CacheProbe;
 pub use shutdown::Shutdown;
 
 /// What workers watch and publish to besides their sockets.

@@ -1,110 +1,39 @@
 //! The Prometheus endpoint (`--metrics ADDR`): `GET /metrics` over HTTP.
 //!
-//! The core keeps plain counters ([`names_core::Stats`]); each worker copies its
-//! server's counters into its slot of a shared [`Board`] after every batch of events,
-//! before the replies of that batch are written, so a scrape reflects every query
-//! answered before it. A scrape sums the slots and encodes them with
-//! `prometheus-client` (OpenMetrics text format).
-//!
-//! | metric | type | labels |
-//! |---|---|---|
-//! | `names_queries_total` | counter | `transport`, `qtype`, `rcode` |
-//! | `names_answers_total` | counter | `source` (resolver name; `none`: nobody answered) |
-//! | `names_dropped_total` | counter | |
-//! | `names_truncated_total` | counter | |
-//! | `names_overloaded_total` | counter | |
-//! | `names_upstream_queries_total` | counter | |
-//! | `names_upstream_timeouts_total` | counter | |
-//! | `names_upstream_tcp_fallbacks_total` | counter | |
-//! | `names_upstream_spoofed_ignored_total` | counter | |
-//! | `names_upstream_latency_seconds` | histogram | `upstream` |
-//! | `names_cache_hits_total`, `names_cache_misses_total`, `names_cache_evictions_total`, `names_cache_inserts_total`, `names_cache_stale_served_total` | counter | |
-//! | `names_cache_entries` | gauge | |
-//! | `names_queries_in_flight` | gauge | |
-//! | `names_upstream_exchanges_open` | gauge | |
-//! | `names_tcp_connections_open` | gauge | |
-//! | `names_tcp_refused_total`, `names_tcp_idle_closed_total`, `names_tcp_per_client_refused_total`, `names_tcp_overrun_total`, `names_tcp_oversize_total` | counter | |
-//!
-//! The cache metrics are present only when the server was given a [`CacheProbe`].
+//! The core's [`Stats`] describe themselves ([`Stats::metrics`]), so this file knows no
+//! metric by name: one collector is registered once, and a scrape asks every worker for a
+//! fresh copy of its server's counters ([`Board::scrape`]), merges them with
+//! [`Stats::merge`], adds the shared cache's counters, and encodes what they describe
+//! with `prometheus-client` (OpenMetrics text format). Workers copy their counters only
+//! when a scrape asks, so a scrape reflects every query answered before it and nothing
+//! is published while nobody scrapes. The metric names are listed in the README.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_net::{TcpListener, TcpStream};
-use names_core::domain::base::iana::{OptRcode, Rtype};
-use names_core::stats::{LatencyHistogram, LATENCY_BOUNDS_US};
+use names_core::cache::CacheStats;
+use names_core::stats::{Kind, Value};
 use names_core::{Server, Stats};
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::LocalExecutor;
 
-/// What one worker last published.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// The core's counters.
-    pub stats: Stats,
-    /// Answers by resolver name, in chain order (see `Server::answers_by_source`).
-    pub answers_by_source: Vec<(String, u64)>,
-    /// Client queries waiting for an upstream.
-    pub in_flight: u64,
-    /// Upstream exchanges in flight.
-    pub open_exchanges: u64,
-    /// Open client TCP connections.
-    pub open_connections: u64,
-}
-
-impl Snapshot {
-    /// Copies the server's current counters in, reusing this snapshot's allocations.
-    pub fn update(&mut self, server: &Server) {
-        self.stats.clone_from(server.stats());
-        let answers = server.answers_by_source();
-        if self.answers_by_source.len() != answers.len() {
-            self.answers_by_source = answers.iter().map(|(n, c)| (n.to_string(), *c)).collect();
-        } else {
-            for (slot, (_, count)) in self.answers_by_source.iter_mut().zip(answers) {
-                slot.1 = count;
-            }
-        }
-        self.in_flight = server.pending_queries() as u64;
-        self.open_exchanges = server.open_exchanges() as u64;
-        self.open_connections = server.open_connections() as u64;
-    }
-}
-
-/// Cache counters, as a shared cache reports them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CacheCounts {
-    /// Lookups answered from the cache.
-    pub hits: u64,
-    /// Lookups the cache could not answer.
-    pub misses: u64,
-    /// Entries dropped to make room.
-    pub evictions: u64,
-    /// Answers stored.
-    pub inserts: u64,
-    /// Expired answers served because every upstream failed (serve-stale).
-    pub stale_served: u64,
-    /// Entries held now.
-    pub entries: u64,
-}
-
-/// Reads the cache's counters at scrape time (the cache is shared by the workers, so it
-/// is read directly rather than published per worker).
+/// Reads the shared cache's counters at scrape time (the cache is shared by the workers,
+/// so it is read directly rather than copied per worker).
 #[derive(Clone)]
-pub struct CacheProbe(Arc<dyn Fn() -> CacheCounts + Send + Sync>);
+pub struct CacheProbe(Arc<dyn Fn() -> CacheStats + Send + Sync>);
 
 impl CacheProbe {
     /// A probe calling `read` on every scrape.
-    pub fn new(read: impl Fn() -> CacheCounts + Send + Sync + 'static) -> CacheProbe {
+    pub fn new(read: impl Fn() -> CacheStats + Send + Sync + 'static) -> CacheProbe {
         CacheProbe(Arc::new(read))
     }
 }
@@ -115,337 +44,200 @@ impl fmt::Debug for CacheProbe {
     }
 }
 
-/// One slot per worker, summed on every scrape.
+/// Longest a scrape waits for the workers' copies; a worker that does not answer in
+/// time (stuck in a long batch) is counted as of its last copy.
+const SCRAPE_WAIT: Duration = Duration::from_millis(500);
+
+/// A worker's last copy of its counters, and the scrape it answered.
 #[derive(Debug, Default)]
+struct Slot {
+    stats: Stats,
+    answered: u64,
+}
+
+/// What the scrapes and the workers share: one slot per worker.
+#[derive(Debug)]
 pub struct Board {
-    slots: Vec<Mutex<Snapshot>>,
+    slots: Mutex<Vec<Slot>>,
+    /// Signalled when a worker filled its slot.
+    filled: Condvar,
+    /// The number of the latest scrape: a worker whose slot answered an older one copies.
+    wanted: AtomicU64,
+    /// Wakes each worker, so an idle worker answers a scrape too.
+    wake: Vec<Sender<()>>,
+    woken: Mutex<Vec<Option<Receiver<()>>>>,
     cache: Option<CacheProbe>,
 }
 
 impl Board {
     /// A board for `workers` workers.
     pub fn new(workers: usize, cache: Option<CacheProbe>) -> Board {
+        let (wake, woken) = (0..workers)
+            .map(|_| channel::bounded(1))
+            .unzip::<_, _, Vec<_>, Vec<_>>();
         Board {
-            slots: (0..workers).map(|_| Mutex::default()).collect(),
+            slots: Mutex::new((0..workers).map(|_| Slot::default()).collect()),
+            filled: Condvar::new(),
+            wanted: AtomicU64::new(0),
+            wake,
+            woken: Mutex::new(woken.into_iter().map(Some).collect()),
             cache,
         }
     }
 
-    /// Worker `i`'s slot, to publish into.
-    pub fn slot(&self, i: usize) -> Option<MutexGuard<'_, Snapshot>> {
-        let slot = self.slots.get(i)?;
-        Some(slot.lock().unwrap_or_else(|e| e.into_inner()))
+    fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The OpenMetrics text of the sum of every worker's snapshot.
-    pub fn render(&self) -> String {
-        let snapshots: Vec<Snapshot> = self
-            .slots
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .collect();
-        let cache = self.cache.as_ref().map(|probe| (probe.0)());
-        render(&snapshots, cache)
+    /// Asks every worker for a fresh copy, waits for them (at most [`SCRAPE_WAIT`]) and
+    /// returns the sum, with the cache's counters.
+    pub fn scrape(&self) -> Stats {
+        let scrape = self.wanted.fetch_add(1, Ordering::SeqCst) + 1;
+        for wake in &self.wake {
+            let _ = wake.try_send(()); // full: a wake-up is already pending
+        }
+        let until = Instant::now() + SCRAPE_WAIT;
+        let mut slots = self.lock();
+        while slots.iter().any(|s| s.answered < scrape) {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            slots = match self.filled.wait_timeout(slots, left) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        let mut total = Stats::default();
+        for slot in slots.iter() {
+            total.merge(&slot.stats);
+        }
+        drop(slots);
+        if let Some(probe) = &self.cache {
+            total.set_cache((probe.0)());
+        }
+        total
     }
 }
 
 /// A worker's handle on its slot of the board.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Publisher {
     board: Arc<Board>,
     index: usize,
+    woken: Option<Receiver<()>>,
+    /// The scrape the slot last answered (the slot's own record, kept here unlocked).
+    answered: std::cell::Cell<u64>,
 }
 
 impl Publisher {
     /// Worker `index`'s publisher.
     pub fn new(board: Arc<Board>, index: usize) -> Publisher {
-        Publisher { board, index }
-    }
-
-    /// Copies the server's counters into the slot.
-    pub fn publish(&self, server: &Server) {
-        if let Some(mut slot) = self.board.slot(self.index) {
-            slot.update(server);
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QueryLabels {
-    transport: &'static str,
-    qtype: String,
-    rcode: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SourceLabels {
-    source: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamLabels {
-    upstream: String,
-}
-
-/// A histogram whose buckets were counted elsewhere (by the core).
-#[derive(Debug, Default)]
-struct FixedHistogram(Mutex<LatencyHistogram>);
-
-impl TypedMetric for FixedHistogram {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for FixedHistogram {
-    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
-        let h = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_US
-            .iter()
-            .map(|&us| us as f64 / 1e6)
-            .chain([f64::INFINITY])
-            .zip(h.buckets.iter().copied())
-            .collect();
-        encoder.encode_histogram::<NoLabelSet>(h.sum_us as f64 / 1e6, h.count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        Self::TYPE
-    }
-}
-
-fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
-    let c: Counter = Counter::default();
-    c.inc_by(value);
-    registry.register(name, help, c);
-}
-
-fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
-    let g: Gauge = Gauge::default();
-    g.set(i64::try_from(value).unwrap_or(i64::MAX));
-    registry.register(name, help, g);
-}
-
-fn rtype_label(qtype: Option<u16>) -> String {
-    match qtype {
-        None => "none".to_string(),
-        Some(names_core::stats::QTYPE_OTHER) => "other".to_string(),
-        Some(t) => Rtype::from_int(t).to_string(),
-    }
-}
-
-fn rcode_label(rcode: u16) -> String {
-    // `masked_from_int` keeps the 12 bits an rcode has (`checked_from_int` in domain
-    // 0.12.3 rejects every non-zero value).
-    OptRcode::masked_from_int(rcode).to_string()
-}
-
-/// Encodes the sum of `snapshots` (and the cache counters, when there is a cache).
-pub fn render(snapshots: &[Snapshot], cache: Option<CacheCounts>) -> String {
-    let mut total = Snapshot::default();
-    let mut answers: BTreeMap<String, u64> = BTreeMap::new();
-    let mut queries: BTreeMap<(bool, Option<u16>, u16), u64> = BTreeMap::new();
-    let mut latency: BTreeMap<SocketAddr, LatencyHistogram> = BTreeMap::new();
-    for s in snapshots {
-        let (t, a) = (&mut total.stats, &s.stats);
-        t.replies += a.replies;
-        t.dropped += a.dropped;
-        t.truncated += a.truncated;
-        t.upstream_sent += a.upstream_sent;
-        t.upstream_timeouts += a.upstream_timeouts;
-        t.tcp_fallbacks += a.tcp_fallbacks;
-        t.spoofed_ignored += a.spoofed_ignored;
-        t.overloaded += a.overloaded;
-        t.tcp_refused += a.tcp_refused;
-        t.tcp_idle_closed += a.tcp_idle_closed;
-        t.tcp_per_client_refused += a.tcp_per_client_refused;
-        t.tcp_overrun += a.tcp_overrun;
-        t.tcp_oversize += a.tcp_oversize;
-        total.in_flight += s.in_flight;
-        total.open_exchanges += s.open_exchanges;
-        total.open_connections += s.open_connections;
-        for (name, n) in &s.answers_by_source {
-            *answers.entry(name.clone()).or_default() += n;
-        }
-        for (k, n) in &a.queries_by_kind {
-            *queries.entry((k.tcp, k.qtype, k.rcode)).or_default() += n;
-        }
-        for (server, h) in &a.upstream_latency {
-            let sum = latency.entry(*server).or_default();
-            for (b, n) in sum.buckets.iter_mut().zip(h.buckets) {
-                *b += n;
-            }
-            sum.sum_us += h.sum_us;
-            sum.count += h.count;
-        }
-    }
-
-    let mut r = Registry::with_prefix("names");
-    let family: Family<QueryLabels, Counter> = Family::default();
-    for ((tcp, qtype, rcode), n) in queries {
-        let labels = QueryLabels {
-            transport: if tcp { "tcp" } else { "udp" },
-            qtype: rtype_label(qtype),
-            rcode: rcode_label(rcode),
-        };
-        family.get_or_create(&labels).inc_by(n);
-    }
-    r.register(
-        "queries",
-        "Client queries answered, by transport, question type and response code",
-        family,
-    );
-    let family: Family<SourceLabels, Counter> = Family::default();
-    for (source, n) in answers {
-        family.get_or_create(&SourceLabels { source }).inc_by(n);
-    }
-    r.register(
-        "answers",
-        "Answers by the resolver that gave them (none: no resolver answered, REFUSED)",
-        family,
-    );
-    let t = &total.stats;
-    counter(
-        &mut r,
-        "dropped",
-        "Client messages dropped without a reply",
-        t.dropped,
-    );
-    counter(
-        &mut r,
-        "truncated",
-        "UDP replies truncated with TC=1",
-        t.truncated,
-    );
-    counter(
-        &mut r,
-        "overloaded",
-        "Queries answered SERVFAIL because too many upstream exchanges were in flight or too many queries were waiting for them",
-        t.overloaded,
-    );
-    counter(
-        &mut r,
-        "upstream_queries",
-        "Queries sent upstream (every try, UDP or TCP)",
-        t.upstream_sent,
-    );
-    counter(
-        &mut r,
-        "upstream_timeouts",
-        "Upstream tries that timed out",
-        t.upstream_timeouts,
-    );
-    counter(
-        &mut r,
-        "upstream_tcp_fallbacks",
-        "Upstream queries retried over TCP after a truncated UDP reply",
-        t.tcp_fallbacks,
-    );
-    counter(
-        &mut r,
-        "upstream_spoofed_ignored",
-        "Upstream messages ignored: wrong source, ID or question, or unparsable",
-        t.spoofed_ignored,
-    );
-    let family: Family<UpstreamLabels, FixedHistogram> = Family::default();
-    for (server, h) in latency {
-        let labels = UpstreamLabels {
-            upstream: server.to_string(),
-        };
-        *family
-            .get_or_create(&labels)
-            .0
+        let woken = board
+            .woken
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = h;
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(index)
+            .and_then(Option::take);
+        Publisher {
+            board,
+            index,
+            woken,
+            answered: std::cell::Cell::new(0),
+        }
     }
-    r.register(
-        "upstream_latency_seconds",
-        "Time from sending a query upstream to its matching reply, per upstream",
-        family,
-    );
-    if let Some(c) = cache {
-        counter(
-            &mut r,
-            "cache_hits",
-            "Lookups answered from the cache",
-            c.hits,
-        );
-        counter(
-            &mut r,
-            "cache_misses",
-            "Lookups the cache could not answer",
-            c.misses,
-        );
-        counter(
-            &mut r,
-            "cache_evictions",
-            "Cache entries dropped to make room",
-            c.evictions,
-        );
-        counter(
-            &mut r,
-            "cache_inserts",
-            "Answers stored in the cache",
-            c.inserts,
-        );
-        counter(
-            &mut r,
-            "cache_stale_served",
-            "Expired answers served because every upstream failed",
-            c.stale_served,
-        );
-        gauge(&mut r, "cache_entries", "Entries in the cache", c.entries);
+
+    /// Copies the server's counters into the slot if a scrape asked for them since the
+    /// last copy (otherwise one atomic load: cheap enough for every turn of the loop).
+    pub fn publish(&self, server: &Server) {
+        let wanted = self.board.wanted.load(Ordering::SeqCst);
+        if self.answered.get() >= wanted {
+            return;
+        }
+        self.answered.set(wanted);
+        let mut slots = self.board.lock();
+        let Some(slot) = slots.get_mut(self.index) else {
+            return;
+        };
+        slot.stats.read(server);
+        slot.answered = wanted;
+        drop(slots);
+        self.board.filled.notify_all();
     }
-    gauge(
-        &mut r,
-        "queries_in_flight",
-        "Client queries waiting for an upstream",
-        total.in_flight,
-    );
-    gauge(
-        &mut r,
-        "upstream_exchanges_open",
-        "Upstream exchanges in flight",
-        total.open_exchanges,
-    );
-    gauge(
-        &mut r,
-        "tcp_connections_open",
-        "Open client TCP connections",
-        total.open_connections,
-    );
-    counter(
-        &mut r,
-        "tcp_refused",
-        "Client TCP connections closed at once because the cap was reached",
-        t.tcp_refused,
-    );
-    counter(
-        &mut r,
-        "tcp_idle_closed",
-        "Client TCP connections closed for being idle",
-        t.tcp_idle_closed,
-    );
-    counter(
-        &mut r,
-        "tcp_per_client_refused",
-        "Client TCP connections closed at once because their address had --max-tcp-per-client open",
-        t.tcp_per_client_refused,
-    );
-    counter(
-        &mut r,
-        "tcp_overrun",
-        "Client TCP connections closed for more unread input than the server holds",
-        t.tcp_overrun,
-    );
-    counter(
-        &mut r,
-        "tcp_oversize",
-        "TCP answers (zone transfers) refused with SERVFAIL because a record fits no 65535-byte message",
-        t.tcp_oversize,
-    );
+
+    /// Resolves when a scrape wants this worker's counters (never, if it has no slot):
+    /// the worker then runs a turn of its loop, which ends with [`Publisher::publish`].
+    pub async fn wanted(&self) {
+        match &self.woken {
+            Some(rx) => {
+                if rx.recv().await.is_err() {
+                    smol::future::pending::<()>().await;
+                }
+            }
+            None => smol::future::pending::<()>().await,
+        }
+    }
+}
+
+/// The collector registered once: every scrape merges the workers' copies and encodes
+/// what the core's counters say of themselves.
+#[derive(Debug)]
+struct Scrape(Arc<Board>);
+
+impl Collector for Scrape {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        encode_stats(&self.0.scrape(), encoder)
+    }
+}
+
+/// Encodes every metric `stats` describes.
+fn encode_stats(stats: &Stats, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+    for metric in stats.metrics() {
+        let kind = match metric.kind {
+            Kind::Counter => MetricType::Counter,
+            Kind::Gauge => MetricType::Gauge,
+            Kind::Histogram => MetricType::Histogram,
+        };
+        let mut family = encoder.encode_descriptor(metric.name, metric.help, None, kind)?;
+        for sample in &metric.samples {
+            let mut e = family.encode_family(&sample.labels)?;
+            match (&sample.value, metric.kind) {
+                (Value::Count(n), Kind::Counter) => {
+                    e.encode_counter::<NoLabelSet, _, u64>(n, None)?
+                }
+                (Value::Count(n), _) => e.encode_gauge(&i64::try_from(*n).unwrap_or(i64::MAX))?,
+                (
+                    Value::Histogram {
+                        buckets,
+                        sum,
+                        count,
+                    },
+                    _,
+                ) => e.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn encode(registry: &Registry) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
     out
+}
+
+/// The OpenMetrics text of `stats` (for tests and embedders without a board).
+pub fn render(stats: &Stats) -> String {
+    #[derive(Debug)]
+    struct Fixed(Stats);
+    impl Collector for Fixed {
+        fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+            encode_stats(&self.0, encoder)
+        }
+    }
+    let mut registry = Registry::with_prefix("names");
+    registry.register_collector(Box::new(Fixed(stats.clone())));
+    encode(&registry)
 }
 
 /// Most bytes of an HTTP request head read before giving up on it.
@@ -460,17 +252,20 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 pub fn spawn(listener: std::net::TcpListener, board: Arc<Board>) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::try_from(listener)?;
+    let mut registry = Registry::with_prefix("names");
+    registry.register_collector(Box::new(Scrape(board)));
     std::thread::Builder::new()
         .name("names-metrics".into())
         .spawn(move || {
             let ex = LocalExecutor::new();
+            let registry = std::rc::Rc::new(registry);
             smol::block_on(ex.run(async {
                 loop {
                     match listener.accept().await {
                         Ok((stream, _)) => {
-                            let board = board.clone();
+                            let registry = registry.clone();
                             ex.spawn(async move {
-                                let work = respond(stream, &board);
+                                let work = respond(stream, &registry);
                                 let timeout = async {
                                     smol::Timer::after(HTTP_TIMEOUT).await;
                                     Ok(())
@@ -493,7 +288,7 @@ pub fn spawn(listener: std::net::TcpListener, board: Arc<Board>) -> io::Result<(
 }
 
 /// Reads one request head and answers it, then closes the connection.
-async fn respond(mut stream: TcpStream, board: &Board) -> io::Result<()> {
+async fn respond(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -518,7 +313,7 @@ async fn respond(mut stream: TcpStream, board: &Board) -> io::Result<()> {
     let path = target.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET" | "HEAD", "/metrics") => {
-            let body = board.render();
+            let body = encode(registry);
             let body = if method == "HEAD" {
                 String::new()
             } else {
@@ -561,32 +356,38 @@ async fn reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use names_core::stats::QueryKind;
+    use names_core::client::Question;
+    use names_core::{Chain, Config, Origin, Synth, SynthRule};
 
-    fn snapshot(udp_a: u64, answers: u64) -> Snapshot {
-        let mut s = Snapshot::default();
-        s.stats.queries_by_kind.insert(
-            QueryKind {
-                tcp: false,
-                qtype: Some(1),
-                rcode: 0,
-            },
-            udp_a,
+    /// A worker's server that answered `n` synthesised A queries over UDP.
+    fn server(n: u16) -> Server {
+        let rule = SynthRule::parse("workstation=172.0.2").unwrap();
+        let mut server = Server::new(
+            Config::default(),
+            Chain::new().with(Synth::new(vec![rule])),
+            [3; 32],
         );
-        s.stats.upstream_sent = 2;
-        s.stats
-            .upstream_latency
-            .entry("127.0.0.1:53".parse().unwrap())
-            .or_default()
-            .observe(Duration::from_millis(3));
-        s.answers_by_source = vec![("synth".into(), answers), ("none".into(), 0)];
-        s.in_flight = 1;
-        s
+        let from = Origin::Udp {
+            local: "127.0.0.1:53".parse().unwrap(),
+            peer: "127.0.0.1:4000".parse().unwrap(),
+        };
+        let query = Question::parse("workstation1.example", "A").unwrap();
+        for id in 0..n {
+            server.handle_client(Instant::now(), from, &query.encode(id));
+        }
+        while server.poll_action().is_some() {}
+        server
     }
 
     #[test]
     fn render_sums_workers() {
-        let text = render(&[snapshot(3, 2), snapshot(4, 5)], None);
+        let mut total = Stats::default();
+        for n in [3, 4] {
+            let mut copy = Stats::default();
+            copy.read(&server(n));
+            total.merge(&copy);
+        }
+        let text = render(&total);
         assert!(
             text.contains(r#"names_queries_total{transport="udp",qtype="A",rcode="NOERROR"} 7"#),
             "{text}"
@@ -595,18 +396,11 @@ mod tests {
             text.contains(r#"names_answers_total{source="synth"} 7"#),
             "{text}"
         );
-        assert!(text.contains("names_upstream_queries_total 4\n"), "{text}");
-        assert!(text.contains("names_queries_in_flight 2\n"), "{text}");
+        assert!(text.contains("names_replies_total 7\n"), "{text}");
+        assert!(text.contains("names_upstream_queries_total 0\n"), "{text}");
+        assert!(text.contains("names_queries_in_flight 0\n"), "{text}");
         assert!(
-            text.contains(r#"names_upstream_latency_seconds_count{upstream="127.0.0.1:53"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"names_upstream_latency_seconds_bucket{le="0.005",upstream="127.0.0.1:53"} 2"#
-            ) || text.contains(
-                r#"names_upstream_latency_seconds_bucket{upstream="127.0.0.1:53",le="0.005"} 2"#
-            ),
+            text.contains("# TYPE names_upstream_latency_seconds histogram"),
             "{text}"
         );
         assert!(!text.contains("names_cache_hits_total"), "{text}");
@@ -615,15 +409,16 @@ mod tests {
 
     #[test]
     fn render_cache_counts() {
-        let cache = CacheCounts {
+        let mut stats = Stats::default();
+        stats.set_cache(CacheStats {
             hits: 5,
             misses: 2,
             evictions: 1,
             inserts: 4,
             stale_served: 3,
             entries: 9,
-        };
-        let text = render(&[], Some(cache));
+        });
+        let text = render(&stats);
         assert!(text.contains("names_cache_hits_total 5\n"), "{text}");
         assert!(text.contains("names_cache_misses_total 2\n"), "{text}");
         assert!(text.contains("names_cache_evictions_total 1\n"), "{text}");
@@ -636,10 +431,35 @@ mod tests {
     }
 
     #[test]
+    fn a_scrape_asks_every_worker_and_waits_for_them() {
+        let board = Arc::new(Board::new(2, None));
+        let workers = [server(2), server(5)];
+        let publishers = [
+            Publisher::new(board.clone(), 0),
+            Publisher::new(board.clone(), 1),
+        ];
+        // Nothing is copied while nobody scrapes.
+        publishers[0].publish(&workers[0]);
+        assert_eq!(board.lock()[0].answered, 0);
+        assert_eq!(board.lock()[0].stats.replies, 0);
+        let scraper = {
+            let board = board.clone();
+            std::thread::spawn(move || board.scrape())
+        };
+        // The workers' loops: woken by the scrape, they publish (bounded by the scrape's wait).
+        for (p, w) in publishers.iter().zip(&workers) {
+            smol::block_on(p.wanted());
+            p.publish(w);
+        }
+        let total = scraper.join().unwrap();
+        assert_eq!(total.replies, 7);
+    }
+
+    #[test]
     fn serves_http() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let board = Arc::new(Board::new(1, None));
+        let board = Arc::new(Board::new(0, None));
         spawn(listener, board).unwrap();
         let get = |request: &str| {
             use std::io::{Read, Write};

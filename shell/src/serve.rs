@@ -133,19 +133,9 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     // One store shared by every worker: an answer cached by one is a hit on all.
     let store = (cache.size > 0 && !upstreams.is_empty())
         .then(|| Arc::new(Store::new(cache.size, options.workers)));
-    options.cache_probe = store.clone().map(|store| {
-        names_shell::CacheProbe::new(move || {
-            let s = store.stats();
-            names_shell::CacheCounts {
-                hits: s.hits,
-                misses: s.misses,
-                evictions: s.evictions,
-                inserts: s.inserts,
-                stale_served: s.stale_served,
-                entries: s.entries,
-            }
-        })
-    });
+    options.cache_probe = store
+        .clone()
+        .map(|store| names_shell::CacheProbe::new(move || store.stats()));
     let make_chain = move || {
         let mut chain = Chain::new();
         if let Some(zones) = &zones {
