@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use names_core::parse::parse_server;
+use names_core::setup::Setup;
 use names_core::{
-    Action, Chain, Config, Forwarder, Origin, Server, Synth, SynthRule, Token, UpstreamError, Via,
+    parse_server, Action, Config, Origin, Server, SynthRule, Token, UpstreamError, Via,
 };
 
 /// How often an upstream reader checks whether its token was closed.
@@ -91,13 +91,7 @@ fn run() -> Result<(), String> {
         .parse()
         .map_err(|_| format!("{listen:?} is not an IP:PORT address"))?;
 
-    let mut chain = Chain::new();
-    if !rules.is_empty() {
-        chain = chain.with(Synth::new(rules));
-    }
-    if !upstreams.is_empty() {
-        chain = chain.with(Forwarder::new(upstreams));
-    }
+    let chain = Setup::new().synth(rules).forward_to(upstreams).build();
     let names = chain.names().join(",");
     let mut server = Server::new(Config::default(), chain, seed());
 

@@ -113,6 +113,7 @@ pub mod request;
 pub mod resolver;
 mod rng;
 mod server;
+pub mod setup;
 pub mod stats;
 pub mod tcp;
 mod timers;

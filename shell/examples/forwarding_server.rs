@@ -12,8 +12,8 @@
 
 use std::process::ExitCode;
 
-use names_core::parse::parse_server;
-use names_core::{Chain, ConfigError, Forwarder};
+use names_core::setup::Setup;
+use names_core::{parse_server, ConfigError};
 use names_shell::{resolv_conf, serve, Options};
 
 fn main() -> ExitCode {
@@ -40,8 +40,6 @@ fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let options = Options::on(listen).map_err(|e| e.to_string())?;
     // One chain per worker: just the forwarder (Twisted's `client.Resolver`).
-    serve(options, move || {
-        Chain::new().with(Forwarder::new(upstreams.clone()))
-    })
-    .map_err(|e| format!("cannot serve: {e}"))
+    let setup = Setup::new().forward_to(upstreams);
+    serve(options, move || setup.build()).map_err(|e| format!("cannot serve: {e}"))
 }

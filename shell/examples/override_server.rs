@@ -14,8 +14,8 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use names_core::domain::base::iana::Rtype;
-use names_core::parse::parse_server;
-use names_core::{Chain, ConfigError, Context, Forwarder, Query, Resolution, Resolver};
+use names_core::setup::Setup;
+use names_core::{parse_server, ConfigError, Context, Query, Resolution, Resolver};
 use names_shell::{resolv_conf, serve, Options};
 
 /// A resolver which calculates the answers to certain queries based on the query type
@@ -62,10 +62,8 @@ fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let options = Options::on(listen).map_err(|e| e.to_string())?;
     // `DNSServerFactory(clients=[DynamicResolver(), client.Resolver(resolv='/etc/resolv.conf')])`
-    serve(options, move || {
-        Chain::new()
-            .with(DynamicResolver)
-            .with(Forwarder::new(upstreams.clone()))
-    })
-    .map_err(|e| format!("cannot serve: {e}"))
+    let setup = Setup::new()
+        .resolver(|| DynamicResolver)
+        .forward_to(upstreams);
+    serve(options, move || setup.build()).map_err(|e| format!("cannot serve: {e}"))
 }

@@ -5,12 +5,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use names_core::cache::{Cache, CacheConfig, Store};
+use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
-use names_core::hosts::HostsResolver;
-use names_core::parse::parse_server;
-use names_core::zone::{Cidr, ZoneResolver};
-use names_core::{Chain, Config, Forwarder, Synth, SynthRule};
+use names_core::setup::Setup;
+use names_core::zone::Cidr;
+use names_core::{parse_server, Config, SynthRule};
 use names_shell::{parse_listen, resolv_conf, Options};
 
 use argh::FromArgs;
@@ -128,34 +127,27 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     data.clone()
         .reload_on_sighup()
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
-    let (zones, hosts) = (data.zones.clone(), data.hosts.clone());
-    let upstreams: Arc<[SocketAddr]> = upstreams.into();
-    // One store shared by every worker: an answer cached by one is a hit on all.
-    let store = (cache.size > 0 && !upstreams.is_empty())
-        .then(|| Arc::new(Store::new(cache.size, options.workers)));
-    options.cache_probe = store
-        .clone()
-        .map(|store| names_shell::CacheProbe::new(move || store.stats()));
-    let make_chain = move || {
-        let mut chain = Chain::new();
-        if let Some(zones) = &zones {
-            chain =
-                chain.with(ZoneResolver::new(zones.clone()).allow_transfer(allow_transfer.clone()));
-        }
-        if let Some(hosts) = &hosts {
-            chain = chain.with(HostsResolver::new(hosts.clone()));
-        }
-        if !synth.is_empty() {
-            chain = chain.with(Synth::new(synth.clone()));
-        }
-        if let Some(store) = &store {
-            chain = chain.with(Cache::new(store.clone(), cache));
-        }
-        if !upstreams.is_empty() {
-            chain = chain.with(Forwarder::new(upstreams.clone()));
-        }
-        chain
-    };
+    // One setup shared by every worker: the zones and hosts a reload replaces, and one
+    // cache store (an answer cached by one worker is a hit on all).
+    let mut setup = Setup::new()
+        .allow_transfer(allow_transfer)
+        .synth(synth)
+        .cache(cache, options.workers)
+        .forward_to(upstreams);
+    if let Some(zones) = &data.zones {
+        setup = setup.zones(zones.clone());
+    }
+    if let Some(hosts) = &data.hosts {
+        setup = setup.hosts(hosts.clone());
+    }
+    let setup = Arc::new(setup);
+    if setup.cache_stats().is_some() {
+        let setup = setup.clone();
+        options.cache_probe = Some(names_shell::CacheProbe::new(move || {
+            setup.cache_stats().unwrap_or_default()
+        }));
+    }
+    let make_chain = move || setup.build();
     names_shell::serve(options, make_chain).map_err(|e| format!("cannot serve: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,200 @@
+//! The one way the built-in resolvers are put together: zones, then hosts, then synth,
+//! then your own resolvers, then the cache, then the forwarder; each left out when it
+//! has nothing to do.
+//!
+//! A [`Setup`] is built once and shared by the workers; each worker calls
+//! [`Setup::build`] for its own [`Chain`]. What is shared stays shared: the zone and hosts
+//! [`Snapshot`]s (a reload is seen by every worker), and one cache [`Store`] (an answer
+//! cached by one worker is a hit on all).
+//!
+//! ```
+//! use names_core::cache::CacheConfig;
+//! use names_core::setup::Setup;
+//! use names_core::SynthRule;
+//!
+//! let setup = Setup::new()
+//!     .synth(vec![SynthRule::parse("workstation=172.0.2").unwrap()])
+//!     .forward_to(vec!["192.0.2.53:53".parse().unwrap()])
+//!     .cache(CacheConfig::default(), 2);
+//! assert_eq!(setup.build().names(), ["synth", "cache", "forward"]);
+//! // A cache only makes sense in front of a forwarder, and no upstream means no forwarder.
+//! let local = Setup::new().cache(CacheConfig::default(), 2);
+//! assert!(local.build().is_empty());
+//! assert!(local.cache_stats().is_none());
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use crate::cache::{Cache, CacheConfig, CacheStats, Store};
+use crate::hosts::{Hosts, HostsResolver};
+use crate::resolver::{Chain, Forwarder, Resolver, Synth, SynthRule};
+use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
+
+/// Makes one of the caller's resolvers for a worker's chain.
+type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
+
+/// What goes into every worker's chain, and what the workers share.
+#[derive(Default)]
+pub struct Setup {
+    zones: Option<Snapshot<ZoneSet>>,
+    allow_transfer: Option<Vec<Cidr>>,
+    hosts: Option<Snapshot<Hosts>>,
+    synth: Vec<SynthRule>,
+    custom: Vec<MakeResolver>,
+    cache: Option<(CacheConfig, usize)>,
+    store: OnceLock<Option<Arc<Store>>>,
+    upstreams: Option<Arc<[SocketAddr]>>,
+}
+
+impl fmt::Debug for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Setup")
+            .field("zones", &self.zones.is_some())
+            .field("hosts", &self.hosts.is_some())
+            .field("synth", &self.synth.len())
+            .field("custom", &self.custom.len())
+            .field("cache", &self.cache)
+            .field("upstreams", &self.upstreams)
+            .finish()
+    }
+}
+
+impl Setup {
+    /// Nothing yet: its chain is empty, so every query is answered REFUSED.
+    pub fn new() -> Setup {
+        Setup::default()
+    }
+
+    /// Serves these zones authoritatively (first in the chain).
+    pub fn zones(mut self, zones: Snapshot<ZoneSet>) -> Setup {
+        self.zones = Some(zones);
+        self
+    }
+
+    /// Lets these clients transfer the zones (AXFR); loopback only unless set.
+    pub fn allow_transfer(mut self, allow: Vec<Cidr>) -> Setup {
+        self.allow_transfer = Some(allow);
+        self
+    }
+
+    /// Answers from this hosts file (after the zones).
+    pub fn hosts(mut self, hosts: Snapshot<Hosts>) -> Setup {
+        self.hosts = Some(hosts);
+        self
+    }
+
+    /// Synthesises answers by these rules (after hosts); none leaves [`Synth`] out.
+    pub fn synth(mut self, rules: Vec<SynthRule>) -> Setup {
+        self.synth = rules;
+        self
+    }
+
+    /// Adds a resolver of the caller's, made afresh for every worker, after the local
+    /// sources and before the cache and the forwarder (in the order added).
+    pub fn resolver<R: Resolver + 'static>(
+        mut self,
+        make: impl Fn() -> R + Send + Sync + 'static,
+    ) -> Setup {
+        self.custom.push(Box::new(move || Box::new(make())));
+        self
+    }
+
+    /// Caches upstream answers in one store shared by `workers` workers (sharded for
+    /// them). Left out when `config.size` is 0 or nothing is forwarded.
+    pub fn cache(mut self, config: CacheConfig, workers: usize) -> Setup {
+        self.cache = Some((config, workers.max(1)));
+        self.store = OnceLock::new();
+        self
+    }
+
+    /// Forwards what nobody answered to these servers (last in the chain); none leaves
+    /// the forwarder (and the cache) out.
+    pub fn forward_to(mut self, upstreams: impl Into<Arc<[SocketAddr]>>) -> Setup {
+        let upstreams: Arc<[SocketAddr]> = upstreams.into();
+        self.upstreams = (!upstreams.is_empty()).then_some(upstreams);
+        self.store = OnceLock::new();
+        self
+    }
+
+    /// The shared cache store, made on first use, if there is a cache.
+    fn store(&self) -> Option<&Arc<Store>> {
+        self.store
+            .get_or_init(|| match (self.cache, &self.upstreams) {
+                (Some((config, workers)), Some(_)) if config.size > 0 => {
+                    Some(Arc::new(Store::new(config.size, workers)))
+                }
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    /// The shared cache's counters, if there is a cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.store().map(|store| store.stats())
+    }
+
+    /// A worker's chain: zones, hosts, synth, the caller's resolvers, cache, forwarder,
+    /// each present only when it has something to do.
+    pub fn build(&self) -> Chain {
+        let mut chain = Chain::new();
+        if let Some(zones) = &self.zones {
+            let mut resolver = ZoneResolver::new(zones.clone());
+            if let Some(allow) = &self.allow_transfer {
+                resolver = resolver.allow_transfer(allow.clone());
+            }
+            chain = chain.with(resolver);
+        }
+        if let Some(hosts) = &self.hosts {
+            chain = chain.with(HostsResolver::new(hosts.clone()));
+        }
+        if !self.synth.is_empty() {
+            chain = chain.with(Synth::new(self.synth.clone()));
+        }
+        for make in &self.custom {
+            chain.push(make());
+        }
+        if let (Some(store), Some((config, _))) = (self.store(), self.cache) {
+            chain = chain.with(Cache::new(store.clone(), config));
+        }
+        if let Some(upstreams) = &self.upstreams {
+            chain = chain.with(Forwarder::new(upstreams.clone()));
+        }
+        chain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hosts::Hosts;
+
+    #[test]
+    fn order_and_what_is_left_out() {
+        let hosts = Snapshot::new(Hosts::parse("hosts", "192.0.2.1 printer\n").unwrap());
+        let upstream: SocketAddr = "192.0.2.53:53".parse().unwrap();
+        let full = Setup::new()
+            .forward_to(vec![upstream])
+            .cache(CacheConfig::default(), 1)
+            .resolver(|| Synth::new(Vec::new()))
+            .synth(vec![SynthRule::parse("ws=10.0.0").unwrap()])
+            .hosts(hosts);
+        assert_eq!(
+            full.build().names(),
+            ["hosts", "synth", "synth", "cache", "forward"]
+        );
+        assert!(full.build().recursion_available());
+        assert_eq!(full.cache_stats(), Some(CacheStats::default()));
+        let no_cache = Setup::new().forward_to(vec![upstream]).cache(
+            CacheConfig {
+                size: 0,
+                ..CacheConfig::default()
+            },
+            1,
+        );
+        assert_eq!(no_cache.build().names(), ["forward"]);
+        assert_eq!(no_cache.cache_stats(), None);
+        assert!(Setup::new().forward_to(Vec::new()).build().is_empty());
+    }
+}
