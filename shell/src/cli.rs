@@ -5,6 +5,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use argh::FromArgs;
+use serde::Deserialize;
 
 #[derive(FromArgs, Debug)]
 /// names: a DNS server toolkit. Forwarding, synthesised answers, and a dig-like client.
@@ -23,15 +24,19 @@ pub enum Cmd {
     CheckZone(CheckZone),
 }
 
-#[derive(FromArgs, Debug, Default)]
+#[derive(FromArgs, Debug, Default, Deserialize)]
 /// Serve DNS over UDP and TCP.
 #[argh(subcommand, name = "serve")]
+// The same struct reads the config file: its keys are the fields.
+#[serde(deny_unknown_fields, default)]
 pub struct Serve {
     /// address to serve on, UDP and TCP (IP:PORT; repeatable; default 127.0.0.1:10053; port 0 = any free port)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub listen: Vec<String>,
     /// upstream server to forward to (IP or IP:PORT, port 53 by default; repeatable; default: the resolv.conf nameservers)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub upstream: Vec<String>,
     /// resolv.conf whose nameserver lines give the upstreams when no --upstream is given (default /etc/resolv.conf)
     #[argh(option)]
@@ -41,51 +46,67 @@ pub struct Serve {
     pub no_forward: bool,
     /// synthesise A records: PREFIX=NET answers PREFIX<N>.anything with NET.N, N in 0..=255 (repeatable; e.g. workstation=172.0.2)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub synth: Vec<String>,
     /// most cached answers, least recently used out first; 0 disables the cache (default 10000)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub cache_size: Option<usize>,
     /// cached TTLs below this many seconds are raised to it (default 0)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub min_ttl: Option<u32>,
     /// cached TTLs above this many seconds are lowered to it (default 86400)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub max_ttl: Option<u32>,
     /// when every upstream fails, serve cached answers expired less than this many seconds ago, with TTL 30 (default off)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub serve_stale: Option<u32>,
     /// total time for a query before the client gets SERVFAIL, in ms (default 5000)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub timeout: Option<u64>,
     /// time one upstream try gets before the next upstream is tried, in ms (default 1000)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub try_timeout: Option<u64>,
     /// worker threads, each with its own UDP socket and state, sharing the cache (default: one per CPU)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub workers: Option<usize>,
     /// close client TCP connections idle this long, in ms (default 10000; a tenth of it while 90% of --max-tcp are open)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub tcp_idle_ms: Option<u64>,
     /// most open client TCP connections; more are closed at once (default 1024)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub max_tcp: Option<usize>,
     /// most open TCP connections from one client address; one more is closed at once (default 32)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub max_tcp_per_client: Option<usize>,
     /// most queries in flight on one TCP connection before it is no longer read (default 64)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub max_pipelined: Option<usize>,
     /// bytes of replies a TCP client has not read yet beyond which no more of its queries are taken (default 65536)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub max_tcp_buffered: Option<usize>,
     /// most upstream exchanges in flight; beyond it queries get SERVFAIL (default 4096)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub max_inflight: Option<usize>,
     /// most client queries waiting for upstream answers, per worker, and at most 64 per identical question; beyond it queries get SERVFAIL at once (default 16384)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
     pub max_waiting: Option<usize>,
     /// read settings from this TOML file: keys are these flags' long names with '_' for '-' (flags given here win over the file)
     #[argh(option)]
+    #[serde(skip)]
     pub config: Option<String>,
     /// serve Prometheus metrics over HTTP at http://ADDR/metrics (IP:PORT; port 0 = any free port; default off)
     #[argh(option)]
@@ -98,12 +119,14 @@ pub struct Serve {
     pub log_queries: bool,
     /// serve this zone file (RFC 1035 master file; its origin is its SOA owner) authoritatively; repeatable; re-read on SIGHUP
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub zone: Vec<String>,
     /// answer A/AAAA for the names and PTR for the addresses of this hosts(5) file; re-read on SIGHUP
     #[argh(option)]
     pub hosts: Option<String>,
     /// clients allowed to transfer zones with AXFR over TCP (IP or IP/PREFIX; repeatable; default loopback only: 127.0.0.0/8 and ::1)
     #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub allow_transfer: Vec<String>,
 }
 

@@ -1,8 +1,10 @@
 //! `--config FILE`: a TOML file that says what the `serve` flags say.
 //!
-//! Its keys are the long flag names with `-` written `_` (`listen`, `no_forward`,
-//! `cache_size`, ...). A repeatable flag takes an array (a single value is also
-//! accepted), a switch takes a boolean, every other flag a string or an integer:
+//! The file is read into the same struct as the command line ([`Serve`], which derives
+//! `Deserialize` with `deny_unknown_fields`): its keys are the long flag names with `-`
+//! written `_` (`listen`, `no_forward`, `cache_size`, ...). A repeatable flag takes an
+//! array (a single value is also accepted), a switch takes a boolean, a number an
+//! integer (or a string holding one), every other flag a string:
 //!
 //! ```toml
 //! listen = ["127.0.0.1:10053"]
@@ -12,54 +14,31 @@
 //! log_queries = true
 //! ```
 //!
-//! The file is turned into flags and checked with the same parser as the command line,
-//! so one reference serves both and new flags are accepted in the file as soon as they
-//! exist. A flag given on the command line replaces the file's value for that key.
-//! Unknown keys and bad values give one error line naming the key and the file.
+//! A flag given on the command line replaces the file's value for that key. Unknown keys
+//! and bad values give one error line naming the key and the file.
 
-use argh::FromArgs;
-use toml::Value;
+use std::fmt;
+use std::str::FromStr;
 
-/// The flags a config file stands for, key by key, in key order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileArgs {
-    /// The file they came from, for error messages.
-    pub path: String,
-    /// Per key (as written in the file): the command-line arguments it stands for.
-    pub keys: Vec<(String, Vec<String>)>,
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+use crate::cli::Serve;
+
+/// The settings of a config file (what it does not set is left at "not given").
+#[derive(Debug, Default)]
+pub struct FileConfig {
+    serve: Serve,
 }
 
-impl FileArgs {
-    /// The file's arguments for the keys `cli` does not set, followed by `cli`: a flag on
-    /// the command line replaces the file's value for that key.
-    pub fn merge(&self, cli: &[String]) -> Vec<String> {
-        let given: Vec<String> = cli.iter().filter_map(|a| flag_key(a)).collect();
-        let mut out: Vec<String> = self
-            .keys
-            .iter()
-            .filter(|(k, _)| !given.contains(k))
-            .flat_map(|(_, a)| a.iter().cloned())
-            .collect();
-        out.extend(cli.iter().cloned());
-        out
-    }
-}
-
-/// The config key a command-line argument sets (`--no-forward` -> `no_forward`).
-fn flag_key(arg: &str) -> Option<String> {
-    let name = arg.strip_prefix("--").filter(|n| !n.is_empty())?;
-    Some(name.replace('-', "_"))
-}
-
-/// Reads and checks `path` for the subcommand `T` (named `command`, e.g. `["names", "serve"]`).
-pub fn load<T: FromArgs>(path: &str, command: &[&str]) -> Result<FileArgs, String> {
+/// Reads and checks `path`.
+pub fn load(path: &str) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {path}: {e}"))?;
-    parse::<T>(path, &text, command)
+    parse(path, &text)
 }
 
-/// Checks the TOML `text` of the file `path` for the subcommand `T`.
-pub fn parse<T: FromArgs>(path: &str, text: &str, command: &[&str]) -> Result<FileArgs, String> {
+/// Checks the TOML `text` of the file `path`.
+pub fn parse(path: &str, text: &str) -> Result<FileConfig, String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let message = e.message().trim().to_string();
         match e.span() {
@@ -70,100 +49,135 @@ pub fn parse<T: FromArgs>(path: &str, text: &str, command: &[&str]) -> Result<Fi
             None => format!("config file {path}: {message}"),
         }
     })?;
-    let known = known_flags::<T>(command);
-    let mut keys = Vec::new();
+    // Key by key first, so an error names its key.
     for (key, value) in &table {
-        let fail = |what: String| format!("config file {path}: key {key:?}: {what}");
-        let flag = format!("--{}", key.replace('_', "-"));
-        if key == "config" {
-            return Err(fail("a config file cannot name another config file".into()));
+        let mut alone = toml::Table::new();
+        alone.insert(key.clone(), value.clone());
+        if let Err(e) = toml::Value::Table(alone).try_into::<Serve>() {
+            let message = e.message().trim().replace('\n', " ");
+            return Err(if message.starts_with("unknown field") {
+                format!(
+                    "config file {path}: unknown key {key:?} (keys are the long flag names of `names serve` with '_' for '-')"
+                )
+            } else {
+                format!("config file {path}: key {key:?}: bad value: {message}")
+            });
         }
-        if key.contains('-') || !known.contains(&flag) {
-            return Err(format!(
-                "config file {path}: unknown key {key:?} (keys are the long flag names of `{}` with '_' for '-')",
-                command.join(" ")
-            ));
-        }
-        let args = to_args(&flag, value).map_err(fail)?;
-        // The value alone must parse as that flag. `false` stands for nothing, so check
-        // instead that the key is a switch.
-        let probe = if matches!(value, Value::Boolean(false)) {
-            vec![flag.clone()]
-        } else {
-            args.clone()
-        };
-        let probe: Vec<&str> = probe.iter().map(String::as_str).collect();
-        if let Err(exit) = T::from_args(command, &probe) {
-            let reason = exit.output.trim().replace('\n', " ");
-            return Err(fail(format!("bad value: {reason}")));
-        }
-        keys.push((key.clone(), args));
     }
-    Ok(FileArgs {
-        path: path.to_string(),
-        keys,
-    })
+    let serve = toml::Value::Table(table)
+        .try_into::<Serve>()
+        .map_err(|e| format!("config file {path}: {}", e.message().trim()))?;
+    Ok(FileConfig { serve })
 }
 
-/// The `--long` flags `T` accepts, read from its help text.
-fn known_flags<T: FromArgs>(command: &[&str]) -> Vec<String> {
-    let help = match T::from_args(command, &["--help"]) {
-        Err(exit) => exit.output,
-        Ok(_) => String::new(),
-    };
-    help.lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| w.starts_with("--") && *w != "--help")
-        .map(|w| w.trim_end_matches(',').to_string())
-        .collect()
-}
-
-/// The arguments one key stands for.
-fn to_args(flag: &str, value: &Value) -> Result<Vec<String>, String> {
-    let scalar = |v: &Value| -> Result<String, String> {
-        match v {
-            Value::String(s) => Ok(s.clone()),
-            Value::Integer(i) => Ok(i.to_string()),
-            Value::Float(f) => Ok(f.to_string()),
-            other => Err(format!(
-                "bad value: expected a string or a number, found {}",
-                other.type_str()
-            )),
+impl FileConfig {
+    /// The command line `cli` on top of the file: a flag given there replaces the file's
+    /// value. Also returns the keys whose value came from the file, to name in errors.
+    pub fn under(self, cli: Serve) -> (Serve, Vec<&'static str>) {
+        let mut file = self.serve;
+        let mut from_file = Vec::new();
+        macro_rules! take {
+            (given: $($field:ident),*) => {$(
+                let given = Given::given(&cli.$field);
+                if !given && Given::given(&file.$field) {
+                    from_file.push(stringify!($field));
+                }
+                if given {
+                    file.$field = cli.$field;
+                }
+            )*};
         }
-    };
-    match value {
-        Value::Boolean(true) => Ok(vec![flag.to_string()]),
-        Value::Boolean(false) => Ok(Vec::new()),
-        Value::Array(items) => {
+        take!(given: listen, upstream, resolv_conf, no_forward, synth, cache_size, min_ttl,
+            max_ttl, serve_stale, timeout, try_timeout, workers, tcp_idle_ms, max_tcp,
+            max_tcp_per_client, max_pipelined, max_tcp_buffered, max_inflight, max_waiting,
+            config, metrics, log_level, log_queries, zone, hosts, allow_transfer);
+        (file, from_file)
+    }
+}
+
+/// Whether a flag was given: a repeated flag at least once, an option at all, a switch on.
+trait Given {
+    fn given(&self) -> bool;
+}
+
+impl<T> Given for Vec<T> {
+    fn given(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+impl<T> Given for Option<T> {
+    fn given(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl Given for bool {
+    fn given(&self) -> bool {
+        *self
+    }
+}
+
+/// A repeatable flag's value: an array of strings, or one string.
+pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Strings;
+    impl<'de> Visitor<'de> for Strings {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or an array of strings")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+            Ok(vec![v.to_string()])
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
             let mut out = Vec::new();
-            for item in items {
-                out.push(flag.to_string());
-                out.push(scalar(item)?);
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(s);
             }
             Ok(out)
         }
-        Value::Table(_) | Value::Datetime(_) => Err(format!(
-            "bad value: expected a string, a number, a boolean or an array, found {}",
-            value.type_str()
-        )),
-        scalar_value => Ok(vec![flag.to_string(), scalar(scalar_value)?]),
     }
+    d.deserialize_any(Strings)
+}
+
+/// A number: an integer, or a string holding one (as on the command line).
+pub fn number<'de, D: Deserializer<'de>, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: FromStr + TryFrom<u64>,
+{
+    struct Number<T>(std::marker::PhantomData<T>);
+    impl<'de, T: FromStr + TryFrom<u64>> Visitor<'de> for Number<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer in range")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<T>, E> {
+            T::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<T>, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+            }
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<T>, E> {
+            v.parse()
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(Number(std::marker::PhantomData))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Serve;
+    use argh::FromArgs;
 
-    const SERVE: &[&str] = &["names", "serve"];
-
-    fn parse_serve(text: &str) -> Result<FileArgs, String> {
-        parse::<Serve>("test.toml", text, SERVE)
-    }
-
-    fn serve_from(args: &[String]) -> Serve {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Serve::from_args(SERVE, &args).expect("parses")
+    fn parse_serve(text: &str) -> Result<FileConfig, String> {
+        parse("test.toml", text)
     }
 
     #[test]
@@ -176,17 +190,30 @@ mod tests {
             synth = ["workstation=172.0.2"]
             no_forward = true
             timeout = 3000
+            try_timeout = "200"
             log_queries = false
             "#,
         )
         .unwrap();
-        let serve = serve_from(&file.merge(&[]));
+        let (serve, from_file) = file.under(Serve::default());
         assert_eq!(serve.listen, ["127.0.0.1:0", "127.0.0.2:0"]);
         assert_eq!(serve.upstream, ["192.0.2.1"]);
         assert_eq!(serve.synth, ["workstation=172.0.2"]);
         assert!(serve.no_forward);
         assert_eq!(serve.timeout, Some(3000));
+        assert_eq!(serve.try_timeout, Some(200));
         assert!(!serve.log_queries);
+        assert_eq!(
+            from_file,
+            [
+                "listen",
+                "upstream",
+                "no_forward",
+                "synth",
+                "timeout",
+                "try_timeout"
+            ]
+        );
     }
 
     #[test]
@@ -209,6 +236,7 @@ mod tests {
             ("no_forward = \"yes\"\n", "no_forward"),
             ("timeout = true\n", "timeout"),
             ("timeout = false\n", "timeout"),
+            ("min_ttl = 5000000000\n", "min_ttl"),
             ("synth = [true]\n", "synth"),
             ("listen = { a = 1 }\n", "listen"),
         ] {
@@ -231,28 +259,30 @@ mod tests {
             "listen = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\ntimeout = 3000\nno_forward = true\nsynth = [\"a=10.0.0\"]\n",
         )
         .unwrap();
-        let cli: Vec<String> = [
-            "--timeout",
-            "100",
-            "--listen",
-            "127.0.0.1:3",
-            "--config",
-            "x",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let serve = serve_from(&file.merge(&cli));
+        let cli = Serve::from_args(
+            &["names", "serve"],
+            &[
+                "--timeout",
+                "100",
+                "--listen",
+                "127.0.0.1:3",
+                "--config",
+                "x",
+            ],
+        )
+        .unwrap();
+        let (serve, from_file) = file.under(cli);
         assert_eq!(serve.timeout, Some(100));
         assert_eq!(serve.listen, ["127.0.0.1:3"]);
         assert!(serve.no_forward);
         assert_eq!(serve.synth, ["a=10.0.0"]);
         assert_eq!(serve.config.as_deref(), Some("x"));
+        assert_eq!(from_file, ["no_forward", "synth"]);
     }
 
     #[test]
     fn missing_file_is_one_line() {
-        let err = load::<Serve>("/nonexistent/names.toml", SERVE).unwrap_err();
+        let err = load("/nonexistent/names.toml").unwrap_err();
         assert!(err.contains("/nonexistent/names.toml"), "{err}");
     }
 }

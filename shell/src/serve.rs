@@ -9,13 +9,11 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
-use names_core::{parse_server, Config, SynthRule};
+use names_core::{parse_server, Config, ConfigError, SynthRule};
 use names_shell::{parse_listen, resolv_conf, Options};
 
-use argh::FromArgs;
-
 use crate::cli::Serve;
-use crate::config_file::{self, FileArgs};
+use crate::config_file;
 use crate::reload;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
@@ -36,68 +34,38 @@ struct Plan {
     explicit_limits: (bool, bool),
 }
 
-/// How `names serve` is named to the flag parser.
-const SERVE: &[&str] = &["names", "serve"];
+/// A flag value that fails: the key it came from (`None` for a failure of several keys
+/// together), and why.
+struct Bad(Option<&'static str>, ConfigError);
 
-/// The flags after `names serve` on this process's command line.
-fn command_line() -> Vec<String> {
-    std::env::args().skip(2).collect()
+/// Names the key of a failing value.
+fn key<T>(key: &'static str, r: Result<T, ConfigError>) -> Result<T, Bad> {
+    r.map_err(|e| Bad(Some(key), e))
 }
 
-/// The flags with `--config FILE` applied: the file's keys, replaced by the flags given on
-/// the command line (`cli`, the raw arguments after `serve`).
-fn merged(flags: Serve, cli: &[String]) -> Result<(Serve, Option<FileArgs>), String> {
-    let Some(path) = flags.config.as_deref() else {
-        return Ok((flags, None));
+/// The flags with `--config FILE` under them, checked; a value that fails and came from
+/// the config file is named with the file and its key.
+fn checked_plan(flags: Serve) -> Result<Plan, String> {
+    let Some(path) = flags.config.clone() else {
+        return plan(flags).map_err(|Bad(_, e)| e.to_string());
     };
-    let file = config_file::load::<Serve>(path, SERVE)?;
-    let args = file.merge(cli);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let flags = Serve::from_args(SERVE, &args)
-        .map_err(|e| format!("config file {path}: {}", e.output.trim()))?;
-    Ok((flags, Some(file)))
-}
-
-/// Checks the flags; a value that fails and came from the config file is named with the
-/// file and its key.
-fn checked_plan(flags: Serve, file: Option<&FileArgs>, cli: &[String]) -> Result<Plan, String> {
-    plan(flags).map_err(|e| match file {
-        Some(file) => blame(file, cli).unwrap_or_else(|| e.to_string()),
-        None => e.to_string(),
+    let (flags, from_file) = config_file::load(&path)?.under(flags);
+    plan(flags).map_err(|Bad(key, e)| match key {
+        Some(key) if from_file.contains(&key) => {
+            format!("config file {path}: key {key:?}: {e}")
+        }
+        _ => e.to_string(),
     })
-}
-
-/// The first file key (not replaced on the command line) whose value fails on its own.
-fn blame(file: &FileArgs, cli: &[String]) -> Option<String> {
-    for (key, args) in &file.keys {
-        let flag = format!("--{}", key.replace('_', "-"));
-        if cli.contains(&flag) {
-            continue;
-        }
-        let mut alone = args.clone();
-        if !matches!(key.as_str(), "upstream" | "resolv_conf" | "no_forward") {
-            alone.push("--no-forward".into()); // so no resolv.conf is read for it
-        }
-        let alone: Vec<&str> = alone.iter().map(String::as_str).collect();
-        if let Ok(flags) = Serve::from_args(SERVE, &alone) {
-            if let Err(e) = plan(flags) {
-                return Some(format!("config file {}: key {key:?}: {e}", file.path));
-            }
-        }
-    }
-    None
 }
 
 /// `names check-config FILE`: loads and checks the file as `names serve --config FILE`
 /// would, without binding anything.
 pub fn check_config(path: &str) -> Result<ExitCode, String> {
-    let cli = vec!["--config".to_string(), path.to_string()];
     let flags = Serve {
         config: Some(path.to_string()),
         ..Serve::default()
     };
-    let (flags, file) = merged(flags, &cli)?;
-    let plan = checked_plan(flags, file.as_ref(), &cli)?;
+    let plan = checked_plan(flags)?;
     // The zone and hosts files it names must load too, as `serve` would load them.
     reload::Data::load(plan.zones, plan.hosts)?;
     println!("names: {path}: ok");
@@ -105,9 +73,7 @@ pub fn check_config(path: &str) -> Result<ExitCode, String> {
 }
 
 pub fn run(flags: Serve) -> Result<ExitCode, String> {
-    let cli = command_line();
-    let (flags, file) = merged(flags, &cli)?;
-    let plan = checked_plan(flags, file.as_ref(), &cli)?;
+    let plan = checked_plan(flags)?;
     names_shell::logging::init(plan.log_level);
     let Plan {
         mut options,
@@ -195,30 +161,27 @@ fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp)
     }
 }
 
-fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
+fn plan(f: Serve) -> Result<Plan, Bad> {
     let listen = if f.listen.is_empty() {
         vec![DEFAULT_LISTEN.to_string()]
     } else {
         f.listen
     };
-    let listen = listen
-        .iter()
-        .map(|l| parse_listen(l))
-        .collect::<Result<Vec<_>, _>>()?;
-    let synth = f
-        .synth
-        .iter()
-        .map(|s| SynthRule::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let listen = key("listen", listen.iter().map(|l| parse_listen(l)).collect())?;
+    let synth = key(
+        "synth",
+        f.synth.iter().map(|s| SynthRule::parse(s)).collect(),
+    )?;
     let upstreams = if f.no_forward {
         Vec::new()
     } else if !f.upstream.is_empty() {
-        f.upstream
-            .iter()
-            .map(|u| parse_server(u))
-            .collect::<Result<Vec<_>, _>>()?
+        key(
+            "upstream",
+            f.upstream.iter().map(|u| parse_server(u)).collect(),
+        )?
     } else {
-        resolv_conf(f.resolv_conf.as_deref().unwrap_or(DEFAULT_RESOLV_CONF))?
+        let path = f.resolv_conf.as_deref().unwrap_or(DEFAULT_RESOLV_CONF);
+        key("resolv_conf", resolv_conf(path))?
     };
     let defaults = Config::default();
     let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
@@ -239,18 +202,22 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         edns_udp_size: defaults.edns_udp_size,
         log_queries: f.log_queries,
     };
-    if config.budget.is_zero() || config.try_timeout.is_zero() {
-        return Err(names_core::ConfigError::new(
-            "--timeout and --try-timeout must be at least 1 ms",
-        ));
+    for (zero, name) in [
+        (config.budget.is_zero(), "timeout"),
+        (config.try_timeout.is_zero(), "try_timeout"),
+    ] {
+        if zero {
+            let e = ConfigError::new("--timeout and --try-timeout must be at least 1 ms");
+            return Err(Bad(Some(name), e));
+        }
     }
     let allow_transfer = if f.allow_transfer.is_empty() {
         Cidr::loopback()
     } else {
-        f.allow_transfer
-            .iter()
-            .map(|c| Cidr::parse(c))
-            .collect::<Result<Vec<_>, _>>()?
+        key(
+            "allow_transfer",
+            f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
+        )?
     };
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
@@ -260,8 +227,9 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         serve_stale: f.serve_stale,
     };
     if cache.min_ttl > cache.max_ttl {
-        return Err(names_core::ConfigError::new(
-            "--min-ttl must not be larger than --max-ttl",
+        return Err(Bad(
+            None,
+            ConfigError::new("--min-ttl must not be larger than --max-ttl"),
         ));
     }
     // One worker per CPU unless told otherwise.
@@ -269,26 +237,25 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(64)));
     if workers == 0 || workers > 256 {
-        return Err(names_core::ConfigError::new(
-            "--workers must be between 1 and 256",
+        return Err(Bad(
+            Some("workers"),
+            ConfigError::new("--workers must be between 1 and 256"),
         ));
     }
+    let metrics = f.metrics.as_deref().map(|m| {
+        m.parse()
+            .map_err(|_| ConfigError::new(format!("--metrics {m:?} is not an IP:PORT address")))
+    });
+    let metrics = key("metrics", metrics.transpose())?;
+    let log_level = names_shell::logging::parse_level(f.log_level.as_deref().unwrap_or("info"))
+        .map_err(ConfigError::new);
+    let log_level = key("log_level", log_level)?;
     Ok(Plan {
         options: Options {
             listen,
             workers,
             config,
-            metrics: f
-                .metrics
-                .as_deref()
-                .map(|m| {
-                    m.parse().map_err(|_| {
-                        names_core::ConfigError::new(format!(
-                            "--metrics {m:?} is not an IP:PORT address"
-                        ))
-                    })
-                })
-                .transpose()?,
+            metrics,
             cache_probe: None,
         },
         synth,
@@ -298,7 +265,6 @@ fn plan(f: Serve) -> Result<Plan, names_core::ConfigError> {
         hosts: f.hosts,
         allow_transfer,
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),
-        log_level: names_shell::logging::parse_level(f.log_level.as_deref().unwrap_or("info"))
-            .map_err(names_core::ConfigError::new)?,
+        log_level,
     })
 }
