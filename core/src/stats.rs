@@ -557,4 +557,67 @@ mod tests {
         assert_eq!(h.count, 3);
         assert_eq!(h.sum_us, 1_000 + 3_000 + 60_000_000);
     }
+
+    #[test]
+    fn merge_sums_counters_histograms_and_answers_by_name_and_takes_the_cache() {
+        let upstream: SocketAddr = "192.0.2.53:53".parse().unwrap();
+        let mut a = Stats {
+            replies: 2,
+            ..Stats::default()
+        };
+        a.count_query(Transport::Udp, Some(1), 0);
+        a.observe_upstream(upstream, Duration::from_millis(3));
+        a.gauges.answers = vec![("synth".into(), 2), ("none".into(), 0)];
+        a.gauges.in_flight = 1;
+        let cache = CacheStats {
+            hits: 4,
+            ..CacheStats::default()
+        };
+        a.set_cache(cache);
+        let mut b = a.clone();
+        b.gauges.answers = vec![("forward".into(), 5), ("none".into(), 1)];
+        let mut total = Stats::default();
+        total.merge(&a);
+        total.merge(&b);
+        assert_eq!(total.replies, 4);
+        assert_eq!(total.cache, Some(cache), "one shared cache: not summed");
+        let metrics = total.metrics();
+        let find = |name: &str| metrics.iter().find(|m| m.name == name).unwrap();
+        let queries = &find("queries").samples[0];
+        assert_eq!(
+            queries.labels,
+            [
+                ("transport", "udp".to_string()),
+                ("qtype", "A".to_string()),
+                ("rcode", "NOERROR".to_string())
+            ]
+        );
+        assert_eq!(queries.value, Value::Count(2));
+        let answers: Vec<_> = find("answers")
+            .samples
+            .iter()
+            .map(|s| (s.labels[0].1.as_str(), s.value.clone()))
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                ("forward", Value::Count(5)),
+                ("none", Value::Count(1)),
+                ("synth", Value::Count(2))
+            ]
+        );
+        assert_eq!(find("queries_in_flight").kind, Kind::Gauge);
+        assert_eq!(find("queries_in_flight").samples[0].value, Value::Count(2));
+        assert_eq!(find("cache_hits").samples[0].value, Value::Count(4));
+        let latency = find("upstream_latency_seconds");
+        assert_eq!(
+            latency.samples[0].labels,
+            [("upstream", upstream.to_string())]
+        );
+        let Value::Histogram { buckets, count, .. } = &latency.samples[0].value else {
+            panic!("a histogram")
+        };
+        assert_eq!((*count, buckets[2]), (2, (0.005, 2)));
+        assert_eq!(buckets.last().map(|b| b.0), Some(f64::INFINITY));
+    }
 }
