@@ -1,7 +1,7 @@
 //! Counters kept by the core, and their description as metrics.
 //!
 //! Everything here is a plain number (or a small map of them) updated inline as the
-//! [`Server`](crate::Server) works; [`Server::stats`](crate::Server::stats) hands out a
+//! [`Server`] works; [`Server::stats`] hands out a
 //! reference. A runtime exports them without knowing them field by field: a worker
 //! copies its server's counters with [`Stats::read`], the copies of every worker are
 //! summed with [`Stats::merge`], and [`Stats::metrics`] describes the sum, metric by

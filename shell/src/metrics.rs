@@ -89,7 +89,7 @@ impl Board {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks every worker for a fresh copy, waits for them (at most [`SCRAPE_WAIT`]) and
+    /// Asks every worker for a fresh copy, waits for them (at most half a second) and
     /// returns the sum, with the cache's counters.
     pub fn scrape(&self) -> Stats {
         let scrape = self.wanted.fetch_add(1, Ordering::SeqCst) + 1;
