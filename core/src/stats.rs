@@ -144,18 +144,16 @@ pub struct Metric {
     pub samples: Vec<Sample>,
 }
 
-impl Metric {
-    fn one(name: &'static str, help: &'static str, kind: Kind, value: u64) -> Metric {
-        Metric {
-            name,
-            help,
-            kind,
-            samples: vec![Sample {
-                labels: Vec::new(),
-                value: Value::Count(value),
-            }],
-        }
-    }
+/// Unlabelled metrics, one per `name, kind, value, help;` line.
+macro_rules! plain {
+    ($($name:literal, $kind:ident, $value:expr, $help:literal;)*) => {
+        [$(Metric {
+            name: $name,
+            help: $help,
+            kind: Kind::$kind,
+            samples: vec![Sample { labels: Vec::new(), value: Value::Count($value) }],
+        }),*]
+    };
 }
 
 /// The hasher of [`Stats::queries_by_kind`]: its keys are a few small numbers the server
@@ -343,7 +341,6 @@ impl Stats {
     /// The cache metrics are there only when [`Stats::set_cache`] gave them.
     #[allow(clippy::disallowed_methods)] // both maps are sorted before use
     pub fn metrics(&self) -> Vec<Metric> {
-        use Kind::{Counter, Gauge};
         let mut queries: Vec<(&QueryKind, &u64)> = self.queries_by_kind.iter().collect();
         queries.sort();
         let queries = queries.into_iter().map(|(k, n)| Sample {
@@ -368,83 +365,75 @@ impl Stats {
             labels: vec![("upstream", server.to_string())],
             value: h.value(),
         });
-        let t = self;
+        let (t, g) = (self, &self.gauges);
         let mut out = vec![
             Metric {
                 name: "queries",
                 help: "Client queries answered, by transport, question type and response code",
-                kind: Counter,
+                kind: Kind::Counter,
                 samples: queries.collect(),
             },
             Metric {
                 name: "answers",
-                help: "Answers by the resolver that gave them (none: no resolver answered, REFUSED)",
-                kind: Counter,
+                help:
+                    "Answers by the resolver that gave them (none: no resolver answered, REFUSED)",
+                kind: Kind::Counter,
                 samples: answers.collect(),
             },
-            Metric::one("received", "Client messages taken as queries (UDP datagrams and TCP frames)", Counter, t.queries),
-            Metric::one("replies", "Replies sent to clients", Counter, t.replies),
-            Metric::one("dropped", "Client messages dropped without a reply", Counter, t.dropped),
-            Metric::one("truncated", "UDP replies truncated with TC=1", Counter, t.truncated),
-            Metric::one("overloaded", "Queries answered SERVFAIL because too many upstream exchanges were in flight or too many queries were waiting for them", Counter, t.overloaded),
-            Metric::one("upstream_queries", "Queries sent upstream (every try, UDP or TCP)", Counter, t.upstream_sent),
-            Metric::one("upstream_timeouts", "Upstream tries that timed out", Counter, t.upstream_timeouts),
-            Metric::one("upstream_tcp_fallbacks", "Upstream queries retried over TCP after a truncated UDP reply", Counter, t.tcp_fallbacks),
-            Metric::one("upstream_spoofed_ignored", "Upstream messages ignored: wrong source, ID or question, or unparsable", Counter, t.spoofed_ignored),
-            Metric::one("upstream_coalesced", "Queries that joined an identical upstream exchange already in flight", Counter, t.coalesced),
-            Metric {
-                name: "upstream_latency_seconds",
-                help: "Time from sending a query upstream to its matching reply, per upstream",
-                kind: Kind::Histogram,
-                samples: latency.collect(),
-            },
         ];
+        out.extend(plain! {
+            "received", Counter, t.queries,
+                "Client messages taken as queries (UDP datagrams and TCP frames)";
+            "replies", Counter, t.replies, "Replies sent to clients";
+            "dropped", Counter, t.dropped, "Client messages dropped without a reply";
+            "truncated", Counter, t.truncated, "UDP replies truncated with TC=1";
+            "overloaded", Counter, t.overloaded,
+                "Queries answered SERVFAIL because too many upstream exchanges were in flight \
+                 or too many queries were waiting for them";
+            "upstream_queries", Counter, t.upstream_sent,
+                "Queries sent upstream (every try, UDP or TCP)";
+            "upstream_timeouts", Counter, t.upstream_timeouts, "Upstream tries that timed out";
+            "upstream_tcp_fallbacks", Counter, t.tcp_fallbacks,
+                "Upstream queries retried over TCP after a truncated UDP reply";
+            "upstream_spoofed_ignored", Counter, t.spoofed_ignored,
+                "Upstream messages ignored: wrong source, ID or question, or unparsable";
+            "upstream_coalesced", Counter, t.coalesced,
+                "Queries that joined an identical upstream exchange already in flight";
+        });
+        out.push(Metric {
+            name: "upstream_latency_seconds",
+            help: "Time from sending a query upstream to its matching reply, per upstream",
+            kind: Kind::Histogram,
+            samples: latency.collect(),
+        });
         if let Some(c) = &self.cache {
-            out.extend([
-                Metric::one(
-                    "cache_hits",
-                    "Lookups answered from the cache",
-                    Counter,
-                    c.hits,
-                ),
-                Metric::one(
-                    "cache_misses",
-                    "Lookups the cache could not answer",
-                    Counter,
-                    c.misses,
-                ),
-                Metric::one(
-                    "cache_evictions",
-                    "Cache entries dropped to make room",
-                    Counter,
-                    c.evictions,
-                ),
-                Metric::one(
-                    "cache_inserts",
-                    "Answers stored in the cache",
-                    Counter,
-                    c.inserts,
-                ),
-                Metric::one(
-                    "cache_stale_served",
-                    "Expired answers served because every upstream failed",
-                    Counter,
-                    c.stale_served,
-                ),
-                Metric::one("cache_entries", "Entries in the cache", Gauge, c.entries),
-            ]);
+            out.extend(plain! {
+                "cache_hits", Counter, c.hits, "Lookups answered from the cache";
+                "cache_misses", Counter, c.misses, "Lookups the cache could not answer";
+                "cache_evictions", Counter, c.evictions, "Cache entries dropped to make room";
+                "cache_inserts", Counter, c.inserts, "Answers stored in the cache";
+                "cache_stale_served", Counter, c.stale_served,
+                    "Expired answers served because every upstream failed";
+                "cache_entries", Gauge, c.entries, "Entries in the cache";
+            });
         }
-        let g = &self.gauges;
-        out.extend([
-            Metric::one("queries_in_flight", "Client queries waiting for an upstream", Gauge, g.in_flight),
-            Metric::one("upstream_exchanges_open", "Upstream exchanges in flight", Gauge, g.open_exchanges),
-            Metric::one("tcp_connections_open", "Open client TCP connections", Gauge, g.open_connections),
-            Metric::one("tcp_refused", "Client TCP connections closed at once because the cap was reached", Counter, t.tcp_refused),
-            Metric::one("tcp_idle_closed", "Client TCP connections closed for being idle", Counter, t.tcp_idle_closed),
-            Metric::one("tcp_per_client_refused", "Client TCP connections closed at once because their address had --max-tcp-per-client open", Counter, t.tcp_per_client_refused),
-            Metric::one("tcp_overrun", "Client TCP connections closed for more unread input than the server holds", Counter, t.tcp_overrun),
-            Metric::one("tcp_oversize", "TCP answers (zone transfers) refused with SERVFAIL because a record fits no 65535-byte message", Counter, t.tcp_oversize),
-        ]);
+        out.extend(plain! {
+            "queries_in_flight", Gauge, g.in_flight, "Client queries waiting for an upstream";
+            "upstream_exchanges_open", Gauge, g.open_exchanges, "Upstream exchanges in flight";
+            "tcp_connections_open", Gauge, g.open_connections, "Open client TCP connections";
+            "tcp_refused", Counter, t.tcp_refused,
+                "Client TCP connections closed at once because the cap was reached";
+            "tcp_idle_closed", Counter, t.tcp_idle_closed,
+                "Client TCP connections closed for being idle";
+            "tcp_per_client_refused", Counter, t.tcp_per_client_refused,
+                "Client TCP connections closed at once because their address had \
+                 --max-tcp-per-client open";
+            "tcp_overrun", Counter, t.tcp_overrun,
+                "Client TCP connections closed for more unread input than the server holds";
+            "tcp_oversize", Counter, t.tcp_oversize,
+                "TCP answers (zone transfers) refused with SERVFAIL because a record fits no \
+                 65535-byte message";
+        });
         out
     }
 }
