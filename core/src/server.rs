@@ -11,7 +11,7 @@ use std::time::Instant;
 use domain::base::iana::OptRcode;
 
 use crate::action::{Action, ConnId, Origin, QueryLog, Token, UpstreamError};
-use crate::config::Config;
+use crate::config::{Config, InFlight};
 use crate::fasthash::FastMap;
 use crate::message::encode_reply;
 use crate::request::{admit_with, Admission, Request};
@@ -21,7 +21,7 @@ use crate::stats::{question_type, Stats};
 use crate::tcp::{frame_into, ClientConn, ClientConns, MAX_MESSAGE};
 use crate::timers::{Timers, Wake};
 use crate::upstream::{Engine, Finished, Io};
-use crate::wire::{encode_wire_reply, WireAnswer};
+use crate::wire::{encode_wire_reply, Prebuilt};
 
 /// Spare reply buffers kept, and the largest kept (bigger ones are freed).
 const MAX_SPARE_BUFFERS: usize = 64;
@@ -89,7 +89,21 @@ pub struct Server {
 impl Server {
     /// A server asking `chain` in order. `seed` feeds the CSPRNG for upstream IDs and ports:
     /// fill it from the operating system's RNG in production, fix it in tests.
+    ///
+    /// Its upstream exchanges are bounded by `config.max_exchanges` alone; servers of one
+    /// process that share the bound are made with [`Server::with_shared`].
     pub fn new(config: Config, chain: Chain, seed: [u8; 32]) -> Server {
+        Server::with_shared(config, chain, seed, &InFlight::new())
+    }
+
+    /// A server like [`Server::new`] whose upstream exchanges count in `in_flight` too: give
+    /// every worker's server the same count, and `config.max_exchanges` bounds their sum.
+    pub fn with_shared(
+        config: Config,
+        chain: Chain,
+        seed: [u8; 32],
+        in_flight: &InFlight,
+    ) -> Server {
         let chain_len = chain.len();
         Server {
             recursion_available: chain.recursion_available(),
@@ -99,7 +113,7 @@ impl Server {
             now: None,
             pending: FastMap::default(),
             next_pending: 0,
-            engine: Engine::default(),
+            engine: Engine::new(in_flight.clone()),
             conns: ClientConns::default(),
             timers: Timers::new(),
             actions: VecDeque::new(),
@@ -523,7 +537,7 @@ impl Server {
             let resolution = resolver.resolve(&Query::new(&request), &mut Context::new(now));
             match resolution {
                 Resolution::Answer(answer) => return self.answer(now, &request, answer, index),
-                Resolution::Wire(wire) => return self.answer_wire(now, &request, wire, index),
+                Resolution::Prebuilt(wire) => return self.answer_wire(now, &request, wire, index),
                 Resolution::Pass => index += 1,
                 Resolution::Exchange(spec) => {
                     return self.exchange(now, request, index, spec, depth)
@@ -575,7 +589,7 @@ impl Server {
         };
         match r.on_exchange(&Query::new(&request), done, &mut Context::new(now)) {
             Resolution::Answer(answer) => self.answer(now, &request, answer, resolver),
-            Resolution::Wire(wire) => self.answer_wire(now, &request, wire, resolver),
+            Resolution::Prebuilt(wire) => self.answer_wire(now, &request, wire, resolver),
             Resolution::Pass => self.resolve_from(now, request, resolver + 1, depth),
             Resolution::Exchange(_) if depth >= MAX_IMMEDIATE_EXCHANGES => {
                 self.answer(now, &request, Answer::servfail(), resolver)
@@ -602,7 +616,7 @@ impl Server {
                 break;
             };
             if let Some(r) = self.chain.get_mut(i) {
-                if let Some(replacement @ (Resolution::Answer(_) | Resolution::Wire(_))) =
+                if let Some(replacement @ (Resolution::Answer(_) | Resolution::Prebuilt(_))) =
                     r.on_later_answer(&Query::new(request), answer, &mut Context::new(now))
                 {
                     reply = replacement;
@@ -610,7 +624,7 @@ impl Server {
             }
         }
         match reply {
-            Resolution::Wire(wire) => self.answer_wire(now, request, wire, source),
+            Resolution::Prebuilt(wire) => self.answer_wire(now, request, wire, source),
             Resolution::Answer(answer) => self.answer_records(now, request, answer, source),
             Resolution::Pass | Resolution::Exchange(_) => {
                 unreachable!("only answers replace answers")
@@ -640,7 +654,7 @@ impl Server {
     }
 
     /// A reply spliced from a cache entry, without re-encoding its records.
-    fn answer_wire(&mut self, now: Instant, request: &Request, wire: WireAnswer, source: usize) {
+    fn answer_wire(&mut self, now: Instant, request: &Request, wire: Prebuilt, source: usize) {
         let rcode = wire.rcode();
         self.count_source(now, request, rcode, source);
         let mut buf = self.take_buffer();

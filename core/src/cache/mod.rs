@@ -28,7 +28,7 @@ pub use store::{CacheStats, Store};
 
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
-use crate::wire::{Ttls, WireAnswer, WireRecords};
+use crate::wire::{Prebuilt, Ttls, WireRecords};
 use store::{key_of, MAX_KEY};
 
 /// TTL of records served stale (RFC 8767 recommends 30 s).
@@ -133,7 +133,7 @@ impl Cache {
             rcode,
             answer.authenticated,
             false,
-            cx.now(),
+            Some(cx.now()),
             |ttl| {
                 let ttl = negative_ttl.map_or(ttl, |n| ttl.min(n));
                 ttl.clamp(min, max.max(min))
@@ -181,7 +181,7 @@ impl Resolver for Cache {
                 let age = entry.age(cx.now());
                 if age < entry.ttl {
                     counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Resolution::Wire(WireAnswer {
+                    return Resolution::Prebuilt(Prebuilt {
                         records: entry,
                         ttls: Ttls::CountDown { age },
                     });
@@ -220,7 +220,7 @@ impl Resolver for Cache {
                 .counters
                 .stale_served
                 .fetch_add(1, Ordering::Relaxed);
-            return Some(Resolution::Wire(WireAnswer {
+            return Some(Resolution::Prebuilt(Prebuilt {
                 records: entry,
                 ttls: Ttls::Fixed(STALE_TTL),
             }));
