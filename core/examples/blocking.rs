@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use names_core::parse::parse_server;
 use names_core::{
-    Action, Chain, Config, Forwarder, Origin, Server, Synth, SynthRule, Token, UpstreamError, Via,
+    parse_server, Action, Chain, Config, Forwarder, Origin, Server, Synth, SynthRule, Token,
+    UpstreamError, Via,
 };
 
 /// How often an upstream reader checks whether its token was closed.

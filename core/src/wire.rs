@@ -119,11 +119,6 @@ impl WireRecords {
     pub(crate) fn records(&self) -> &[u8] {
         &self.data[usize::from(self.key_len)..]
     }
-
-    /// Heap bytes held by the entry (for the memory figure).
-    pub fn heap_size(&self) -> usize {
-        self.data.len()
-    }
 }
 
 /// Rewrites the TTL of every record in `records` (as [`WireRecords::build`] wrote them:

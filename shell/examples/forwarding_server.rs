@@ -12,8 +12,7 @@
 
 use std::process::ExitCode;
 
-use names_core::parse::parse_server;
-use names_core::{Chain, ConfigError, Forwarder};
+use names_core::{parse_server, Chain, ConfigError, Forwarder};
 use names_shell::{resolv_conf, serve, Options};
 
 fn main() -> ExitCode {

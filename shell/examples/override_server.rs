@@ -15,8 +15,9 @@ use std::process::ExitCode;
 
 use names_core::domain::base::iana::Rtype;
 use names_core::domain::rdata::A;
-use names_core::parse::parse_server;
-use names_core::{Chain, ConfigError, Context, Forwarder, Query, Resolution, Resolver};
+use names_core::{
+    parse_server, Chain, ConfigError, Context, Forwarder, Query, Resolution, Resolver,
+};
 use names_shell::{resolv_conf, serve, Options};
 
 /// A resolver which calculates the answers to certain queries based on the query type

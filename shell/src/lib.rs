@@ -81,7 +81,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
 pub fn resolv_conf(path: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(format!("cannot read {path}: {e}")))?;
-    let servers = names_core::parse::nameservers(&text);
+    let servers = names_core::nameservers(&text);
     if servers.is_empty() {
         return Err(ConfigError::new(format!(
             "{path} has no usable nameserver line"

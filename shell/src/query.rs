@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use names_core::domain::base::iana::{Class, Rcode, Rtype};
 use names_core::domain::base::{Message, Name};
-use names_core::message::{encode_query, QuerySpec};
-use names_core::parse::parse_server;
-use names_core::present::record_lines;
-use names_core::tcp::frame;
+use names_core::parse_server;
+use names_core::query_support::{encode_query, frame, record_lines, QuerySpec};
 
 use crate::cli::QueryCmd;
 

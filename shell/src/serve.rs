@@ -8,9 +8,8 @@ use std::time::Duration;
 use names_core::cache::{Cache, CacheConfig, Store};
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::HostsResolver;
-use names_core::parse::parse_server;
 use names_core::zone::{Cidr, ZoneResolver};
-use names_core::{Chain, Config, Forwarder, Synth, SynthRule};
+use names_core::{parse_server, Chain, Config, Forwarder, Synth, SynthRule};
 use names_shell::{parse_listen, resolv_conf, Options};
 
 use argh::FromArgs;

@@ -10,11 +10,12 @@
 //! - Only the answer's own chain is kept: answer records owned by the question name or a
 //!   CNAME/DNAME target along it, and the SOA for negative answers. The additional section
 //!   and unrelated records are dropped, so an upstream cannot plant data for other names.
-//! - Bounded by an exact entry count, least recently used out first ([`store`]).
+//! - Bounded by an exact entry count, least recently used out first ([`Store`]).
 //!
-//! A cache hit is spliced from wire format ([`crate::wire`]): no re-encoding of the records.
+//! A cache hit is a [`crate::Prebuilt`] answer: its records are copied into the
+//! reply, not encoded again.
 
-pub mod store;
+pub(crate) mod store;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
