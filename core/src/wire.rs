@@ -167,6 +167,58 @@ pub(crate) enum Ttls {
 /// are (TTLs patched in place) instead of encoding them again. Return it as
 /// [`Resolution::Prebuilt`](crate::Resolution::Prebuilt); the zones, the cache and [`Synth`](crate::Synth) answer this way.
 /// Cloning shares the records.
+///
+/// A resolver that answers one name from data it holds, encoded once:
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use std::time::Instant;
+/// use names_core::{Action, Answer, Chain, Config, Context, Origin, Prebuilt, Query, Resolution, Resolver, Server};
+/// use names_core::domain::base::iana::{Rcode, Rtype};
+/// use names_core::domain::base::{Message, MessageBuilder, Name};
+/// use names_core::domain::rdata::A;
+///
+/// struct Printer(Option<Prebuilt>);
+///
+/// impl Resolver for Printer {
+///     fn name(&self) -> &str {
+///         "printer"
+///     }
+///
+///     fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
+///         if query.qtype() != Rtype::A || query.qname().to_string() != "printer.lan" {
+///             return Resolution::Pass;
+///         }
+///         let answer = Answer {
+///             answer: vec![query.record(300, A::new(Ipv4Addr::new(192, 168, 1, 9)))],
+///             authoritative: true,
+///             ..Answer::new(Rcode::NOERROR.into())
+///         };
+///         if self.0.is_none() {
+///             self.0 = Prebuilt::new(query.qname(), &answer);
+///         }
+///         match &self.0 {
+///             Some(prebuilt) => Resolution::Prebuilt(prebuilt.clone()),
+///             None => Resolution::Answer(answer),
+///         }
+///     }
+/// }
+///
+/// let mut server = Server::new(Config::default(), Chain::new().with(Printer(None)), [1; 32]);
+/// let client = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer: "127.0.0.1:5000".parse().unwrap() };
+/// for id in [1, 2] {
+///     let mut query = MessageBuilder::new_vec();
+///     query.header_mut().set_id(id);
+///     let mut query = query.question();
+///     query.push((Name::<Vec<u8>>::vec_from_str("printer.lan").unwrap(), Rtype::A)).unwrap();
+///     server.handle_client(Instant::now(), client, &query.finish());
+///     let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("a reply") };
+///     let reply = Message::from_octets(bytes).unwrap();
+///     assert!(reply.header().aa() && reply.header().id() == id);
+///     let a = reply.answer().unwrap().limit_to::<A>().next().unwrap().unwrap();
+///     assert_eq!((a.ttl().as_secs(), a.data().addr()), (300, Ipv4Addr::new(192, 168, 1, 9)));
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Prebuilt {
     pub(crate) records: Arc<WireRecords>,
@@ -297,4 +349,44 @@ fn encode(
         out.extend_from_slice(&0u16.to_be_bytes());
     }
     truncated
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use bytes::Bytes;
+    use domain::base::iana::{Class, Rcode};
+    use domain::base::{Name, Record, Ttl};
+    use domain::rdata::{AllRecordData, A};
+
+    use super::Prebuilt;
+    use crate::resolver::Answer;
+
+    fn a(owner: &Name<Bytes>, last: u8) -> crate::Rr {
+        let data = AllRecordData::A(A::new(Ipv4Addr::new(192, 0, 2, last)));
+        Record::new(owner.clone(), Class::IN, Ttl::from_secs(60), data)
+    }
+
+    #[test]
+    fn prebuilt_takes_answer_and_authority_but_not_additional_records() {
+        let qname: Name<Bytes> = "www.example.com".parse().unwrap();
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        answer.answer.push(a(&qname, 1));
+        answer.authority.push(a(&"example.com".parse().unwrap(), 2));
+        let prebuilt = Prebuilt::new(&qname, &answer).expect("encodable");
+        assert_eq!(
+            (
+                prebuilt.records.answer_count,
+                prebuilt.records.authority_count
+            ),
+            (1, 1)
+        );
+        // The owner equal to the question name is "the name asked": a 2-byte pointer.
+        assert_eq!(&prebuilt.records.records()[..2], &[0xc0, 0x0c]);
+        answer
+            .additional
+            .push(a(&"ns.example.com".parse().unwrap(), 3));
+        assert!(Prebuilt::new(&qname, &answer).is_none());
+    }
 }
