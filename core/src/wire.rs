@@ -163,10 +163,11 @@ pub(crate) enum Ttls {
     Fixed(u32),
 }
 
-/// An answer encoded once and served many times: each reply copies its records as they
-/// are (TTLs patched in place) instead of encoding them again. Return it as
-/// [`Resolution::Prebuilt`](crate::Resolution::Prebuilt); the zones, the cache and [`Synth`](crate::Synth) answer this way.
-/// Cloning shares the records.
+/// An answer encoded once and served many times, by any resolver.
+///
+/// Each reply copies its records as they are (TTLs patched in place) instead of encoding
+/// them again. Return it as [`Resolution::Prebuilt`](crate::Resolution::Prebuilt); the
+/// zones, the cache and [`Synth`](crate::Synth) answer this way. Cloning shares the records.
 ///
 /// A resolver that answers one name from data it holds, encoded once:
 ///

@@ -1,5 +1,7 @@
-//! The cache resolver: answers repeated questions from memory, filled from the answers
-//! of the resolvers after it (the forwarder), the way Unbound or dnsmasq do.
+//! The cache resolver: repeated questions answered from memory.
+//!
+//! It is filled from the answers of the resolvers after it (the forwarder), the way
+//! Unbound or dnsmasq do.
 //!
 //! - Keyed by lower-cased name, type, class, DO and CD.
 //! - Served TTLs count down by whole seconds spent in the cache; an entry is never served

@@ -241,8 +241,10 @@ impl Resolution {
     }
 }
 
-/// A reply's content: response code, sections and flags. The server adds the header,
-/// echoes the question, sets RA and OPT, and truncates for the client.
+/// A reply's content: response code, sections and flags.
+///
+/// The server adds the header, echoes the question, sets RA and OPT, and truncates for
+/// the client.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
     /// The response code (12 bits: the OPT record carries the upper 8).
