@@ -23,7 +23,7 @@ use domain::base::{Message, Name, Record, Ttl};
 use domain::rdata::AllRecordData;
 
 use crate::action::Transport;
-use crate::record::{read_sections, BadRecords, Rr};
+use crate::record::{read_sections, Rr};
 use crate::request::Request;
 use crate::wire::Prebuilt;
 
@@ -103,7 +103,7 @@ pub trait Resolver: Send {
         let _ = (query, cx);
         Resolution::Answer(match done {
             Exchanged::Reply(reply) => {
-                Answer::from_upstream(&reply).unwrap_or_else(|_| Answer::servfail())
+                Answer::from_upstream(&reply).unwrap_or_else(Answer::servfail)
             }
             Exchanged::Failed(_) => Answer::servfail(),
         })
@@ -285,9 +285,10 @@ impl Answer {
     }
 
     /// An upstream's reply as an answer: its rcode and sections, never its AA bit.
-    pub fn from_upstream(reply: &Message<Bytes>) -> Result<Answer, BadRecords> {
-        let sections = read_sections(reply)?;
-        Ok(Answer {
+    /// `None` if a record cannot be read.
+    pub fn from_upstream(reply: &Message<Bytes>) -> Option<Answer> {
+        let sections = read_sections(reply).ok()?;
+        Some(Answer {
             rcode: sections.rcode,
             answer: sections.answer,
             authority: sections.authority,
