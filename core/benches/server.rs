@@ -22,8 +22,7 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use names_core::cache::{Cache, CacheConfig};
 use names_core::domain::base::iana::{Class, Rtype};
-use names_core::domain::base::Name;
-use names_core::message::{encode_query, QuerySpec};
+use names_core::domain::base::{MessageBuilder, Name};
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
 use names_core::{Action, Chain, Config, Forwarder, Origin, Server, Synth, SynthRule};
 
@@ -38,15 +37,12 @@ fn client() -> Origin {
 
 fn query(id: u16, name: &str) -> Vec<u8> {
     let qname: Name<bytes::Bytes> = name.parse().unwrap();
-    encode_query(&QuerySpec {
-        id,
-        qname: &qname,
-        qtype: Rtype::A,
-        qclass: Class::IN,
-        rd: true,
-        cd: false,
-        edns: None,
-    })
+    let mut b = MessageBuilder::new_vec();
+    b.header_mut().set_id(id);
+    b.header_mut().set_rd(true);
+    let mut q = b.question();
+    q.push((&qname, Rtype::A, Class::IN)).unwrap();
+    q.finish()
 }
 
 /// The bench's one clock read; every `now` given to the core derives from it.

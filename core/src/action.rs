@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
-/// One upstream exchange attempt (one socket in the runtime). Never reused, so a
-/// late packet for a closed token is plainly stale.
+/// One upstream exchange attempt (one socket in the runtime).
+///
+/// Never reused, so a late packet for a closed token is plainly stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(pub u64);
 

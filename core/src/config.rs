@@ -33,11 +33,10 @@ pub struct Config {
     /// connection's unread input: see [`Server::handle_client`](crate::Server::handle_client).
     pub max_tcp_buffered: usize,
     /// Upstream exchanges in flight; a query beyond it gets SERVFAIL (`--max-inflight`, 4096).
-    /// The bound applies to the sum over every server sharing `exchanges_in_flight`.
+    /// The bound applies to the sum over every server sharing one [`InFlight`] count
+    /// ([`Server::with_shared`](crate::Server::with_shared)), so one per worker bounds the
+    /// whole process.
     pub max_exchanges: usize,
-    /// The exchanges in flight, shared by every server whose configuration was cloned from
-    /// this one (one per worker), so `max_exchanges` bounds the whole process.
-    pub exchanges_in_flight: SharedCount,
     /// Client queries waiting for an upstream exchange, per server (one per worker); a query
     /// beyond it gets SERVFAIL at once and counts as `overloaded` (`--max-waiting`, 16384,
     /// 4 x the default `max_exchanges`). One exchange also takes at most
@@ -61,7 +60,6 @@ impl Default for Config {
             max_pipelined: 64,
             max_tcp_buffered: 64 * 1024,
             max_exchanges: 4096,
-            exchanges_in_flight: SharedCount::default(),
             max_waiting: 16384,
             edns_udp_size: 1232,
             log_queries: false,
@@ -82,13 +80,20 @@ impl Config {
     }
 }
 
-/// A count shared between the servers of one process (their configurations are clones).
-/// Two counts are equal when they are the same count.
+/// The upstream exchanges in flight, counted across every [`Server`](crate::Server) given
+/// this handle: create one and pass it to each worker's
+/// [`Server::with_shared`](crate::Server::with_shared), so [`Config::max_exchanges`] bounds
+/// the process, not each worker. Clones share the count.
 #[derive(Clone, Debug, Default)]
-pub struct SharedCount(Arc<AtomicUsize>);
+pub struct InFlight(Arc<AtomicUsize>);
 
-impl SharedCount {
-    /// The current value.
+impl InFlight {
+    /// A count of zero, shared by nobody yet.
+    pub fn new() -> InFlight {
+        InFlight::default()
+    }
+
+    /// Exchanges in flight now, summed over the servers sharing this count.
     pub fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
@@ -101,11 +106,3 @@ impl SharedCount {
         self.0.fetch_sub(n, Ordering::Relaxed);
     }
 }
-
-impl PartialEq for SharedCount {
-    fn eq(&self, other: &SharedCount) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for SharedCount {}

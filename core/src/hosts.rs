@@ -1,5 +1,7 @@
-//! A hosts(5) file as a resolver (Twisted's `hosts.Resolver`): A and AAAA for its names
-//! and aliases (case-insensitive), PTR for its addresses, everything else passed on.
+//! A hosts(5) file as a resolver (Twisted's `hosts.Resolver`).
+//!
+//! It answers A and AAAA for its names and aliases (case-insensitive), PTR for its
+//! addresses, and passes everything else on.
 //!
 //! The core reads no files: [`Hosts::parse`] takes the text. Lookups go through hash
 //! indexes built at parse time.

@@ -1,45 +1,107 @@
 //! # names-core
 //!
-//! A sans-IO DNS server core: it parses and builds wire-format messages with the
-//! [`domain`] crate, runs a chain of [`Resolver`]s as a pure state machine, and emits
-//! [`Action`]s ("reply to this client", "send this upstream") for a runtime to carry out.
-//! It never touches a socket, a clock or a global RNG: time and randomness come in as
-//! arguments, which makes it testable by deterministic simulation and usable from any
-//! runtime (the `names` binary drives it with smol; `examples/blocking.rs` with std sockets).
+//! A sans-IO DNS server core. It parses and builds wire-format messages with the
+//! [`domain`] crate, asks a chain of resolvers for answers, forwards what they cannot
+//! answer, and tells its runtime what to do next. It never touches a socket, a clock or a
+//! global RNG: bytes, the time and a seed come in as arguments, [`Action`]s go out. That
+//! makes it testable by deterministic simulation and usable from any runtime (the `names`
+//! binary drives it with smol; `examples/blocking.rs` with std sockets and threads).
+//!
+//! ## A runtime drives a [`Server`]
+//!
+//! A runtime owns the sockets and the clock. Per worker thread it makes one [`Server`]
+//! from a [`Config`], a [`Chain`] of resolvers and a seed, then loops:
+//!
+//! 1. feed every input, with the current time: [`handle_client`](Server::handle_client)
+//!    for a datagram or TCP bytes from a client (its [`Origin`]; a TCP connection is a
+//!    [`ConnId`] the runtime picks, opened and closed with the `handle_tcp_*` calls),
+//!    [`handle_upstream`](Server::handle_upstream) for bytes from an upstream socket,
+//!    [`handle_timeout`](Server::handle_timeout) when woken;
+//! 2. drain [`poll_action`](Server::poll_action) and carry out each [`Action`]: reply to a
+//!    client, send a query upstream (a fresh socket named by a [`Token`], bound [`Via`] a
+//!    port the core drew, or TCP), close a socket, pause or resume reading a connection,
+//!    write a [`QueryLog`] line;
+//! 3. sleep until [`poll_timeout`](Server::poll_timeout) or the next input.
+//!
+//! A send the runtime could not carry out comes back as an [`UpstreamError`]; counters
+//! are in [`Server::stats`] ([`Stats`]).
 //!
 //! ```
 //! use std::time::Instant;
 //! use names_core::{Action, Chain, Config, Origin, Server, Synth, SynthRule};
-//! use names_core::message::{encode_query, QuerySpec};
+//! use names_core::domain::base::iana::Rtype;
+//! use names_core::domain::base::{MessageBuilder, Name};
 //!
 //! let chain = Chain::new().with(Synth::new(vec![SynthRule::parse("workstation=172.0.2").unwrap()]));
 //! let mut server = Server::new(Config::default(), chain, [7; 32]);
-//! let name = "workstation7.example.com".parse().unwrap();
-//! let query = encode_query(&QuerySpec {
-//!     id: 42, qname: &name, qtype: names_core::domain::base::iana::Rtype::A,
-//!     qclass: names_core::domain::base::iana::Class::IN, rd: true, cd: false, edns: None,
-//! });
+//!
+//! let mut query = MessageBuilder::new_vec();
+//! query.header_mut().set_id(42);
+//! let mut query = query.question();
+//! let name: Name<Vec<u8>> = "workstation7.example.com".parse().unwrap();
+//! query.push((&name, Rtype::A)).unwrap();
+//! let query = query.finish();
+//!
 //! let from = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer: "127.0.0.1:5000".parse().unwrap() };
 //! server.handle_client(Instant::now(), from, &query);
-//! let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("one reply") };
-//! assert_eq!(&bytes[..2], &42u16.to_be_bytes());
+//! let Some(Action::Reply { to, bytes }) = server.poll_action() else { panic!("one reply") };
+//! assert_eq!((to, &bytes[..2]), (from, &42u16.to_be_bytes()[..]));
 //! ```
+//!
+//! ## A resolver answers a [`Query`]
+//!
+//! The [`Chain`] asks its [`Resolver`]s in order. Each looks at the [`Query`] (and the
+//! [`Context`]: the time) and returns a [`Resolution`]: an [`Answer`] (an rcode and
+//! records: [`Rr`]), a [`Prebuilt`] answer encoded once and served many times,
+//! [`Resolution::Pass`] to ask the next resolver, or an [`Exchange`] with upstream servers.
+//! The core runs the exchange (IDs, ports, retries, TCP after a truncated reply, the
+//! budget) and gives the resolver the outcome, [`Exchanged`] or an [`ExchangeFailure`].
+//! The [`Resolver`] trait shows a user-written one.
+//!
+//! ## The built-in resolvers and their data
+//!
+//! In the order `names` chains them:
+//!
+//! - [`zone::ZoneResolver`]: authoritative answers and AXFR from master files
+//!   ([`zone::load_zone`] into a [`zone::ZoneSet`], shared by every worker through a
+//!   [`zone::Snapshot`] that a reload replaces);
+//! - [`hosts::HostsResolver`]: a hosts file ([`hosts::Hosts`]), in a [`zone::Snapshot`] too;
+//! - [`Synth`]: `workstationN.*` style names from [`SynthRule`]s;
+//! - [`cache::Cache`]: upstream answers, in a [`cache::Store`] shared by the workers;
+//! - [`Forwarder`]: everything else, to upstream servers ([`parse_server`] reads an
+//!   address, [`nameservers`] the servers of a resolv.conf).
+//!
+//! [`setup::Setup`] puts them together in that order, leaving out what has nothing to do,
+//! and builds one [`Chain`] per worker (your own resolvers go after synth, before the cache).
+//! The core reads no files: the runtime reads them and gives the core their text; what
+//! cannot be used is a [`ConfigError`] or a [`zone::LoadError`] of one line.
+//!
+//! ## A DNS client too
+//!
+//! [`client::Lookup`] is the same sans-IO shape for the other side: it builds a query
+//! ([`client::Question`]), checks that a reply comes from the server asked with the ID and
+//! question sent (the check the forwarder uses), asks for TCP after a truncated reply and
+//! reassembles TCP frames. `names query` is a thin shell over it.
+//!
+//! ## Where the limits live
+//!
+//! Every limit and timeout is a field of [`Config`], with its default documented there:
+//! a query's time budget, TCP connections and their buffers, exchanges in flight. The
+//! workers of one process share the exchange limit through one [`config::InFlight`]
+//! ([`Server::with_shared`]); the fixed bounds are the constants of [`config`], the
+//! cache's are in [`cache::CacheConfig`].
 //!
 //! ## Driving the server by hand
 //!
-//! A runtime feeds every input with the current time, drains
-//! [`poll_action`](Server::poll_action), and sleeps until
-//! [`poll_timeout`](Server::poll_timeout) or the next input. Here the test plays both
-//! the runtime and the upstream server of a [`Forwarder`]:
+//! Here the test plays both the runtime and the upstream server of a [`Forwarder`]:
 //!
 //! ```
 //! use std::net::{Ipv4Addr, SocketAddr};
 //! use std::time::{Duration, Instant};
 //! use names_core::{Action, Chain, Config, Forwarder, Origin, Server, Via};
-//! use names_core::domain::base::iana::{Class, Rcode, Rtype};
+//! use names_core::domain::base::iana::{Rcode, Rtype};
 //! use names_core::domain::base::{Message, MessageBuilder, Name};
 //! use names_core::domain::rdata::A;
-//! use names_core::message::{encode_query, QuerySpec};
 //!
 //! let upstream: SocketAddr = "192.0.2.53:53".parse().unwrap();
 //! let chain = Chain::new().with(Forwarder::new(vec![upstream]));
@@ -47,11 +109,15 @@
 //! let t0 = Instant::now(); // the runtime reads the clock, never the core
 //!
 //! // 1. A client query arrives over UDP.
-//! let qname: Name<_> = "example.com".parse().unwrap();
-//! let query = encode_query(&QuerySpec {
-//!     id: 1234, qname: &qname, qtype: Rtype::A, qclass: Class::IN,
-//!     rd: true, cd: false, edns: Some((1232, false)),
-//! });
+//! let qname: Name<Vec<u8>> = "example.com".parse().unwrap();
+//! let mut query = MessageBuilder::new_vec();
+//! query.header_mut().set_id(1234);
+//! query.header_mut().set_rd(true);
+//! let mut query = query.question();
+//! query.push((&qname, Rtype::A)).unwrap();
+//! let mut query = query.additional();
+//! query.opt(|opt| { opt.set_udp_payload_size(1232); Ok(()) }).unwrap();
+//! let query = query.finish();
 //! let client = Origin::Udp {
 //!     local: "127.0.0.1:53".parse().unwrap(),
 //!     peer: "127.0.0.1:40000".parse().unwrap(),
@@ -92,33 +158,31 @@
 //! assert_eq!(server.pending_queries(), 0);
 //! assert_eq!(server.stats().upstream_sent, 1);
 //! ```
-//!
-//! See [`Resolver`] for a user-written resolver, and [`message`] for building a query and a
-//! reply without a server.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod action;
+mod action;
 pub mod cache;
 pub mod client;
 pub mod config;
-pub mod fasthash;
+mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hosts;
-pub mod message;
-pub mod parse;
-pub mod record;
-pub mod request;
-pub mod resolver;
+mod message;
+mod parse;
+mod record;
+mod request;
+mod resolver;
 mod rng;
 mod server;
 pub mod setup;
 pub mod stats;
-pub mod tcp;
+mod tcp;
 mod timers;
 mod upstream;
-pub mod wire;
+mod wire;
 pub mod zone;
 
 pub use action::{Action, ConnId, Origin, QueryLog, Token, Transport, UpstreamError, Via};
@@ -132,3 +196,4 @@ pub use resolver::{
 };
 pub use server::Server;
 pub use stats::Stats;
+pub use wire::Prebuilt;

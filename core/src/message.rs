@@ -1,51 +1,5 @@
 //! Encoding messages: client replies (echoed question, flags, OPT, truncation to the
 //! client's limit) and outgoing queries.
-//!
-//! Building a query, admitting it as a server does, and encoding a reply to it:
-//!
-//! ```
-//! use std::net::Ipv4Addr;
-//! use std::time::Instant;
-//! use names_core::{Answer, Origin, Transport};
-//! use names_core::domain::base::iana::{Class, Rcode, Rtype};
-//! use names_core::domain::base::{Message, Record, Ttl};
-//! use names_core::domain::rdata::{AllRecordData, A};
-//! use names_core::message::{encode_query, encode_reply, QuerySpec};
-//! use names_core::request::{admit, Admission};
-//!
-//! // A query, as a client would send it.
-//! let qname = "WWW.Example.com".parse().unwrap();
-//! let query = encode_query(&QuerySpec {
-//!     id: 99, qname: &qname, qtype: Rtype::A, qclass: Class::IN,
-//!     rd: true, cd: false, edns: Some((4096, false)),
-//! });
-//!
-//! // The server's side: admit it, then encode an answer as the reply.
-//! let peer = "127.0.0.1:40000".parse().unwrap();
-//! let origin = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer };
-//! let Admission::Query(request) = admit(&query, origin, peer, Instant::now(), 1232) else {
-//!     panic!("a well-formed query")
-//! };
-//! assert_eq!((request.qtype, request.origin.transport()), (Rtype::A, Transport::Udp));
-//! let mut answer = Answer::new(Rcode::NOERROR.into());
-//! answer.authoritative = true;
-//! answer.answer.push(Record::new(
-//!     request.qname.clone(),
-//!     Class::IN,
-//!     Ttl::from_secs(300),
-//!     AllRecordData::A(A::new(Ipv4Addr::new(192, 0, 2, 80))),
-//! ));
-//! let encoded = encode_reply(&request, &answer, false, 1232, Vec::new());
-//! assert!(!encoded.truncated);
-//!
-//! // The client's side: the question is echoed as asked, with the answer and an OPT.
-//! let reply = Message::from_octets(encoded.bytes).unwrap();
-//! assert_eq!(reply.header().id(), 99);
-//! assert!(reply.header().qr() && reply.header().aa());
-//! assert_eq!(reply.sole_question().unwrap().qname().to_string(), "WWW.Example.com");
-//! assert_eq!(reply.header_counts().ancount(), 1);
-//! assert!(reply.opt().is_some());
-//! ```
 
 use bytes::Bytes;
 use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
@@ -305,4 +259,69 @@ pub(crate) fn is_upstream_failure(rcode: OptRcode) -> bool {
         rcode.rcode(),
         Rcode::SERVFAIL | Rcode::REFUSED | Rcode::NOTIMP
     ) && !rcode.is_ext()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Building a query, admitting it as a server does, and encoding a reply to it.
+    #[test]
+    fn a_query_admitted_and_answered() {
+        use crate::domain::base::iana::{Class, Rcode, Rtype};
+        use crate::domain::base::{Message, Record, Ttl};
+        use crate::domain::rdata::{AllRecordData, A};
+        use crate::message::{encode_query, encode_reply, QuerySpec};
+        use crate::request::{admit, Admission};
+        use crate::{Answer, Origin, Transport};
+        use std::net::Ipv4Addr;
+        use std::time::Instant;
+
+        // A query, as a client would send it.
+        let qname = "WWW.Example.com".parse().unwrap();
+        let query = encode_query(&QuerySpec {
+            id: 99,
+            qname: &qname,
+            qtype: Rtype::A,
+            qclass: Class::IN,
+            rd: true,
+            cd: false,
+            edns: Some((4096, false)),
+        });
+
+        // The server's side: admit it, then encode an answer as the reply.
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        let origin = Origin::Udp {
+            local: "127.0.0.1:53".parse().unwrap(),
+            peer,
+        };
+        #[allow(clippy::disallowed_methods)] // a test's one clock read
+        let now = Instant::now();
+        let Admission::Query(request) = admit(&query, origin, peer, now, 1232) else {
+            panic!("a well-formed query")
+        };
+        assert_eq!(
+            (request.qtype, request.origin.transport()),
+            (Rtype::A, Transport::Udp)
+        );
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        answer.authoritative = true;
+        answer.answer.push(Record::new(
+            request.qname.clone(),
+            Class::IN,
+            Ttl::from_secs(300),
+            AllRecordData::A(A::new(Ipv4Addr::new(192, 0, 2, 80))),
+        ));
+        let encoded = encode_reply(&request, &answer, false, 1232, Vec::new());
+        assert!(!encoded.truncated);
+
+        // The client's side: the question is echoed as asked, with the answer and an OPT.
+        let reply = Message::from_octets(encoded.bytes).unwrap();
+        assert_eq!(reply.header().id(), 99);
+        assert!(reply.header().qr() && reply.header().aa());
+        assert_eq!(
+            reply.sole_question().unwrap().qname().to_string(),
+            "WWW.Example.com"
+        );
+        assert_eq!(reply.header_counts().ancount(), 1);
+        assert!(reply.opt().is_some());
+    }
 }

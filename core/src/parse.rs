@@ -46,6 +46,7 @@ pub fn parse_server(text: &str) -> Result<SocketAddr, ConfigError> {
 }
 
 /// The `nameserver` addresses of a resolv.conf text, port 53, in file order.
+///
 /// Zone IDs (`fe80::1%eth0`) are dropped with the address; other lines are ignored.
 pub fn nameservers(conf: &str) -> Vec<SocketAddr> {
     conf.lines()

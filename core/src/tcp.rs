@@ -104,7 +104,7 @@ pub const MAX_MESSAGE: usize = 65535;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooLong;
 
-/// Prefixes a message with its 2-byte length. A message longer than [`MAX_MESSAGE`]
+/// Prefixes a message with its 2-byte length. A message longer than 65,535 bytes
 /// gives an empty vector: nothing, rather than a length that lies about the bytes.
 pub fn frame(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 2);

@@ -24,7 +24,7 @@ use domain::base::Message;
 
 use crate::action::{Action, Token, UpstreamError, Via};
 use crate::client::Expected;
-use crate::config::{Config, SharedCount, MAX_OPEN_TRIES, MAX_WAITERS_PER_EXCHANGE};
+use crate::config::{Config, InFlight, MAX_OPEN_TRIES, MAX_WAITERS_PER_EXCHANGE};
 use crate::fasthash::{FastMap, FastSet};
 use crate::message::{encode_query, is_upstream_failure, QuerySpec};
 use crate::resolver::{Exchange, ExchangeFailure, Exchanged};
@@ -105,7 +105,6 @@ enum Step {
     Broken,
 }
 
-#[derive(Default)]
 pub(crate) struct Engine {
     exchanges: FastMap<u64, State>,
     /// Open exchanges by question, so identical questions in flight share one.
@@ -116,8 +115,9 @@ pub(crate) struct Engine {
     next_exchange: u64,
     /// Client queries waiting on the open exchanges (bounded by `Config::max_waiting`).
     waiting: usize,
-    /// The shared in-flight count this engine added to (given back if it is dropped busy).
-    in_flight: SharedCount,
+    /// The in-flight count shared with the other servers of the process (what this engine
+    /// added is given back if it is dropped busy).
+    in_flight: InFlight,
 }
 
 impl Drop for Engine {
@@ -127,6 +127,20 @@ impl Drop for Engine {
 }
 
 impl Engine {
+    /// An engine counting its exchanges in `in_flight` too.
+    pub fn new(in_flight: InFlight) -> Engine {
+        Engine {
+            exchanges: FastMap::default(),
+            by_question: HashMap::new(),
+            tokens: FastMap::default(),
+            ports: FastSet::default(),
+            next_token: 0,
+            next_exchange: 0,
+            waiting: 0,
+            in_flight,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.exchanges.len()
     }
@@ -180,15 +194,14 @@ impl Engine {
                 return Ok(());
             }
         }
-        if io.config.exchanges_in_flight.get() >= io.config.max_exchanges {
+        if self.in_flight.get() >= io.config.max_exchanges {
             io.stats.overloaded += 1;
             return Err(ExchangeFailure::Overloaded);
         }
         self.next_exchange += 1;
         let xid = self.next_exchange;
         self.by_question.insert(question_key.clone(), xid);
-        io.config.exchanges_in_flight.add(1);
-        self.in_flight = io.config.exchanges_in_flight.clone();
+        self.in_flight.add(1);
         let state = State {
             question_key,
             servers: vec![ServerState::default(); spec.servers.len()],
@@ -491,7 +504,7 @@ impl Engine {
         let st = self.exchanges.remove(&xid)?;
         self.by_question.remove(&st.question_key);
         self.waiting = self.waiting.saturating_sub(st.waiters.len());
-        io.config.exchanges_in_flight.sub(1);
+        self.in_flight.sub(1);
         io.timers.cancel(st.budget_timer);
         if let Some(k) = st.try_timer {
             io.timers.cancel(k);

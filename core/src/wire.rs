@@ -1,11 +1,13 @@
 //! Answers whose records are already in wire format, and the reply spliced from them.
 //!
-//! The cache stores its entries this way, and `Synth` its answers. Records are stored
+//! The cache stores its entries this way, and the zones and `Synth` their answers; any
+//! resolver may, through [`Prebuilt`]. Records are stored
 //! uncompressed except that an owner equal to the question name is a pointer to offset
 //! 12 (where every reply's question name sits), so a reply is a copy of the header, the
 //! question as asked, these bytes with their TTLs patched, and an OPT: nothing is
 //! re-encoded and nothing allocated.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,6 +17,7 @@ use domain::base::{Name, RecordData, ToName};
 
 use crate::record::Rr;
 use crate::request::Request;
+use crate::resolver::Answer;
 
 const HEADER_LEN: usize = 12;
 const OPT_LEN: usize = 11;
@@ -32,7 +35,8 @@ pub struct WireRecords {
     pub(crate) rcode: OptRcode,
     pub(crate) authenticated: bool,
     pub(crate) authoritative: bool,
-    pub(crate) stored: Instant,
+    /// When a cache stored the records (`None`: local data, which does not age).
+    pub(crate) stored: Option<Instant>,
     /// Seconds the entry is fresh for: the smallest stored TTL.
     pub(crate) ttl: u32,
 }
@@ -49,7 +53,7 @@ impl WireRecords {
         rcode: OptRcode,
         authenticated: bool,
         authoritative: bool,
-        now: Instant,
+        stored: Option<Instant>,
         clamp: impl Fn(u32) -> u32,
     ) -> Option<WireRecords> {
         let mut wire = Vec::with_capacity(key.len() + 64);
@@ -79,7 +83,7 @@ impl WireRecords {
             rcode,
             authenticated,
             authoritative,
-            stored: now,
+            stored,
             ttl: if min_ttl == u32::MAX { 0 } else { min_ttl },
         })
     }
@@ -94,14 +98,16 @@ impl WireRecords {
             rcode: OptRcode::NOERROR,
             authenticated: false,
             authoritative: false,
-            stored,
+            stored: Some(stored),
             ttl: 60,
         }
     }
 
-    /// Whole seconds since the entry was stored.
+    /// Whole seconds since the entry was stored (0 for local data).
     pub(crate) fn age(&self, now: Instant) -> u32 {
-        u32::try_from(now.saturating_duration_since(self.stored).as_secs()).unwrap_or(u32::MAX)
+        self.stored.map_or(0, |stored| {
+            u32::try_from(now.saturating_duration_since(stored).as_secs()).unwrap_or(u32::MAX)
+        })
     }
 
     /// The lookup key the records were stored under.
@@ -112,11 +118,6 @@ impl WireRecords {
     /// The records, wire format.
     pub(crate) fn records(&self) -> &[u8] {
         &self.data[usize::from(self.key_len)..]
-    }
-
-    /// Heap bytes held by the entry (for the memory figure).
-    pub fn heap_size(&self) -> usize {
-        self.data.len()
     }
 }
 
@@ -162,24 +163,109 @@ pub(crate) enum Ttls {
     Fixed(u32),
 }
 
-/// A reply made of prebuilt wire records, for [`Resolution::Wire`](crate::Resolution::Wire).
+/// An answer encoded once and served many times, by any resolver.
+///
+/// Each reply copies its records as they are (TTLs patched in place) instead of encoding
+/// them again. Return it as [`Resolution::Prebuilt`](crate::Resolution::Prebuilt); the
+/// zones, the cache and [`Synth`](crate::Synth) answer this way. Cloning shares the records.
+///
+/// A resolver that answers one name from data it holds, encoded once:
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use std::time::Instant;
+/// use names_core::{Action, Answer, Chain, Config, Context, Origin, Prebuilt, Query, Resolution, Resolver, Server};
+/// use names_core::domain::base::iana::{Rcode, Rtype};
+/// use names_core::domain::base::{Message, MessageBuilder, Name};
+/// use names_core::domain::rdata::A;
+///
+/// struct Printer(Option<Prebuilt>);
+///
+/// impl Resolver for Printer {
+///     fn name(&self) -> &str {
+///         "printer"
+///     }
+///
+///     fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
+///         if query.qtype() != Rtype::A || query.qname().to_string() != "printer.lan" {
+///             return Resolution::Pass;
+///         }
+///         let answer = Answer {
+///             answer: vec![query.record(300, A::new(Ipv4Addr::new(192, 168, 1, 9)))],
+///             authoritative: true,
+///             ..Answer::new(Rcode::NOERROR.into())
+///         };
+///         if self.0.is_none() {
+///             self.0 = Prebuilt::new(query.qname(), &answer);
+///         }
+///         match &self.0 {
+///             Some(prebuilt) => Resolution::Prebuilt(prebuilt.clone()),
+///             None => Resolution::Answer(answer),
+///         }
+///     }
+/// }
+///
+/// let mut server = Server::new(Config::default(), Chain::new().with(Printer(None)), [1; 32]);
+/// let client = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer: "127.0.0.1:5000".parse().unwrap() };
+/// for id in [1, 2] {
+///     let mut query = MessageBuilder::new_vec();
+///     query.header_mut().set_id(id);
+///     let mut query = query.question();
+///     query.push((Name::<Vec<u8>>::vec_from_str("printer.lan").unwrap(), Rtype::A)).unwrap();
+///     server.handle_client(Instant::now(), client, &query.finish());
+///     let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("a reply") };
+///     let reply = Message::from_octets(bytes).unwrap();
+///     assert!(reply.header().aa() && reply.header().id() == id);
+///     let a = reply.answer().unwrap().limit_to::<A>().next().unwrap().unwrap();
+///     assert_eq!((a.ttl().as_secs(), a.data().addr()), (300, Ipv4Addr::new(192, 168, 1, 9)));
+/// }
+/// ```
 #[derive(Clone, Debug)]
-pub struct WireAnswer {
-    pub(crate) records: std::sync::Arc<WireRecords>,
+pub struct Prebuilt {
+    pub(crate) records: Arc<WireRecords>,
     pub(crate) ttls: Ttls,
 }
 
-impl WireAnswer {
-    /// Records served with the TTLs they were stored with (local data).
-    pub(crate) fn as_stored(records: std::sync::Arc<WireRecords>) -> WireAnswer {
-        WireAnswer {
+impl Prebuilt {
+    /// Encodes `answer` (its rcode, answer and authority records, AA and AD bits) for
+    /// questions named `qname`. A record owned by `qname` is written as "the name asked",
+    /// so the encoding serves every question the resolver returns it for, with the name's
+    /// case as the client sent it ([`Synth`](crate::Synth) keeps one per number: it
+    /// answers `workstation7.a.example` and `WORKSTATION7.b.example` alike). The TTLs are
+    /// served as given. A reply too big for the client carries no records (TC set).
+    ///
+    /// `None` if `answer` has additional records, or a record cannot be encoded, or they
+    /// would not fit a message: reply with [`Resolution::Answer`](crate::Resolution::Answer) then.
+    pub fn new(qname: &Name<Bytes>, answer: &Answer) -> Option<Prebuilt> {
+        if !answer.additional.is_empty() {
+            return None;
+        }
+        let answer_records: Vec<&Rr> = answer.answer.iter().collect();
+        let authority: Vec<&Rr> = answer.authority.iter().collect();
+        let records = WireRecords::build(
+            &[],
+            qname,
+            &answer_records,
+            &authority,
+            answer.rcode,
+            answer.authenticated,
+            answer.authoritative,
+            None,
+            |ttl| ttl,
+        )?;
+        Some(Prebuilt::as_stored(Arc::new(records)))
+    }
+
+    /// Records served with the TTLs they were stored with.
+    pub(crate) fn as_stored(records: Arc<WireRecords>) -> Prebuilt {
+        Prebuilt {
             records,
             ttls: Ttls::CountDown { age: 0 },
         }
     }
 
     /// The response code of the answer.
-    pub fn rcode(&self) -> OptRcode {
+    pub(crate) fn rcode(&self) -> OptRcode {
         self.records.rcode
     }
 }
@@ -188,7 +274,7 @@ impl WireAnswer {
 /// it was truncated (the records did not fit the client's limit: TC=1, no records).
 pub(crate) fn encode_wire_reply(
     req: &Request,
-    answer: &WireAnswer,
+    answer: &Prebuilt,
     recursion_available: bool,
     edns_size: u16,
     out: &mut Vec<u8>,
@@ -264,4 +350,44 @@ fn encode(
         out.extend_from_slice(&0u16.to_be_bytes());
     }
     truncated
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use bytes::Bytes;
+    use domain::base::iana::{Class, Rcode};
+    use domain::base::{Name, Record, Ttl};
+    use domain::rdata::{AllRecordData, A};
+
+    use super::Prebuilt;
+    use crate::resolver::Answer;
+
+    fn a(owner: &Name<Bytes>, last: u8) -> crate::Rr {
+        let data = AllRecordData::A(A::new(Ipv4Addr::new(192, 0, 2, last)));
+        Record::new(owner.clone(), Class::IN, Ttl::from_secs(60), data)
+    }
+
+    #[test]
+    fn prebuilt_takes_answer_and_authority_but_not_additional_records() {
+        let qname: Name<Bytes> = "www.example.com".parse().unwrap();
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        answer.answer.push(a(&qname, 1));
+        answer.authority.push(a(&"example.com".parse().unwrap(), 2));
+        let prebuilt = Prebuilt::new(&qname, &answer).expect("encodable");
+        assert_eq!(
+            (
+                prebuilt.records.answer_count,
+                prebuilt.records.authority_count
+            ),
+            (1, 1)
+        );
+        // The owner equal to the question name is "the name asked": a 2-byte pointer.
+        assert_eq!(&prebuilt.records.records()[..2], &[0xc0, 0x0c]);
+        answer
+            .additional
+            .push(a(&"ns.example.com".parse().unwrap(), 3));
+        assert!(Prebuilt::new(&qname, &answer).is_none());
+    }
 }

@@ -13,8 +13,8 @@ use names_core::domain::base::{Message, Name};
 use names_core::domain::rdata::AllRecordData;
 use names_core::message::{encode_query, QuerySpec};
 use names_core::record::read_sections;
-use names_core::resolver::Answer;
 use names_core::zone::{load_zone, Cidr, LoadError, Snapshot, Zone, ZoneResolver, ZoneSet};
+use names_core::Answer;
 use names_core::{Action, Chain, Config, ConnId, Origin, Rr, Server, Synth, SynthRule};
 
 fn data(name: &str) -> String {

@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use names_core::domain::base::iana::Rtype;
+use names_core::domain::rdata::A;
 use names_core::setup::Setup;
 use names_core::{parse_server, ConfigError, Context, Query, Resolution, Resolver};
 use names_shell::{resolv_conf, serve, Options};
@@ -29,13 +30,23 @@ impl Resolver for DynamicResolver {
     }
 
     fn resolve(&mut self, query: &Query<'_>, _: &mut Context) -> Resolution {
-        match (query.qtype(), query.first_label_number("workstation")) {
+        match (query.qtype(), workstation_number(query.first_label())) {
             (Rtype::A, Some(n)) => {
-                Resolution::answer([query.record_a(60, Ipv4Addr::new(172, 0, 2, n))])
+                Resolution::answer([query.record(60, A::new(Ipv4Addr::new(172, 0, 2, n)))])
             }
             _ => Resolution::Pass,
         }
     }
+}
+
+/// `workstationN`, in any case, with N in 0..=255: N.
+fn workstation_number(label: &[u8]) -> Option<u8> {
+    let label = std::str::from_utf8(label).ok()?.to_ascii_lowercase();
+    let digits = label.strip_prefix("workstation")?;
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())?
 }
 
 fn main() -> ExitCode {

@@ -16,6 +16,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_net::{TcpListener, TcpStream};
+use names_core::config::InFlight;
 use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, UpstreamError, Via};
 use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,8 +99,10 @@ impl Listeners {
         // Each worker reports how it ended; the first to end for any reason other than the
         // shutdown ends the whole server with that reason, never a silently smaller server.
         let (ended_tx, ended) = std::sync::mpsc::channel::<(usize, io::Result<()>)>();
+        // One count for every worker: `max_exchanges` bounds the process.
+        let in_flight = InFlight::new();
         for (i, sockets) in self.per_worker.into_iter().enumerate() {
-            let config = config.clone();
+            let (config, in_flight) = (config.clone(), in_flight.clone());
             let make_chain = make_chain.clone();
             let worker = WorkerHooks {
                 shutdown: hooks.shutdown.clone(),
@@ -110,7 +113,9 @@ impl Listeners {
             std::thread::Builder::new()
                 .name(format!("names-worker-{i}"))
                 .spawn(move || {
-                    let result = supervised(|| run_worker(sockets, config, make_chain(), worker));
+                    let result = supervised(|| {
+                        run_worker(sockets, config, &in_flight, make_chain(), worker)
+                    });
                     let _ = ended_tx.send((i, result));
                 })?;
         }
@@ -272,12 +277,13 @@ struct WorkerHooks {
 fn run_worker(
     sockets: Vec<(std::net::UdpSocket, Option<std::net::TcpListener>)>,
     config: Config,
+    in_flight: &InFlight,
     chain: Chain,
     hooks: WorkerHooks,
 ) -> io::Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
-    let server = Server::new(config, chain, seed);
+    let server = Server::with_shared(config, chain, seed, in_flight);
     let ex = Rc::new(LocalExecutor::new());
     // Bounded, so a socket task flooded faster than the driver keeps up waits (and its
     // kernel buffer drops the excess) instead of growing memory.

@@ -197,7 +197,6 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         max_pipelined: f.max_pipelined.unwrap_or(defaults.max_pipelined).max(1),
         max_tcp_buffered: f.max_tcp_buffered.unwrap_or(defaults.max_tcp_buffered),
         max_exchanges: f.max_inflight.unwrap_or(defaults.max_exchanges),
-        exchanges_in_flight: Default::default(),
         max_waiting: f.max_waiting.unwrap_or(defaults.max_waiting),
         edns_udp_size: defaults.edns_udp_size,
         log_queries: f.log_queries,

@@ -1,5 +1,7 @@
-//! The cache resolver: answers repeated questions from memory, filled from the answers
-//! of the resolvers after it (the forwarder), the way Unbound or dnsmasq do.
+//! The cache resolver: repeated questions answered from memory.
+//!
+//! It is filled from the answers of the resolvers after it (the forwarder), the way
+//! Unbound or dnsmasq do.
 //!
 //! - Keyed by lower-cased name, type, class, DO and CD.
 //! - Served TTLs count down by whole seconds spent in the cache; an entry is never served
@@ -10,11 +12,12 @@
 //! - Only the answer's own chain is kept: answer records owned by the question name or a
 //!   CNAME/DNAME target along it, and the SOA for negative answers. The additional section
 //!   and unrelated records are dropped, so an upstream cannot plant data for other names.
-//! - Bounded by an exact entry count, least recently used out first ([`store`]).
+//! - Bounded by an exact entry count, least recently used out first ([`Store`]).
 //!
-//! A cache hit is spliced from wire format ([`crate::wire`]): no re-encoding of the records.
+//! A cache hit is a [`crate::Prebuilt`] answer: its records are copied into the
+//! reply, not encoded again.
 
-pub mod store;
+pub(crate) mod store;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,7 +31,7 @@ pub use store::{CacheStats, Store};
 
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
-use crate::wire::{Ttls, WireAnswer, WireRecords};
+use crate::wire::{Prebuilt, Ttls, WireRecords};
 use store::{key_of, MAX_KEY};
 
 /// TTL of records served stale (RFC 8767 recommends 30 s).
@@ -133,7 +136,7 @@ impl Cache {
             rcode,
             answer.authenticated,
             false,
-            cx.now(),
+            Some(cx.now()),
             |ttl| {
                 let ttl = negative_ttl.map_or(ttl, |n| ttl.min(n));
                 ttl.clamp(min, max.max(min))
@@ -181,7 +184,7 @@ impl Resolver for Cache {
                 let age = entry.age(cx.now());
                 if age < entry.ttl {
                     counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Resolution::Wire(WireAnswer {
+                    return Resolution::Prebuilt(Prebuilt {
                         records: entry,
                         ttls: Ttls::CountDown { age },
                     });
@@ -220,7 +223,7 @@ impl Resolver for Cache {
                 .counters
                 .stale_served
                 .fetch_add(1, Ordering::Relaxed);
-            return Some(Resolution::Wire(WireAnswer {
+            return Some(Resolution::Prebuilt(Prebuilt {
                 records: entry,
                 ttls: Ttls::Fixed(STALE_TTL),
             }));

@@ -172,7 +172,7 @@ impl Lru {
 
 /// Counters of a cache, shared by every worker using it.
 #[derive(Debug, Default)]
-pub struct CacheCounters {
+pub(crate) struct CacheCounters {
     /// Lookups answered from the cache.
     pub hits: AtomicU64,
     /// Lookups the cache could not answer.

@@ -13,18 +13,19 @@ pub use chain::Chain;
 pub use forward::Forwarder;
 pub use synth::{Synth, SynthRule};
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
 use domain::base::{Message, Name, Record, Ttl};
-use domain::rdata::{AllRecordData, A};
+use domain::rdata::AllRecordData;
 
 use crate::action::Transport;
-use crate::record::{read_sections, BadRecords, Rr};
+use crate::record::{read_sections, Rr};
 use crate::request::Request;
+use crate::wire::Prebuilt;
 
 /// A source of answers in the chain.
 ///
@@ -37,9 +38,9 @@ use crate::request::Request;
 /// use std::net::Ipv4Addr;
 /// use std::time::Instant;
 /// use names_core::{Action, Chain, Config, Context, Origin, Query, Resolution, Resolver, Server};
-/// use names_core::domain::base::iana::{Class, Rtype};
-/// use names_core::domain::base::Message;
-/// use names_core::message::{encode_query, QuerySpec};
+/// use names_core::domain::base::iana::Rtype;
+/// use names_core::domain::base::{Message, MessageBuilder, Name};
+/// use names_core::domain::rdata::A;
 ///
 /// /// Twisted's `DynamicResolver`: `workstationN.<anything>` A -> 172.0.2.N, the rest passes.
 /// struct DynamicResolver;
@@ -50,23 +51,33 @@ use crate::request::Request;
 ///     }
 ///
 ///     fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
-///         match (query.qtype(), query.first_label_number("workstation")) {
+///         match (query.qtype(), workstation_number(query.first_label())) {
 ///             (Rtype::A, Some(n)) => {
-///                 Resolution::answer([query.record_a(60, Ipv4Addr::new(172, 0, 2, n))])
+///                 Resolution::answer([query.record(60, A::new(Ipv4Addr::new(172, 0, 2, n)))])
 ///             }
 ///             _ => Resolution::Pass, // not mine: the next resolver is asked
 ///         }
 ///     }
 /// }
 ///
+/// /// `workstationN`, in any case, with N in 0..=255: N.
+/// fn workstation_number(label: &[u8]) -> Option<u8> {
+///     let label = std::str::from_utf8(label).ok()?.to_ascii_lowercase();
+///     let digits = label.strip_prefix("workstation")?;
+///     digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+/// }
+///
 /// // In front of the standard resolvers, e.g. `.with(Forwarder::new(upstreams))`.
 /// let chain = Chain::new().with(DynamicResolver);
 /// let mut server = Server::new(Config::default(), chain, [0; 32]);
-/// let name = "Workstation7.example.com".parse().unwrap();
-/// let query = encode_query(&QuerySpec {
-///     id: 7, qname: &name, qtype: Rtype::A, qclass: Class::IN,
-///     rd: true, cd: false, edns: None,
-/// });
+///
+/// let mut query = MessageBuilder::new_vec();
+/// query.header_mut().set_id(7);
+/// let mut query = query.question();
+/// let name: Name<Vec<u8>> = "Workstation7.example.com".parse().unwrap();
+/// query.push((&name, Rtype::A)).unwrap();
+/// let query = query.finish();
+///
 /// let client = Origin::Udp {
 ///     local: "127.0.0.1:53".parse().unwrap(),
 ///     peer: "127.0.0.1:40000".parse().unwrap(),
@@ -74,8 +85,9 @@ use crate::request::Request;
 /// server.handle_client(Instant::now(), client, &query);
 /// let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("a reply") };
 /// let reply = Message::from_octets(bytes).unwrap();
-/// let a = reply.answer().unwrap().limit_to::<names_core::domain::rdata::A>().next().unwrap().unwrap();
+/// let a = reply.answer().unwrap().limit_to::<A>().next().unwrap().unwrap();
 /// assert_eq!(a.data().addr(), Ipv4Addr::new(172, 0, 2, 7));
+/// assert_eq!(a.owner().to_string(), "Workstation7.example.com");
 /// assert_eq!(server.answers_by_source(), [("dynamic", 1), ("none", 0)]);
 /// ```
 pub trait Resolver: Send {
@@ -91,7 +103,7 @@ pub trait Resolver: Send {
         let _ = (query, cx);
         Resolution::Answer(match done {
             Exchanged::Reply(reply) => {
-                Answer::from_upstream(&reply).unwrap_or_else(|_| Answer::servfail())
+                Answer::from_upstream(&reply).unwrap_or_else(Answer::servfail)
             }
             Exchanged::Failed(_) => Answer::servfail(),
         })
@@ -99,7 +111,7 @@ pub trait Resolver: Send {
 
     /// A resolver after this one in the chain answered `query`. Return a replacement to
     /// reply with instead (a cache serving stale data over a SERVFAIL), or `None`.
-    /// Only `Resolution::Answer` and `Resolution::Wire` replace; other variants are ignored.
+    /// Only `Resolution::Answer` and `Resolution::Prebuilt` replace; other variants are ignored.
     /// A cache fills itself here.
     fn on_later_answer(
         &mut self,
@@ -183,37 +195,25 @@ impl<'a> Query<'a> {
         self.request.rd
     }
 
-    /// If the first label is `prefix` (ASCII case-insensitive) followed by a decimal
-    /// number in 0..=255 and nothing else, that number.
-    pub fn first_label_number(&self, prefix: &str) -> Option<u8> {
+    /// The first label of the question name as asked (case preserved), without its
+    /// length byte: `b"Workstation7"` for `Workstation7.example.com`, empty for the root.
+    pub fn first_label(&self) -> &[u8] {
         // Wire format: the first byte is the first label's length, its bytes follow.
         let wire = self.request.qname.as_slice();
-        let len = usize::from(*wire.first()?);
-        let label = wire.get(1..1 + len)?;
-        let digits = strip_prefix_ignore_case(label, prefix.as_bytes())?;
-        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = digits
-            .iter()
-            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-        u8::try_from(n).ok()
+        let len = wire.first().map_or(0, |&len| usize::from(len));
+        wire.get(1..1 + len).unwrap_or_default()
     }
 
-    /// An A record for the question name, as asked.
-    pub fn record_a(&self, ttl: u32, addr: Ipv4Addr) -> Rr {
+    /// A record owned by the question name as asked, class IN: `data` is any record data of
+    /// [`domain::rdata`], e.g. `query.record(60, A::new(addr))`.
+    pub fn record(&self, ttl: u32, data: impl Into<AllRecordData<Bytes, Name<Bytes>>>) -> Rr {
         Record::new(
             self.request.qname.clone(),
             Class::IN,
             Ttl::from_secs(ttl),
-            AllRecordData::A(A::new(addr)),
+            data.into(),
         )
     }
-}
-
-fn strip_prefix_ignore_case<'b>(bytes: &'b [u8], prefix: &[u8]) -> Option<&'b [u8]> {
-    let (head, tail) = bytes.split_at_checked(prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then_some(tail)
 }
 
 /// A resolver's verdict on a query.
@@ -225,9 +225,10 @@ pub enum Resolution {
     Pass,
     /// Ask upstream servers; the outcome comes to [`Resolver::on_exchange`].
     Exchange(Exchange),
-    /// Reply with prebuilt wire-format records (a [`Cache`](crate::cache::Cache) hit, a
-    /// [`Synth`] answer): spliced into the reply without re-encoding.
-    Wire(crate::wire::WireAnswer),
+    /// Reply with an answer encoded beforehand (a [`Cache`](crate::cache::Cache) hit, a
+    /// [`Synth`] answer, any resolver's [`Prebuilt::new`]): its records are copied into
+    /// the reply, not encoded again.
+    Prebuilt(Prebuilt),
 }
 
 impl Resolution {
@@ -240,8 +241,10 @@ impl Resolution {
     }
 }
 
-/// A reply's content: response code, sections and flags. The server adds the header,
-/// echoes the question, sets RA and OPT, and truncates for the client.
+/// A reply's content: response code, sections and flags.
+///
+/// The server adds the header, echoes the question, sets RA and OPT, and truncates for
+/// the client.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
     /// The response code (12 bits: the OPT record carries the upper 8).
@@ -282,9 +285,10 @@ impl Answer {
     }
 
     /// An upstream's reply as an answer: its rcode and sections, never its AA bit.
-    pub fn from_upstream(reply: &Message<Bytes>) -> Result<Answer, BadRecords> {
-        let sections = read_sections(reply)?;
-        Ok(Answer {
+    /// `None` if a record cannot be read.
+    pub fn from_upstream(reply: &Message<Bytes>) -> Option<Answer> {
+        let sections = read_sections(reply).ok()?;
+        Some(Answer {
             rcode: sections.rcode,
             answer: sections.answer,
             authority: sections.authority,

@@ -2,13 +2,12 @@
 
 use std::net::Ipv4Addr;
 
-use std::sync::Arc;
-
 use domain::base::iana::{Class, Rcode, Rtype};
+use domain::rdata::A;
 
-use super::{Context, Query, Resolution, Resolver};
+use super::{Answer, Context, Query, Resolution, Resolver};
 use crate::parse::ConfigError;
-use crate::wire::{Ttls, WireAnswer, WireRecords};
+use crate::wire::Prebuilt;
 
 /// Time to live of synthesised records.
 pub const SYNTH_TTL: u32 = 60;
@@ -63,7 +62,7 @@ pub struct Synth {
     rules: Vec<SynthRule>,
     /// Per rule, the encoded answer for each N, made on first use. The owner is encoded
     /// as "the question name", so one answer serves every name with that number.
-    answers: Vec<Vec<Option<Arc<WireRecords>>>>,
+    answers: Vec<Vec<Option<Prebuilt>>>,
 }
 
 impl Synth {
@@ -73,35 +72,38 @@ impl Synth {
         Synth { rules, answers }
     }
 
-    fn wire_answer(
-        &mut self,
-        rule: usize,
-        n: u8,
-        q: &Query<'_>,
-        now: std::time::Instant,
-    ) -> Option<WireAnswer> {
+    /// The answer for number `n` of `rule`, encoded on first use.
+    fn prebuilt(&mut self, rule: usize, n: u8, q: &Query<'_>) -> Option<Prebuilt> {
         let slot = &mut self.answers[rule][usize::from(n)];
         if slot.is_none() {
             let [a, b, c] = self.rules[rule].net;
-            let rr = q.record_a(SYNTH_TTL, Ipv4Addr::new(a, b, c, n));
-            let records = WireRecords::build(
-                &[],
-                q.qname(),
-                &[&rr],
-                &[],
-                Rcode::NOERROR.into(),
-                false,
-                true,
-                now,
-                |t| t,
-            )?;
-            *slot = Some(Arc::new(records));
+            let rr = q.record(SYNTH_TTL, A::new(Ipv4Addr::new(a, b, c, n)));
+            let answer = Answer {
+                answer: vec![rr],
+                authoritative: true,
+                ..Answer::new(Rcode::NOERROR.into())
+            };
+            *slot = Some(Prebuilt::new(q.qname(), &answer)?);
         }
-        Some(WireAnswer {
-            records: slot.clone()?,
-            ttls: Ttls::Fixed(SYNTH_TTL),
-        })
+        slot.clone()
     }
+}
+
+/// If `label` is `prefix` (ASCII case-insensitive) followed by a decimal number in 0..=255
+/// and nothing else, that number.
+fn label_number(label: &[u8], prefix: &str) -> Option<u8> {
+    let (head, digits) = label.split_at_checked(prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix.as_bytes())
+        || digits.is_empty()
+        || digits.len() > 3
+        || !digits.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    u8::try_from(n).ok()
 }
 
 impl Resolver for Synth {
@@ -109,17 +111,19 @@ impl Resolver for Synth {
         "synth"
     }
 
-    fn resolve(&mut self, q: &Query<'_>, cx: &mut Context) -> Resolution {
+    fn resolve(&mut self, q: &Query<'_>, _cx: &mut Context) -> Resolution {
         if q.qtype() != Rtype::A || q.qclass() != Class::IN {
             return Resolution::Pass;
         }
         for i in 0..self.rules.len() {
-            if let Some(n) = q.first_label_number(&self.rules[i].prefix) {
-                if let Some(answer) = self.wire_answer(i, n, q, cx.now()) {
-                    return Resolution::Wire(answer);
+            if let Some(n) = label_number(q.first_label(), &self.rules[i].prefix) {
+                if let Some(prebuilt) = self.prebuilt(i, n, q) {
+                    return Resolution::Prebuilt(prebuilt);
                 }
                 let [a, b, c] = self.rules[i].net;
-                return Resolution::answer([q.record_a(SYNTH_TTL, Ipv4Addr::new(a, b, c, n))]);
+                return Resolution::answer(
+                    [q.record(SYNTH_TTL, A::new(Ipv4Addr::new(a, b, c, n)))],
+                );
             }
         }
         Resolution::Pass

@@ -15,9 +15,8 @@ use super::{Snapshot, ZoneSet};
 use crate::action::Transport;
 use crate::cache::store::{key_of, MAX_KEY};
 use crate::parse::ConfigError;
-use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
-use crate::wire::{WireAnswer, WireRecords};
+use crate::wire::Prebuilt;
 
 /// An address prefix, e.g. `127.0.0.0/8` or `::1` (a bare address is a /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +103,7 @@ const MAX_ENCODED: usize = 4096;
 struct EncodedAnswers {
     /// The snapshot generation they were encoded from.
     generation: u64,
-    answers: HashMap<Box<[u8]>, Arc<WireRecords>>,
+    answers: HashMap<Box<[u8]>, Prebuilt>,
 }
 
 impl ZoneResolver {
@@ -125,13 +124,7 @@ impl ZoneResolver {
 
     /// Keeps a plain positive answer (records in the answer section only) encoded for the
     /// next time the question is asked.
-    fn encode(
-        &mut self,
-        key: &[u8],
-        query: &Query<'_>,
-        answer: &Answer,
-        cx: &Context,
-    ) -> Option<WireAnswer> {
+    fn encode(&mut self, key: &[u8], query: &Query<'_>, answer: &Answer) -> Option<Prebuilt> {
         let plain = answer.rcode == Rcode::NOERROR.into()
             && answer.authoritative
             && !answer.answer.is_empty()
@@ -140,24 +133,12 @@ impl ZoneResolver {
         if !plain {
             return None;
         }
-        let records: Vec<&Rr> = answer.answer.iter().collect();
-        let wire = WireRecords::build(
-            key,
-            query.qname(),
-            &records,
-            &[],
-            answer.rcode,
-            false,
-            true,
-            cx.now(),
-            |t| t,
-        )?;
-        let wire = Arc::new(wire);
+        let prebuilt = Prebuilt::new(query.qname(), answer)?;
         if self.encoded.answers.len() >= MAX_ENCODED {
             self.encoded.answers.clear();
         }
-        self.encoded.answers.insert(key.into(), wire.clone());
-        Some(WireAnswer::as_stored(wire))
+        self.encoded.answers.insert(key.into(), prebuilt.clone());
+        Some(prebuilt)
     }
 
     fn transfer(&self, zones: &ZoneSet, query: &Query<'_>) -> Answer {
@@ -187,7 +168,7 @@ impl Resolver for ZoneResolver {
         "zones"
     }
 
-    fn resolve(&mut self, query: &Query<'_>, cx: &mut Context) -> Resolution {
+    fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
         if query.qclass() != Class::IN {
             return Resolution::Pass;
         }
@@ -207,8 +188,8 @@ impl Resolver for ZoneResolver {
             Class::IN.to_int(),
             0,
         );
-        if let Some(records) = self.encoded.answers.get(key) {
-            return Resolution::Wire(WireAnswer::as_stored(records.clone()));
+        if let Some(prebuilt) = self.encoded.answers.get(key) {
+            return Resolution::Prebuilt(prebuilt.clone());
         }
         match query.qtype() {
             Rtype::AXFR => Resolution::Answer(self.transfer(&zones, query)),
@@ -217,8 +198,8 @@ impl Resolver for ZoneResolver {
                 Resolution::Answer(Answer::new(Rcode::NOTIMP.into()))
             }
             qtype => match zones.answer(query.qname(), qtype) {
-                Some(answer) => match self.encode(key, query, &answer, cx) {
-                    Some(wire) => Resolution::Wire(wire),
+                Some(answer) => match self.encode(key, query, &answer) {
+                    Some(prebuilt) => Resolution::Prebuilt(prebuilt),
                     None => Resolution::Answer(answer),
                 },
                 None => Resolution::Pass,

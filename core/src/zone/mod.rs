@@ -1,5 +1,6 @@
-//! Authoritative data: zones loaded from master files, answered per RFC 1034 4.3.2,
-//! transferred with AXFR, and swapped whole on reload.
+//! Authoritative data: zones loaded from master files.
+//!
+//! They are answered per RFC 1034 4.3.2, transferred with AXFR, and swapped whole on reload.
 //!
 //! The core reads no files: [`load_zone`] takes the text (and a callback for
 //! `$INCLUDE`s); the runtime reads the files and, on reload, stores a new

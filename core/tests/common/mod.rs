@@ -273,7 +273,7 @@ impl Resolver for Many {
         let records: Vec<Rr> = (0..self.0)
             .map(|i| {
                 let [_, _, a, b] = (i as u32).to_be_bytes();
-                q.record_a(60, Ipv4Addr::new(10, 9, a, b))
+                q.record(60, A::new(Ipv4Addr::new(10, 9, a, b)))
             })
             .collect();
         let mut answer = Answer::new(Rcode::NOERROR.into());
