@@ -19,7 +19,7 @@
 //!     id: 42, qname: &name, qtype: names_core::domain::base::iana::Rtype::A,
 //!     qclass: names_core::domain::base::iana::Class::IN, rd: true, cd: false, edns: None,
 //! });
-//! let from = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer: "127.0.0.1:5000".parse().unwrap() };
+//! let from = Origin::Udp { listener: 0, peer: "127.0.0.1:5000".parse().unwrap() };
 //! server.handle_client(Instant::now(), from, &query);
 //! let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("one reply") };
 //! assert_eq!(&bytes[..2], &42u16.to_be_bytes());
@@ -53,7 +53,7 @@
 //!     rd: true, cd: false, edns: Some((1232, false)),
 //! });
 //! let client = Origin::Udp {
-//!     local: "127.0.0.1:53".parse().unwrap(),
+//!     listener: 0,
 //!     peer: "127.0.0.1:40000".parse().unwrap(),
 //! };
 //! server.handle_client(t0, client, &query);

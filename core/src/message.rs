@@ -22,7 +22,7 @@
 //!
 //! // The server's side: admit it, then encode an answer as the reply.
 //! let peer = "127.0.0.1:40000".parse().unwrap();
-//! let origin = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer };
+//! let origin = Origin::Udp { listener: 0, peer };
 //! let Admission::Query(request) = admit(&query, origin, peer, Instant::now(), 1232) else {
 //!     panic!("a well-formed query")
 //! };

@@ -68,7 +68,7 @@ use crate::request::Request;
 ///     rd: true, cd: false, edns: None,
 /// });
 /// let client = Origin::Udp {
-///     local: "127.0.0.1:53".parse().unwrap(),
+///     listener: 0,
 ///     peer: "127.0.0.1:40000".parse().unwrap(),
 /// };
 /// server.handle_client(Instant::now(), client, &query);
