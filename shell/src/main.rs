@@ -1,6 +1,8 @@
 //! The `names` binary: `names serve` and `names query`.
 //! Errors end in one line on stderr and a non-zero exit, never a panic.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod check_zone;
 mod cli;
 mod config_file;
@@ -36,7 +38,17 @@ fn parse_args() -> Result<cli::Cli, ExitCode> {
     })
 }
 
+/// `names --version` (or `-V`): the name and version, as operators and packagers expect.
+fn version_asked() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    matches!(args.as_slice(), [flag] if flag == "--version" || flag == "-V")
+}
+
 fn main() -> ExitCode {
+    if version_asked() {
+        println!("names {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     let cli = match parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
