@@ -5,8 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use names_core::domain::base::iana::{Class, Rtype};
-use names_core::message::{encode_query, QuerySpec};
+use names_core::domain::base::{MessageBuilder, Name, Rtype};
 use names_core::{Chain, Config, Context, Query, Resolution, Resolver};
 use names_shell::{Hooks, Listeners};
 
@@ -49,16 +48,13 @@ fn a_panicking_second_worker_ends_the_server_with_one_error() {
         let result = listeners.run_with(Config::default(), Arc::new(make_chain), Hooks::default());
         let _ = done_tx.send(result);
     });
-    let name = "www.example.com".parse().unwrap();
-    let query = encode_query(&QuerySpec {
-        id: 1,
-        qname: &name,
-        qtype: Rtype::A,
-        qclass: Class::IN,
-        rd: true,
-        cd: false,
-        edns: None,
-    });
+    let mut builder = MessageBuilder::new_vec();
+    builder.header_mut().set_id(1);
+    builder.header_mut().set_rd(true);
+    let mut question = builder.question();
+    let name: Name<Vec<u8>> = "www.example.com".parse().unwrap();
+    question.push((name, Rtype::A)).unwrap();
+    let query = question.finish();
     // Queries from many source ports: SO_REUSEPORT hands some to the second worker.
     let deadline = Instant::now() + Duration::from_secs(10);
     let result = loop {
