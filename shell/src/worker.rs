@@ -23,21 +23,26 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds UDP on every address once per worker (SO_REUSEPORT spreads datagrams over
-    /// them), and TCP once, served by the first worker: TCP is a small share of DNS
-    /// traffic, and one owner keeps the connection cap, idle timeout and pipelining limit
-    /// exact. Port 0 picks one free port shared by UDP, TCP and all workers.
+    /// them; where the system has no SO_REUSEPORT, the workers share one socket), and TCP
+    /// once, served by the first worker: TCP is a small share of DNS traffic, and one
+    /// owner keeps the connection cap, idle timeout and pipelining limit exact. Port 0 picks one free port shared by UDP, TCP and all workers.
     pub fn bind(addrs: &[SocketAddr], workers: usize) -> io::Result<Listeners> {
         let workers = workers.max(1);
-        let reuse = workers > 1;
+        let reuse = workers > 1 && net::HAS_REUSE_PORT;
         let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
         let mut bound = Vec::new();
         for &addr in addrs {
             let (first_udp, first_tcp, actual) = bind_pair(addr, reuse)?;
-            per_worker[0].push((first_udp, Some(first_tcp)));
             for sockets in per_worker.iter_mut().skip(1) {
-                let udp = net::bind(actual, false, true)?;
-                sockets.push((udp.into(), None));
+                let udp = if reuse {
+                    net::bind(actual, false, true)?.into()
+                } else {
+                    // No SO_REUSEPORT: the workers read one shared socket.
+                    first_udp.try_clone()?
+                };
+                sockets.push((udp, None));
             }
+            per_worker[0].push((first_udp, Some(first_tcp)));
             bound.push(actual);
         }
         let tcp = bound.clone();
