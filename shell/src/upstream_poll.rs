@@ -6,6 +6,11 @@
 //! `polling::Poller` (epoll, kqueue or event ports, whichever the system has) with its
 //! token as the key, and leaves it just before it is closed. The poller's own descriptor
 //! is what the reactor watches: it is readable while any member is.
+//!
+//! Which members are ready is asked without waiting, once per wake-up. `Poller::wait`
+//! does that anywhere; on Linux it also re-arms the poller's internal timer and notifier
+//! (four system calls more than the question needs), so there a single `epoll_wait` with
+//! a zero timeout asks the same poller instead. The tests run both.
 
 use std::collections::HashMap;
 use std::io;
@@ -34,10 +39,21 @@ pub struct UpstreamSockets {
     /// again); one-shot and re-armed after each read elsewhere (event ports).
     mode: PollMode,
     events: Events,
+    /// How ready keys are asked for (see the module comment).
+    harvest: Harvest,
+    /// The keys found ready by the last harvest.
+    ready: Vec<usize>,
 }
+
+/// Appends the keys of the ready members to the vector, without blocking.
+type Harvest = fn(&Poller, &mut Events, &mut Vec<usize>);
 
 impl UpstreamSockets {
     pub fn new() -> io::Result<UpstreamSockets> {
+        UpstreamSockets::with_harvest(fast::harvest)
+    }
+
+    fn with_harvest(harvest: Harvest) -> io::Result<UpstreamSockets> {
         let poller = Poller::new()?;
         let mode = if poller.supports_level() {
             PollMode::Level
@@ -51,6 +67,8 @@ impl UpstreamSockets {
             poller: Async::new_nonblocking(poller)?,
             mode,
             events: Events::with_capacity(EVENTS),
+            harvest,
+            ready: Vec::with_capacity(EVENTS.get()),
         })
     }
 
@@ -96,17 +114,10 @@ impl UpstreamSockets {
         buf: &mut [u8],
         mut on: impl FnMut(Token, SocketAddr, io::Result<&[u8]>),
     ) {
-        self.events.clear();
-        if self
-            .poller
-            .get_ref()
-            .wait(&mut self.events, Some(Duration::ZERO))
-            .is_err()
-        {
-            return;
-        }
-        for event in self.events.iter() {
-            let token = Token(event.key as u64);
+        self.ready.clear();
+        (self.harvest)(self.poller.get_ref(), &mut self.events, &mut self.ready);
+        for &k in &self.ready {
+            let token = Token(k as u64);
             let Some((sock, to)) = self.sockets.get(&token) else {
                 continue;
             };
@@ -118,11 +129,10 @@ impl UpstreamSockets {
             }
             if self.mode != PollMode::Level {
                 if let Some((sock, _)) = self.sockets.get(&token) {
-                    let _ = self.poller.get_ref().modify_with_mode(
-                        sock,
-                        Event::readable(event.key),
-                        self.mode,
-                    );
+                    let _ =
+                        self.poller
+                            .get_ref()
+                            .modify_with_mode(sock, Event::readable(k), self.mode);
                 }
             }
         }
@@ -139,6 +149,57 @@ impl Drop for UpstreamSockets {
     fn drop(&mut self) {
         for (sock, _) in self.sockets.values() {
             let _ = self.poller.get_ref().delete(sock);
+        }
+    }
+}
+
+/// The portable harvest: `Poller::wait` with a zero timeout.
+#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+fn portable_harvest(poller: &Poller, events: &mut Events, out: &mut Vec<usize>) {
+    events.clear();
+    if poller.wait(events, Some(Duration::ZERO)).is_ok() {
+        out.extend(events.iter().map(|e| e.key));
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod fast {
+    use polling::{Events, Poller};
+
+    pub fn harvest(poller: &Poller, events: &mut Events, out: &mut Vec<usize>) {
+        super::portable_harvest(poller, events, out)
+    }
+}
+
+/// One `epoll_wait` on the poller's epoll descriptor, which holds each member with its
+/// key as the event's data (and the poller's own timer and notifier, never armed here:
+/// this poller is never waited on with a timeout, nor notified).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod fast {
+    use std::os::fd::AsRawFd;
+
+    use polling::{Events, Poller};
+
+    use super::EVENTS;
+
+    pub fn harvest(poller: &Poller, _: &mut Events, out: &mut Vec<usize>) {
+        // SAFETY: epoll_event is a plain C struct, for which all zeroes is valid.
+        let mut events: [libc::epoll_event; EVENTS.get()] = unsafe { std::mem::zeroed() };
+        // SAFETY: the poller's descriptor is open while `poller` is borrowed; `events`
+        // has room for the EVENTS entries the kernel may write; a zero timeout never blocks.
+        let n = unsafe {
+            libc::epoll_wait(
+                poller.as_raw_fd(),
+                events.as_mut_ptr(),
+                EVENTS.get() as libc::c_int,
+                0,
+            )
+        };
+        for event in events.iter().take(n.max(0) as usize) {
+            let key = event.u64 as usize;
+            if key != usize::MAX {
+                out.push(key);
+            }
         }
     }
 }
@@ -175,7 +236,15 @@ mod tests {
 
     #[test]
     fn reports_the_token_of_a_socket_with_a_datagram_and_forgets_removed_ones() {
-        let mut set = UpstreamSockets::new().unwrap();
+        reports_and_forgets(UpstreamSockets::new().unwrap());
+    }
+
+    #[test]
+    fn the_portable_harvest_does_the_same() {
+        reports_and_forgets(UpstreamSockets::with_harvest(portable_harvest).unwrap());
+    }
+
+    fn reports_and_forgets(mut set: UpstreamSockets) {
         let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = upstream.local_addr().unwrap();
         let (a, b) = (socket_to(to), socket_to(to));
