@@ -39,6 +39,12 @@ fn version_prints_the_name_and_version_and_exits_0() {
         String::from_utf8_lossy(&run_names(&["--version"]).stdout),
         "names 0.1.0\n"
     );
+    // Before a command it wins over the command, which does not run.
+    let out = run_names(&["--version", "query", "example.com"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "names 0.1.0\n");
+    let help = run_names(&["--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--version"));
 }
 
 // ---------------------------------------------------------------------------
