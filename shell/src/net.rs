@@ -80,6 +80,15 @@ pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
         return Ok((before, before));
     }
     lim.rlim_cur = lim.rlim_max;
+    // macOS refuses a soft limit above OPEN_MAX (10240 in <sys/syslimits.h>), and its
+    // hard limit is often unlimited.
+    #[cfg(target_vendor = "apple")]
+    {
+        lim.rlim_cur = lim.rlim_cur.min(10240);
+        if rlim_u64(lim.rlim_cur) <= before {
+            return Ok((before, before));
+        }
+    }
     // SAFETY: as above.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
         return Err(io::Error::last_os_error());
