@@ -288,6 +288,8 @@ fn socket_activated(sockets: &[&Socket], args: &[&str]) -> Proc {
     script += &format!("LISTEN_PID=$$ LISTEN_FDS={} exec \"$0\" \"$@\"", fds.len());
     let mut cmd = Command::new("bash");
     cmd.arg("-c").arg(script).arg(names_bin()).args(args);
+    // Whatever manager runs the tests hears nothing from this server.
+    cmd.env_remove("NOTIFY_SOCKET");
     // SAFETY: runs in the child between fork and exec; it only clears FD_CLOEXEC on
     // descriptors the parent keeps open for the whole spawn (fcntl, async-signal-safe).
     unsafe {
