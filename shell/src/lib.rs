@@ -6,7 +6,7 @@
 //! [`serve`] runs a server for any [`names_core::Chain`], which is how the
 //! examples put their own resolver in front of the forwarder.
 //!
-//! Layout of a worker: [`worker`] starts the threads; each runs the event loop in
+//! Layout of a worker: `worker` starts the threads; each runs the event loop in
 //! `driver`, which reads the listening UDP sockets (`udp`, batched by `batch`), the
 //! upstream sockets (`upstream`, watched by `upstream_poll`) and the events of the client
 //! TCP connection tasks (`tcp`). Readiness comes from one portable source (smol's reactor
@@ -26,7 +26,7 @@ mod tcp;
 mod udp;
 mod upstream;
 mod upstream_poll;
-pub mod worker;
+mod worker;
 
 use std::io;
 use std::net::SocketAddr;
