@@ -30,7 +30,7 @@ const UPSTREAM: &str = "127.0.0.1:15353";
 
 fn client() -> Origin {
     Origin::Udp {
-        local: "127.0.0.1:53".parse().unwrap(),
+        listener: 0,
         peer: "127.0.0.1:40000".parse().unwrap(),
     }
 }

@@ -114,7 +114,7 @@ fn run() -> Result<(), String> {
         let now = clock();
         match event {
             Ok(Event::Client { peer, bytes }) => {
-                let origin = Origin::Udp { local: bound, peer };
+                let origin = Origin::Udp { listener: 0, peer };
                 server.handle_client(now, origin, &bytes);
             }
             Ok(Event::Upstream { token, from, bytes }) => {

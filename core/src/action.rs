@@ -18,10 +18,11 @@ pub struct Token(pub u64);
 /// Where a client query came from, and so where its reply goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
-    /// A datagram received on the listening socket `local` from `peer`.
+    /// A datagram received on listening socket number `listener` from `peer`.
     Udp {
-        /// The server's listening address the datagram arrived on (the reply leaves from it).
-        local: SocketAddr,
+        /// Which of the runtime's listening UDP sockets the datagram arrived on (the reply
+        /// leaves from it): an index the runtime chose, passed back untouched.
+        listener: usize,
         /// The client's address and port.
         peer: SocketAddr,
     },

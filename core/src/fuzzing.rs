@@ -56,7 +56,6 @@ use crate::resolver::{Chain, Forwarder, Synth, SynthRule};
 use crate::server::Server;
 use crate::tcp::{frame, Framer};
 
-const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 53);
 const UP1: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 53);
 const UP2: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), 5353);
 const SPOOFER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66)), 53);
@@ -69,7 +68,7 @@ const MAX_ROUNDS: usize = 10_000;
 
 fn udp_origin(port: u16) -> Origin {
     Origin::Udp {
-        local: LOCAL,
+        listener: 0,
         peer: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)), port),
     }
 }

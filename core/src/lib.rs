@@ -42,7 +42,7 @@
 //! query.push((&name, Rtype::A)).unwrap();
 //! let query = query.finish();
 //!
-//! let from = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer: "127.0.0.1:5000".parse().unwrap() };
+//! let from = Origin::Udp { listener: 0, peer: "127.0.0.1:5000".parse().unwrap() };
 //! server.handle_client(Instant::now(), from, &query);
 //! let Some(Action::Reply { to, bytes }) = server.poll_action() else { panic!("one reply") };
 //! assert_eq!((to, &bytes[..2]), (from, &42u16.to_be_bytes()[..]));
@@ -119,7 +119,7 @@
 //! query.opt(|opt| { opt.set_udp_payload_size(1232); Ok(()) }).unwrap();
 //! let query = query.finish();
 //! let client = Origin::Udp {
-//!     local: "127.0.0.1:53".parse().unwrap(),
+//!     listener: 0,
 //!     peer: "127.0.0.1:40000".parse().unwrap(),
 //! };
 //! server.handle_client(t0, client, &query);

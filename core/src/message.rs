@@ -289,10 +289,7 @@ mod tests {
 
         // The server's side: admit it, then encode an answer as the reply.
         let peer = "127.0.0.1:40000".parse().unwrap();
-        let origin = Origin::Udp {
-            local: "127.0.0.1:53".parse().unwrap(),
-            peer,
-        };
+        let origin = Origin::Udp { listener: 0, peer };
         #[allow(clippy::disallowed_methods)] // a test's one clock read
         let now = Instant::now();
         let Admission::Query(request) = admit(&query, origin, peer, now, 1232) else {

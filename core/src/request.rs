@@ -396,7 +396,7 @@ mod tests {
     fn both(bytes: &[u8]) -> (Option<Parsed>, Result<Parsed, Malformed>) {
         let (origin, client) = (
             Origin::Udp {
-                local: "127.0.0.1:53".parse().unwrap(),
+                listener: 0,
                 peer: "127.0.0.1:5353".parse().unwrap(),
             },
             "127.0.0.1:5353".parse().unwrap(),

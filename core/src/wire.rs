@@ -206,7 +206,7 @@ pub(crate) enum Ttls {
 /// }
 ///
 /// let mut server = Server::new(Config::default(), Chain::new().with(Printer(None)), [1; 32]);
-/// let client = Origin::Udp { local: "127.0.0.1:53".parse().unwrap(), peer: "127.0.0.1:5000".parse().unwrap() };
+/// let client = Origin::Udp { listener: 0, peer: "127.0.0.1:5000".parse().unwrap() };
 /// for id in [1, 2] {
 ///     let mut query = MessageBuilder::new_vec();
 ///     query.header_mut().set_id(id);

@@ -144,7 +144,7 @@ fn zone_answers_before_hosts_and_hosts_before_later_resolvers() {
             edns: None,
         });
         let from = Origin::Udp {
-            local: "127.0.0.1:53".parse().unwrap(),
+            listener: 0,
             peer: "127.0.0.1:999".parse().unwrap(),
         };
         server.handle_client(Instant::now(), from, &query);

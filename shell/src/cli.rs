@@ -10,6 +10,9 @@ use serde::Deserialize;
 #[derive(FromArgs, Debug)]
 /// names: a DNS server toolkit. Forwarding, synthesised answers, and a dig-like client.
 pub struct Cli {
+    /// print the name and version (`names 0.1.0`) and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
     #[argh(subcommand)]
     pub cmd: Cmd,
 }

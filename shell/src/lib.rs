@@ -5,6 +5,15 @@
 //!
 //! [`serve`] runs a server for any [`names_core::Chain`], which is how the
 //! examples put their own resolver in front of the forwarder.
+//!
+//! Layout of a worker: `worker` starts the threads; each runs the event loop in
+//! `driver`, which reads the listening UDP sockets (`udp`, batched by `batch`), the
+//! upstream sockets (`upstream`, watched by `upstream_poll`) and the events of the client
+//! TCP connection tasks (`tcp`). Readiness comes from one portable source (smol's reactor
+//! and the `polling` crate), so the shell runs on Linux, macOS and the BSDs; only the
+//! batched system calls in `batch` are Linux's own, with a plain fallback elsewhere.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod batch;
 mod driver;
@@ -12,7 +21,12 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod shutdown;
+pub mod systemd;
+mod tcp;
+mod udp;
+mod upstream;
 mod upstream_poll;
+mod worker;
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,9 +34,9 @@ use std::sync::Arc;
 
 use names_core::{Chain, Config, ConfigError};
 
-pub use driver::Listeners;
 pub use metrics::CacheProbe;
 pub use shutdown::Shutdown;
+pub use worker::Listeners;
 
 /// What workers watch and publish to besides their sockets.
 #[derive(Clone, Debug)]
@@ -90,9 +104,10 @@ pub fn resolv_conf(path: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     Ok(servers)
 }
 
-/// Binds every socket, prints the ready line on stderr, and serves until SIGINT/SIGTERM,
-/// then answers the queries in flight (within their budget) and returns `Ok(())`.
-/// `make_chain` is called once per worker.
+/// Binds every socket (or takes the ones handed over by systemd socket activation, see
+/// [`systemd`]), prints the ready line on stderr (and tells systemd, when it asks), and
+/// serves until SIGINT/SIGTERM, then answers the queries in flight (within their budget)
+/// and returns `Ok(())`. `make_chain` is called once per worker.
 pub fn serve(
     options: Options,
     make_chain: impl Fn() -> Chain + Send + Sync + 'static,
@@ -107,7 +122,13 @@ pub fn serve_until(
     make_chain: impl Fn() -> Chain + Send + Sync + 'static,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let listeners = Listeners::bind(&options.listen, options.workers)?;
+    let listeners = match systemd::activated_sockets()? {
+        Some(sockets) => {
+            log::info!("socket activation: serving the sockets handed over, not --listen");
+            Listeners::from_sockets(sockets, options.workers)?
+        }
+        None => Listeners::bind(&options.listen, options.workers)?,
+    };
     let board = match options.metrics {
         Some(addr) => {
             let listener = std::net::TcpListener::bind(addr)
@@ -124,12 +145,14 @@ pub fn serve_until(
         None => None,
     };
     let names = make_chain().names().join(",");
-    eprintln!(
-        "names: ready {} chain={} workers={}",
+    let ready = format!(
+        "ready {} chain={} workers={}",
         listeners.describe(),
         names,
         options.workers
     );
+    eprintln!("names: {ready}");
+    systemd::ready(&ready);
     listeners.run_with(
         options.config,
         Arc::new(make_chain),

@@ -1,6 +1,8 @@
 //! The `names` binary: `names serve` and `names query`.
 //! Errors end in one line on stderr and a non-zero exit, never a panic.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod check_zone;
 mod cli;
 mod config_file;
@@ -36,11 +38,30 @@ fn parse_args() -> Result<cli::Cli, ExitCode> {
     })
 }
 
+/// `names --version` (or `-V`) alone: argh wants a command after the flag, so it is
+/// answered before parsing.
+fn version_asked() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    matches!(args.as_slice(), [flag] if flag == "--version" || flag == "-V")
+}
+
+/// The name and version, as operators and packagers expect.
+fn print_version() -> ExitCode {
+    println!("names {}", env!("CARGO_PKG_VERSION"));
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
+    if version_asked() {
+        return print_version();
+    }
     let cli = match parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if cli.version {
+        return print_version();
+    }
     let result = match cli.cmd {
         cli::Cmd::Serve(s) => serve::run(s),
         cli::Cmd::Query(q) => query::run(q),

@@ -368,7 +368,7 @@ mod tests {
             [3; 32],
         );
         let from = Origin::Udp {
-            local: "127.0.0.1:53".parse().unwrap(),
+            listener: 0,
             peer: "127.0.0.1:4000".parse().unwrap(),
         };
         let query = Question::parse("workstation1.example", "A").unwrap();

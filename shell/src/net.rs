@@ -20,7 +20,7 @@ pub fn bind(addr: SocketAddr, tcp: bool, reuse_port: bool) -> io::Result<Socket>
         s.set_reuse_address(true)?;
     }
     if reuse_port {
-        s.set_reuse_port(true)?;
+        set_reuse_port(&s)?;
     }
     s.bind(&addr.into())?;
     if tcp {
@@ -28,6 +28,20 @@ pub fn bind(addr: SocketAddr, tcp: bool, reuse_port: bool) -> io::Result<Socket>
     }
     s.set_nonblocking(true)?;
     Ok(s)
+}
+
+/// Whether this system spreads datagrams over several sockets bound to one address
+/// (SO_REUSEPORT); where it cannot, workers share one socket per address instead.
+pub const HAS_REUSE_PORT: bool = cfg!(not(any(target_os = "illumos", target_os = "solaris")));
+
+#[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
+fn set_reuse_port(s: &Socket) -> io::Result<()> {
+    s.set_reuse_port(true)
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+fn set_reuse_port(_: &Socket) -> io::Result<()> {
+    Ok(())
 }
 
 /// A UDP socket on `local_port`, connected to `to`, for one upstream try.
@@ -61,14 +75,30 @@ pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let before = lim.rlim_cur;
+    let before = rlim_u64(lim.rlim_cur);
     if lim.rlim_cur >= lim.rlim_max {
         return Ok((before, before));
     }
     lim.rlim_cur = lim.rlim_max;
+    // macOS refuses a soft limit above OPEN_MAX (10240 in <sys/syslimits.h>), and its
+    // hard limit is often unlimited.
+    #[cfg(target_vendor = "apple")]
+    {
+        lim.rlim_cur = lim.rlim_cur.min(10240);
+        if rlim_u64(lim.rlim_cur) <= before {
+            return Ok((before, before));
+        }
+    }
     // SAFETY: as above.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((before, lim.rlim_cur))
+    Ok((before, rlim_u64(lim.rlim_cur)))
+}
+
+/// A limit as `u64`: `rlim_t` is unsigned on Linux and macOS, signed on the BSDs (where a
+/// negative value never comes back from getrlimit).
+#[allow(clippy::unnecessary_fallible_conversions, clippy::useless_conversion)]
+fn rlim_u64(value: libc::rlim_t) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }

@@ -163,7 +163,9 @@ impl Data {
                 smol::block_on(async {
                     while let Some(signal) = signals.next().await {
                         if signal.is_ok() {
+                            names_shell::systemd::reloading();
                             self.reload();
+                            names_shell::systemd::ready("reloaded");
                         }
                     }
                 })

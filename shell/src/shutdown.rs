@@ -81,6 +81,7 @@ pub fn on_signals() -> io::Result<Shutdown> {
                         std::process::exit(1);
                     }
                     fired = true;
+                    crate::systemd::stopping();
                     log::info!("{name}: finishing the queries in flight, then exiting");
                     trigger.fire();
                 }

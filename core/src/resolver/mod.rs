@@ -79,7 +79,7 @@ use crate::wire::Prebuilt;
 /// let query = query.finish();
 ///
 /// let client = Origin::Udp {
-///     local: "127.0.0.1:53".parse().unwrap(),
+///     listener: 0,
 ///     peer: "127.0.0.1:40000".parse().unwrap(),
 /// };
 /// server.handle_client(Instant::now(), client, &query);

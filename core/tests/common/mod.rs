@@ -36,7 +36,7 @@ pub const LISTEN: &str = "127.0.0.53:53";
 /// A UDP origin from client port `port` on 127.0.0.1.
 pub fn udp(port: u16) -> Origin {
     Origin::Udp {
-        local: LISTEN.parse().unwrap(),
+        listener: 0,
         peer: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
     }
 }

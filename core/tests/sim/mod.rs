@@ -386,10 +386,7 @@ impl World {
     fn add_clients(&mut self) {
         for k in 0..self.scenario.udp_queries {
             let peer = SocketAddr::from(([127, 0, 0, 2], 20000 + k as u16));
-            let origin = Origin::Udp {
-                local: "127.0.0.1:53".parse().unwrap(),
-                peer,
-            };
+            let origin = Origin::Udp { listener: 0, peer };
             let id = self.rand.below(65536) as u16;
             let q = self.new_query(origin, id);
             self.udp_index.insert(peer, q);
