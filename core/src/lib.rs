@@ -102,8 +102,6 @@ pub mod action;
 pub mod cache;
 pub mod config;
 pub mod fasthash;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod hosts;
 pub mod message;
 pub mod parse;

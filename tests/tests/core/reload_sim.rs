@@ -6,15 +6,14 @@
 //!
 //! `RELOAD_SIM_SEEDS=N` changes the number of seeds (default 300).
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
 use names_core::domain::base::iana::{Rcode, Rtype};
-use names_core::tcp::frame;
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
 use names_core::{Chain, Config, ConnId, Server};
+use names_tests::build::*;
+use names_tests::drive::*;
+use names_tests::parse::{a_addrs, message};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -85,7 +84,7 @@ fn run(seed: u64) {
                 let name = NAMES[rng.next_u32() as usize % NAMES.len()];
                 let asked = format!("{}.sim.test", mixed_case(&mut rng, name));
                 let id = step as u16;
-                let bytes = query(id, &asked, Rtype::A, false, Some(1232));
+                let bytes = query(&asked, Rtype::A, id, false, Some(1232));
                 let tcp = rng.next_u32() % 3 == 0;
                 if tcp {
                     server.handle_client(at(step), names_core::Origin::Tcp(conn), &frame(&bytes));
@@ -95,9 +94,9 @@ fn run(seed: u64) {
                 let out = replies(&drain(&mut server));
                 assert_eq!(out.len(), 1, "seed {seed} step {step}: one reply");
                 let reply = if tcp {
-                    parse(unframe(&out[0].1))
+                    message(unframe(&out[0].1))
                 } else {
-                    parse(&out[0].1)
+                    message(&out[0].1)
                 };
                 assert_eq!(reply.header().id(), id);
                 match version[name] {

@@ -6,10 +6,9 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use names_core::domain::base::iana::{Class, Rcode, Rtype};
+use names_core::domain::base::iana::{Rcode, Rtype};
 use names_core::domain::base::{Message, Name};
 use names_core::hosts::{Hosts, HostsResolver, HOSTS_TTL};
-use names_core::message::{encode_query, QuerySpec};
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
 use names_core::{Action, Chain, Config, Origin, Server};
 
@@ -134,15 +133,7 @@ fn zone_answers_before_hosts_and_hosts_before_later_resolvers() {
         .with(HostsResolver::new(Snapshot::new(hosts())));
     let mut server = Server::new(Config::default(), chain, [1; 32]);
     let mut ask = |q: &str| {
-        let query = encode_query(&QuerySpec {
-            id: 1,
-            qname: &name(q),
-            qtype: Rtype::A,
-            qclass: Class::IN,
-            rd: true,
-            cd: false,
-            edns: None,
-        });
+        let query = names_tests::build::query(q, Rtype::A, 1, true, None);
         let from = Origin::Udp {
             local: "127.0.0.1:53".parse().unwrap(),
             peer: "127.0.0.1:999".parse().unwrap(),

@@ -1,16 +1,16 @@
 //! One table-driven test per protocol rule of the forwarding server (issue 2), driven
 //! through `Server` with fixed seeds and fake `Instant`s (offsets from one epoch).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::*;
 use names_core::domain::base::iana::{Opcode, OptRcode, Rcode, Rtype};
 use names_core::domain::base::Message;
 use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, Via};
+use names_tests::build::*;
+use names_tests::drive::*;
+use names_tests::parse::{a_addrs, message, question_bytes};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -35,8 +35,8 @@ fn only_reply(actions: &[Action]) -> Message<Vec<u8>> {
     assert_eq!(r.len(), 1, "exactly one reply expected, got {actions:?}");
     let (to, bytes) = &r[0];
     match to {
-        Origin::Udp { .. } => parse(bytes),
-        Origin::Tcp(_) => parse(unframe(bytes)),
+        Origin::Udp { .. } => message(bytes),
+        Origin::Tcp(_) => message(unframe(bytes)),
     }
 }
 
@@ -117,27 +117,27 @@ fn reply_id_equals_query_id() {
             (
                 "synth",
                 synth_only(),
-                query(id, "workstation7.example.com", Rtype::A, true, None),
+                query("workstation7.example.com", Rtype::A, id, true, None),
             ),
             (
                 "refused",
                 synth_only(),
-                query(id, "other.example.com", Rtype::A, true, None),
+                query("other.example.com", Rtype::A, id, true, None),
             ),
             ("formerr", synth_only(), {
-                let mut q = query(id, "a.example", Rtype::A, true, None);
+                let mut q = query("a.example", Rtype::A, id, true, None);
                 q[5] = 2; // QDCOUNT 2
                 q
             }),
             (
                 "notimp",
                 synth_only(),
-                query_with(id, "a.example", Opcode::NOTIFY, None),
+                query_with("a.example", id, Opcode::NOTIFY, None),
             ),
             (
                 "badvers",
                 synth_only(),
-                query_with(id, "a.example", Opcode::QUERY, Some(1)),
+                query_with("a.example", id, Opcode::QUERY, Some(1)),
             ),
         ];
         for (what, mut server, q) in cases {
@@ -147,7 +147,7 @@ fn reply_id_equals_query_id() {
         }
         // Forwarded: the upstream uses its own ID, the client gets its own back.
         let mut server = forwarding(1);
-        let q = query(id, "www.example.com", Rtype::A, true, None);
+        let q = query("www.example.com", Rtype::A, id, true, None);
         let s = sends(&ask(&mut server, &q)).remove(0);
         let up = upstream_reply(&s.message, Rcode::NOERROR, &[UP_IP], false);
         let reply = only_reply(&upstream(&mut server, 5, &s, s.to, &up));
@@ -166,7 +166,7 @@ fn question_echoed_with_case_preserved() {
     ];
     for qname in names {
         for qtype in [Rtype::A, Rtype::AAAA, Rtype::TXT] {
-            let q = query(77, qname, qtype, true, None);
+            let q = query(qname, qtype, 77, true, None);
             let mut server = synth_only();
             let actions = ask(&mut server, &q);
             let (_, bytes) = &replies(&actions)[0];
@@ -183,7 +183,7 @@ fn question_echoed_with_case_preserved() {
                 question_bytes(&q),
                 "forwarded as asked"
             );
-            let lower = query(s.id(), &qname.to_ascii_lowercase(), qtype, true, Some(1232));
+            let lower = query(&qname.to_ascii_lowercase(), qtype, s.id(), true, Some(1232));
             let up = upstream_reply(&lower, Rcode::NOERROR, &[], false);
             let actions = upstream(&mut server, 3, s, s.to, &up);
             let (_, bytes) = &replies(&actions)[0];
@@ -201,13 +201,13 @@ fn rd_echoed() {
     for rd in [false, true] {
         for qname in ["workstation1.example", "nothing.example"] {
             let mut server = synth_only();
-            let reply = only_reply(&ask(&mut server, &query(9, qname, Rtype::A, rd, None)));
+            let reply = only_reply(&ask(&mut server, &query(qname, Rtype::A, 9, rd, None)));
             assert_eq!(reply.header().rd(), rd, "{qname}");
         }
         let mut server = forwarding(1);
         let s = sends(&ask(
             &mut server,
-            &query(9, "x.example", Rtype::A, rd, None),
+            &query("x.example", Rtype::A, 9, rd, None),
         ))
         .remove(0);
         let up = upstream_reply(&s.message, Rcode::NOERROR, &[UP_IP], false);
@@ -226,13 +226,13 @@ fn ra_set_only_with_a_forwarder_in_the_chain() {
     ];
     for (forward, qname) in cases {
         let mut server = if forward { forwarding(1) } else { synth_only() };
-        let reply = only_reply(&ask(&mut server, &query(1, qname, Rtype::A, true, None)));
+        let reply = only_reply(&ask(&mut server, &query(qname, Rtype::A, 1, true, None)));
         assert_eq!(reply.header().ra(), forward, "{qname} forward={forward}");
     }
     let mut server = forwarding(1);
     let s = sends(&ask(
         &mut server,
-        &query(1, "x.example", Rtype::A, true, None),
+        &query("x.example", Rtype::A, 1, true, None),
     ))
     .remove(0);
     let mut up = upstream_reply(&s.message, Rcode::NOERROR, &[UP_IP], false);
@@ -251,7 +251,7 @@ fn forwarded_reply_keeps_rcode_and_sections_but_not_aa() {
     ] {
         let mut server = forwarding(1);
         let mut ledger = Ledger::default();
-        let q = query(4242, "www.example.com", Rtype::A, true, Some(1232));
+        let q = query("www.example.com", Rtype::A, 4242, true, Some(1232));
         let s = sends(&ledger.take(ask(&mut server, &q))).remove(0);
         // Answer, authority and additional sections, AA=1.
         let owner = name("www.example.com");
@@ -316,7 +316,7 @@ fn other_opcodes_get_notimp_with_opcode_echoed() {
         for mut server in [synth_only(), forwarding(1)] {
             let actions = ask(
                 &mut server,
-                &query_with(31, "workstation7.example", opcode, None),
+                &query_with("workstation7.example", 31, opcode, None),
             );
             assert!(sends(&actions).is_empty(), "nothing forwarded");
             let reply = only_reply(&actions);
@@ -331,7 +331,7 @@ fn other_opcodes_get_notimp_with_opcode_echoed() {
 
 #[test]
 fn qdcount_other_than_one_is_formerr() {
-    let one = query(12, "workstation7.example", Rtype::A, true, None);
+    let one = query("workstation7.example", Rtype::A, 12, true, None);
     let mut zero = one[..12].to_vec();
     zero[5] = 0;
     let mut two = names_core::domain::base::MessageBuilder::new_vec();
@@ -363,7 +363,7 @@ fn qdcount_other_than_one_is_formerr() {
 
 #[test]
 fn readable_header_with_garbage_body_is_formerr() {
-    let good = query(99, "workstation7.example", Rtype::A, true, Some(1232));
+    let good = query("workstation7.example", Rtype::A, 99, true, Some(1232));
     let header = good[..12].to_vec();
     let bodies: Vec<(&str, Vec<u8>)> = vec![
         ("no question bytes", vec![]),
@@ -397,7 +397,7 @@ fn readable_header_with_garbage_body_is_formerr() {
 
 #[test]
 fn short_messages_and_responses_are_dropped_silently() {
-    let mut response = query(5, "workstation7.example", Rtype::A, true, None);
+    let mut response = query("workstation7.example", Rtype::A, 5, true, None);
     response[2] |= 0x80; // QR=1
     let mut garbage_response = vec![0u8; 12];
     garbage_response[2] = 0x80;
@@ -431,7 +431,7 @@ fn opt_present_iff_the_query_had_one() {
     for edns in [None, Some(512), Some(1232), Some(4096)] {
         for qname in ["workstation7.example", "nothing.example"] {
             let mut server = synth_only();
-            let reply = only_reply(&ask(&mut server, &query(3, qname, Rtype::A, true, edns)));
+            let reply = only_reply(&ask(&mut server, &query(qname, Rtype::A, 3, true, edns)));
             assert_eq!(reply.opt().is_some(), edns.is_some(), "{qname} {edns:?}");
             if let Some(opt) = reply.opt() {
                 assert_eq!(opt.version(), 0);
@@ -442,11 +442,11 @@ fn opt_present_iff_the_query_had_one() {
         let mut server = forwarding(1);
         let s = sends(&ask(
             &mut server,
-            &query(3, "x.example", Rtype::A, true, edns),
+            &query("x.example", Rtype::A, 3, true, edns),
         ))
         .remove(0);
         let up_with_opt = upstream_reply(
-            &query(s.id(), "x.example", Rtype::A, true, Some(4096)),
+            &query("x.example", Rtype::A, s.id(), true, Some(4096)),
             Rcode::NOERROR,
             &[UP_IP],
             false,
@@ -463,7 +463,7 @@ fn edns_version_above_zero_is_badvers() {
         for mut server in [synth_only(), forwarding(1)] {
             let actions = ask(
                 &mut server,
-                &query_with(8, "workstation7.example", Opcode::QUERY, Some(version)),
+                &query_with("workstation7.example", 8, Opcode::QUERY, Some(version)),
             );
             assert!(sends(&actions).is_empty());
             let reply = only_reply(&actions);
@@ -477,7 +477,7 @@ fn edns_version_above_zero_is_badvers() {
     let mut server = synth_only();
     let reply = only_reply(&ask(
         &mut server,
-        &query_with(8, "workstation7.example", Opcode::QUERY, Some(0)),
+        &query_with("workstation7.example", 8, Opcode::QUERY, Some(0)),
     ));
     assert_eq!(reply.opt_rcode(), OptRcode::NOERROR, "version 0 is fine");
 }
@@ -486,10 +486,10 @@ fn edns_version_above_zero_is_badvers() {
 fn full_size(n: usize) -> usize {
     let mut server = Server::new(Config::default(), Chain::new().with(Many(n)), SEED);
     server.handle_tcp_open(at(0), CONN, tcp_peer());
-    let q = query(1, "big.example", Rtype::A, true, Some(65535));
-    server.handle_client(at(0), Origin::Tcp(CONN), &framed(&q));
+    let q = query("big.example", Rtype::A, 1, true, Some(65535));
+    server.handle_client(at(0), Origin::Tcp(CONN), &frame(&q));
     let (_, bytes) = replies(&drain(&mut server)).remove(0);
-    let msg = parse(unframe(&bytes));
+    let msg = message(unframe(&bytes));
     assert!(!msg.header().tc());
     assert_eq!(msg.header_counts().ancount() as usize, n);
     bytes.len() - 2
@@ -517,15 +517,15 @@ fn udp_replies_truncated_to_the_client_limit() {
         let fits = sizes.iter().rposition(|&s| s - 11 + opt <= limit).unwrap();
         for (n, expect_tc) in [(fits, false), (fits + 1, true), (119, true)] {
             let mut server = Server::new(Config::default(), Chain::new().with(Many(n)), SEED);
-            let actions = ask(&mut server, &query(2, "big.example", Rtype::A, true, edns));
+            let actions = ask(&mut server, &query("big.example", Rtype::A, 2, true, edns));
             let (_, bytes) = &replies(&actions)[0];
             assert!(bytes.len() <= limit, "{edns:?}: {} > {limit}", bytes.len());
-            let reply = parse(bytes);
+            let reply = message(bytes);
             assert_eq!(reply.header().tc(), expect_tc, "{edns:?} n={n}");
             assert_eq!(reply.header().id(), 2);
             assert_eq!(
                 question_bytes(bytes),
-                question_bytes(&query(2, "big.example", Rtype::A, true, edns))
+                question_bytes(&query("big.example", Rtype::A, 2, true, edns))
             );
             assert_eq!(reply.opt().is_some(), edns.is_some());
             if expect_tc {
@@ -552,12 +552,12 @@ fn tcp_gets_the_full_reply_framed() {
     ] {
         let mut server = Server::new(Config::default(), Chain::new().with(Many(n)), SEED);
         server.handle_tcp_open(at(0), CONN, tcp_peer());
-        let q = query(6, "big.example", Rtype::A, true, edns);
-        server.handle_client(at(0), Origin::Tcp(CONN), &framed(&q));
+        let q = query("big.example", Rtype::A, 6, true, edns);
+        server.handle_client(at(0), Origin::Tcp(CONN), &frame(&q));
         let r = replies(&drain(&mut server));
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].0, Origin::Tcp(CONN));
-        let msg = parse(unframe(&r[0].1));
+        let msg = message(unframe(&r[0].1));
         assert!(!msg.header().tc(), "n={n}");
         assert_eq!(msg.header_counts().ancount() as usize, n);
         assert_eq!(msg.header().id(), 6);
@@ -583,7 +583,7 @@ fn no_answer_and_no_forwarder_is_refused() {
     ];
     for (what, chain, qname, qtype) in cases {
         let mut server = Server::new(Config::default(), chain, SEED);
-        let reply = only_reply(&ask(&mut server, &query(77, qname, qtype, true, None)));
+        let reply = only_reply(&ask(&mut server, &query(qname, qtype, 77, true, None)));
         assert_eq!(reply.header().rcode(), Rcode::REFUSED, "{what}");
         assert!(!reply.header().ra(), "{what}");
         assert!(!reply.header().aa(), "{what}");
@@ -603,7 +603,7 @@ fn every_try_has_a_fresh_random_id_and_port() {
     let mut ledger = Ledger::default();
     let mut all = Vec::new();
     for i in 0..20u16 {
-        let q = query(1000 + i, &format!("host{i}.example"), Rtype::A, true, None);
+        let q = query(&format!("host{i}.example"), Rtype::A, 1000 + i, true, None);
         all.extend(sends(&ledger.take(ask(&mut server, &q))));
     }
     // Every query retried twice (per-try timeouts), all tries alive at once.
@@ -621,7 +621,7 @@ fn every_try_has_a_fresh_random_id_and_port() {
         assert!(pairs.insert((s.id(), local_port)), "(id, port) repeated");
         ids.insert(s.id());
         ports.insert(local_port);
-        let msg = parse(&s.message);
+        let msg = message(&s.message);
         assert!(!msg.header().qr());
         assert!(msg.header().rd());
     }
@@ -641,7 +641,7 @@ fn every_try_has_a_fresh_random_id_and_port() {
     // Tries of one query rotate through the servers.
     let mut per_query: BTreeMap<String, Vec<SocketAddr>> = BTreeMap::new();
     for s in &all {
-        let q = parse(&s.message)
+        let q = message(&s.message)
             .sole_question()
             .unwrap()
             .qname()
@@ -663,7 +663,7 @@ fn spoofed_replies_are_ignored_and_the_real_one_accepted() {
     let same_ip_other_port: SocketAddr = "127.0.1.1:5353".parse().unwrap();
     let mut server = forwarding(1);
     let mut ledger = Ledger::default();
-    let q = query(500, "www.example.com", Rtype::A, true, None);
+    let q = query("www.example.com", Rtype::A, 500, true, None);
     let s = sends(&ledger.take(ask(&mut server, &q))).remove(0);
     let real = upstream_reply(&s.message, Rcode::NOERROR, &[UP_IP], false);
     let evil = [Ipv4Addr::new(6, 6, 6, 6)];
@@ -690,7 +690,7 @@ fn spoofed_replies_are_ignored_and_the_real_one_accepted() {
             "wrong name",
             s.to,
             upstream_reply(
-                &query(s.id(), "www.example.org", Rtype::A, true, None),
+                &query("www.example.org", Rtype::A, s.id(), true, None),
                 Rcode::NOERROR,
                 &evil,
                 false,
@@ -700,7 +700,7 @@ fn spoofed_replies_are_ignored_and_the_real_one_accepted() {
             "wrong type",
             s.to,
             upstream_reply(
-                &query(s.id(), "www.example.com", Rtype::AAAA, true, None),
+                &query("www.example.com", Rtype::AAAA, s.id(), true, None),
                 Rcode::NOERROR,
                 &[],
                 false,
@@ -745,7 +745,7 @@ fn per_try_timeout_moves_to_the_next_upstream() {
         let mut ledger = Ledger::default();
         let first = sends(&ledger.take(ask(
             &mut server,
-            &query(1, "a.example", Rtype::A, true, None),
+            &query("a.example", Rtype::A, 1, true, None),
         )));
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].to, ups[0]);
@@ -785,7 +785,7 @@ fn failure_rcodes_move_to_the_next_upstream() {
         let mut ledger = Ledger::default();
         let s1 = sends(&ledger.take(ask(
             &mut server,
-            &query(1, "a.example", Rtype::A, true, None),
+            &query("a.example", Rtype::A, 1, true, None),
         )))
         .remove(0);
         let bad = upstream_reply(&s1.message, rcode, &[], false);
@@ -808,7 +808,7 @@ fn failure_rcodes_move_to_the_next_upstream() {
         let mut ledger = Ledger::default();
         let s1 = sends(&ledger.take(ask(
             &mut server,
-            &query(1, "a.example", Rtype::A, true, None),
+            &query("a.example", Rtype::A, 1, true, None),
         )))
         .remove(0);
         let s2 = sends(&ledger.take(upstream(
@@ -847,7 +847,7 @@ fn late_reply_to_an_earlier_try_still_counts() {
     let mut ledger = Ledger::default();
     let s1 = sends(&ledger.take(ask(
         &mut server,
-        &query(1, "a.example", Rtype::A, true, None),
+        &query("a.example", Rtype::A, 1, true, None),
     )))
     .remove(0);
     let s2 = sends(&ledger.take(timeout(&mut server, 1000))).remove(0);
@@ -881,7 +881,7 @@ fn truncated_udp_reply_is_retried_over_tcp() {
     for chunking in chunkings {
         let mut server = server_with(&ups);
         let mut ledger = Ledger::default();
-        let q = query(77, "big.example", Rtype::A, true, Some(1232));
+        let q = query("big.example", Rtype::A, 77, true, Some(1232));
         let s1 = sends(&ledger.take(ask(&mut server, &q))).remove(0);
         let tc = upstream_reply(&s1.message, Rcode::NOERROR, &[], true);
         let actions = ledger.take(upstream(&mut server, 5, &s1, s1.to, &tc));
@@ -891,7 +891,7 @@ fn truncated_udp_reply_is_retried_over_tcp() {
         assert_eq!(s2.via, Via::Tcp);
         assert_eq!(s2.to, s1.to, "same server");
         assert_eq!(question_bytes(&s2.message), question_bytes(&s1.message));
-        let full = framed(&upstream_reply(&s2.message, Rcode::NOERROR, &many, false));
+        let full = frame(&upstream_reply(&s2.message, Rcode::NOERROR, &many, false));
         let mut offset = 0;
         let mut got = Vec::new();
         for len in chunking(full.len()) {
@@ -902,7 +902,7 @@ fn truncated_udp_reply_is_retried_over_tcp() {
         assert_eq!(offset, full.len());
         let r = replies(&got);
         assert_eq!(r.len(), 1);
-        let reply = parse(&r[0].1);
+        let reply = message(&r[0].1);
         // 100 records exceed the client's 1232: truncated for it, over UDP.
         assert!(reply.header().tc());
         assert!(reply.header().ra());
@@ -915,12 +915,12 @@ fn truncated_udp_reply_is_retried_over_tcp() {
     server.handle_client(
         at(0),
         Origin::Tcp(CONN),
-        &framed(&query(78, "big.example", Rtype::A, true, None)),
+        &frame(&query("big.example", Rtype::A, 78, true, None)),
     );
     let s1 = sends(&ledger.take(drain(&mut server))).remove(0);
     let tc = upstream_reply(&s1.message, Rcode::NOERROR, &[], true);
     let s2 = sends(&ledger.take(upstream(&mut server, 5, &s1, s1.to, &tc))).remove(0);
-    let full = framed(&upstream_reply(&s2.message, Rcode::NOERROR, &many, false));
+    let full = frame(&upstream_reply(&s2.message, Rcode::NOERROR, &many, false));
     let reply = only_reply(&ledger.take(upstream(&mut server, 6, &s2, s2.to, &full)));
     assert_eq!(a_addrs(&reply).len(), 100);
     ledger.assert_clean(&server);
@@ -941,7 +941,7 @@ fn budget_expiry_is_servfail_at_exactly_the_budget() {
             ledger.take(ask_at(
                 &mut server,
                 start,
-                &query(4, "slow.example", Rtype::A, true, None),
+                &query("slow.example", Rtype::A, 4, true, None),
             ));
             let deadline = at(start + budget_ms);
             let mut steps = 0;
@@ -956,7 +956,7 @@ fn budget_expiry_is_servfail_at_exactly_the_budget() {
                 }
             }
             assert_eq!(ledger.replies.len(), 1);
-            let reply = parse(&ledger.replies[0].1);
+            let reply = message(&ledger.replies[0].1);
             assert_eq!(reply.header().rcode(), Rcode::SERVFAIL);
             assert_eq!(reply.header().id(), 4);
             // One try per per-try timeout within the budget.
@@ -976,7 +976,7 @@ fn upstream_errors_close_the_token_and_move_on() {
     let mut ledger = Ledger::default();
     let s1 = sends(&ledger.take(ask(
         &mut server,
-        &query(1, "a.example", Rtype::A, true, None),
+        &query("a.example", Rtype::A, 1, true, None),
     )))
     .remove(0);
     server.handle_upstream_error(at(1), s1.token, UpstreamError::Bind);
@@ -1011,15 +1011,15 @@ fn pipelined_queries_in_one_chunk_and_across_chunks() {
     let queries: Vec<Vec<u8>> = (0..5u16)
         .map(|i| {
             query(
-                100 + i,
                 &format!("workstation{i}.example"),
                 Rtype::A,
+                100 + i,
                 true,
                 None,
             )
         })
         .collect();
-    let stream: Vec<u8> = queries.iter().flat_map(|q| framed(q)).collect();
+    let stream: Vec<u8> = queries.iter().flat_map(|q| frame(q)).collect();
     for chunk_size in [stream.len(), 1, 2, 3, 13, 50] {
         let mut server = tcp_server(Config::default(), &[]);
         let mut got = Vec::new();
@@ -1030,7 +1030,7 @@ fn pipelined_queries_in_one_chunk_and_across_chunks() {
         assert_eq!(got.len(), 5, "chunk {chunk_size}");
         for (i, (to, bytes)) in got.iter().enumerate() {
             assert_eq!(*to, Origin::Tcp(CONN));
-            let msg = parse(unframe(bytes));
+            let msg = message(unframe(bytes));
             assert_eq!(msg.header().id(), 100 + i as u16);
             assert_eq!(a_addrs(&msg), vec![Ipv4Addr::new(172, 0, 2, i as u8)]);
         }
@@ -1039,10 +1039,10 @@ fn pipelined_queries_in_one_chunk_and_across_chunks() {
     let mut server = tcp_server(Config::default(), &[upstream_addr(1)]);
     let stream: Vec<u8> = (0..3u16)
         .flat_map(|i| {
-            framed(&query(
-                200 + i,
+            frame(&query(
                 &format!("h{i}.example"),
                 Rtype::A,
+                200 + i,
                 true,
                 None,
             ))
@@ -1055,7 +1055,7 @@ fn pipelined_queries_in_one_chunk_and_across_chunks() {
     for s in sent.iter().rev() {
         let up = upstream_reply(&s.message, Rcode::NOERROR, &[UP_IP], false);
         let r = replies(&upstream(&mut server, 5, s, s.to, &up));
-        ids.push(parse(unframe(&r[0].1)).header().id());
+        ids.push(message(unframe(&r[0].1)).header().id());
     }
     assert_eq!(ids, vec![202, 201, 200]);
 }
@@ -1081,7 +1081,7 @@ fn idle_connection_closed_after_tcp_idle() {
     server.handle_client(
         at(1500),
         Origin::Tcp(CONN),
-        &framed(&query(1, "workstation1.x", Rtype::A, true, None)),
+        &frame(&query("workstation1.x", Rtype::A, 1, true, None)),
     );
     assert_eq!(replies(&drain(&mut server)).len(), 1);
     assert!(timeout(&mut server, 2000).is_empty());
@@ -1096,7 +1096,7 @@ fn idle_connection_closed_after_tcp_idle() {
     server.handle_client(
         at(100),
         Origin::Tcp(CONN),
-        &framed(&query(1, "fwd.example", Rtype::A, true, None)),
+        &frame(&query("fwd.example", Rtype::A, 1, true, None)),
     );
     let mut all = drain(&mut server);
     let mut t = 100;
@@ -1114,7 +1114,7 @@ fn idle_connection_closed_after_tcp_idle() {
     }
     let r = replies(&all);
     assert_eq!(r.len(), 1, "SERVFAIL at the budget before the close");
-    assert_eq!(parse(unframe(&r[0].1)).header().rcode(), Rcode::SERVFAIL);
+    assert_eq!(message(unframe(&r[0].1)).header().rcode(), Rcode::SERVFAIL);
     assert_eq!(t, 100 + 5000 + 2000, "closed tcp_idle after the reply");
 
     // A partial frame is not activity.
@@ -1147,7 +1147,7 @@ fn connections_beyond_max_tcp_are_closed_at_once() {
     server.handle_client(
         at(1),
         Origin::Tcp(ConnId(2)),
-        &framed(&query(5, "workstation5.x", Rtype::A, true, None)),
+        &frame(&query("workstation5.x", Rtype::A, 5, true, None)),
     );
     assert_eq!(replies(&drain(&mut server)).len(), 1);
     // UDP is unaffected.
@@ -1155,7 +1155,7 @@ fn connections_beyond_max_tcp_are_closed_at_once() {
         replies(&ask_at(
             &mut server,
             1,
-            &query(5, "workstation5.x", Rtype::A, true, None)
+            &query("workstation5.x", Rtype::A, 5, true, None)
         ))
         .len(),
         1
@@ -1175,10 +1175,10 @@ fn pipelining_limit_pauses_then_resumes_reading() {
     let mut server = tcp_server(config, &[upstream_addr(1)]);
     let stream: Vec<u8> = (0..5u16)
         .flat_map(|i| {
-            framed(&query(
-                300 + i,
+            frame(&query(
                 &format!("p{i}.example"),
                 Rtype::A,
+                300 + i,
                 true,
                 None,
             ))
@@ -1198,7 +1198,7 @@ fn pipelining_limit_pauses_then_resumes_reading() {
         let up = upstream_reply(&s.message, Rcode::NOERROR, &[UP_IP], false);
         let actions = upstream(&mut server, 2, &s, s.to, &up);
         for r in replies(&actions) {
-            ids.push(parse(unframe(&r.1)).header().id());
+            ids.push(message(unframe(&r.1)).header().id());
         }
         if resumed {
             assert!(
@@ -1222,13 +1222,13 @@ fn pipelining_limit_pauses_then_resumes_reading() {
 fn zero_length_frame_closes_the_connection() {
     for prefix in [
         vec![],
-        framed(&query(1, "workstation1.x", Rtype::A, true, None)),
+        frame(&query("workstation1.x", Rtype::A, 1, true, None)),
     ] {
         let mut server = tcp_server(Config::default(), &[]);
         let stream = [
             prefix.clone(),
             vec![0, 0],
-            framed(&query(2, "workstation2.x", Rtype::A, true, None)),
+            frame(&query("workstation2.x", Rtype::A, 2, true, None)),
         ]
         .concat();
         server.handle_client(at(1), Origin::Tcp(CONN), &stream);
@@ -1244,7 +1244,7 @@ fn zero_length_frame_closes_the_connection() {
         server.handle_client(
             at(2),
             Origin::Tcp(CONN),
-            &framed(&query(3, "workstation3.x", Rtype::A, true, None)),
+            &frame(&query("workstation3.x", Rtype::A, 3, true, None)),
         );
         assert!(drain(&mut server).is_empty());
     }
@@ -1256,7 +1256,7 @@ fn closed_connection_gets_no_late_reply() {
     server.handle_client(
         at(1),
         Origin::Tcp(CONN),
-        &framed(&query(1, "a.example", Rtype::A, true, None)),
+        &frame(&query("a.example", Rtype::A, 1, true, None)),
     );
     let s = sends(&drain(&mut server)).remove(0);
     server.handle_tcp_closed(at(2), CONN);
@@ -1302,7 +1302,7 @@ fn synth_answers_prefix_number_a_queries_only() {
         (".", Rtype::A, None),
     ];
     for &(qname, qtype, expected) in cases {
-        let q = query(61, qname, qtype, true, None);
+        let q = query(qname, qtype, 61, true, None);
         let mut server = synth_only();
         let reply = only_reply(&ask(&mut server, &q));
         match expected {
@@ -1348,26 +1348,29 @@ fn in_flight_limit_is_shared_by_servers_cloned_from_one_config() {
     };
     let up = upstream_addr(1);
     let mut servers = [server(config.clone(), &[up]), server(config.clone(), &[up])];
-    let mut forwarded = 0;
-    let mut servfail = 0;
-    for i in 0..5 {
-        let s = &mut servers[i % 2];
-        let q = query(i as u16, &format!("n{i}.example"), Rtype::A, true, None);
-        s.handle_client(at(0), udp(4000 + i as u16), &q);
-        let actions = drain(s);
-        forwarded += sends(&actions).len();
-        for (_, bytes) in replies(&actions) {
-            assert_eq!(parse(&bytes).header().rcode(), Rcode::SERVFAIL);
-            servfail += 1;
+    // Five queries spread over both servers: three forwarded, two SERVFAIL at once.
+    let ask_five = |servers: &mut [Server; 2], start: u64, first: usize| {
+        let (mut forwarded, mut servfail) = (0, 0);
+        for i in first..first + 5 {
+            let s = &mut servers[i % 2];
+            let q = query(&format!("n{i}.example"), Rtype::A, i as u16, true, None);
+            s.handle_client(at(start), udp(4000 + i as u16), &q);
+            let actions = drain(s);
+            forwarded += sends(&actions).len();
+            for (_, bytes) in replies(&actions) {
+                assert_eq!(message(&bytes).header().rcode(), Rcode::SERVFAIL);
+                servfail += 1;
+            }
         }
-    }
-    assert_eq!((forwarded, servfail), (3, 2));
-    assert_eq!(config.exchanges_in_flight.get(), 3);
-    // When the budget ends them, the shared count goes back to zero.
+        (forwarded, servfail)
+    };
+    assert_eq!(ask_five(&mut servers, 0, 0), (3, 2));
+    // When the budget ends them, the shared count goes back to zero: three fit again.
     for s in &mut servers {
         s.handle_timeout(at(60_000));
+        drain(s);
     }
-    assert_eq!(config.exchanges_in_flight.get(), 0);
+    assert_eq!(ask_five(&mut servers, 60_000, 5), (3, 2));
 }
 
 /// Error replies tell the truth about recursion too: RA set with a forwarder in the chain,
@@ -1377,23 +1380,23 @@ fn error_replies_carry_ra_like_answers() {
     for (upstreams, ra) in [(vec![upstream_addr(1)], true), (vec![], false)] {
         let mut s = server(Config::default(), &upstreams);
         for bad in [
-            query_with(1, "a.example", Opcode::NOTIFY, None),
-            query_with(2, "a.example", Opcode::QUERY, Some(1)),
+            query_with("a.example", 1, Opcode::NOTIFY, None),
+            query_with("a.example", 2, Opcode::QUERY, Some(1)),
         ] {
             s.handle_client(at(0), udp(4000), &bad);
             let out = replies(&drain(&mut s));
             assert_eq!(out.len(), 1);
             assert_eq!(
-                parse(&out[0].1).header().ra(),
+                message(&out[0].1).header().ra(),
                 ra,
                 "upstreams {upstreams:?}"
             );
         }
-        let mut two = query(3, "a.example", Rtype::A, true, None);
+        let mut two = query("a.example", Rtype::A, 3, true, None);
         two[5] = 2; // QDCOUNT 2
         s.handle_client(at(0), udp(4000), &two);
         let out = replies(&drain(&mut s));
-        assert_eq!(parse(&out[0].1).header().rcode(), Rcode::FORMERR);
-        assert_eq!(parse(&out[0].1).header().ra(), ra);
+        assert_eq!(message(&out[0].1).header().rcode(), Rcode::FORMERR);
+        assert_eq!(message(&out[0].1).header().ra(), ra);
     }
 }
