@@ -148,10 +148,7 @@ type ReplyBuilder = AnswerBuilder<StaticCompressor<Vec<u8>>>;
 
 /// The start of an answer to `query`: its ID, RD and question, QR, AA and RA set. `None`
 /// when `query` has no sole question.
-fn start_reply(
-    query: &[u8],
-    rcode: Rcode,
-) -> Option<(ReplyBuilder, Name<Bytes>, bool)> {
+fn start_reply(query: &[u8], rcode: Rcode) -> Option<(ReplyBuilder, Name<Bytes>, bool)> {
     let msg = Message::from_octets(query).ok()?;
     let owner = msg.sole_question().ok()?.qname().to_name::<Bytes>();
     let b = MessageBuilder::from_target(StaticCompressor::new(Vec::new())).ok()?;
