@@ -42,12 +42,7 @@ impl UdpClient {
             match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) if from == self.server => return Some(buf[..n].to_vec()),
                 Ok(_) => {} // stray datagram from someone else
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if again(&e) => {}
                 Err(_) => thread::sleep(Duration::from_millis(5)),
             }
         }
@@ -92,13 +87,7 @@ pub fn tcp_read_frame(s: &mut TcpStream, deadline: Instant) -> Option<Vec<u8>> {
             match s.read(&mut buf[got..]) {
                 Ok(0) => return false,
                 Ok(n) => got += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if again(&e) => {}
                 Err(_) => return false,
             }
         }
@@ -176,14 +165,17 @@ pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if again(&e) => {}
             Err(_) => return true,
         }
     }
+}
+
+/// Whether a socket error only says "not yet" (a read timed out, would block or was
+/// interrupted): the caller tries again until its deadline.
+pub fn again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }

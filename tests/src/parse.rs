@@ -116,28 +116,25 @@ pub fn try_parse(bytes: &[u8]) -> Result<Parsed, String> {
     let mut section = questions
         .answer()
         .map_err(|e| format!("bad question: {e}"))?;
-    for rr in &mut section {
-        let rr = rr.map_err(|e| format!("bad answer: {e}"))?;
-        p.answers.push(rr_of(rr)?);
-    }
-    let mut section = section
-        .next_section()
-        .map_err(|e| format!("bad answer: {e}"))?
-        .ok_or("no authority section")?;
-    for rr in &mut section {
-        let rr = rr.map_err(|e| format!("bad authority: {e}"))?;
-        p.authority.push(rr_of(rr)?);
-    }
-    let mut section = section
-        .next_section()
-        .map_err(|e| format!("bad authority: {e}"))?
-        .ok_or("no additional section")?;
-    for rr in &mut section {
-        let rr = rr.map_err(|e| format!("bad additional: {e}"))?;
-        if rr.rtype() == Rtype::OPT {
-            p.has_opt = true;
-        } else {
-            p.additional.push(rr_of(rr)?);
+    for (i, what) in ["answer", "authority", "additional"]
+        .into_iter()
+        .enumerate()
+    {
+        for rr in &mut section {
+            let rr = rr.map_err(|e| format!("bad {what}: {e}"))?;
+            match i {
+                0 => p.answers.push(rr_of(rr)?),
+                1 => p.authority.push(rr_of(rr)?),
+                _ if rr.rtype() == Rtype::OPT => p.has_opt = true,
+                _ => p.additional.push(rr_of(rr)?),
+            }
+        }
+        if i < 2 {
+            let next = ["authority", "additional"][i];
+            section = section
+                .next_section()
+                .map_err(|e| format!("bad {what}: {e}"))?
+                .ok_or(format!("no {next} section"))?;
         }
     }
     if let Some(opt) = msg.opt() {

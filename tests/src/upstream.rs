@@ -1,7 +1,7 @@
 //! [`FakeUpstream`]: a programmable upstream DNS server (UDP and TCP on the same loopback
 //! port) that records every query it receives.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use domain::base::iana::Rcode;
 
 use crate::build::{answer_a, answer_rcode, frame};
+use crate::net::again;
 use crate::parse::{msg_id, parse, Parsed};
 
 // ---------------------------------------------------------------------------
@@ -259,12 +260,7 @@ fn read_full(s: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool, idle: Duratio
                 got += n;
                 last = Instant::now();
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if again(&e) => {}
             Err(_) => return false,
         }
     }
