@@ -92,3 +92,25 @@ fn zone_scanner_panic_is_an_error() {
     let err = names_core::zone::load_zone("crash.zone", &text, &mut no_includes).unwrap_err();
     assert!(err.to_string().contains("crash.zone"), "{err}");
 }
+
+/// The oracle the bodies check replies against is not vacuous on the seeds: they reach
+/// every outcome it knows.
+#[test]
+fn client_datagram_seeds_reach_every_outcome() {
+    use names_core::domain::base::iana::OptRcode;
+    use names_tests::fuzz::oracle::{expect, Expect};
+    let mut seen = std::collections::BTreeSet::new();
+    for path in seeds("client_datagram") {
+        let data = std::fs::read(&path).expect("a readable seed");
+        seen.insert(match expect(&data) {
+            Expect::Drop => "drop".to_string(),
+            Expect::Reject(rcode) => rcode.to_string(),
+            Expect::Query { .. } => "query".to_string(),
+        });
+    }
+    eprintln!("{seen:?}");
+    for outcome in [OptRcode::FORMERR, OptRcode::NOTIMP, OptRcode::BADVERS] {
+        assert!(seen.contains(&outcome.to_string()), "{outcome}: {seen:?}");
+    }
+    assert!(seen.contains("drop") && seen.contains("query"), "{seen:?}");
+}
