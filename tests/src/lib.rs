@@ -6,7 +6,7 @@
 //! * [`upstream`]: [`FakeUpstream`], a programmable upstream over loopback UDP and TCP.
 //! * [`net`]: tiny UDP and TCP clients with deadlines.
 //! * [`build`]: message builders (with `domain` directly) and TCP framing.
-//! * [`parse`]: reply parsing for asserts.
+//! * [`mod@parse`]: reply parsing for asserts.
 //! * [`drive`]: driving a sans-IO `names_core::Server` by hand: fake time, the standard
 //!   chains, sorting its actions.
 //! * [`sim`]: the simulated world (clients, upstreams, a spoofer, a lossy network) that

@@ -1,4 +1,4 @@
-//! The simulated world: one [`Server`] among fake clients, fake upstreams, a spoofer and
+//! The simulated world: one [`names_core::Server`] among fake clients, fake upstreams, a spoofer and
 //! a lossy network, after quinn's `Pair`. One `Instant` epoch, then only offsets; every
 //! event is scheduled at a time and [`World::run`] jumps time to the next event or timer,
 //! bounded. What the upstreams do is a model's business ([`Upstreams`]): the scripted,
