@@ -18,6 +18,7 @@
 //! read), half-close after their queries, and one address may open a flood of idle
 //! connections.
 
+mod check;
 mod world;
 
 pub mod random;
@@ -30,7 +31,8 @@ use names_core::{ConnId, Origin, Token, UpstreamError, Via};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-pub use world::{parse_back, udp_limit, World};
+pub use check::{parse_back, udp_limit};
+pub use world::World;
 
 /// The most an upstream TCP try may hold: one frame of the largest size and its prefix.
 pub const MAX_TCP_HELD: usize = 65535 + 2;

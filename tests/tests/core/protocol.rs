@@ -11,6 +11,7 @@ use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, Via};
 use names_tests::build::*;
 use names_tests::drive::*;
 use names_tests::parse::{a_addrs, message, question_bytes};
+use names_tests::sim::{Conn, Event, World};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -47,44 +48,6 @@ fn synth_only() -> Server {
 fn forwarding(n: u8) -> Server {
     let ups: Vec<SocketAddr> = (1..=n).map(upstream_addr).collect();
     server(Config::default(), &ups)
-}
-
-/// Every token sent was closed exactly once and nothing is left behind.
-#[derive(Default)]
-struct Ledger {
-    sent: BTreeMap<Token, Sent>,
-    closed: BTreeMap<Token, usize>,
-    replies: Vec<(Origin, Vec<u8>)>,
-}
-
-impl Ledger {
-    fn take(&mut self, actions: Vec<Action>) -> Vec<Action> {
-        for s in sends(&actions) {
-            assert!(
-                self.sent.insert(s.token, s).is_none(),
-                "token reused in {actions:?}"
-            );
-        }
-        for t in closes(&actions) {
-            assert!(self.sent.contains_key(&t), "closed unknown token {t:?}");
-            *self.closed.entry(t).or_default() += 1;
-        }
-        self.replies.extend(replies(&actions));
-        actions
-    }
-
-    fn assert_clean(&self, server: &Server) {
-        for t in self.sent.keys() {
-            assert_eq!(
-                self.closed.get(t).copied().unwrap_or(0),
-                1,
-                "token {t:?} must be closed exactly once"
-            );
-        }
-        assert_eq!(server.pending_queries(), 0);
-        assert_eq!(server.open_exchanges(), 0);
-        assert_eq!(server.open_upstream_tokens(), 0);
-    }
 }
 
 /// Feeds an upstream datagram and returns every action.
@@ -249,10 +212,9 @@ fn forwarded_reply_keeps_rcode_and_sections_but_not_aa() {
         Rcode::FORMERR,
         Rcode::YXDOMAIN,
     ] {
-        let mut server = forwarding(1);
-        let mut ledger = Ledger::default();
+        let mut w = World::manual(Config::default(), chain(&[upstream_addr(1)]));
         let q = query("www.example.com", Rtype::A, 4242, true, Some(1232));
-        let s = sends(&ledger.take(ask(&mut server, &q))).remove(0);
+        let s = sends(&w.client_at(0, udp(5353), &q)).remove(0);
         // Answer, authority and additional sections, AA=1.
         let owner = name("www.example.com");
         let mut b = names_core::domain::base::MessageBuilder::new_vec();
@@ -277,12 +239,12 @@ fn forwarded_reply_keeps_rcode_and_sections_but_not_aa() {
         let mut s = s;
         if rcode == Rcode::FORMERR {
             // FORMERR to a query with EDNS is asked once more without it; the second is passed on.
-            let actions = ledger.take(upstream(&mut server, 5, &s, s.to, &up));
+            let actions = w.upstream_at(5, s.token, s.to, &up);
             assert!(replies(&actions).is_empty());
             s = sends(&actions).remove(0);
             up[..2].copy_from_slice(&s.id().to_be_bytes());
         }
-        let actions = ledger.take(upstream(&mut server, 10, &s, s.to, &up));
+        let actions = w.upstream_at(10, s.token, s.to, &up);
         let reply = only_reply(&actions);
         assert_eq!(reply.header().rcode(), rcode);
         assert!(!reply.header().aa(), "AA never passed on");
@@ -300,7 +262,7 @@ fn forwarded_reply_keeps_rcode_and_sections_but_not_aa() {
             .map(|r| r.unwrap().owner().to_string())
             .collect();
         assert_eq!(auth, vec!["ns.example.com"]);
-        ledger.assert_clean(&server);
+        w.assert_clean();
     }
 }
 
@@ -599,16 +561,15 @@ fn no_answer_and_no_forwarder_is_refused() {
 fn every_try_has_a_fresh_random_id_and_port() {
     let ups: Vec<SocketAddr> = (1..=3).map(upstream_addr).collect();
     let config = Config::default();
-    let mut server = server(config, &ups);
-    let mut ledger = Ledger::default();
+    let mut w = World::manual(config, chain(&ups));
     let mut all = Vec::new();
     for i in 0..20u16 {
         let q = query(&format!("host{i}.example"), Rtype::A, 1000 + i, true, None);
-        all.extend(sends(&ledger.take(ask(&mut server, &q))));
+        all.extend(sends(&w.client_at(0, udp(5353), &q)));
     }
     // Every query retried twice (per-try timeouts), all tries alive at once.
-    all.extend(sends(&ledger.take(timeout(&mut server, 1000))));
-    all.extend(sends(&ledger.take(timeout(&mut server, 2000))));
+    all.extend(sends(&w.timeout_at(1000)));
+    all.extend(sends(&w.timeout_at(2000)));
     assert_eq!(all.len(), 60);
     let mut pairs = std::collections::BTreeSet::new();
     let mut ids = std::collections::BTreeSet::new();
@@ -652,19 +613,18 @@ fn every_try_has_a_fresh_random_id_and_port() {
         assert_eq!(tos, &ups, "one try per server, in order");
     }
     // Finish: the budget ends them all.
-    ledger.take(timeout(&mut server, 5000));
-    assert_eq!(ledger.replies.len(), 20);
-    ledger.assert_clean(&server);
+    w.timeout_at(5000);
+    assert_eq!(w.replies.len(), 20);
+    w.assert_clean();
 }
 
 #[test]
 fn spoofed_replies_are_ignored_and_the_real_one_accepted() {
     let other: SocketAddr = "127.0.0.66:53".parse().unwrap();
     let same_ip_other_port: SocketAddr = "127.0.1.1:5353".parse().unwrap();
-    let mut server = forwarding(1);
-    let mut ledger = Ledger::default();
+    let mut w = World::manual(Config::default(), chain(&[upstream_addr(1)]));
     let q = query("www.example.com", Rtype::A, 500, true, None);
-    let s = sends(&ledger.take(ask(&mut server, &q))).remove(0);
+    let s = sends(&w.client_at(0, udp(5353), &q)).remove(0);
     let real = upstream_reply(&s.message, Rcode::NOERROR, &[UP_IP], false);
     let evil = [Ipv4Addr::new(6, 6, 6, 6)];
     let spoofs: Vec<(&str, SocketAddr, Vec<u8>)> = vec![
@@ -716,20 +676,19 @@ fn spoofed_replies_are_ignored_and_the_real_one_accepted() {
         ),
     ];
     for (i, (what, from, bytes)) in spoofs.iter().enumerate() {
-        let actions = ledger.take(upstream(&mut server, 10 + i as u64, &s, *from, bytes));
+        let actions = w.upstream_at(10 + i as u64, s.token, *from, bytes);
         assert!(actions.is_empty(), "{what}: ignored, got {actions:?}");
-        assert_eq!(server.pending_queries(), 1, "{what}");
+        assert_eq!(w.server.pending_queries(), 1, "{what}");
     }
     // A packet for a token that never existed, or a stale one, is ignored too.
-    server.handle_upstream(at(30), Token(9999), s.to, &real);
-    assert!(drain(&mut server).is_empty());
-    let actions = ledger.take(upstream(&mut server, 40, &s, s.to, &real));
+    assert!(w.upstream_at(30, Token(9999), s.to, &real).is_empty());
+    let actions = w.upstream_at(40, s.token, s.to, &real);
     let reply = only_reply(&actions);
     assert_eq!(a_addrs(&reply), vec![UP_IP]);
     assert_eq!(reply.header().id(), 500);
-    ledger.assert_clean(&server);
+    w.assert_clean();
     // The real reply again, now stale: nothing.
-    let actions = upstream(&mut server, 50, &s, s.to, &real);
+    let actions = w.upstream_at(50, s.token, s.to, &real);
     assert!(actions.is_empty());
 }
 
@@ -741,39 +700,26 @@ fn per_try_timeout_moves_to_the_next_upstream() {
             try_timeout: Duration::from_millis(try_ms),
             ..Config::default()
         };
-        let mut server = server(config, &ups);
-        let mut ledger = Ledger::default();
-        let first = sends(&ledger.take(ask(
-            &mut server,
-            &query("a.example", Rtype::A, 1, true, None),
-        )));
+        let mut w = World::manual(config, chain(&ups));
+        let first = sends(&w.client_at(0, udp(5353), &query("a.example", Rtype::A, 1, true, None)));
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].to, ups[0]);
-        assert_eq!(server.poll_timeout(), Some(at(try_ms)));
-        assert!(
-            ledger.take(timeout(&mut server, try_ms - 1)).is_empty(),
-            "not yet"
-        );
-        let actions = ledger.take(timeout(&mut server, try_ms));
+        assert_eq!(w.server.poll_timeout(), Some(at(try_ms)));
+        assert!(w.timeout_at(try_ms - 1).is_empty(), "not yet");
+        let actions = w.timeout_at(try_ms);
         let second = sends(&actions);
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].to, ups[1]);
         assert!(closes(&actions).is_empty(), "the first try stays open");
         assert_ne!(second[0].token, first[0].token);
-        let third = sends(&ledger.take(timeout(&mut server, 2 * try_ms)));
+        let third = sends(&w.timeout_at(2 * try_ms));
         assert_eq!(third[0].to, ups[2]);
         let up = upstream_reply(&third[0].message, Rcode::NOERROR, &[UP_IP], false);
-        let actions = ledger.take(upstream(
-            &mut server,
-            2 * try_ms + 5,
-            &third[0],
-            ups[2],
-            &up,
-        ));
+        let actions = w.upstream_at(2 * try_ms + 5, third[0].token, ups[2], &up);
         assert_eq!(a_addrs(&only_reply(&actions)), vec![UP_IP]);
         assert_eq!(closes(&actions).len(), 3, "all tries closed");
-        ledger.assert_clean(&server);
-        assert_eq!(server.poll_timeout(), None);
+        w.assert_clean();
+        assert_eq!(w.server.poll_timeout(), None);
     }
 }
 
@@ -781,15 +727,11 @@ fn per_try_timeout_moves_to_the_next_upstream() {
 fn failure_rcodes_move_to_the_next_upstream() {
     let ups: Vec<SocketAddr> = (1..=2).map(upstream_addr).collect();
     for rcode in [Rcode::SERVFAIL, Rcode::REFUSED, Rcode::NOTIMP] {
-        let mut server = server(Config::default(), &ups);
-        let mut ledger = Ledger::default();
-        let s1 = sends(&ledger.take(ask(
-            &mut server,
-            &query("a.example", Rtype::A, 1, true, None),
-        )))
-        .remove(0);
+        let mut w = World::manual(Config::default(), chain(&ups));
+        let s1 = sends(&w.client_at(0, udp(5353), &query("a.example", Rtype::A, 1, true, None)))
+            .remove(0);
         let bad = upstream_reply(&s1.message, rcode, &[], false);
-        let actions = ledger.take(upstream(&mut server, 3, &s1, s1.to, &bad));
+        let actions = w.upstream_at(3, s1.token, s1.to, &bad);
         assert!(replies(&actions).is_empty(), "{rcode}: no reply yet");
         assert_eq!(
             closes(&actions),
@@ -799,68 +741,54 @@ fn failure_rcodes_move_to_the_next_upstream() {
         let s2 = sends(&actions).remove(0);
         assert_eq!(s2.to, ups[1], "{rcode}: next server at once");
         let good = upstream_reply(&s2.message, Rcode::NOERROR, &[UP_IP], false);
-        let reply = only_reply(&ledger.take(upstream(&mut server, 6, &s2, s2.to, &good)));
+        let reply = only_reply(&w.upstream_at(6, s2.token, s2.to, &good));
         assert_eq!(reply.header().rcode(), Rcode::NOERROR);
-        ledger.assert_clean(&server);
+        w.assert_clean();
 
         // Every upstream fails: SERVFAIL at once, not at the budget.
-        let mut server = server_with(&ups);
-        let mut ledger = Ledger::default();
-        let s1 = sends(&ledger.take(ask(
-            &mut server,
-            &query("a.example", Rtype::A, 1, true, None),
-        )))
-        .remove(0);
-        let s2 = sends(&ledger.take(upstream(
-            &mut server,
+        let mut w = World::manual(Config::default(), chain(&ups));
+        let s1 = sends(&w.client_at(0, udp(5353), &query("a.example", Rtype::A, 1, true, None)))
+            .remove(0);
+        let s2 = sends(&w.upstream_at(
             3,
-            &s1,
+            s1.token,
             s1.to,
             &upstream_reply(&s1.message, rcode, &[], false),
-        )))
+        ))
         .remove(0);
-        let actions = ledger.take(upstream(
-            &mut server,
+        let actions = w.upstream_at(
             4,
-            &s2,
+            s2.token,
             s2.to,
             &upstream_reply(&s2.message, rcode, &[], false),
-        ));
+        );
         let reply = only_reply(&actions);
         assert_eq!(
             reply.header().rcode(),
             Rcode::SERVFAIL,
             "{rcode} everywhere"
         );
-        ledger.assert_clean(&server);
+        w.assert_clean();
     }
-}
-
-fn server_with(ups: &[SocketAddr]) -> Server {
-    server(Config::default(), ups)
 }
 
 #[test]
 fn late_reply_to_an_earlier_try_still_counts() {
     let ups: Vec<SocketAddr> = (1..=2).map(upstream_addr).collect();
-    let mut server = server_with(&ups);
-    let mut ledger = Ledger::default();
-    let s1 = sends(&ledger.take(ask(
-        &mut server,
-        &query("a.example", Rtype::A, 1, true, None),
-    )))
-    .remove(0);
-    let s2 = sends(&ledger.take(timeout(&mut server, 1000))).remove(0);
-    let s3 = sends(&ledger.take(timeout(&mut server, 2000))).remove(0);
+    let mut w = World::manual(Config::default(), chain(&ups));
+    let s1 =
+        sends(&w.client_at(0, udp(5353), &query("a.example", Rtype::A, 1, true, None))).remove(0);
+    let s2 = sends(&w.timeout_at(1000)).remove(0);
+    let s3 = sends(&w.timeout_at(2000)).remove(0);
     assert_eq!((s1.to, s2.to, s3.to), (ups[0], ups[1], ups[0]));
     // The first try's reply arrives at 4.9 s, within the 5 s budget.
     let late = upstream_reply(&s1.message, Rcode::NOERROR, &[UP_IP], false);
-    let actions = ledger.take(upstream(&mut server, 4900, &s1, s1.to, &late));
+    let actions = w.upstream_at(4900, s1.token, s1.to, &late);
     assert_eq!(a_addrs(&only_reply(&actions)), vec![UP_IP]);
-    ledger.assert_clean(&server);
+    w.assert_clean();
     // The second try answering now is stale.
     let other = upstream_reply(&s2.message, Rcode::NOERROR, &[UP_IP], false);
-    assert!(upstream(&mut server, 4950, &s2, s2.to, &other).is_empty());
+    assert!(w.upstream_at(4950, s2.token, s2.to, &other).is_empty());
 }
 
 #[test]
@@ -879,12 +807,11 @@ fn truncated_udp_reply_is_retried_over_tcp() {
         },
     ];
     for chunking in chunkings {
-        let mut server = server_with(&ups);
-        let mut ledger = Ledger::default();
+        let mut w = World::manual(Config::default(), chain(&ups));
         let q = query("big.example", Rtype::A, 77, true, Some(1232));
-        let s1 = sends(&ledger.take(ask(&mut server, &q))).remove(0);
+        let s1 = sends(&w.client_at(0, udp(5353), &q)).remove(0);
         let tc = upstream_reply(&s1.message, Rcode::NOERROR, &[], true);
-        let actions = ledger.take(upstream(&mut server, 5, &s1, s1.to, &tc));
+        let actions = w.upstream_at(5, s1.token, s1.to, &tc);
         assert!(replies(&actions).is_empty());
         assert_eq!(closes(&actions), vec![s1.token], "the UDP try is over");
         let s2 = sends(&actions).remove(0);
@@ -897,7 +824,7 @@ fn truncated_udp_reply_is_retried_over_tcp() {
         for len in chunking(full.len()) {
             let chunk = &full[offset..offset + len];
             offset += len;
-            got.extend(ledger.take(upstream(&mut server, 10, &s2, s2.to, chunk)));
+            got.extend(w.upstream_at(10, s2.token, s2.to, chunk));
         }
         assert_eq!(offset, full.len());
         let r = replies(&got);
@@ -906,24 +833,20 @@ fn truncated_udp_reply_is_retried_over_tcp() {
         // 100 records exceed the client's 1232: truncated for it, over UDP.
         assert!(reply.header().tc());
         assert!(reply.header().ra());
-        ledger.assert_clean(&server);
+        w.assert_clean();
     }
     // A client on TCP gets all 100.
-    let mut server = server_with(&ups);
-    let mut ledger = Ledger::default();
-    server.handle_tcp_open(at(0), CONN, tcp_peer());
-    server.handle_client(
-        at(0),
-        Origin::Tcp(CONN),
-        &frame(&query("big.example", Rtype::A, 78, true, None)),
-    );
-    let s1 = sends(&ledger.take(drain(&mut server))).remove(0);
+    let mut w = World::manual(Config::default(), chain(&ups));
+    w.conns.insert(CONN, Conn::new(tcp_peer(), w.now));
+    w.push(Event::TcpOpen(CONN));
+    let q = frame(&query("big.example", Rtype::A, 78, true, None));
+    let s1 = sends(&w.client_at(0, Origin::Tcp(CONN), &q)).remove(0);
     let tc = upstream_reply(&s1.message, Rcode::NOERROR, &[], true);
-    let s2 = sends(&ledger.take(upstream(&mut server, 5, &s1, s1.to, &tc))).remove(0);
+    let s2 = sends(&w.upstream_at(5, s1.token, s1.to, &tc)).remove(0);
     let full = frame(&upstream_reply(&s2.message, Rcode::NOERROR, &many, false));
-    let reply = only_reply(&ledger.take(upstream(&mut server, 6, &s2, s2.to, &full)));
+    let reply = only_reply(&w.upstream_at(6, s2.token, s2.to, &full));
     assert_eq!(a_addrs(&reply).len(), 100);
-    ledger.assert_clean(&server);
+    w.assert_clean();
 }
 
 #[test]
@@ -935,34 +858,32 @@ fn budget_expiry_is_servfail_at_exactly_the_budget() {
                 budget: Duration::from_millis(budget_ms),
                 ..Config::default()
             };
-            let mut server = server(config, &list);
-            let mut ledger = Ledger::default();
+            let mut w = World::manual(config, chain(&list));
             let start = 123;
-            ledger.take(ask_at(
-                &mut server,
+            w.client_at(
                 start,
+                udp(5353),
                 &query("slow.example", Rtype::A, 4, true, None),
-            ));
+            );
             let deadline = at(start + budget_ms);
             let mut steps = 0;
-            while let Some(next) = server.poll_timeout() {
+            while let Some(next) = w.server.poll_timeout() {
                 steps += 1;
                 assert!(steps < 100, "bounded");
                 assert!(next <= deadline);
-                server.handle_timeout(next);
-                let actions = ledger.take(drain(&mut server));
+                let actions = w.timeout_at((next - epoch()).as_millis() as u64);
                 if !replies(&actions).is_empty() {
                     assert_eq!(next, deadline, "reply at exactly the budget");
                 }
             }
-            assert_eq!(ledger.replies.len(), 1);
-            let reply = message(&ledger.replies[0].1);
+            assert_eq!(w.replies.len(), 1);
+            let reply = message(&w.replies[0].1);
             assert_eq!(reply.header().rcode(), Rcode::SERVFAIL);
             assert_eq!(reply.header().id(), 4);
             // One try per per-try timeout within the budget.
             let tries = budget_ms.div_ceil(1000) as usize;
-            assert_eq!(ledger.sent.len(), tries, "budget {budget_ms}");
-            ledger.assert_clean(&server);
+            assert_eq!(w.tokens.len(), tries, "budget {budget_ms}");
+            w.assert_clean();
         }
     }
 }
@@ -972,28 +893,21 @@ fn upstream_errors_close_the_token_and_move_on() {
     use names_core::UpstreamError;
     let ups: Vec<SocketAddr> = (1..=2).map(upstream_addr).collect();
     // Bind: same server, another port.
-    let mut server = server_with(&ups);
-    let mut ledger = Ledger::default();
-    let s1 = sends(&ledger.take(ask(
-        &mut server,
-        &query("a.example", Rtype::A, 1, true, None),
-    )))
-    .remove(0);
-    server.handle_upstream_error(at(1), s1.token, UpstreamError::Bind);
-    let actions = ledger.take(drain(&mut server));
+    let mut w = World::manual(Config::default(), chain(&ups));
+    let s1 =
+        sends(&w.client_at(0, udp(5353), &query("a.example", Rtype::A, 1, true, None))).remove(0);
+    let actions = w.error_at(1, s1.token, UpstreamError::Bind);
     assert_eq!(closes(&actions), vec![s1.token]);
     let s2 = sends(&actions).remove(0);
     assert_eq!(s2.to, s1.to);
     assert_ne!(s2.via, s1.via);
     // Io: that server failed, the next one is asked.
-    server.handle_upstream_error(at(2), s2.token, UpstreamError::Io);
-    let actions = ledger.take(drain(&mut server));
+    let actions = w.error_at(2, s2.token, UpstreamError::Io);
     let s3 = sends(&actions).remove(0);
     assert_eq!(s3.to, ups[1]);
-    server.handle_upstream_error(at(3), s3.token, UpstreamError::Io);
-    let reply = only_reply(&ledger.take(drain(&mut server)));
+    let reply = only_reply(&w.error_at(3, s3.token, UpstreamError::Io));
     assert_eq!(reply.header().rcode(), Rcode::SERVFAIL);
-    ledger.assert_clean(&server);
+    w.assert_clean();
 }
 
 // ---------------------------------------------------------------------------
