@@ -34,9 +34,15 @@ pub const LISTEN: &str = "127.0.0.53:53";
 
 /// A UDP origin from client port `port` on 127.0.0.1.
 pub fn udp(port: u16) -> Origin {
+    udp_from(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+/// A datagram's origin: from `peer`, to the one listener (every test builds UDP origins
+/// here).
+pub fn udp_from(peer: SocketAddr) -> Origin {
     Origin::Udp {
         local: LISTEN.parse().unwrap(),
-        peer: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        peer,
     }
 }
 

@@ -48,12 +48,11 @@ pub use reply::upstream_reply;
 pub use scenario::{run_scenario, structured, Scenario};
 
 use crate::build::{frame, query_wire, split_frames, try_answer, Flags};
-use crate::drive::{synth_chain, wrap};
+use crate::drive::{synth_chain, udp_from, wrap};
 use crate::parse::message;
 use crate::sim::{Conn, Event, TokenInfo, World};
 use oracle::{check_reply, expect, Expect};
 
-const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 53);
 const UP1: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 53);
 const UP2: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), 5353);
 const SPOOFER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66)), 53);
@@ -61,10 +60,10 @@ const SPOOFER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 
 const SPOOFED_IP: Ipv4Addr = Ipv4Addr::new(6, 6, 6, 6);
 
 fn udp_origin(port: u16) -> Origin {
-    Origin::Udp {
-        local: LOCAL,
-        peer: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)), port),
-    }
+    udp_from(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)),
+        port,
+    ))
 }
 
 /// The chain every target uses: synthesised `host<N>` names, then two upstreams.

@@ -16,7 +16,7 @@ use names_core::{Config, ConnId, Origin, Token, UpstreamError, Via};
 
 use super::{Conn, Event, Rand, Report, Upstreams, World};
 use crate::build::{frame, query, upstream_reply, with_id};
-use crate::drive::synth_chain;
+use crate::drive::{synth_chain, udp_from};
 use crate::parse::{a_addrs, message};
 
 /// What a fake upstream does with each query.
@@ -377,10 +377,7 @@ impl Run {
     fn add_clients(&mut self) {
         for k in 0..self.scenario.udp_queries {
             let peer = SocketAddr::from(([127, 0, 0, 2], 20000 + k as u16));
-            let origin = Origin::Udp {
-                local: "127.0.0.1:53".parse().unwrap(),
-                peer,
-            };
+            let origin = udp_from(peer);
             let id = self.world.rand.below(65536) as u16;
             let q = self.new_query(origin, id);
             let at = Duration::from_millis(self.world.rand.below(2000));

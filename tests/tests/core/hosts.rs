@@ -10,7 +10,7 @@ use names_core::domain::base::iana::{Rcode, Rtype};
 use names_core::domain::base::{Message, Name};
 use names_core::hosts::{Hosts, HostsResolver, HOSTS_TTL};
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
-use names_core::{Action, Chain, Config, Origin, Server};
+use names_core::{Action, Chain, Config, Server};
 
 const FILE: &str = "\
 # comment line
@@ -134,10 +134,7 @@ fn zone_answers_before_hosts_and_hosts_before_later_resolvers() {
     let mut server = Server::new(Config::default(), chain, [1; 32]);
     let mut ask = |q: &str| {
         let query = names_tests::build::query(q, Rtype::A, 1, true, None);
-        let from = Origin::Udp {
-            local: "127.0.0.1:53".parse().unwrap(),
-            peer: "127.0.0.1:999".parse().unwrap(),
-        };
+        let from = names_tests::drive::udp_from("127.0.0.1:999".parse().unwrap());
         server.handle_client(Instant::now(), from, &query);
         let Some(Action::Reply { bytes, .. }) = server.poll_action() else {
             panic!()

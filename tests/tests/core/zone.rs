@@ -482,10 +482,7 @@ fn query(qname: &str, qtype: Rtype, id: u16) -> Vec<u8> {
 }
 
 fn udp(server: &mut Server, qname: &str, qtype: Rtype) -> Message<Bytes> {
-    let from = Origin::Udp {
-        local: "127.0.0.1:53".parse().unwrap(),
-        peer: peer("127.0.0.1"),
-    };
+    let from = names_tests::drive::udp_from(peer("127.0.0.1"));
     server.handle_client(at(), from, &query(qname, qtype, 9));
     let Some(Action::Reply { bytes, .. }) = server.poll_action() else {
         panic!("one reply")
