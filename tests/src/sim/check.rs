@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use domain::base::iana::Rtype;
 use domain::base::{Message, ParsedName};
 use domain::rdata::AllRecordData;
 use names_core::Origin;
@@ -66,11 +67,15 @@ pub fn parse_back(reply: &[u8]) -> Message<Vec<u8>> {
 }
 
 /// The largest UDP reply the client of `query` accepts: 512 without EDNS, else its
-/// advertised size between 512 and the server's `max_udp`.
+/// advertised size (the OPT record's class, whatever its options hold) between 512 and
+/// the server's `max_udp`.
 pub fn udp_limit(query: &[u8], max_udp: u16) -> usize {
-    let size = Message::from_octets(query)
-        .ok()
-        .and_then(|m| m.opt().map(|o| o.udp_payload_size()));
+    let size = Message::from_octets(query).ok().and_then(|m| {
+        m.iter()
+            .flatten()
+            .find(|(rr, _)| rr.rtype() == Rtype::OPT)
+            .map(|(rr, _)| rr.class().to_int())
+    });
     match size {
         None => 512,
         Some(s) => usize::from(s.clamp(512, max_udp.max(512))),
