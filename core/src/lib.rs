@@ -167,8 +167,6 @@ pub mod cache;
 pub mod client;
 pub mod config;
 mod fasthash;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod hosts;
 mod message;
 mod parse;

@@ -75,6 +75,7 @@ pub enum Admission {
 }
 
 /// Checks a client message and turns it into a request or a reaction.
+#[cfg(test)]
 pub fn admit(
     bytes: &[u8],
     origin: Origin,

@@ -1,3 +1,3 @@
 #![no_main]
-//! See `names_core::fuzzing::client_datagram` for the scenario and its invariants.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| names_core::fuzzing::client_datagram(data));
+//! See `names_tests::fuzz::client_datagram` for the scenario and its invariants.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| names_tests::fuzz::client_datagram(data));

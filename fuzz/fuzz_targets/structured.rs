@@ -1,3 +1,3 @@
 #![no_main]
-//! See `names_core::fuzzing::structured` for the scenario and its invariants.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| names_core::fuzzing::structured(data));
+//! See `names_tests::fuzz::structured` for the scenario and its invariants.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| names_tests::fuzz::structured(data));

@@ -1,3 +1,3 @@
 #![no_main]
-//! See `names_core::fuzzing::tcp_stream` for the scenario and its invariants.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| names_core::fuzzing::tcp_stream(data));
+//! See `names_tests::fuzz::tcp_stream` for the scenario and its invariants.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| names_tests::fuzz::tcp_stream(data));

@@ -1,3 +1,3 @@
 #![no_main]
-//! See `names_core::fuzzing::upstream_reply` for the scenario and its invariants.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| names_core::fuzzing::upstream_reply(data));
+//! See `names_tests::fuzz::upstream_reply` for the scenario and its invariants.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| names_tests::fuzz::upstream_reply(data));

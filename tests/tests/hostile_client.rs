@@ -401,7 +401,7 @@ fn axfr_with_huge_records_stays_in_sync() {
 }
 
 /// #7: a client outside `--allow-transfer` is refused, with no record (the ACL is checked
-/// before the zone is copied; the cost is tested in core/tests/zone.rs).
+/// before the zone is copied; the cost is tested in tests/tests/core/zone.rs).
 #[test]
 fn refused_axfr() {
     let mut body = String::new();

@@ -1,16 +1,15 @@
 //! The hot paths allocate nothing: a cache hit and a synthesised answer go through the
 //! state machine without touching the heap once warmed up (checked by a counting allocator).
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use names_core::cache::{Cache, CacheConfig, Store};
 use names_core::domain::base::iana::{Rcode, Rtype};
 use names_core::{Action, Chain, Config, Forwarder, Server, Synth, SynthRule};
+use names_tests::build::*;
+use names_tests::drive::*;
 
 struct Counting;
 
@@ -59,7 +58,7 @@ fn cache_hits_and_synth_answers_do_not_allocate() {
     let mut server = Server::new(Config::default(), chain, SEED);
 
     // Fill the cache with one forwarded answer.
-    let q = query(1, "www.example.com", Rtype::A, true, Some(1232));
+    let q = query("www.example.com", Rtype::A, 1, true, Some(1232));
     server.handle_client(at(0), udp(5353), &q);
     let sent = sends(&drain(&mut server));
     let reply = upstream_reply(
@@ -71,8 +70,8 @@ fn cache_hits_and_synth_answers_do_not_allocate() {
     server.handle_upstream(at(1), sent[0].token, sent[0].to, &reply);
     drain(&mut server);
 
-    let hit = query(2, "WWW.example.com", Rtype::A, true, Some(1232));
-    let synth = query(3, "workstation42.example.com", Rtype::A, true, None);
+    let hit = query("WWW.example.com", Rtype::A, 2, true, Some(1232));
+    let synth = query("workstation42.example.com", Rtype::A, 3, true, None);
     // Warm up: buffers, arena, counters.
     for i in 0..100 {
         assert_eq!(serve_one(&mut server, 10 + i, &hit), 1);

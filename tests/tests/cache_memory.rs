@@ -2,17 +2,16 @@
 //! live block) held by the cache per entry, after 100k distinct names went through a
 //! server's forwarder into its cache.
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use names_core::cache::{Cache, CacheConfig, Store};
 use names_core::domain::base::iana::{Rcode, Rtype};
 use names_core::{Chain, Config, Forwarder, Server};
+use names_tests::build::*;
+use names_tests::drive::*;
 
 struct Counting;
 
@@ -67,7 +66,7 @@ fn a_cached_name_costs_at_most_300_bytes() {
             server.handle_client(
                 at(0),
                 udp(5353),
-                &query(i as u16, &name, Rtype::A, true, Some(1232)),
+                &query(&name, Rtype::A, i as u16, true, Some(1232)),
             );
             let sent = sends(&drain(&mut server));
             let reply = upstream_reply(

@@ -4,19 +4,21 @@
 //! after the last store. Every answer must come from the data stored last; the audit found
 //! answers encoded from an earlier set served after two reloads in a row.
 //!
+//! The run happens in the harness's simulated world (`names_tests::sim::World`), whose
+//! seeded RNG also decides the reloads and the queries, and whose bounds and end checks
+//! (nothing left pending, the TCP connection closed cleanly) hold throughout.
+//!
 //! `RELOAD_SIM_SEEDS=N` changes the number of seeds (default 300).
-
-mod common;
 
 use std::collections::BTreeMap;
 
-use common::*;
 use names_core::domain::base::iana::{Rcode, Rtype};
-use names_core::tcp::frame;
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
-use names_core::{Chain, Config, ConnId, Server};
-use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
+use names_core::{Chain, Config, ConnId, Origin};
+use names_tests::build::*;
+use names_tests::drive::*;
+use names_tests::parse::{a_addrs, message};
+use names_tests::sim::{Conn, Event, NoUpstreams, Rand, World};
 
 const NAMES: [&str; 4] = ["www", "mail", "a.b", "deep.a.b"];
 
@@ -34,11 +36,11 @@ fn zone_text(serial: u32, version: &Version) -> String {
     text
 }
 
-fn random_version(rng: &mut ChaCha8Rng) -> Version {
+fn random_version(rng: &mut Rand) -> Version {
     NAMES
         .iter()
         .map(|&n| {
-            let r = rng.next_u32();
+            let r = rng.below(1 << 32) as u32;
             (
                 n,
                 (!r.is_multiple_of(4)).then_some((r >> 8) as u8 % 200 + 1),
@@ -54,9 +56,9 @@ fn store(shared: &Snapshot<ZoneSet>, serial: u32, version: &Version) {
 }
 
 /// A name in random case (the encoded answers are keyed case-insensitively).
-fn mixed_case(rng: &mut ChaCha8Rng, name: &str) -> String {
+fn mixed_case(rng: &mut Rand, name: &str) -> String {
     name.chars()
-        .map(|c| match rng.next_u32() % 2 {
+        .map(|c| match rng.below(2) {
             0 => c.to_ascii_uppercase(),
             _ => c,
         })
@@ -64,41 +66,40 @@ fn mixed_case(rng: &mut ChaCha8Rng, name: &str) -> String {
 }
 
 fn run(seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut version = random_version(&mut rng);
-    let mut serial = 1;
     let shared = Snapshot::new(ZoneSet::new(vec![]).unwrap());
-    store(&shared, serial, &version);
     let chain = Chain::new().with(ZoneResolver::new(shared.clone()));
-    let mut server = Server::new(Config::default(), chain, [3; 32]);
+    let mut w = World::new(Config::default(), chain, seed, Box::new(NoUpstreams));
+    let mut version = random_version(&mut w.rand);
+    let mut serial = 1;
+    store(&shared, serial, &version);
     let conn = ConnId(1);
-    server.handle_tcp_open(at(0), conn, tcp_peer());
+    w.conns.insert(conn, Conn::new(tcp_peer(), w.now));
+    w.push(Event::TcpOpen(conn));
     for step in 0..200u64 {
-        match rng.next_u32() % 10 {
+        w.advance(std::time::Duration::from_millis(1));
+        match w.rand.below(10) {
             // A reload, often followed by more before any query.
             0..=2 => {
                 serial += 1;
-                version = random_version(&mut rng);
+                version = random_version(&mut w.rand);
                 store(&shared, serial, &version);
             }
             _ => {
-                let name = NAMES[rng.next_u32() as usize % NAMES.len()];
-                let asked = format!("{}.sim.test", mixed_case(&mut rng, name));
+                let name = NAMES[w.rand.below(NAMES.len() as u64) as usize];
+                let asked = format!("{}.sim.test", mixed_case(&mut w.rand, name));
                 let id = step as u16;
-                let bytes = query(id, &asked, Rtype::A, false, Some(1232));
-                let tcp = rng.next_u32() % 3 == 0;
-                if tcp {
-                    server.handle_client(at(step), names_core::Origin::Tcp(conn), &frame(&bytes));
+                let bytes = query(&asked, Rtype::A, id, false, Some(1232));
+                let origin = if w.rand.below(3) == 0 {
+                    w.push(Event::Client(Origin::Tcp(conn), frame(&bytes)));
+                    Origin::Tcp(conn)
                 } else {
-                    server.handle_client(at(step), udp(4000), &bytes);
-                }
-                let out = replies(&drain(&mut server));
-                assert_eq!(out.len(), 1, "seed {seed} step {step}: one reply");
-                let reply = if tcp {
-                    parse(unframe(&out[0].1))
-                } else {
-                    parse(&out[0].1)
+                    w.push(Event::Client(udp(4000), bytes));
+                    udp(4000)
                 };
+                let out: Vec<_> = w.replies.iter().filter(|r| r.2 == w.now).collect();
+                assert_eq!(out.len(), 1, "seed {seed} step {step}: one reply");
+                assert_eq!(out[0].0, origin);
+                let reply = message(&out[0].1);
                 assert_eq!(reply.header().id(), id);
                 match version[name] {
                     Some(a) => {
@@ -136,7 +137,9 @@ fn run(seed: u64) {
             }
         }
     }
-    assert_eq!(server.pending_queries(), 0);
+    assert_eq!(w.server.pending_queries(), 0);
+    w.push(Event::TcpClose(conn));
+    w.finish();
 }
 
 #[test]

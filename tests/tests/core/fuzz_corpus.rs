@@ -1,5 +1,5 @@
 //! Replays the committed fuzz seed corpora (`fuzz/seeds/<target>/*`) through the target
-//! bodies in `names_core::fuzzing`, so a plain `cargo test` on stable checks every seed,
+//! bodies in `names_tests::fuzz`, so a plain `cargo test` on stable checks every seed,
 //! including the inputs of crashes once found (named `crash-*`).
 
 use std::path::{Path, PathBuf};
@@ -29,33 +29,33 @@ fn replay(target: &str, run: fn(&[u8])) {
 
 #[test]
 fn client_datagram_seeds() {
-    replay("client_datagram", names_core::fuzzing::client_datagram);
+    replay("client_datagram", names_tests::fuzz::client_datagram);
 }
 
 #[test]
 fn tcp_stream_seeds() {
-    replay("tcp_stream", names_core::fuzzing::tcp_stream);
+    replay("tcp_stream", names_tests::fuzz::tcp_stream);
 }
 
 #[test]
 fn upstream_reply_seeds() {
-    replay("upstream_reply", names_core::fuzzing::upstream_reply);
+    replay("upstream_reply", names_tests::fuzz::upstream_reply);
 }
 
 #[test]
 fn zonefile_seeds() {
-    replay("zonefile", names_core::fuzzing::zonefile);
+    replay("zonefile", names_tests::fuzz::zonefile);
 }
 
 #[test]
 fn structured_seeds() {
-    replay("structured", names_core::fuzzing::structured);
+    replay("structured", names_tests::fuzz::structured);
 }
 
 #[test]
 fn structured_seeds_decode_into_scenarios() {
-    use names_core::fuzzing::arbitrary::{Arbitrary, Unstructured};
-    use names_core::fuzzing::Scenario;
+    use arbitrary::{Arbitrary, Unstructured};
+    use names_tests::fuzz::Scenario;
     let mut queries = 0;
     for path in seeds("structured") {
         let data = std::fs::read(&path).expect("a readable seed");
@@ -91,4 +91,26 @@ fn zone_scanner_panic_is_an_error() {
         |_: &str, _: &str| -> Result<(String, String), String> { Err("no includes".into()) };
     let err = names_core::zone::load_zone("crash.zone", &text, &mut no_includes).unwrap_err();
     assert!(err.to_string().contains("crash.zone"), "{err}");
+}
+
+/// The oracle the bodies check replies against is not vacuous on the seeds: they reach
+/// every outcome it knows.
+#[test]
+fn client_datagram_seeds_reach_every_outcome() {
+    use names_core::domain::base::iana::OptRcode;
+    use names_tests::fuzz::oracle::{expect, Expect};
+    let mut seen = std::collections::BTreeSet::new();
+    for path in seeds("client_datagram") {
+        let data = std::fs::read(&path).expect("a readable seed");
+        seen.insert(match expect(&data) {
+            Expect::Drop => "drop".to_string(),
+            Expect::Reject(rcode) => rcode.to_string(),
+            Expect::Query { .. } => "query".to_string(),
+        });
+    }
+    eprintln!("{seen:?}");
+    for outcome in [OptRcode::FORMERR, OptRcode::NOTIMP, OptRcode::BADVERS] {
+        assert!(seen.contains(&outcome.to_string()), "{outcome}: {seen:?}");
+    }
+    assert!(seen.contains("drop") && seen.contains("query"), "{seen:?}");
 }

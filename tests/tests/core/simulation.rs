@@ -2,18 +2,16 @@
 //! duplicating, reordering network, under fake time. Every run checks that each client
 //! query gets exactly one matching reply within the budget and that nothing is left
 //! behind, and that TCP clients that stall, half-close or flood from one address stay
-//! within the documented memory and connection bounds (see `sim/mod.rs`). A failing run names its seed; rerun it alone with
-//! `SIM_SEED=<seed> cargo test -p names-core --test simulation one_seed`.
-
-mod common;
-mod sim;
+//! within the documented memory and connection bounds (see `names_tests::sim`). A failing run names its seed; rerun it alone with
+//! `SIM_SEED=<seed> cargo test -p names-tests --test core simulation::one_seed`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use names_core::Config;
+use names_tests::sim::random::{simulate, Faults, Scenario, Script};
+use names_tests::sim::Report;
 use proptest::prelude::*;
-use sim::{simulate, Faults, Report, Scenario, Script};
 
 /// Runs a scenario, turning a failure into a panic that names the seed and scenario.
 fn run(scenario: Scenario) -> Report {
@@ -27,7 +25,7 @@ fn run(scenario: Scenario) -> Report {
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            panic!("simulation seed {seed} failed: {msg}\nscenario: {described}\nrerun: SIM_SEED={seed} cargo test -p names-core --test simulation one_seed");
+            panic!("simulation seed {seed} failed: {msg}\nscenario: {described}\nrerun: SIM_SEED={seed} cargo test -p names-tests --test core simulation::one_seed");
         }
     }
 }

@@ -6,7 +6,7 @@
 //! endless streams), floods of identical queries, and small exchange and waiting limits
 //! now and then. After every step, waiting queries, open exchanges and the bytes an
 //! upstream TCP try holds stay within their bounds. After every run
-//! (`names_core::fuzzing::run_scenario`): every client query got exactly one reply,
+//! (`names_tests::fuzz::run_scenario`): every client query got exactly one reply,
 //! with its ID and question, that parses back, fits the client's UDP limit, came within
 //! the budget and carries no spoofed data; no query, exchange, token, timer or TCP
 //! connection is left.
@@ -14,21 +14,14 @@
 //! `FAULT_SIM_RUNS=N` changes the number of runs (default 2000); a failing seed is
 //! printed, and `FAULT_SIM_SEED=S` replays just that one.
 
-use names_core::fuzzing::arbitrary::{Arbitrary, Unstructured};
-use names_core::fuzzing::{run_scenario, Scenario};
+use arbitrary::{Arbitrary, Unstructured};
+use names_tests::fuzz::{run_scenario, Scenario, SplitMix};
 
 /// SplitMix64: the bytes each seed's scenario is decoded from.
 fn bytes_for(seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let mut next = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let len = 64 + (next() % 960) as usize;
-    (0..len).map(|_| next() as u8).collect()
+    let mut rng = SplitMix(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let len = 64 + (rng.next_u64() % 960) as usize;
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 fn scenario(seed: u64) -> Scenario {
@@ -51,7 +44,7 @@ fn seeded_fault_simulation() {
         if std::panic::catch_unwind(|| run_scenario(&s)).is_err() {
             panic!(
                 "fault simulation seed {seed} failed; replay with \
-                 FAULT_SIM_SEED={seed} cargo test -p names-core --test fault_sim\n{s:#?}"
+                 FAULT_SIM_SEED={seed} cargo test -p names-tests --test core fault_sim\n{s:#?}"
             );
         }
     }

@@ -2,15 +2,15 @@
 //! one address holding many connections, connection pressure, and AXFR frames that must
 //! never exceed what a 2-byte length can carry. Fake time, fixed seeds.
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::*;
 use names_core::domain::base::iana::{Rcode, Rtype};
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
 use names_core::{Action, Chain, Config, ConnId, Origin, Server};
+use names_tests::build::*;
+use names_tests::drive::*;
+use names_tests::parse::message;
 
 const CONN: ConnId = ConnId(1);
 
@@ -39,8 +39,7 @@ fn tcp_bytes(actions: &[Action]) -> usize {
 fn assert_framed(actions: &[Action]) {
     for (to, bytes) in replies(actions) {
         if let Origin::Tcp(_) = to {
-            let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
-            assert_eq!(len + 2, bytes.len(), "a frame length that lies");
+            unframe(&bytes);
         }
     }
 }
@@ -58,7 +57,7 @@ fn unwritten_replies_stop_taking_queries_until_written() {
     s.handle_tcp_open(at(0), CONN, peer(1, 4000));
     let n = 60u16;
     let stream: Vec<u8> = (0..n)
-        .flat_map(|i| framed(&query(i, &format!("big{i}.example"), Rtype::A, true, None)))
+        .flat_map(|i| frame(&query(&format!("big{i}.example"), Rtype::A, i, true, None)))
         .collect();
     s.handle_client(at(1), Origin::Tcp(CONN), &stream);
     let actions = drain(&mut s);
@@ -106,7 +105,7 @@ fn unread_input_is_bounded() {
     };
     let mut s = Server::new(config, Chain::new().with(Many(600)), SEED);
     s.handle_tcp_open(at(0), CONN, peer(1, 4000));
-    let q = framed(&query(1, "big.example", Rtype::A, true, None));
+    let q = frame(&query("big.example", Rtype::A, 1, true, None));
     let mut closed_at = None;
     for i in 0..10_000 {
         s.handle_client(at(1), Origin::Tcp(CONN), &q);
@@ -129,18 +128,18 @@ fn half_close_answers_every_query_then_closes() {
     let up = upstream_addr(1);
     let mut s = server(Config::default(), &[up]);
     s.handle_tcp_open(at(0), CONN, peer(1, 4000));
-    let mut stream = framed(&query(1, "forwarded.example", Rtype::A, true, None));
-    stream.extend(framed(&query(
-        2,
+    let mut stream = frame(&query("forwarded.example", Rtype::A, 1, true, None));
+    stream.extend(frame(&query(
         "workstation5.example",
         Rtype::A,
+        2,
         true,
         None,
     )));
-    stream.extend(framed(&query(
-        3,
+    stream.extend(frame(&query(
         "workstation6.example",
         Rtype::A,
+        3,
         true,
         None,
     )));
@@ -170,7 +169,7 @@ fn half_close_answers_every_query_then_closes() {
         1,
         "the forwarded answer arrives after the half-close"
     );
-    assert_eq!(parse(unframe(&r[0].1)).header().id(), 1);
+    assert_eq!(message(unframe(&r[0].1)).header().id(), 1);
     assert!(
         !closed(&actions, CONN),
         "closed before the reply was written"
@@ -283,8 +282,8 @@ fn txt(owner: &str, strings: usize, tail: usize) -> String {
 
 fn axfr(s: &mut Server, conn: ConnId) -> Vec<Action> {
     s.handle_tcp_open(at(0), conn, peer(1, 4000 + conn.0 as u16));
-    let q = query(7, "big.test", Rtype::AXFR, false, None);
-    s.handle_client(at(1), Origin::Tcp(conn), &framed(&q));
+    let q = query("big.test", Rtype::AXFR, 7, false, None);
+    s.handle_client(at(1), Origin::Tcp(conn), &frame(&q));
     drain(s)
 }
 
@@ -301,7 +300,7 @@ fn axfr_frames_never_exceed_the_length_prefix() {
     assert!(r.len() >= 2);
     assert!(r.iter().any(|(_, b)| b.len() > 65_000));
     for (_, b) in &r {
-        assert_eq!(parse(unframe(b)).header().rcode(), Rcode::NOERROR);
+        assert_eq!(message(unframe(b)).header().rcode(), Rcode::NOERROR);
     }
     // 65,530 bytes of data: no message holds it. Refused whole, counted.
     let mut s = zone_server(&format!("{head}{}", txt("a", 255, 249)));
@@ -309,7 +308,7 @@ fn axfr_frames_never_exceed_the_length_prefix() {
     assert_framed(&actions);
     let r = replies(&actions);
     assert_eq!(r.len(), 1, "{} messages", r.len());
-    assert_eq!(parse(unframe(&r[0].1)).header().rcode(), Rcode::SERVFAIL);
+    assert_eq!(message(unframe(&r[0].1)).header().rcode(), Rcode::SERVFAIL);
     assert_eq!(s.stats().tcp_oversize, 1);
     let answered: u64 = s.answers_by_source().iter().map(|(_, n)| n).sum();
     assert_eq!(answered, 1, "the refused transfer is counted once");
@@ -328,17 +327,19 @@ fn a_transfer_exceeds_the_limit_once_then_waits() {
     }
     let mut s = zone_server(&text);
     s.handle_tcp_open(at(0), CONN, peer(1, 4000));
-    let mut stream = framed(&query(7, "big.test", Rtype::AXFR, false, None));
-    stream.extend(framed(&query(8, "host1.big.test", Rtype::TXT, false, None)));
+    let mut stream = frame(&query("big.test", Rtype::AXFR, 7, false, None));
+    stream.extend(frame(&query("host1.big.test", Rtype::TXT, 8, false, None)));
     s.handle_client(at(1), Origin::Tcp(CONN), &stream);
     let actions = drain(&mut s);
     let r = replies(&actions);
     let total = tcp_bytes(&actions);
     assert!(total > 64 * 1024, "the whole transfer at once: {total}");
-    assert!(r.iter().all(|(_, b)| parse(unframe(b)).header().id() == 7));
+    assert!(r
+        .iter()
+        .all(|(_, b)| message(unframe(b)).header().id() == 7));
     assert_eq!(pauses(&actions, CONN), 1);
     s.handle_tcp_written(at(2), CONN, total);
     let r = replies(&drain(&mut s));
     assert_eq!(r.len(), 1);
-    assert_eq!(parse(unframe(&r[0].1)).header().id(), 8);
+    assert_eq!(message(unframe(&r[0].1)).header().id(), 8);
 }

@@ -8,26 +8,25 @@ use std::path::Path;
 use std::time::Instant;
 
 use bytes::Bytes;
-use names_core::domain::base::iana::{Class, Rcode, Rtype};
-use names_core::domain::base::{Message, Name};
+use names_core::domain::base::iana::{Class, Opcode, Rcode, Rtype};
+use names_core::domain::base::Message;
 use names_core::domain::rdata::AllRecordData;
-use names_core::message::{encode_query, QuerySpec};
-use names_core::record::read_sections;
 use names_core::zone::{load_zone, Cidr, LoadError, Snapshot, Zone, ZoneResolver, ZoneSet};
-use names_core::Answer;
-use names_core::{Action, Chain, Config, ConnId, Origin, Rr, Server, Synth, SynthRule};
+use names_core::{Action, Answer, Chain, Config, ConnId, Origin, Rr, Server, Synth, SynthRule};
+use names_tests::build::{frame, name, query_wire, unframe, Flags};
+use names_tests::parse::answer_records;
 
 fn data(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("tests/core/data")
         .join(name);
     std::fs::read_to_string(path).unwrap()
 }
 
-/// Includes resolved from tests/data (the test plays the shell's part).
+/// Includes resolved from tests/core/data (the test plays the shell's part).
 fn from_data(path: &str, _from: &str) -> Result<(String, String), String> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("tests/core/data")
         .join(path);
     std::fs::read_to_string(&p)
         .map(|t| (path.to_string(), t))
@@ -45,10 +44,6 @@ fn load(text: &str) -> Result<Zone, LoadError> {
 fn example() -> ZoneSet {
     let zone = load_zone("example.zone", &data("example.zone"), &mut from_data).unwrap();
     ZoneSet::new(vec![zone]).unwrap()
-}
-
-fn name(text: &str) -> Name<Bytes> {
-    text.parse().unwrap()
 }
 
 fn ask(set: &ZoneSet, qname: &str, qtype: Rtype) -> Answer {
@@ -478,22 +473,16 @@ fn server(set: ZoneSet, allow: Option<Vec<Cidr>>) -> Server {
 }
 
 fn query(qname: &str, qtype: Rtype, id: u16) -> Vec<u8> {
-    encode_query(&QuerySpec {
-        id,
-        qname: &name(qname),
-        qtype,
-        qclass: Class::IN,
+    let flags = Flags {
         rd: false,
         cd: false,
-        edns: None,
-    })
+        opcode: Opcode::QUERY,
+    };
+    query_wire(&name(qname), qtype, Class::IN, id, flags, None)
 }
 
 fn udp(server: &mut Server, qname: &str, qtype: Rtype) -> Message<Bytes> {
-    let from = Origin::Udp {
-        listener: 0,
-        peer: peer("127.0.0.1"),
-    };
+    let from = names_tests::drive::udp_from(peer("127.0.0.1"));
     server.handle_client(at(), from, &query(qname, qtype, 9));
     let Some(Action::Reply { bytes, .. }) = server.poll_action() else {
         panic!("one reply")
@@ -507,16 +496,13 @@ fn tcp(server: &mut Server, ip: &str, qname: &str, qtype: Rtype) -> Vec<Message<
     let conn = ConnId(77);
     server.handle_tcp_open(at(), conn, peer(ip));
     let q = query(qname, qtype, 4242);
-    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&q);
-    server.handle_client(at(), Origin::Tcp(conn), &framed);
+    server.handle_client(at(), Origin::Tcp(conn), &frame(&q));
     let mut out = Vec::new();
     while let Some(action) = server.poll_action() {
         if let Action::Reply { bytes, to } = action {
             assert_eq!(to, Origin::Tcp(conn));
-            let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
-            assert_eq!(len + 2, bytes.len(), "each reply is one framed message");
-            out.push(Message::from_octets(Bytes::copy_from_slice(&bytes[2..])).unwrap());
+            let msg = unframe(&bytes);
+            out.push(Message::from_octets(Bytes::copy_from_slice(msg)).unwrap());
         }
     }
     server.handle_tcp_closed(at(), conn);
@@ -576,9 +562,10 @@ fn axfr_over_tcp_is_split_with_soa_first_and_last() {
         assert_eq!(m.header().id(), 4242);
         assert!(m.header().qr() && m.header().aa());
         assert_eq!(m.header().rcode(), Rcode::NOERROR);
-        assert!(m.as_slice().len() <= names_core::message::TRANSFER_MESSAGE_LEN);
+        // The transfer message size of the core (16 KiB).
+        assert!(m.as_slice().len() <= 16384);
         assert_eq!(m.header_counts().qdcount(), u16::from(i == 0));
-        got.extend(read_sections(m).unwrap().answer);
+        got.extend(answer_records(m));
     }
     assert_eq!(got.len(), 2 * n + 4);
     assert_eq!(got.len(), expected.len());

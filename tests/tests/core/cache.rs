@@ -1,12 +1,9 @@
 //! The cache resolver under fake time: hits, TTL countdown, expiry, negative caching,
 //! LRU bound, coalescing, serve-stale and poisoning, plus a property over random runs.
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use common::*;
 use names_core::cache::{Cache, CacheConfig, Store};
 use names_core::domain::base::iana::{Class, Rcode, Rtype};
 use names_core::domain::base::{
@@ -14,6 +11,9 @@ use names_core::domain::base::{
 };
 use names_core::domain::rdata::{Cname, Soa, A};
 use names_core::{Chain, Config, Forwarder, Server};
+use names_tests::build::*;
+use names_tests::drive::*;
+use names_tests::parse::{a_addrs, message, question_bytes};
 use proptest::prelude::*;
 
 fn upstream() -> SocketAddr {
@@ -120,7 +120,7 @@ fn ask(
     server.handle_client(
         at(ms),
         udp(5000 + id),
-        &query(id, qname, qtype, true, Some(1232)),
+        &query(qname, qtype, id, true, Some(1232)),
     );
     let actions = drain(server);
     let sent = sends(&actions);
@@ -159,11 +159,11 @@ fn second_query_is_a_hit_with_ttl_counted_down() {
         Some(&a_reply("www.example.com", 300)),
     );
     assert_eq!(sent, 1);
-    assert_eq!(ttls(&parse(&first.unwrap())), vec![300]);
+    assert_eq!(ttls(&message(&first.unwrap())), vec![300]);
     let (second, sent) = ask(&mut server, 10_500, 2, "WWW.Example.com", Rtype::A, None);
     assert_eq!(sent, 0, "a hit goes nowhere upstream");
     let bytes = second.expect("answered from the cache at once");
-    let msg = parse(&bytes);
+    let msg = message(&bytes);
     assert_eq!(msg.header().id(), 2);
     assert_eq!(
         ttls(&msg),
@@ -193,7 +193,7 @@ fn expires_at_exactly_its_ttl() {
     );
     let (hit, sent) = ask(&mut server, 4_999, 2, "a.example", Rtype::A, None);
     assert_eq!(sent, 0);
-    assert_eq!(ttls(&parse(&hit.unwrap())), vec![1]);
+    assert_eq!(ttls(&message(&hit.unwrap())), vec![1]);
     let (_, sent) = ask(&mut server, 5_000, 3, "a.example", Rtype::A, None);
     assert_eq!(sent, 1, "at exactly the TTL the entry is gone");
 }
@@ -223,7 +223,7 @@ fn negative_answers_are_cached_for_the_soa_minimum_with_the_soa() {
     ask(&mut server, 0, 1, "nope.example", Rtype::A, Some(&nx));
     let (hit, sent) = ask(&mut server, 20_000, 2, "nope.example", Rtype::A, None);
     assert_eq!(sent, 0);
-    let msg = parse(&hit.unwrap());
+    let msg = message(&hit.unwrap());
     assert_eq!(msg.header().rcode(), Rcode::NXDOMAIN);
     assert_eq!(msg.header_counts().ancount(), 0);
     let soa: Vec<_> = msg.authority().unwrap().map(|r| r.unwrap()).collect();
@@ -252,7 +252,7 @@ fn negative_answers_are_cached_for_the_soa_minimum_with_the_soa() {
     );
     let (hit, sent) = ask(&mut server, 129_000, 5, "host.example", Rtype::AAAA, None);
     assert_eq!(sent, 0);
-    assert_eq!(ttls(&parse(&hit.unwrap())), vec![1]);
+    assert_eq!(ttls(&message(&hit.unwrap())), vec![1]);
     let (_, sent) = ask(&mut server, 130_000, 6, "host.example", Rtype::AAAA, None);
     assert_eq!(sent, 1);
 }
@@ -272,7 +272,7 @@ fn negative_answer_without_soa_and_servfail_are_not_cached() {
         ..Reply::default()
     };
     let (reply, _) = ask(&mut server, 0, 2, "fail.example", Rtype::A, Some(&sf));
-    assert_eq!(parse(&reply.unwrap()).header().rcode(), Rcode::SERVFAIL);
+    assert_eq!(message(&reply.unwrap()).header().rcode(), Rcode::SERVFAIL);
     assert_eq!(store.len(), 0);
 }
 
@@ -328,7 +328,7 @@ fn identical_questions_in_flight_share_one_upstream_query() {
         server.handle_client(
             at(i as u64),
             udp(6000 + i as u16),
-            &query(100 + i as u16, n, Rtype::A, true, edns),
+            &query(n, Rtype::A, 100 + i as u16, true, edns),
         );
         sent.extend(sends(&drain(&mut server)));
     }
@@ -343,7 +343,7 @@ fn identical_questions_in_flight_share_one_upstream_query() {
     let out = replies(&drain(&mut server));
     assert_eq!(out.len(), 5);
     for (i, (to, bytes)) in out.iter().enumerate() {
-        let msg = parse(bytes);
+        let msg = message(bytes);
         assert_eq!(*to, udp(6000 + i as u16));
         assert_eq!(msg.header().id(), 100 + i as u16);
         assert_eq!(
@@ -358,7 +358,7 @@ fn identical_questions_in_flight_share_one_upstream_query() {
 
 /// Makes every upstream try fail (ICMP-style errors) so the forwarder answers SERVFAIL.
 fn ask_failing(server: &mut Server, ms: u64, id: u16, qname: &str) -> Vec<u8> {
-    server.handle_client(at(ms), udp(7000), &query(id, qname, Rtype::A, true, None));
+    server.handle_client(at(ms), udp(7000), &query(qname, Rtype::A, id, true, None));
     let mut reply = None;
     for _ in 0..10 {
         let actions = drain(server);
@@ -388,12 +388,12 @@ fn serve_stale_when_upstreams_fail() {
         Rtype::A,
         Some(&a_reply("s.example", 10)),
     );
-    let msg = parse(&ask_failing(&mut server, 20_000, 2, "s.example"));
+    let msg = message(&ask_failing(&mut server, 20_000, 2, "s.example"));
     assert_eq!(msg.header().rcode(), Rcode::NOERROR, "served stale");
     assert_eq!(ttls(&msg), vec![30]);
     assert_eq!(store.stats().stale_served, 1);
     // Past the window: SERVFAIL.
-    let msg = parse(&ask_failing(
+    let msg = message(&ask_failing(
         &mut server,
         10_000 + 3_600_000,
         3,
@@ -413,7 +413,7 @@ fn without_serve_stale_failures_are_servfail() {
         Rtype::A,
         Some(&a_reply("s.example", 10)),
     );
-    let msg = parse(&ask_failing(&mut server, 20_000, 2, "s.example"));
+    let msg = message(&ask_failing(&mut server, 20_000, 2, "s.example"));
     assert_eq!(msg.header().rcode(), Rcode::SERVFAIL);
 }
 
@@ -441,7 +441,7 @@ fn unrelated_records_are_not_served_later() {
     }
     let (hit, sent) = ask(&mut server, 1_000, 20, "evil.example", Rtype::A, None);
     assert_eq!(sent, 0);
-    let msg = parse(&hit.unwrap());
+    let msg = message(&hit.unwrap());
     assert_eq!(
         a_addrs(&msg),
         vec![Ipv4Addr::new(192, 0, 2, 66)],
@@ -465,7 +465,7 @@ fn cname_chains_are_kept_whole() {
     ask(&mut server, 0, 1, "www.example", Rtype::A, Some(&reply));
     let (hit, sent) = ask(&mut server, 10_000, 2, "www.example", Rtype::A, None);
     assert_eq!(sent, 0);
-    let msg = parse(&hit.unwrap());
+    let msg = message(&hit.unwrap());
     assert_eq!(ttls(&msg), vec![90, 40]);
     assert_eq!(a_addrs(&msg), vec![Ipv4Addr::new(192, 0, 2, 80)]);
     let (_, sent) = ask(&mut server, 50_000, 3, "www.example", Rtype::A, None);
@@ -488,7 +488,7 @@ fn ttl_clamps_apply() {
         Some(&a_reply("big.example", 100_000)),
     );
     let (hit, _) = ask(&mut server, 0, 2, "big.example", Rtype::A, None);
-    assert_eq!(ttls(&parse(&hit.unwrap())), vec![120]);
+    assert_eq!(ttls(&message(&hit.unwrap())), vec![120]);
     ask(
         &mut server,
         0,
@@ -499,7 +499,7 @@ fn ttl_clamps_apply() {
     );
     let (hit, sent) = ask(&mut server, 30_000, 4, "small.example", Rtype::A, None);
     assert_eq!(sent, 0);
-    assert_eq!(ttls(&parse(&hit.unwrap())), vec![30]);
+    assert_eq!(ttls(&message(&hit.unwrap())), vec![30]);
 }
 
 #[test]
@@ -540,10 +540,10 @@ fn truncated_hit_sets_tc() {
     server.handle_client(
         at(1),
         udp(9000),
-        &query(2, "many.example", Rtype::A, true, None),
+        &query("many.example", Rtype::A, 2, true, None),
     );
     let out = replies(&drain(&mut server));
-    let msg = parse(&out[0].1);
+    let msg = message(&out[0].1);
     assert!(out[0].1.len() <= 512);
     assert!(msg.header().tc());
     assert_eq!(msg.header_counts().ancount(), 0);
@@ -572,7 +572,7 @@ proptest! {
                 let bytes = out.expect("a hit answers at once");
                 let (at_ms, ttl0) = *received.get(&n).expect("a hit only for a name received before");
                 let elapsed = (now - at_ms) / 1000;
-                for ttl in ttls(&parse(&bytes)) {
+                for ttl in ttls(&message(&bytes)) {
                     prop_assert!(u64::from(ttl) + elapsed <= u64::from(ttl0), "ttl {ttl} after {elapsed}s of {ttl0}");
                 }
             } else if answer {

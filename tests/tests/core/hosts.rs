@@ -6,12 +6,11 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use names_core::domain::base::iana::{Class, Rcode, Rtype};
+use names_core::domain::base::iana::{Rcode, Rtype};
 use names_core::domain::base::{Message, Name};
 use names_core::hosts::{Hosts, HostsResolver, HOSTS_TTL};
-use names_core::message::{encode_query, QuerySpec};
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
-use names_core::{Action, Chain, Config, Origin, Server};
+use names_core::{Action, Chain, Config, Server};
 
 const FILE: &str = "\
 # comment line
@@ -134,19 +133,8 @@ fn zone_answers_before_hosts_and_hosts_before_later_resolvers() {
         .with(HostsResolver::new(Snapshot::new(hosts())));
     let mut server = Server::new(Config::default(), chain, [1; 32]);
     let mut ask = |q: &str| {
-        let query = encode_query(&QuerySpec {
-            id: 1,
-            qname: &name(q),
-            qtype: Rtype::A,
-            qclass: Class::IN,
-            rd: true,
-            cd: false,
-            edns: None,
-        });
-        let from = Origin::Udp {
-            listener: 0,
-            peer: "127.0.0.1:999".parse().unwrap(),
-        };
+        let query = names_tests::build::query(q, Rtype::A, 1, true, None);
+        let from = names_tests::drive::udp_from("127.0.0.1:999".parse().unwrap());
         server.handle_client(Instant::now(), from, &query);
         let Some(Action::Reply { bytes, .. }) = server.poll_action() else {
             panic!()

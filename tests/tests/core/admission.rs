@@ -4,12 +4,12 @@
 //! record make the message malformed; meta types (OPT, TSIG, TKEY, MAILA, MAILB and
 //! 128-248) are FORMERR, as Unbound answers them.
 
-mod common;
-
-use common::*;
 use names_core::domain::base::iana::{Opcode, Rcode, Rtype};
 use names_core::domain::base::Message;
 use names_core::{Action, Config, Server};
+use names_tests::build::*;
+use names_tests::drive::*;
+use names_tests::parse::{message, question_bytes};
 
 fn ask(server: &mut Server, bytes: &[u8]) -> Vec<Action> {
     server.handle_client(at(0), udp(5353), bytes);
@@ -21,7 +21,7 @@ fn only_reply(server: &mut Server, bytes: &[u8]) -> Message<Vec<u8>> {
     assert!(sends(&actions).is_empty(), "nothing forwarded: {actions:?}");
     let r = replies(&actions);
     assert_eq!(r.len(), 1, "exactly one reply expected, got {actions:?}");
-    parse(&r[0].1)
+    message(&r[0].1)
 }
 
 fn forwarding() -> Server {
@@ -34,12 +34,12 @@ const OPT_LEN: usize = 11;
 #[test]
 fn error_replies_to_a_query_with_an_opt_carry_one() {
     // NOTIMP: another opcode, with an OPT.
-    let notify = query_with(7, "a.example", Opcode::NOTIFY, Some(0));
+    let notify = query_with("a.example", 7, Opcode::NOTIFY, Some(0));
     let reply = only_reply(&mut forwarding(), &notify);
     assert_eq!(reply.header().rcode(), Rcode::NOTIMP);
     assert!(reply.opt().is_some(), "NOTIMP carries an OPT");
     // FORMERR: two questions, with an OPT after them.
-    let one = query(8, "a.example", Rtype::A, true, Some(1232));
+    let one = query("a.example", Rtype::A, 8, true, Some(1232));
     let question = question_bytes(&one).to_vec();
     let mut two = one[..12].to_vec();
     two[5] = 2;
@@ -50,7 +50,7 @@ fn error_replies_to_a_query_with_an_opt_carry_one() {
     assert_eq!(reply.header().rcode(), Rcode::FORMERR);
     assert!(reply.opt().is_some(), "FORMERR carries an OPT");
     // Without an OPT in the query, none in the reply.
-    let plain = query_with(9, "a.example", Opcode::NOTIFY, None);
+    let plain = query_with("a.example", 9, Opcode::NOTIFY, None);
     let reply = only_reply(&mut forwarding(), &plain);
     assert_eq!(reply.header().rcode(), Rcode::NOTIMP);
     assert!(reply.opt().is_none());
@@ -58,7 +58,7 @@ fn error_replies_to_a_query_with_an_opt_carry_one() {
 
 #[test]
 fn an_opt_out_of_place_or_with_a_name_is_formerr() {
-    let good = query(10, "a.example", Rtype::A, true, Some(1232));
+    let good = query("a.example", Rtype::A, 10, true, Some(1232));
     let (head, opt) = good.split_at(good.len() - OPT_LEN);
     // The OPT in the answer section.
     let mut in_answer = head.to_vec();
@@ -87,7 +87,7 @@ fn an_opt_out_of_place_or_with_a_name_is_formerr() {
 #[test]
 fn bytes_after_the_last_record_are_formerr() {
     for edns in [None, Some(1232)] {
-        let mut bytes = query(11, "a.example", Rtype::A, true, edns);
+        let mut bytes = query("a.example", Rtype::A, 11, true, edns);
         bytes.extend_from_slice(&[0, 0, 0]);
         let reply = only_reply(&mut forwarding(), &bytes);
         assert_eq!(reply.header().rcode(), Rcode::FORMERR, "{edns:?}");
@@ -97,7 +97,7 @@ fn bytes_after_the_last_record_are_formerr() {
 #[test]
 fn meta_types_are_formerr_as_unbound_answers() {
     for qtype in [41, 249, 250, 253, 254, 128, 200, 248] {
-        let bytes = query(12, "a.example", Rtype::from_int(qtype), true, Some(1232));
+        let bytes = query("a.example", Rtype::from_int(qtype), 12, true, Some(1232));
         let reply = only_reply(&mut forwarding(), &bytes);
         assert_eq!(reply.header().rcode(), Rcode::FORMERR, "type {qtype}");
         let q = reply.sole_question().expect("the question echoed");
@@ -106,7 +106,7 @@ fn meta_types_are_formerr_as_unbound_answers() {
     }
     // Types next to them are ordinary questions: forwarded.
     for qtype in [1, 127, 255, 256, 65280] {
-        let bytes = query(13, "a.example", Rtype::from_int(qtype), true, None);
+        let bytes = query("a.example", Rtype::from_int(qtype), 13, true, None);
         let actions = ask(&mut forwarding(), &bytes);
         assert_eq!(sends(&actions).len(), 1, "type {qtype} is forwarded");
     }

@@ -3,14 +3,14 @@
 //! frames, endless streams), floods of identical queries, FORMERR to EDNS, and zone
 //! transfers through the forwarder.
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr};
 
-use common::*;
 use names_core::config::MAX_WAITERS_PER_EXCHANGE;
 use names_core::domain::base::iana::{Rcode, Rtype};
 use names_core::{Action, Config, Origin, Server, Via};
+use names_tests::build::*;
+use names_tests::drive::*;
+use names_tests::parse::{a_addrs, message};
 
 const ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const WRONG: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
@@ -32,7 +32,7 @@ fn feed(server: &mut Server, at_ms: u64, s: &Sent, bytes: &[u8]) -> Vec<Action> 
 /// Returns the server, the first UDP try (still open) and the TCP try.
 fn at_tcp_try(ups: &[SocketAddr]) -> (Server, Sent, Sent) {
     let mut server = server(Config::default(), ups);
-    let q = query(9, "big.example", Rtype::A, true, Some(1232));
+    let q = query("big.example", Rtype::A, 9, true, Some(1232));
     let s1 = sends(&ask(&mut server, 0, 5000, &q)).remove(0);
     server.handle_timeout(at(1000));
     let actions = drain(&mut server);
@@ -47,7 +47,7 @@ fn at_tcp_try(ups: &[SocketAddr]) -> (Server, Sent, Sent) {
 fn the_reply(actions: &[Action]) -> names_core::domain::base::Message<Vec<u8>> {
     let r = replies(actions);
     assert_eq!(r.len(), 1, "one reply expected: {actions:?}");
-    parse(&r[0].1)
+    message(&r[0].1)
 }
 
 /// Runs timers until the budget (5 s after the query) is surely over.
@@ -61,8 +61,8 @@ fn servfail_frame_and_another_frame_in_one_read_do_not_panic() {
     // One upstream: the SERVFAIL frame removes the TCP try; the frame after it used to be
     // matched against an index past the end of the tries.
     let (mut server, _s1, s3) = at_tcp_try(&[upstream_addr(1)]);
-    let mut bytes = framed(&upstream_reply(&s3.message, Rcode::SERVFAIL, &[], false));
-    bytes.extend(framed(&upstream_reply(
+    let mut bytes = frame(&upstream_reply(&s3.message, Rcode::SERVFAIL, &[], false));
+    bytes.extend(frame(&upstream_reply(
         &s3.message,
         Rcode::NOERROR,
         &[WRONG],
@@ -88,8 +88,8 @@ fn frames_after_a_failure_rcode_are_not_read_as_another_tries_reply() {
         let ups = [upstream_addr(1), upstream_addr(2)];
         let (mut server, _s1, s3) = at_tcp_try(&ups);
         assert_eq!(s3.to, ups[1]);
-        let mut bytes = framed(&upstream_reply(&s3.message, rcode, &[], false));
-        bytes.extend(framed(&upstream_reply(
+        let mut bytes = frame(&upstream_reply(&s3.message, rcode, &[], false));
+        bytes.extend(frame(&upstream_reply(
             &s3.message,
             Rcode::NOERROR,
             &[WRONG],
@@ -155,7 +155,7 @@ fn garbage_or_foreign_frames_over_tcp_fail_the_try() {
         &|_| vec![1, 2, 3, 4, 5],
         &|q| {
             upstream_reply(
-                &query(9, "other.example", Rtype::A, true, None),
+                &query("other.example", Rtype::A, 9, true, None),
                 Rcode::NOERROR,
                 &[WRONG],
                 false,
@@ -169,7 +169,7 @@ fn garbage_or_foreign_frames_over_tcp_fail_the_try() {
     for make in garbage {
         let (mut server, _s1, s3) = at_tcp_try(&ups);
         // An endless stream of such frames: the first ends the try.
-        let frame = framed(&make(&s3.message));
+        let frame = frame(&make(&s3.message));
         let bytes: Vec<u8> = frame
             .iter()
             .copied()
@@ -193,8 +193,8 @@ fn an_identical_question_joins_its_exchange_at_the_in_flight_limit() {
         ..Config::default()
     };
     let mut server = server(config, &[upstream_addr(1)]);
-    let q1 = query(1, "same.example", Rtype::A, true, None);
-    let q2 = query(2, "same.example", Rtype::A, true, None);
+    let q1 = query("same.example", Rtype::A, 1, true, None);
+    let q2 = query("same.example", Rtype::A, 2, true, None);
     let s = sends(&ask(&mut server, 0, 5001, &q1)).remove(0);
     let actions = ask(&mut server, 1, 5002, &q2);
     assert!(
@@ -204,14 +204,14 @@ fn an_identical_question_joins_its_exchange_at_the_in_flight_limit() {
     assert!(sends(&actions).is_empty());
     assert_eq!(server.pending_queries(), 2);
     // A different question at the limit still gets SERVFAIL.
-    let other = query(3, "other.example", Rtype::A, true, None);
+    let other = query("other.example", Rtype::A, 3, true, None);
     let reply = the_reply(&ask(&mut server, 2, 5003, &other));
     assert_eq!(reply.header().rcode(), Rcode::SERVFAIL);
     let answer = upstream_reply(&s.message, Rcode::NOERROR, &[ANSWER], false);
     let r = replies(&feed(&mut server, 3, &s, &answer));
     assert_eq!(r.len(), 2, "both waiters answered");
     for (_, bytes) in r {
-        assert_eq!(a_addrs(&parse(&bytes)), vec![ANSWER]);
+        assert_eq!(a_addrs(&message(&bytes)), vec![ANSWER]);
     }
 }
 
@@ -219,12 +219,12 @@ fn an_identical_question_joins_its_exchange_at_the_in_flight_limit() {
 fn waiting_queries_are_bounded_per_exchange_and_in_total() {
     // Per exchange: identical questions beyond the bound get SERVFAIL at once.
     let mut server = server(Config::default(), &[upstream_addr(1)]);
-    let q = query(1, "same.example", Rtype::A, true, None);
+    let q = query("same.example", Rtype::A, 1, true, None);
     let flood = MAX_WAITERS_PER_EXCHANGE + 36;
     let mut servfails = 0;
     for i in 0..flood {
         for (_, bytes) in replies(&ask(&mut server, 0, 10_000 + i as u16, &q)) {
-            assert_eq!(parse(&bytes).header().rcode(), Rcode::SERVFAIL);
+            assert_eq!(message(&bytes).header().rcode(), Rcode::SERVFAIL);
             servfails += 1;
         }
     }
@@ -241,9 +241,9 @@ fn waiting_queries_are_bounded_per_exchange_and_in_total() {
     let mut server = server_for(config);
     let mut servfails = 0;
     for i in 0..30u16 {
-        let q = query(i, &format!("n{}.example", i % 15), Rtype::A, true, None);
+        let q = query(&format!("n{}.example", i % 15), Rtype::A, i, true, None);
         for (_, bytes) in replies(&ask(&mut server, 0, 20_000 + i, &q)) {
-            assert_eq!(parse(&bytes).header().rcode(), Rcode::SERVFAIL);
+            assert_eq!(message(&bytes).header().rcode(), Rcode::SERVFAIL);
             servfails += 1;
         }
         assert!(server.pending_queries() <= 10);
@@ -267,33 +267,33 @@ fn server_for(config: Config) -> Server {
 fn formerr_to_an_edns_query_is_retried_once_without_edns() {
     for tcp in [false, true] {
         let mut server = server_for(Config::default());
-        let q = query(5, "old.example", Rtype::A, true, None);
+        let q = query("old.example", Rtype::A, 5, true, None);
         let mut s = sends(&ask(&mut server, 0, 5000, &q)).remove(0);
         if tcp {
             let tc = upstream_reply(&s.message, Rcode::NOERROR, &[], true);
             s = sends(&feed(&mut server, 1, &s, &tc)).remove(0);
         }
         assert!(
-            parse(&s.message).opt().is_some(),
+            message(&s.message).opt().is_some(),
             "upstream queries carry EDNS"
         );
         let formerr = upstream_reply(&s.message, Rcode::FORMERR, &[], false);
-        let formerr = if tcp { framed(&formerr) } else { formerr };
+        let formerr = if tcp { frame(&formerr) } else { formerr };
         let actions = feed(&mut server, 2, &s, &formerr);
         assert!(replies(&actions).is_empty(), "not given up: {actions:?}");
         assert!(closes(&actions).contains(&s.token));
         let retry = sends(&actions).remove(0);
         assert_eq!(retry.to, s.to, "the same server");
         assert_eq!(retry.via == Via::Tcp, tcp, "over the same transport");
-        assert!(parse(&retry.message).opt().is_none(), "without EDNS");
+        assert!(message(&retry.message).opt().is_none(), "without EDNS");
         let answer = upstream_reply(&retry.message, Rcode::NOERROR, &[ANSWER], false);
-        let answer = if tcp { framed(&answer) } else { answer };
+        let answer = if tcp { frame(&answer) } else { answer };
         let reply = the_reply(&feed(&mut server, 3, &retry, &answer));
         assert_eq!(a_addrs(&reply), vec![ANSWER]);
     }
     // FORMERR again without EDNS: that is the answer (once, no loop).
     let mut server = server_for(Config::default());
-    let q = query(6, "old.example", Rtype::A, true, None);
+    let q = query("old.example", Rtype::A, 6, true, None);
     let s = sends(&ask(&mut server, 0, 5000, &q)).remove(0);
     let formerr = upstream_reply(&s.message, Rcode::FORMERR, &[], false);
     let retry = sends(&feed(&mut server, 1, &s, &formerr)).remove(0);
@@ -309,13 +309,13 @@ fn zone_transfers_are_not_forwarded() {
         // Over TCP, where a transfer would be asked.
         let mut server = server_for(Config::default());
         server.handle_tcp_open(at(0), CONN, tcp_peer());
-        let q = query(7, "example.com", qtype, false, None);
-        server.handle_client(at(0), Origin::Tcp(CONN), &framed(&q));
+        let q = query("example.com", qtype, 7, false, None);
+        server.handle_client(at(0), Origin::Tcp(CONN), &frame(&q));
         let actions = drain(&mut server);
         assert!(sends(&actions).is_empty(), "{qtype} forwarded: {actions:?}");
         let r = replies(&actions);
         assert_eq!(r.len(), 1);
-        assert_eq!(parse(unframe(&r[0].1)).header().rcode(), Rcode::REFUSED);
+        assert_eq!(message(unframe(&r[0].1)).header().rcode(), Rcode::REFUSED);
         // And over UDP.
         let actions = ask(&mut server, 1, 5000, &q);
         assert!(sends(&actions).is_empty(), "{qtype} forwarded: {actions:?}");

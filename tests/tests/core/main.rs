@@ -1,0 +1,16 @@
+//! The core's tests: a sans-IO `names_core::Server` driven by hand or in the simulated
+//! world of the harness (`names_tests::sim`), no binary and no sockets. One test binary
+//! with a module per subject (each binary links on its own).
+
+mod admission;
+mod cache;
+mod fault_sim;
+mod fuzz_corpus;
+mod hosts;
+mod properties;
+mod protocol;
+mod reload_sim;
+mod simulation;
+mod tcp_limits;
+mod upstream_hardening;
+mod zone;
