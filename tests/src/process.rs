@@ -218,7 +218,10 @@ impl Server {
         }
     }
 
-    fn try_start_command(mut cmd: Command) -> Result<Server, String> {
+    /// Starts `cmd` (the binary, with whatever environment and descriptors the test gives
+    /// it; stdin, stdout and stderr are set here) and waits for its ready line, as
+    /// [`Server::try_start`] does.
+    pub fn try_start_command(mut cmd: Command) -> Result<Server, String> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -306,6 +309,22 @@ impl Server {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+    /// Sends signal `name` (TERM, HUP, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        send_signal(self.pid(), name);
+    }
+    /// Waits up to `limit` for the process to exit on its own: its status, or `None` if it
+    /// is still running (it is then killed on drop).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => return None,
+            }
+        }
     }
 }
 

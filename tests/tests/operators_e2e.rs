@@ -4,20 +4,15 @@
 //! Everything stays on 127.0.0.1 or in the temp dir; every wait has a deadline; every
 //! process started is stopped.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use domain::base::{Message, MessageBuilder, Name, Rtype};
-use domain::rdata::A;
-use names_tests::{names_bin, run_names, workspace_root};
+use names_tests::{names_bin, query, run_names, tcp_ask, udp_ask, workspace_root, Rtype, Server};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -51,135 +46,15 @@ fn version_prints_the_name_and_version_and_exits_0() {
 // A `names serve` process started the way a service manager would
 // ---------------------------------------------------------------------------
 
-/// A running `names` process, its stderr lines as they come. Killed and reaped on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    logs: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn names");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines,
-            logs: Vec::new(),
-        }
-    }
-
-    /// Waits for the stderr line containing `what`.
-    fn line(&mut self, what: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.logs.push(line.clone());
-                    if line.contains(what) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {what:?}; stderr:\n{}", self.logs.join("\n")),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn wait(&mut self) -> Option<ExitStatus> {
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The UDP and TCP addresses of the ready line.
-fn ready_addrs(line: &str) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-    let pick = |prefix: &str| {
-        line.split_whitespace()
-            .filter_map(|w| w.strip_prefix(prefix)?.parse().ok())
-            .collect()
+/// The A addresses (and ID) a server gives for `name`, asked over UDP or TCP.
+fn ask(server: SocketAddr, name: &str, id: u16, tcp: bool) -> (u16, Vec<Ipv4Addr>) {
+    let q = query(name, Rtype::A, id, true, None);
+    let reply = if tcp {
+        tcp_ask(server, &q)
+    } else {
+        udp_ask(server, &q)
     };
-    (pick("udp="), pick("tcp="))
-}
-
-fn a_query(name: &str, id: u16) -> Vec<u8> {
-    let mut b = MessageBuilder::new_vec();
-    b.header_mut().set_id(id);
-    b.header_mut().set_rd(true);
-    let mut q = b.question();
-    let name: Name<Vec<u8>> = name.parse().expect("name");
-    q.push((name, Rtype::A)).expect("question");
-    q.finish()
-}
-
-/// The ID and A records of a reply.
-fn a_records(reply: &[u8]) -> (u16, Vec<Ipv4Addr>) {
-    let msg = Message::from_octets(reply).expect("a DNS message");
-    let answers = msg.answer().expect("an answer section");
-    let addrs = answers
-        .filter_map(|rr| rr.ok()?.to_record::<A>().ok()?)
-        .map(|r| r.data().addr())
-        .collect();
-    (msg.header().id(), addrs)
-}
-
-fn ask_udp(server: SocketAddr, name: &str, id: u16) -> (u16, Vec<Ipv4Addr>) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    sock.send_to(&a_query(name, id), server).unwrap();
-    let mut buf = [0u8; 2048];
-    let (n, from) = sock.recv_from(&mut buf).expect("a UDP reply");
-    assert_eq!(from, server);
-    a_records(&buf[..n])
-}
-
-fn ask_tcp(server: SocketAddr, name: &str, id: u16) -> (u16, Vec<Ipv4Addr>) {
-    let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let q = a_query(name, id);
-    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&q);
-    s.write_all(&framed).unwrap();
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).expect("a TCP reply");
-    let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut reply).unwrap();
-    a_records(&reply)
+    (reply.id, reply.a_addrs())
 }
 
 /// A fresh path in the temp dir.
@@ -207,14 +82,13 @@ fn systemd_hears_ready_reloading_and_stopping() {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
         .args(["--no-forward", "--synth", "host=10.1.2"])
         .env("NOTIFY_SOCKET", &path);
-    let mut names = Proc::spawn(cmd);
-    let ready = names.line(" ready ");
+    let names = Server::try_start_command(cmd).expect("names becomes ready");
     let first = notification(&notify);
     assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
     assert!(first.contains("STATUS=ready udp="), "{first:?}");
-    let (udp, _) = ready_addrs(&ready);
+    let udp = names.udp_addr();
     assert_eq!(
-        ask_udp(udp[0], "host7.example", 7),
+        ask(udp, "host7.example", 7, false),
         (7, vec![Ipv4Addr::new(10, 1, 2, 7)])
     );
 
@@ -231,14 +105,17 @@ fn systemd_hears_ready_reloading_and_stopping() {
     assert!(again.lines().any(|l| l == "READY=1"), "{again:?}");
     // Still serving after the reload.
     assert_eq!(
-        ask_udp(udp[0], "host8.example", 8),
+        ask(udp, "host8.example", 8, false),
         (8, vec![Ipv4Addr::new(10, 1, 2, 8)])
     );
 
     names.signal("TERM");
     let stopping = notification(&notify);
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
-    let status = names.wait().expect("names exits after SIGTERM");
+    let mut names = names;
+    let status = names
+        .wait_exit(DEADLINE)
+        .expect("names exits after SIGTERM");
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_file(&path);
 }
@@ -264,7 +141,7 @@ fn bound(addr: SocketAddr, tcp: bool) -> Socket {
 /// `names ARGS` started as systemd starts a socket-activated service: `sockets` as
 /// descriptors 3, 4, ..., `LISTEN_FDS` their count and `LISTEN_PID` the process's own
 /// PID (set by the shell that then execs `names`, keeping its PID).
-fn socket_activated(sockets: &[&Socket], args: &[&str]) -> Proc {
+fn socket_activated(sockets: &[&Socket], args: &[&str]) -> Result<Server, String> {
     let fds: Vec<i32> = sockets.iter().map(|s| s.as_raw_fd()).collect();
     let high = fds
         .iter()
@@ -302,7 +179,7 @@ fn socket_activated(sockets: &[&Socket], args: &[&str]) -> Proc {
             Ok(())
         });
     }
-    Proc::spawn(cmd)
+    Server::try_start_command(cmd)
 }
 
 fn has_bash() -> bool {
@@ -334,21 +211,29 @@ fn socket_activation_serves_the_sockets_handed_over() {
             "--synth",
             "host=10.1.2",
         ],
+    )
+    .expect("names becomes ready on the sockets handed over");
+    assert_eq!(
+        (names.udp_addrs(), names.tcp_addrs()),
+        (&[addr][..], &[addr][..]),
+        "{}",
+        names.ready_line()
     );
-    let ready = names.line(" ready ");
-    assert_eq!(ready_addrs(&ready), (vec![addr], vec![addr]), "{ready}");
     // Close the test's copies: only the server holds the sockets now.
     drop((udp, tcp));
     for id in 1..=8u16 {
         let expect = (id, vec![Ipv4Addr::new(10, 1, 2, id as u8)]);
-        assert_eq!(ask_udp(addr, &format!("host{id}.example"), id), expect);
+        assert_eq!(ask(addr, &format!("host{id}.example"), id, false), expect);
     }
     assert_eq!(
-        ask_tcp(addr, "host9.example", 9),
+        ask(addr, "host9.example", 9, true),
         (9, vec![Ipv4Addr::new(10, 1, 2, 9)])
     );
     names.signal("TERM");
-    assert!(names.wait().expect("exits after SIGTERM").success());
+    assert!(names
+        .wait_exit(DEADLINE)
+        .expect("exits after SIGTERM")
+        .success());
 }
 
 #[test]
@@ -358,17 +243,21 @@ fn socket_activation_refuses_a_lone_tcp_socket_in_one_line() {
         return;
     }
     let tcp = bound("127.0.0.1:0".parse().unwrap(), true);
-    let mut names = socket_activated(&[&tcp], &["serve", "--no-forward"]);
-    let line = names.line("error");
+    let Err(stderr) = socket_activated(&[&tcp], &["serve", "--no-forward"]) else {
+        panic!("names served with a lone TCP socket");
+    };
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
     assert!(
-        line.contains("socket activation: fd 3: TCP socket on"),
-        "{line}"
+        errors[0].contains("socket activation: fd 3: TCP socket on"),
+        "{stderr}"
     );
-    assert!(line.contains("has no UDP socket"), "{line}");
-    let status = names.wait().expect("exits");
-    assert!(!status.success());
-    let rest: Vec<String> = names.lines.try_iter().collect();
-    assert!(rest.iter().all(|l| !l.contains("panicked")), "{rest:?}");
+    assert!(errors[0].contains("has no UDP socket"), "{stderr}");
+    assert!(
+        stderr.contains("exited before ready (exit status: 2)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 // ---------------------------------------------------------------------------

@@ -2,18 +2,16 @@
 //! `check-config`, the Prometheus endpoint, the query log and graceful shutdown.
 //! Everything stays on 127.0.0.1; every wait has a deadline.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use names_tests::{
-    answer_a, names_bin, query, run_names, tcp_exchange_timeout, udp_ask, udp_exchange,
-    workspace_root, FakeUpstream, Rcode, Reply, Rtype, Server,
+    answer_a, query, run_names, tcp_exchange_timeout, udp_ask, udp_exchange, workspace_root,
+    FakeUpstream, Rcode, Reply, Rtype, Server,
 };
 
 const UP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 44);
@@ -366,91 +364,12 @@ fn query_log_line_format() {
     assert!(!server.logs().contains("names: info:"), "{}", server.logs());
 }
 
-/// A `names serve` process of our own, to read its exit status.
-struct Proc {
-    child: Child,
-    udp: SocketAddr,
-    tcp: SocketAddr,
-}
-
-impl Proc {
-    fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(names_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn names");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("names did not become ready");
-                }
-            };
-            if line.contains(" ready ") {
-                let addr = |p: &str| -> SocketAddr {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(p))
-                        .and_then(|a| a.parse().ok())
-                        .expect("address in the ready line")
-                };
-                return Proc {
-                    udp: addr("udp="),
-                    tcp: addr("tcp="),
-                    child,
-                };
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("sh")
-            .args(["-c", &format!("kill -{name} {}", self.child.id())])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn graceful_shutdown_with_queries_in_flight(signal: &str) {
     let hold = Duration::from_millis(700);
     let up =
         FakeUpstream::start(move |r| vec![Reply::Delay(hold, answer_a(&r.bytes, &[UP_IP], 300))]);
-    let mut names = Proc::start(&["--upstream", &up.arg(), "--cache-size", "0"]);
-    let (udp, tcp) = (names.udp, names.tcp);
+    let mut names = Server::start(&["--upstream", &up.arg(), "--cache-size", "0"]);
+    let (udp, tcp) = (names.udp_addr(), names.tcp_addr());
     let udp_client = thread::spawn(move || {
         udp_exchange(
             udp,
@@ -484,7 +403,7 @@ fn graceful_shutdown_with_queries_in_flight(signal: &str) {
     assert_eq!((tcp_reply.id, tcp_reply.a_addrs()), (32, vec![UP_IP]));
 
     let status = names
-        .wait(Duration::from_secs(5))
+        .wait_exit(Duration::from_secs(5))
         .expect("exits after draining");
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(signalled.elapsed() < Duration::from_secs(4), "bounded wait");
@@ -509,10 +428,10 @@ fn sigint_answers_queries_in_flight_then_exits_0() {
 
 #[test]
 fn idle_server_exits_0_on_sigterm_at_once() {
-    let mut names = Proc::start(&["--no-forward"]);
+    let mut names = Server::start(&["--no-forward"]);
     let started = Instant::now();
     names.signal("TERM");
-    let status = names.wait(Duration::from_secs(5)).expect("exits");
+    let status = names.wait_exit(Duration::from_secs(5)).expect("exits");
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
