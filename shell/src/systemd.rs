@@ -105,11 +105,22 @@ mod tests {
         (s.as_raw_fd(), s)
     }
 
+    /// A UDP socket on a free port and a TCP listener on the same port (another process
+    /// may hold the TCP twin of a free UDP port: then another port, a bounded number of times).
+    fn udp_tcp_twins() -> (UdpSocket, TcpListener) {
+        for _ in 0..100 {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()) {
+                return (udp, tcp);
+            }
+        }
+        panic!("no port free for both UDP and TCP in 100 tries");
+    }
+
     #[test]
     fn pairs_by_address_and_refuses_a_lone_tcp_socket() {
-        let u1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (u1, t1) = udp_tcp_twins();
         let a1 = u1.local_addr().unwrap();
-        let t1 = TcpListener::bind(a1).unwrap();
         let u2 = UdpSocket::bind("127.0.0.1:0").unwrap();
         let a2 = u2.local_addr().unwrap();
         let pairs = pair(vec![sock(t1), sock(u1), sock(u2)]).unwrap();
