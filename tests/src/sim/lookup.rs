@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 
+use domain::base::iana::Rtype;
 use domain::rdata::A;
 use names_core::{Answer, Context, LookupOutcome, Payload, Query, Resolution, Resolver};
 
@@ -38,15 +39,20 @@ pub enum OnTimeout {
     Pass,
 }
 
-/// Asks a lookup for every name whose first label starts with `lk` (any case), and
+/// Asks a lookup for every A question whose first label starts with `lk` (any case), and
 /// passes the rest. Results of another type than [`LookupResult`] get SERVFAIL.
 pub struct Asker {
     pub on_timeout: OnTimeout,
+    /// Looks up questions of every type (the fuzzer's), not only A.
+    pub any_type: bool,
 }
 
 impl Asker {
     pub fn new(on_timeout: OnTimeout) -> Asker {
-        Asker { on_timeout }
+        Asker {
+            on_timeout,
+            any_type: false,
+        }
     }
 
     fn job(query: &Query<'_>, round: u8) -> Resolution {
@@ -61,7 +67,9 @@ impl Resolver for Asker {
     }
 
     fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
-        if query.first_label().to_ascii_lowercase().starts_with(b"lk") {
+        if (self.any_type || query.qtype() == Rtype::A)
+            && query.first_label().to_ascii_lowercase().starts_with(b"lk")
+        {
             Asker::job(query, 0)
         } else {
             Resolution::Pass
@@ -109,4 +117,79 @@ impl Resolver for Default {
     fn resolve(&mut self, _: &Query<'_>, _: &mut Context) -> Resolution {
         Resolution::Pass
     }
+}
+
+/// What the world's runtime does with the lookups the server asks for (chances, each
+/// drawn per lookup): their results come after a random delay up to `max_delay_ms` (so
+/// out of order, and after the budget when it is longer), or never, or twice; a result
+/// may go to an id never given out, be of a type the resolver does not know, pass, or ask
+/// for another lookup.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LookupFaults {
+    pub never: f64,
+    pub twice: f64,
+    pub unknown_id: f64,
+    pub foreign: f64,
+    pub pass: f64,
+    pub again: f64,
+    pub max_delay_ms: u64,
+}
+
+impl LookupFaults {
+    /// Every result at once, an address.
+    pub const NONE: LookupFaults = LookupFaults {
+        never: 0.0,
+        twice: 0.0,
+        unknown_id: 0.0,
+        foreign: 0.0,
+        pass: 0.0,
+        again: 0.0,
+        max_delay_ms: 0,
+    };
+}
+
+/// What a runtime sends back for a lookup (the world's events are `Clone`, payloads not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimResult {
+    Result(LookupResult),
+    /// A value of a type the resolver does not know.
+    Foreign,
+}
+
+impl SimResult {
+    pub fn payload(self) -> Payload {
+        match self {
+            SimResult::Result(r) => Payload::new(r),
+            SimResult::Foreign => Payload::new("foreign"),
+        }
+    }
+}
+
+/// The address the world's runtime gives for a key: 10.77.x.y from the key's bytes.
+pub fn lookup_addr(key: &str) -> Ipv4Addr {
+    let h = key
+        .bytes()
+        .fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(u16::from(b)));
+    let [a, b] = h.to_be_bytes();
+    Ipv4Addr::new(10, 77, a, b)
+}
+
+/// What the world saw of one lookup.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LookupState {
+    /// The server took its result.
+    pub completed: bool,
+    /// The server told the runtime to drop it.
+    pub cancelled: bool,
+}
+
+/// Lookups in a seeded simulation: the share of queries for `lk` names (asked by an
+/// [`Asker`] in front of the forwarder), what the runtime does with them, what the
+/// resolver does after a timeout, and the bound.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LookupScenario {
+    pub share: f64,
+    pub faults: LookupFaults,
+    pub on_timeout: OnTimeout,
+    pub max_lookups: usize,
 }
