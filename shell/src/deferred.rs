@@ -85,6 +85,13 @@ pub trait AsyncResolver: Send + Sync + 'static {
         &self,
         query: OwnedQuery,
     ) -> impl Future<Output = Result<Resolved, LookupError>> + Send;
+
+    /// Whether to look `query` up at all: `false` passes it to the next resolver at once,
+    /// without a lookup. The default takes every query.
+    fn accepts(&self, query: &Query<'_>) -> bool {
+        let _ = query;
+        true
+    }
 }
 
 /// What an [`AsyncResolver`] made of a query.
@@ -188,6 +195,9 @@ impl<R: AsyncResolver> Resolver for Deferred<R> {
     }
 
     fn resolve(&mut self, query: &Query<'_>, _: &mut Context) -> Resolution {
+        if !self.0.accepts(query) {
+            return Resolution::Pass;
+        }
         let resolver = self.0.clone();
         let query = OwnedQuery::new(query);
         let future = async move {
