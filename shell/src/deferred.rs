@@ -283,7 +283,8 @@ impl Lookups {
         }
     }
 
-    /// The core dropped lookup `id` (its budget ended): the task is cancelled.
+    /// The core dropped lookup `id` (its budget ended): the task is cancelled (its future
+    /// dropped on the executor's next turn).
     pub fn cancel(&mut self, id: LookupId) {
         self.tasks.remove(&id);
     }
@@ -375,6 +376,93 @@ mod tests {
         assert_eq!(ask("err.test"), (Rcode::SERVFAIL, vec![]));
         assert_eq!(ask("okx.test"), (Rcode::SERVFAIL, vec![]), "a parse error");
         assert_eq!(ask("panic.test"), (Rcode::SERVFAIL, vec![]));
+    }
+
+    /// A guard that says when it is dropped.
+    struct Dropped(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn client_query(server: &mut Server, name: &str) {
+        let mut query = MessageBuilder::new_vec().question();
+        let qname: Name<Vec<u8>> = name.parse().unwrap();
+        query.push((&qname, Rtype::A)).unwrap();
+        let client = Origin::Udp {
+            listener: 0,
+            peer: "127.0.0.1:5000".parse().unwrap(),
+        };
+        server.handle_client(Instant::now(), client, &query.finish());
+    }
+
+    #[test]
+    fn the_worker_runs_jobs_cancels_them_and_fails_foreign_ones() {
+        struct Foreign;
+        impl Resolver for Foreign {
+            fn name(&self) -> &str {
+                "foreign"
+            }
+            fn resolve(&mut self, _: &Query<'_>, _: &mut Context) -> Resolution {
+                Resolution::Lookup(Payload::new("a job for another runtime"))
+            }
+        }
+        let ex = Rc::new(LocalExecutor::new());
+        let (tx, rx) = smol::channel::bounded(4);
+        let mut lookups = Lookups::new(ex.clone(), tx);
+
+        // A job of another type: failed at once, SERVFAIL, no task.
+        let mut server = Server::new(Config::default(), Chain::new().with(Foreign), [2; 32]);
+        for _ in 0..2 {
+            client_query(&mut server, "x.test");
+            let Some(Action::Lookup { id, job }) = server.poll_action() else {
+                panic!("a lookup")
+            };
+            lookups.start(id, job, &mut server);
+            let Some(Action::Reply { bytes, .. }) = server.poll_action() else {
+                panic!("a reply at once")
+            };
+            let rcode = Message::from_octets(bytes).unwrap().header().rcode();
+            assert_eq!(rcode, Rcode::SERVFAIL);
+            assert!(lookups.tasks.is_empty());
+        }
+
+        // A job of ours runs on the executor and reports back; a cancelled one is dropped.
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let guard = Dropped(dropped.clone());
+        let pending = async move {
+            let _guard = guard;
+            smol::future::pending::<Outcome>().await
+        };
+        let mut server = Server::new(Config::default(), Chain::new(), [3; 32]);
+        lookups.start(
+            LookupId(7),
+            Payload::new(Job(Box::pin(pending))),
+            &mut server,
+        );
+        let ready = async { Ok(Resolved::Pass) };
+        lookups.start(LookupId(8), Payload::new(Job(Box::pin(ready))), &mut server);
+        assert_eq!(lookups.tasks.len(), 2);
+        let event = smol::block_on(ex.run(rx.recv())).unwrap();
+        let Event::Lookup { id, result } = event else {
+            panic!("a lookup's result")
+        };
+        assert_eq!(id, LookupId(8));
+        assert!(matches!(
+            result.downcast::<Outcome>(),
+            Ok(Ok(Resolved::Pass))
+        ));
+        lookups.finished(id);
+        assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
+        lookups.cancel(LookupId(7));
+        while ex.try_tick() {} // the executor drops a cancelled task's future on its next turn
+        assert!(
+            dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the future is dropped"
+        );
+        assert!(lookups.tasks.is_empty());
     }
 
     #[test]

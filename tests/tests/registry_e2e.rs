@@ -420,3 +420,27 @@ fn bad_flags_are_one_line_and_exit_2() {
         assert!(err.trim().lines().count() <= 2, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_shutdown_answers_the_lookups_in_flight_then_exits() {
+    let registry = Registry::start(by_name);
+    let upstream = FakeUpstream::answering(&[FORWARDED]);
+    let mut server = start(&registry.url(), &upstream, &[]);
+    let slow = UdpClient::new(server.udp_addr());
+    slow.send(&query("slow.svc.test", Rtype::A, 1, true, None));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !registry.paths().contains(&"/v1/slow".to_string()) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    server.signal("TERM");
+    let reply = parse(
+        &slow
+            .recv(Duration::from_secs(5))
+            .expect("answered while draining"),
+    );
+    assert_eq!(reply.a_addrs(), [Ipv4Addr::new(10, 9, 9, 9)]);
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits once drained");
+    assert!(status.success(), "{status:?}: {}", server.logs());
+}
