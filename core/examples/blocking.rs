@@ -167,8 +167,13 @@ fn perform(
                 }
             }
         }
+        // No resolver here asks for lookups: one that did would get SERVFAIL.
+        Action::Lookup { id, .. } => {
+            server.handle_lookup(clock(), id, names_core::Payload::new(()))
+        }
         // No TCP clients here, and no query log.
-        Action::Reply { .. }
+        Action::CancelLookup { .. }
+        | Action::Reply { .. }
         | Action::CloseClient { .. }
         | Action::PauseRead { .. }
         | Action::ResumeRead { .. }

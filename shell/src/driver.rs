@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use async_net::TcpListener;
 use names_core::config::InFlight;
-use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, UpstreamError};
+use names_core::{
+    Action, Chain, Config, ConnId, LookupId, Origin, Payload, Server, Token, UpstreamError,
+};
 use smol::channel::{self, Receiver};
 use smol::{future, LocalExecutor, Task, Timer};
 
+use crate::deferred::Lookups;
 use crate::logging;
 use crate::metrics::Publisher;
 use crate::shutdown::Shutdown;
@@ -62,6 +65,11 @@ pub enum Event {
     UpstreamFailed {
         token: Token,
         err: UpstreamError,
+    },
+    /// A lookup's job finished (see [`crate::deferred`]).
+    Lookup {
+        id: LookupId,
+        result: Payload,
     },
 }
 
@@ -119,6 +127,7 @@ pub fn run_worker(
         server,
         udp: UdpListeners::new(udp)?,
         upstreams: Upstreams::new(ex.clone(), tx.clone())?,
+        lookups: Lookups::new(ex.clone(), tx.clone()),
         clients,
         listener_tasks,
         hooks,
@@ -130,6 +139,7 @@ struct Driver {
     server: Server,
     udp: UdpListeners,
     upstreams: Upstreams,
+    lookups: Lookups,
     clients: Clients,
     /// TCP acceptors; dropped (closing the listeners) on shutdown.
     listener_tasks: Vec<Task<()>>,
@@ -146,6 +156,7 @@ impl Driver {
             if let Some(limit) = draining {
                 // Done when every query read is answered and every TCP reply written.
                 let settled = self.server.pending_queries() == 0
+                    && self.server.open_lookups() == 0
                     && self.server.tcp_settled()
                     && rx.is_empty();
                 if settled || Instant::now() >= limit {
@@ -283,6 +294,10 @@ impl Driver {
             Event::UpstreamFailed { token, err } => {
                 self.server.handle_upstream_error(now, token, err)
             }
+            Event::Lookup { id, result } => {
+                self.lookups.finished(id);
+                self.server.handle_lookup(now, id, result)
+            }
         }
     }
 
@@ -307,6 +322,8 @@ impl Driver {
                 Action::PauseRead { conn } => self.clients.pause(conn),
                 Action::ResumeRead { conn } => self.clients.resume(conn),
                 Action::Log(entry) => logging::log_query(&entry),
+                Action::Lookup { id, job } => self.lookups.start(id, job, &mut self.server),
+                Action::CancelLookup { id } => self.lookups.cancel(id),
             }
         }
         self.udp.flush(&mut self.server);

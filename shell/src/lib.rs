@@ -16,6 +16,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod batch;
+mod deferred;
 mod driver;
 pub mod logging;
 pub mod metrics;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 
 use names_core::{Chain, Config, ConfigError};
 
+pub use deferred::{deferred, AsyncResolver, Deferred, LookupError, OwnedQuery, Resolved};
 pub use metrics::CacheProbe;
 pub use shutdown::Shutdown;
 pub use worker::Listeners;

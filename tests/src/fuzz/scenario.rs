@@ -6,7 +6,9 @@
 //! simulated [`World`] with the upstream's behaviours as its model ([`Acts`]). Every
 //! query gets exactly one reply, with its ID and question, that parses back, fits the
 //! client's UDP limit, arrives within the budget and never carries spoofed data; nothing
-//! is pending at the end. `tests/tests/core/fault_sim.rs` runs it over thousands of seeds.
+//! is pending at the end. With an `Asker` in front, lookups completed late, never, twice,
+//! with foreign results or for unknown ids, under a small `max_lookups` too; the world
+//! checks their bound at every step. `tests/tests/core/fault_sim.rs` runs it over thousands of seeds.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,12 +18,15 @@ use bytes::Bytes;
 use domain::base::iana::{Class, Opcode, Rcode, Rtype};
 use domain::base::Name;
 use domain::rdata::A;
-use names_core::{Chain, Config, ConnId, Forwarder, Origin, Token, UpstreamError, Via};
+use names_core::{
+    Chain, Config, ConnId, Forwarder, Origin, Synth, SynthRule, Token, UpstreamError, Via,
+};
 
 use super::oracle::{check_reply, expect, Expect};
-use super::{chain, udp_origin, upstream_answer, SPOOFED_IP, SPOOFER, UP1};
+use super::{udp_origin, upstream_answer, SPOOFED_IP, SPOOFER, UP1, UP2};
 use crate::build::{frame, query_wire, Flags};
 use crate::drive::wrap;
+use crate::sim::lookup::{Asker, LookupFaults, OnTimeout};
 use crate::sim::{Conn, Event, Upstreams, World};
 
 /// One client query of a [`Scenario`].
@@ -97,6 +102,9 @@ pub struct Scenario {
     pub max_waiting: usize,
     /// Forward to one upstream instead of two (so every server fails sooner).
     pub one_upstream: bool,
+    /// An [`Asker`] in front (it looks up questions for `lk*` names), what the runtime
+    /// does with its lookups, and `max_lookups`.
+    pub lookups: Option<(LookupFaults, OnTimeout, usize)>,
 }
 
 const LABELS: &[&str] = &[
@@ -110,6 +118,8 @@ const LABELS: &[&str] = &[
     "a",
     "xn--bcher-kva",
     "_srv",
+    "lk1",
+    "LKweb",
 ];
 const QTYPES: &[Rtype] = &[
     Rtype::A,
@@ -240,6 +250,35 @@ impl<'a> Arbitrary<'a> for FrameAct {
 
 impl<'a> Arbitrary<'a> for Scenario {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let lookups = if u.ratio(1, 2)? {
+            let chance = |u: &mut Unstructured<'a>| -> arbitrary::Result<f64> {
+                Ok(f64::from(u.int_in_range(0u8..=4)?) / 4.0)
+            };
+            let faults = LookupFaults {
+                never: chance(u)?,
+                twice: chance(u)?,
+                unknown_id: chance(u)?,
+                foreign: chance(u)?,
+                pass: chance(u)?,
+                again: chance(u)?,
+                max_delay_ms: u.int_in_range(0..=8000)?,
+            };
+            let on_timeout = *u.choose(&[
+                OnTimeout::Default,
+                OnTimeout::Answer,
+                OnTimeout::Again,
+                OnTimeout::Pass,
+            ])?;
+            let max_lookups = if u.ratio(1, 3)? {
+                u.int_in_range(1..=4)?
+            } else {
+                Config::default().max_lookups
+            };
+            Some((faults, on_timeout, max_lookups))
+        } else {
+            None
+        };
+
         let queries = (0..u.int_in_range(1..=12)?)
             .map(|_| u.arbitrary())
             .collect::<arbitrary::Result<_>>()?;
@@ -262,6 +301,7 @@ impl<'a> Arbitrary<'a> for Scenario {
             max_exchanges,
             max_waiting,
             one_upstream: u.ratio(1, 3)?,
+            lookups,
         })
     }
 }
@@ -385,23 +425,39 @@ pub fn structured(data: &[u8]) {
 }
 
 /// Runs a scenario in the simulated world and checks every invariant (panics on a
-/// violation).
-pub fn run_scenario(scenario: &Scenario) {
+/// violation). Returns the lookups the server asked for.
+pub fn run_scenario(scenario: &Scenario) -> usize {
     let config = Config {
         max_exchanges: scenario.max_exchanges,
         max_waiting: scenario.max_waiting,
+        max_lookups: scenario
+            .lookups
+            .map_or(Config::default().max_lookups, |l| l.2),
         ..Config::default()
     };
+    let mut chain = Chain::new();
+    if let Some((_, on_timeout, _)) = scenario.lookups {
+        chain = chain.with(Asker {
+            on_timeout,
+            any_type: true,
+        });
+    }
     let chain = if scenario.one_upstream {
-        Chain::new().with(Forwarder::new(vec![UP1]))
+        chain.with(Forwarder::new(vec![UP1]))
     } else {
-        chain()
+        let rule = SynthRule::parse("host=10.1.2").expect("a valid rule");
+        chain
+            .with(Synth::new(vec![rule]))
+            .with(Forwarder::new(vec![UP1, UP2]))
     };
     let model = Acts {
         acts: scenario.upstream.clone(),
         next: 0,
     };
     let mut w = World::new(config, chain, 0, Box::new(model));
+    if let Some((faults, _, _)) = scenario.lookups {
+        w.lookup_faults = faults;
+    }
     // Client queries, one origin each; copies from other UDP clients with other IDs.
     let mut copy_port = 20_000u16;
     for (i, q) in scenario.queries.iter().enumerate() {
@@ -458,6 +514,7 @@ pub fn run_scenario(scenario: &Scenario) {
         );
         assert!(!carries_spoofed(reply), "query {i} got spoofed data");
     }
+    w.report.lookups
 }
 
 /// Whether a reply carries an A record with the spoofed address.

@@ -11,7 +11,10 @@
 //! connection with queries in flight is closed; after every step the bounds: waiting
 //! queries, open exchanges, bytes an upstream TCP try holds, and per TCP connection
 //! unwritten reply bytes (exactly what the runtime holds), unread input and connections
-//! per address. [`World::finish`] runs the timers out and checks nothing is left;
+//! per address, lookups in flight. Lookups are carried by the world's runtime as
+//! [`lookup::LookupFaults`] say (late, never, out of order, twice, to unknown ids): an id
+//! is never reused, cancelled only while in flight, and each ends once, completed or
+//! timed out. [`World::finish`] runs the timers out and checks nothing is left;
 //! [`World::check_replies`] checks one reply per tracked query, in time, matching.
 //!
 //! TCP clients may stall (the runtime reports their replies written only once they
@@ -19,6 +22,7 @@
 //! connections.
 
 mod check;
+pub mod lookup;
 mod world;
 
 pub mod random;
@@ -27,7 +31,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use names_core::{ConnId, Origin, Token, UpstreamError, Via};
+use names_core::{ConnId, LookupId, Origin, Token, UpstreamError, Via};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -81,6 +85,8 @@ pub enum Event {
     /// A datagram or TCP chunk from an upstream (or the spoofer) for a token.
     Upstream(Token, SocketAddr, Vec<u8>),
     UpstreamError(Token, UpstreamError),
+    /// The runtime hands back a lookup's result (maybe late, twice, or for an unknown id).
+    Lookup(LookupId, lookup::SimResult),
 }
 
 /// A tracked client query and what became of it.
@@ -197,6 +203,9 @@ pub struct Report {
     pub stalled: usize,
     pub flood_refused: usize,
     pub max_unwritten: usize,
+    /// Lookups asked for, and results the server ignored (late, twice, unknown ids).
+    pub lookups: usize,
+    pub lookups_late: usize,
     /// Times a connection had more unwritten bytes than `max_tcp_buffered`.
     pub over_buffered: usize,
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use domain::base::iana::{Rcode, Rtype};
 use names_core::{Config, ConnId, Origin, Token, UpstreamError, Via};
 
+use super::lookup::{lookup_addr, Asker, LookupFaults, LookupScenario, OnTimeout};
 use super::{Conn, Event, Rand, Report, Upstreams, World};
 use crate::build::{frame, query, upstream_reply, with_id};
 use crate::drive::{synth_chain, udp_from};
@@ -90,6 +91,8 @@ pub struct Scenario {
     pub stall_ms: u64,
     /// Idle connections opened from one flooding address.
     pub flood: usize,
+    /// Queries for names an [`Asker`] looks up, and how the runtime carries them.
+    pub lookups: Option<LookupScenario>,
     pub config: Config,
 }
 
@@ -122,6 +125,8 @@ impl Scenario {
         // A small pipelining limit makes the unwritten-bytes bound tight enough to catch a
         // server that takes queries past the buffering limit.
         let pipelined = pick(&mut r, &[64.0, 64.0, 2.0]) as usize;
+        let lookups = lookup_scenario(seed);
+        let max_lookups = lookups.map_or(Config::default().max_lookups, |l| l.max_lookups);
         Scenario {
             seed,
             faults,
@@ -132,8 +137,10 @@ impl Scenario {
             half_close_share: pick(&mut r, &[0.0, 0.5, 1.0]),
             stall_ms: pick(&mut r, &[0.0, 0.0, 800.0, 4000.0]) as u64,
             flood: pick(&mut r, &[0.0, 0.0, 3.0, 8.0]) as usize,
+            lookups,
             config: Config {
                 budget: Duration::from_millis(budget),
+                max_lookups,
                 max_tcp_buffered: buffered,
                 max_pipelined: pipelined,
                 max_tcp_per_client: 4,
@@ -141,6 +148,44 @@ impl Scenario {
             },
         }
     }
+}
+
+/// Lookups for half the seeds, drawn apart from the rest so that the other half runs as
+/// before lookups existed.
+fn lookup_scenario(seed: u64) -> Option<LookupScenario> {
+    let mut r = Rand::new(seed ^ 0x0100_c0b5);
+    if r.chance(0.5) {
+        return None;
+    }
+    let pick = |r: &mut Rand, options: &[f64]| options[r.below(options.len() as u64) as usize];
+    let faults = if r.chance(0.3) {
+        LookupFaults {
+            max_delay_ms: pick(&mut r, &[0.0, 50.0, 400.0]) as u64,
+            ..LookupFaults::NONE
+        }
+    } else {
+        LookupFaults {
+            never: pick(&mut r, &[0.0, 0.1, 0.5]),
+            twice: pick(&mut r, &[0.0, 0.2]),
+            unknown_id: pick(&mut r, &[0.0, 0.2]),
+            foreign: pick(&mut r, &[0.0, 0.1]),
+            pass: pick(&mut r, &[0.0, 0.3]),
+            again: pick(&mut r, &[0.0, 0.3]),
+            max_delay_ms: pick(&mut r, &[0.0, 300.0, 3000.0, 8000.0]) as u64,
+        }
+    };
+    let on_timeout = [
+        OnTimeout::Default,
+        OnTimeout::Answer,
+        OnTimeout::Again,
+        OnTimeout::Pass,
+    ][r.below(4) as usize];
+    Some(LookupScenario {
+        share: pick(&mut r, &[0.2, 0.5, 0.9]),
+        faults,
+        on_timeout,
+        max_lookups: pick(&mut r, &[4096.0, 4096.0, 3.0]) as usize,
+    })
 }
 
 const SPOOF_FROM: &str = "127.0.66.66:53";
@@ -293,6 +338,8 @@ struct Run {
     /// Per tracked query: its lowercased name, and for a synth name its address.
     keys: Vec<String>,
     synth: Vec<Option<Ipv4Addr>>,
+    /// Per tracked query: whether its name is looked up (by the [`Asker`]).
+    lookup: Vec<bool>,
 }
 
 impl Run {
@@ -308,6 +355,9 @@ impl Run {
             .collect();
         let servers: Vec<SocketAddr> = upstreams.keys().copied().collect();
         let mut chain = synth_chain("ws=172.0.2", &[]);
+        if let Some(l) = &scenario.lookups {
+            chain = chain.with(Asker::new(l.on_timeout));
+        }
         chain = chain.with(names_core::Forwarder::new(servers));
         let known = Rc::new(RefCell::new(Known::default()));
         let model = Scripted {
@@ -315,12 +365,15 @@ impl Run {
             upstreams: upstreams.clone(),
             known: known.clone(),
         };
-        let world = World::new(
+        let mut world = World::new(
             scenario.config.clone(),
             chain,
             scenario.seed,
             Box::new(model),
         );
+        if let Some(l) = &scenario.lookups {
+            world.lookup_faults = l.faults;
+        }
         let mut run = Run {
             world,
             scenario,
@@ -328,6 +381,7 @@ impl Run {
             known,
             keys: Vec::new(),
             synth: Vec::new(),
+            lookup: Vec::new(),
         };
         run.add_clients();
         run
@@ -337,7 +391,11 @@ impl Run {
     fn new_query(&mut self, origin: Origin, id: u16) -> usize {
         let w = &mut self.world;
         let i = w.queries.len();
-        let (base, synth) = if w.rand.chance(self.scenario.synth_share) {
+        let lookup_share = self.scenario.lookups.map_or(0.0, |l| l.share);
+        let lookup = w.rand.chance(lookup_share);
+        let (base, synth) = if lookup {
+            (format!("lk{i}.svc.example"), None)
+        } else if w.rand.chance(self.scenario.synth_share) {
             let n = (i % 256) as u8;
             let [a, b, c] = SYNTH_NET;
             (
@@ -362,7 +420,7 @@ impl Run {
             1 => Some(1232),
             _ => Some(4096),
         };
-        let qtype = if synth.is_some() || w.rand.chance(0.8) {
+        let qtype = if lookup || synth.is_some() || w.rand.chance(0.8) {
             Rtype::A
         } else {
             Rtype::TXT
@@ -371,6 +429,7 @@ impl Run {
         self.known.borrow_mut().by_key.insert(base.clone(), q);
         self.keys.push(base);
         self.synth.push(synth);
+        self.lookup.push(lookup);
         q
     }
 
@@ -473,6 +532,10 @@ impl Run {
                 assert_eq!(a_addrs(&reply), vec![addr], "{what}");
                 continue;
             }
+            if self.lookup[i] {
+                self.check_lookup(&what, i, sent, *at, &reply, &answering);
+                continue;
+            }
             if rcode == Rcode::SERVFAIL {
                 let out_of_time = *at + epsilon >= sent + budget;
                 let every_upstream_failed =
@@ -507,11 +570,54 @@ impl Run {
         }
     }
 
+    /// A looked-up name: its address (AA); or after the budget the resolver's own answer;
+    /// or, passed on, an upstream's; SERVFAIL only out of time, when the runtime may fail
+    /// it (a foreign result, a pass to failing upstreams) or over `max_lookups`.
+    fn check_lookup(
+        &self,
+        what: &str,
+        i: usize,
+        sent: Duration,
+        at: Duration,
+        reply: &domain::base::Message<Vec<u8>>,
+        answering: &[Ipv4Addr],
+    ) {
+        let l = self.scenario.lookups.expect("a lookup scenario");
+        let w = &self.world;
+        let out_of_time = at + Duration::from_millis(1) >= sent + w.config.budget;
+        let addrs = a_addrs(reply);
+        let key = format!("lk{i}");
+        match reply.header().rcode() {
+            Rcode::NOERROR if reply.header().aa() => {
+                let timeout_answer = Ipv4Addr::new(192, 0, 2, 99);
+                if addrs == [timeout_answer] {
+                    assert!(out_of_time && l.on_timeout == OnTimeout::Answer, "{what}");
+                } else {
+                    assert_eq!(addrs, [lookup_addr(&key)], "{what}: the looked-up address");
+                }
+            }
+            Rcode::NOERROR => {
+                assert!(l.faults.pass > 0.0, "{what}: forwarded, never passed");
+                for addr in addrs {
+                    assert!(answering.contains(&addr), "{what}: {addr} from an upstream");
+                }
+            }
+            Rcode::SERVFAIL => assert!(
+                out_of_time
+                    || l.faults.foreign > 0.0
+                    || l.faults.pass > 0.0
+                    || w.server.stats().overloaded > 0,
+                "{what}: SERVFAIL at {at:?} (sent {sent:?})"
+            ),
+            other => panic!("{what}: {other}"),
+        }
+    }
+
     /// Tallies the forwarded queries' outcomes into the report.
     fn summarize(&mut self) {
         let w = &mut self.world;
         for (i, q) in w.queries.iter().enumerate() {
-            if self.synth[i].is_some() {
+            if self.synth[i].is_some() || self.lookup[i] {
                 continue;
             }
             let (at, bytes) = &q.replies[0];

@@ -5,7 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use domain::base::Message;
-use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, UpstreamError, Via};
+use names_core::{
+    Action, Chain, Config, ConnId, LookupId, Origin, Payload, Server, Token, UpstreamError, Via,
+};
+
+use super::lookup::{lookup_addr, LookupFaults, LookupJob, LookupResult, LookupState, SimResult};
 
 use super::MAX_TCP_HELD;
 use super::{instant, ClientQuery, Conn, Event, NoUpstreams, Rand, Report, TokenInfo, Upstreams};
@@ -39,6 +43,10 @@ pub struct World {
     /// began (the `*_at` methods).
     log: Option<Vec<Action>>,
     model: Option<Box<dyn Upstreams>>,
+    /// What the runtime does with lookups.
+    pub lookup_faults: LookupFaults,
+    /// Every lookup the server asked for.
+    pub lookups: BTreeMap<LookupId, LookupState>,
 }
 
 impl World {
@@ -65,6 +73,8 @@ impl World {
             largest_reply: 0,
             log: None,
             model: Some(model),
+            lookup_faults: LookupFaults::NONE,
+            lookups: BTreeMap::new(),
         }
     }
 
@@ -275,9 +285,74 @@ impl World {
         assert_eq!(self.server.poll_timeout(), None, "no timer left");
     }
 
+    /// The runtime takes lookup `id`: schedules its result as the faults say.
+    fn on_lookup(&mut self, id: LookupId, job: Payload) {
+        assert!(
+            self.lookups.insert(id, LookupState::default()).is_none(),
+            "{id:?} reused"
+        );
+        self.report.lookups += 1;
+        let f = self.lookup_faults;
+        if let Some(job) = job.downcast_ref::<LookupJob>() {
+            self.mark_taken(&job.key);
+        }
+        let result = match job.downcast::<LookupJob>() {
+            Err(_) => SimResult::Foreign,
+            Ok(_) if self.rand.chance(f.foreign) => SimResult::Foreign,
+            Ok(_) if self.rand.chance(f.pass) => SimResult::Result(LookupResult::Pass),
+            Ok(job) if job.round == 0 && self.rand.chance(f.again) => {
+                SimResult::Result(LookupResult::Again)
+            }
+            Ok(job) => SimResult::Result(LookupResult::Addr(lookup_addr(&job.key))),
+        };
+        if !self.rand.chance(f.never) {
+            let at = self.now + self.delay_ms(f.max_delay_ms);
+            self.schedule(at, Event::Lookup(id, result));
+            if self.rand.chance(f.twice) {
+                let again = at + self.delay_ms(f.max_delay_ms);
+                self.schedule(again, Event::Lookup(id, result));
+            }
+        }
+        if self.rand.chance(f.unknown_id) {
+            let at = self.now + self.delay_ms(f.max_delay_ms);
+            self.schedule(at, Event::Lookup(LookupId(id.0 | 1 << 40), result));
+        }
+    }
+
+    /// The queries sent and not yet answered whose first label is `key` were taken now
+    /// (the server asked a lookup for them).
+    fn mark_taken(&mut self, key: &str) {
+        let now = self.now;
+        for q in &mut self.queries {
+            if q.sent.is_none() || q.taken.is_some() || !q.replies.is_empty() {
+                continue;
+            }
+            let first = q.message.get(12).map_or(0, |&n| usize::from(n));
+            let label = q.message.get(13..13 + first).unwrap_or_default();
+            if label.eq_ignore_ascii_case(key.as_bytes()) {
+                q.taken = Some(now);
+            }
+        }
+    }
+
+    fn delay_ms(&mut self, max: u64) -> Duration {
+        Duration::from_millis(self.rand.below(max + 1))
+    }
+
     /// No upstream work left: every token closed exactly once, no live (ID, port) pair,
-    /// no query waiting, no exchange or token open.
+    /// no query waiting, no exchange or token open; every lookup ended once, and the
+    /// server's lookup counters agree with what the world saw.
     pub fn assert_clean(&self) {
+        assert_eq!(self.server.open_lookups(), 0, "lookups left");
+        for (id, s) in &self.lookups {
+            assert!(s.completed != s.cancelled, "{id:?} ended once: {s:?}");
+        }
+        let stats = self.server.stats();
+        let completed = self.lookups.values().filter(|s| s.completed).count() as u64;
+        assert_eq!(stats.lookups_started, self.lookups.len() as u64);
+        assert_eq!(stats.lookups_completed, completed);
+        assert_eq!(stats.lookups_timed_out, stats.lookups_started - completed);
+        assert_eq!(stats.lookups_late, self.report.lookups_late as u64);
         for (t, info) in &self.tokens {
             assert_eq!(info.closed, 1, "{t:?} closed exactly once");
         }
@@ -357,6 +432,13 @@ impl World {
             Event::Upstream(token, from, bytes) => {
                 self.server.handle_upstream(now, token, from, &bytes);
             }
+            Event::Lookup(id, result) => {
+                match self.lookups.get_mut(&id) {
+                    Some(s) if !s.completed && !s.cancelled => s.completed = true,
+                    _ => self.report.lookups_late += 1,
+                }
+                self.server.handle_lookup(now, id, result.payload());
+            }
             Event::UpstreamError(token, err) => {
                 if let Some(info) = self.tokens.get_mut(&token) {
                     info.failed |= info.closed == 0;
@@ -374,7 +456,7 @@ impl World {
 
     fn act(&mut self, action: Action) {
         if let Some(log) = &mut self.log {
-            log.push(action.clone());
+            log.push(copy_action(&action));
         }
         match action {
             Action::Reply { to, bytes } => self.on_reply(to, bytes),
@@ -385,6 +467,14 @@ impl World {
                 bytes,
             } => self.on_send(token, to, via, bytes),
             Action::CloseUpstream { token } => self.on_close(token),
+            Action::Lookup { id, job } => self.on_lookup(id, job),
+            Action::CancelLookup { id } => {
+                let state = self.lookups.get_mut(&id);
+                let state = state.unwrap_or_else(|| panic!("{id:?} cancelled, never asked"));
+                assert!(!state.completed, "{id:?} cancelled after it completed");
+                assert!(!state.cancelled, "{id:?} cancelled twice");
+                state.cancelled = true;
+            }
             Action::CloseClient { conn } => {
                 let now = self.now;
                 let c = self.conns.get_mut(&conn).expect("known connection");
@@ -545,6 +635,14 @@ impl World {
             server.open_exchanges(),
             config.max_exchanges
         );
+        let live = self.lookups.values();
+        let live = live.filter(|s| !s.completed && !s.cancelled).count();
+        assert_eq!(server.open_lookups(), live, "lookups in flight");
+        assert!(
+            live <= config.max_lookups,
+            "{live} lookups in flight, over the bound of {}",
+            config.max_lookups
+        );
         assert!(
             server.upstream_buffered_bytes() <= MAX_TCP_HELD,
             "an upstream TCP try holds {} bytes",
@@ -579,5 +677,40 @@ impl World {
                 "{ip}: {n} connections"
             );
         }
+    }
+}
+
+/// A copy of `action` for the log (`Action` is not `Clone`: a lookup's job is the user's
+/// type; the world's jobs are [`LookupJob`]s, anything else is logged as `()`).
+fn copy_action(action: &Action) -> Action {
+    match action {
+        Action::Reply { to, bytes } => Action::Reply {
+            to: *to,
+            bytes: bytes.clone(),
+        },
+        Action::SendUpstream {
+            token,
+            to,
+            via,
+            bytes,
+        } => Action::SendUpstream {
+            token: *token,
+            to: *to,
+            via: *via,
+            bytes: bytes.clone(),
+        },
+        Action::CloseUpstream { token } => Action::CloseUpstream { token: *token },
+        Action::CloseClient { conn } => Action::CloseClient { conn: *conn },
+        Action::PauseRead { conn } => Action::PauseRead { conn: *conn },
+        Action::ResumeRead { conn } => Action::ResumeRead { conn: *conn },
+        Action::Log(entry) => Action::Log(entry.clone()),
+        Action::Lookup { id, job } => Action::Lookup {
+            id: *id,
+            job: match job.downcast_ref::<LookupJob>() {
+                Some(j) => Payload::new(j.clone()),
+                None => Payload::new(()),
+            },
+        },
+        Action::CancelLookup { id } => Action::CancelLookup { id: *id },
     }
 }

@@ -36,21 +36,26 @@ fn seeded_fault_simulation() {
         Some(s) => vec![s],
         None => (0..env("FAULT_SIM_RUNS").unwrap_or(2000)).collect(),
     };
-    let (mut queries, mut faults) = (0, 0);
+    let (mut queries, mut faults, mut lookups) = (0, 0, 0);
     for &seed in &seeds {
         let s = scenario(seed);
         queries += s.queries.len();
         faults += s.upstream.len();
-        if std::panic::catch_unwind(|| run_scenario(&s)).is_err() {
-            panic!(
+        match std::panic::catch_unwind(|| run_scenario(&s)) {
+            Ok(n) => lookups += n,
+            Err(_) => panic!(
                 "fault simulation seed {seed} failed; replay with \
                  FAULT_SIM_SEED={seed} cargo test -p names-tests --test core fault_sim\n{s:#?}"
-            );
+            ),
         }
     }
     eprintln!(
-        "fault simulation: {} runs, {queries} client queries, {faults} upstream behaviours",
+        "fault simulation: {} runs, {queries} client queries, {faults} upstream behaviours, \
+         {lookups} lookups",
         seeds.len()
     );
     assert!(queries >= seeds.len());
+    if seeds.len() >= 1000 {
+        assert!(lookups > 1000, "lookups are exercised: {lookups}");
+    }
 }

@@ -41,6 +41,7 @@ fn scripted(seed: u64, scripts: &[Script], faults: Faults, budget_ms: u64) -> Sc
         half_close_share: 0.0,
         stall_ms: 0,
         flood: 0,
+        lookups: None,
         config: Config {
             budget: Duration::from_millis(budget_ms),
             ..Config::default()
@@ -68,6 +69,8 @@ fn many_random_seeds() {
         totals.flood_refused += r.flood_refused;
         totals.over_buffered += r.over_buffered;
         totals.max_unwritten = totals.max_unwritten.max(r.max_unwritten);
+        totals.lookups += r.lookups;
+        totals.lookups_late += r.lookups_late;
     }
     eprintln!("{n} seeds: {totals:?}");
     // The seeds exercise what they are meant to.
@@ -78,6 +81,9 @@ fn many_random_seeds() {
     // And the client TCP attacks (issue 10): half-close, stalled readers that hit the
     // buffering limit, floods from one address over its cap.
     assert!(totals.half_closed > 100, "{totals:?}");
+    // Lookups (issue 12): asked, and completed late, twice or for unknown ids.
+    assert!(totals.lookups > 500, "{totals:?}");
+    assert!(totals.lookups_late > 50, "{totals:?}");
     assert!(totals.stalled > 50, "{totals:?}");
     assert!(totals.over_buffered > 20, "{totals:?}");
     assert!(totals.flood_refused > 20, "{totals:?}");
