@@ -364,3 +364,40 @@ fn example_without_sources_refuses_over_tcp_too() {
         u16::from(Rcode::REFUSED.to_int())
     );
 }
+
+#[test]
+fn garbage_over_tcp_closes_or_is_refused_and_others_are_served() {
+    let server = start(&["--synth", "workstation=172.0.2"]);
+    let deadline = || Instant::now() + Duration::from_secs(3);
+    // A zero-length frame: the connection is closed.
+    let mut s = tcp_connect(server.tcp_addr());
+    s.write_all(&[0, 0]).unwrap();
+    assert!(closed_by(&mut s, deadline()), "closed after an empty frame");
+    // A frame of junk, then a good query on the same connection: the good one is answered
+    // (the junk draws at most a FORMERR, never a hang).
+    let mut s = tcp_connect(server.tcp_addr());
+    let good = query("workstation4.example.com", Rtype::A, 4, true, None);
+    let mut wire = frame(&[0xff; 20]);
+    wire.extend_from_slice(&frame(&good));
+    s.write_all(&wire).unwrap();
+    let mut answered = false;
+    for _ in 0..2 {
+        let Some(reply) = tcp_read_frame(&mut s, deadline()) else {
+            break;
+        };
+        let p = parse(&reply);
+        if p.id == 4 {
+            assert_eq!(p.a_addrs(), vec![Ipv4Addr::new(172, 0, 2, 4)]);
+            answered = true;
+            break;
+        }
+        assert_eq!(p.rcode, u16::from(Rcode::FORMERR.to_int()), "junk: {p:?}");
+    }
+    assert!(answered, "the query after the junk answered");
+    drop(s);
+    assert_eq!(
+        tcp_ask(server.tcp_addr(), &good).a_addrs(),
+        vec![Ipv4Addr::new(172, 0, 2, 4)]
+    );
+    assert_settles(&server);
+}
