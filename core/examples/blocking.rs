@@ -8,9 +8,11 @@
 //! dig -p 10053 @127.0.0.1 workstation7.example.com A +short +tcp   # the same, over TCP
 //! ```
 //!
-//! Usage: `blocking [LISTEN] [--synth PREFIX=NET]... [--upstream IP[:PORT]]...` (listen
-//! default 127.0.0.1:10053, UDP and TCP on the same port; port 0 binds a free one). Once
-//! bound it prints `blocking: ready udp=IP:PORT tcp=IP:PORT chain=...` on stderr.
+//! Usage: `blocking [LISTEN] [--synth PREFIX=NET]... [--upstream IP[:PORT]]... [--timeout MS]`
+//! (listen default 127.0.0.1:10053, UDP and TCP on the same port; port 0 binds a free one;
+//! `--timeout`: a query's budget, default 5000). Once bound it prints
+//! `blocking: ready udp=IP:PORT tcp=IP:PORT chain=...` on stderr. Bad arguments: one line
+//! on stderr, exit code 2.
 //!
 //! One thread owns the [`Server`]. Its loop is the one the core documents: drain
 //! `poll_action`, then wait for the next input no longer than `poll_timeout() - now`, feed
@@ -169,8 +171,23 @@ struct Runtime {
     clients: BTreeMap<ConnId, Client>,
 }
 
+/// The command line.
+struct Args {
+    listen: SocketAddr,
+    rules: Vec<SynthRule>,
+    upstreams: Vec<SocketAddr>,
+    config: Config,
+}
+
 fn main() -> ExitCode {
-    match run() {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("blocking: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("blocking: {e}");
@@ -179,11 +196,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut listen = "127.0.0.1:10053".to_string();
     let mut rules = Vec::new();
     let mut upstreams = Vec::new();
-    let mut args = std::env::args().skip(1);
+    let mut config = Config::default();
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
         match arg.as_str() {
@@ -193,6 +210,9 @@ fn run() -> Result<(), String> {
             "--upstream" => {
                 upstreams.push(parse_server(&value("--upstream")?).map_err(|e| e.to_string())?)
             }
+            "--timeout" => {
+                config.budget = Duration::from_millis(number("--timeout", &value("--timeout")?)?)
+            }
             flag if flag.starts_with('-') => return Err(format!("unknown flag {flag}")),
             addr => listen = addr.to_string(),
         }
@@ -200,10 +220,34 @@ fn run() -> Result<(), String> {
     let listen: SocketAddr = listen
         .parse()
         .map_err(|_| format!("{listen:?} is not an IP:PORT address"))?;
+    Ok(Args {
+        listen,
+        rules,
+        upstreams,
+        config,
+    })
+}
 
+/// A flag's value as a number from 1 to 3,600,000.
+fn number(flag: &str, text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if (1..=3_600_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{flag} {text:?}: expected a number from 1 to 3600000"
+        )),
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let Args {
+        listen,
+        rules,
+        upstreams,
+        config,
+    } = args;
     let chain = Setup::new().synth(rules).forward_to(upstreams).build();
     let names = chain.names().join(",");
-    let server = Server::new(Config::default(), chain, seed());
+    let server = Server::new(config, chain, seed());
 
     let (udp, tcp) = bind(listen)?;
     let udp_addr = udp.local_addr().map_err(|e| e.to_string())?;

@@ -13,8 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use names_tests::{
-    answer_a, dig_at, frame, parse, query, tcp_ask, tcp_connect, tcp_read_frame, udp_ask,
-    workspace_root, FakeUpstream, Rcode, Reply, Rtype, Server,
+    answer_a, dig_at, frame, parse, query, run_with_deadline, tcp_ask, tcp_connect, tcp_read_frame,
+    udp_ask, workspace_root, FakeUpstream, Rcode, Reply, Rtype, Server,
 };
 
 const UP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -398,6 +398,43 @@ fn garbage_over_tcp_closes_or_is_refused_and_others_are_served() {
     assert_eq!(
         tcp_ask(server.tcp_addr(), &good).a_addrs(),
         vec![Ipv4Addr::new(172, 0, 2, 4)]
+    );
+    assert_settles(&server);
+}
+
+#[test]
+fn bad_arguments_get_one_line_and_exit_code_2() {
+    for args in [
+        &["not-an-address"][..],
+        &["--timeout", "0"],
+        &["--timeout", "soon"],
+        &["--timeout"],
+        &["--upstream", "nowhere"],
+        &["--synth", "x"],
+        &["--no-such-flag"],
+    ] {
+        let mut cmd = Command::new(blocking_bin());
+        cmd.args(args);
+        let out = run_with_deadline(cmd, "blocking");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("blocking: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_silent_upstream_gets_servfail_at_the_budget_over_tcp() {
+    let up = FakeUpstream::silent();
+    let server = start(&["--upstream", &up.arg(), "--timeout", "300"]);
+    let began = Instant::now();
+    let q = query("www.example.com", Rtype::A, 11, true, None);
+    let p = tcp_ask(server.tcp_addr(), &q);
+    assert_eq!(p.rcode, u16::from(Rcode::SERVFAIL.to_int()));
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
     );
     assert_settles(&server);
 }
