@@ -398,8 +398,13 @@ impl Runtime {
                         client.permit();
                     }
                 }
+                // No resolver here asks for lookups: one that did would get SERVFAIL.
+                Action::Lookup { id, .. } => {
+                    self.server
+                        .handle_lookup(clock(), id, names_core::Payload::new(()))
+                }
                 // No query log here.
-                Action::Log(_) => {}
+                Action::CancelLookup { .. } | Action::Log(_) => {}
             }
         }
     }

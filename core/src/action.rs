@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 
+use crate::lookup::{LookupId, Payload};
+
 /// A client TCP connection, named by the runtime. Never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -71,7 +73,10 @@ pub enum UpstreamError {
 }
 
 /// An effect for the runtime to carry out, in the order polled.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Not `Clone`: a [`Action::Lookup`] carries a job of the user's type (whose
+/// [`Payload`] compares equal only to itself).
+#[derive(Debug, PartialEq, Eq)]
 pub enum Action {
     /// Send a reply to a client. For TCP the bytes carry their 2-byte length prefix.
     Reply {
@@ -114,6 +119,21 @@ pub enum Action {
     ResumeRead {
         /// The connection to read again.
         conn: ConnId,
+    },
+    /// Run a resolver's job ([`Resolution::Lookup`](crate::Resolution::Lookup)), then give
+    /// its result to [`Server::handle_lookup`](crate::Server::handle_lookup) with this id.
+    /// Do not block the loop on it: other queries go on meanwhile.
+    Lookup {
+        /// Names the lookup in `handle_lookup` and [`Action::CancelLookup`].
+        id: LookupId,
+        /// The job, in the resolver's own type.
+        job: Payload,
+    },
+    /// The query that asked for lookup `id` is gone (its budget ended): drop the job. A
+    /// result given for it later is ignored.
+    CancelLookup {
+        /// The lookup to drop.
+        id: LookupId,
     },
     /// A query was answered (only with [`Config::log_queries`](crate::Config::log_queries)).
     Log(QueryLog),

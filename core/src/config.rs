@@ -42,6 +42,10 @@ pub struct Config {
     /// 4 x the default `max_exchanges`). One exchange also takes at most
     /// [`MAX_WAITERS_PER_EXCHANGE`] queries: identical questions beyond it get SERVFAIL too.
     pub max_waiting: usize,
+    /// Lookups in flight per server (jobs a resolver asked its runtime to run:
+    /// [`Resolution::Lookup`](crate::Resolution::Lookup)); a query asking for one more gets
+    /// SERVFAIL at once and counts as `overloaded` (4096).
+    pub max_lookups: usize,
     /// EDNS UDP payload size advertised to clients and upstreams, and the most sent to a
     /// client over UDP (1232, the DNS flag day 2020 value).
     pub edns_udp_size: u16,
@@ -61,6 +65,7 @@ impl Default for Config {
             max_tcp_buffered: 64 * 1024,
             max_exchanges: 4096,
             max_waiting: 16384,
+            max_lookups: 4096,
             edns_udp_size: 1232,
             log_queries: false,
         }

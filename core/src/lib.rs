@@ -20,7 +20,8 @@
 //! 2. drain [`poll_action`](Server::poll_action) and carry out each [`Action`]: reply to a
 //!    client, send a query upstream (a fresh socket named by a [`Token`], bound [`Via`] a
 //!    port the core drew, or TCP), close a socket, pause or resume reading a connection,
-//!    write a [`QueryLog`] line;
+//!    write a [`QueryLog`] line, run a resolver's job ([`Action::Lookup`], whose result
+//!    goes to [`handle_lookup`](Server::handle_lookup)) or drop it ([`Action::CancelLookup`]);
 //! 3. sleep until [`poll_timeout`](Server::poll_timeout) or the next input.
 //!
 //! A send the runtime could not carry out comes back as an [`UpstreamError`]; counters
@@ -56,7 +57,11 @@
 //! [`Resolution::Pass`] to ask the next resolver, or an [`Exchange`] with upstream servers.
 //! The core runs the exchange (IDs, ports, retries, TCP after a truncated reply, the
 //! budget) and gives the resolver the outcome, [`Exchanged`] or an [`ExchangeFailure`].
-//! The [`Resolver`] trait shows a user-written one.
+//! A resolver that needs other I/O (a database, an HTTP service registry) returns
+//! [`Resolution::Lookup`] with a job of its own type in a [`Payload`]; the runtime runs it
+//! without blocking other queries and the resolver is resumed with a [`LookupOutcome`]
+//! (its result, or the end of the query's budget). The [`Resolver`] trait shows a
+//! user-written resolver, [`Resolution::Lookup`] a runtime carrying a lookup.
 //!
 //! ## The built-in resolvers and their data
 //!
@@ -86,7 +91,7 @@
 //! ## Where the limits live
 //!
 //! Every limit and timeout is a field of [`Config`], with its default documented there:
-//! a query's time budget, TCP connections and their buffers, exchanges in flight. The
+//! a query's time budget, TCP connections and their buffers, exchanges and lookups in flight. The
 //! workers of one process share the exchange limit through one [`config::InFlight`]
 //! ([`Server::with_shared`]); the fixed bounds are the constants of [`config`], the
 //! cache's are in [`cache::CacheConfig`].
@@ -168,6 +173,7 @@ pub mod client;
 pub mod config;
 mod fasthash;
 pub mod hosts;
+mod lookup;
 mod message;
 mod parse;
 mod record;
@@ -186,6 +192,7 @@ pub mod zone;
 pub use action::{Action, ConnId, Origin, QueryLog, Token, Transport, UpstreamError, Via};
 pub use config::Config;
 pub use domain;
+pub use lookup::{LookupId, LookupOutcome, Payload};
 pub use parse::{nameservers, parse_server, ConfigError};
 pub use record::Rr;
 pub use resolver::{

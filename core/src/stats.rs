@@ -59,9 +59,18 @@ pub struct Stats {
     pub spoofed_ignored: u64,
     /// Queries that joined an identical exchange already in flight.
     pub coalesced: u64,
-    /// Queries answered SERVFAIL because too many exchanges were in flight, or too many
+    /// Queries answered SERVFAIL because too many exchanges or lookups
+    /// ([`Config::max_lookups`](crate::Config::max_lookups)) were in flight, or too many
     /// queries were waiting on them (`Config::max_waiting`, 64 per exchange).
     pub overloaded: u64,
+    /// Lookups asked for by resolvers and handed to the runtime.
+    pub lookups_started: u64,
+    /// Lookups whose result came back within the budget.
+    pub lookups_completed: u64,
+    /// Lookups whose query's budget ended first (the runtime was told to drop them).
+    pub lookups_timed_out: u64,
+    /// Lookup results ignored: for a lookup that had timed out, or an unknown id.
+    pub lookups_late: u64,
     /// Client TCP connections closed because the cap was reached.
     pub tcp_refused: u64,
     /// Client TCP connections closed for being idle.
@@ -89,6 +98,7 @@ struct Gauges {
     in_flight: u64,
     open_exchanges: u64,
     open_connections: u64,
+    lookups_open: u64,
     /// Answers by resolver name, in chain order (the last: `none`).
     answers: Vec<(String, u64)>,
 }
@@ -259,6 +269,7 @@ impl Stats {
         gauges.in_flight = server.pending_queries() as u64;
         gauges.open_exchanges = server.open_exchanges() as u64;
         gauges.open_connections = server.open_connections() as u64;
+        gauges.lookups_open = server.open_lookups() as u64;
         self.gauges = gauges;
         self.cache = cache;
     }
@@ -283,6 +294,10 @@ impl Stats {
             spoofed_ignored,
             coalesced,
             overloaded,
+            lookups_started,
+            lookups_completed,
+            lookups_timed_out,
+            lookups_late,
             tcp_refused,
             tcp_idle_closed,
             tcp_per_client_refused,
@@ -304,6 +319,11 @@ impl Stats {
             (&mut self.spoofed_ignored, spoofed_ignored),
             (&mut self.coalesced, coalesced),
             (&mut self.overloaded, overloaded),
+            (&mut self.lookups_started, lookups_started),
+            (&mut self.lookups_completed, lookups_completed),
+            (&mut self.lookups_timed_out, lookups_timed_out),
+            (&mut self.lookups_late, lookups_late),
+            (&mut self.gauges.lookups_open, &gauges.lookups_open),
             (&mut self.tcp_refused, tcp_refused),
             (&mut self.tcp_idle_closed, tcp_idle_closed),
             (&mut self.tcp_per_client_refused, tcp_per_client_refused),
@@ -388,8 +408,16 @@ impl Stats {
             "dropped", Counter, t.dropped, "Client messages dropped without a reply";
             "truncated", Counter, t.truncated, "UDP replies truncated with TC=1";
             "overloaded", Counter, t.overloaded,
-                "Queries answered SERVFAIL because too many upstream exchanges were in flight \
-                 or too many queries were waiting for them";
+                "Queries answered SERVFAIL because too many upstream exchanges or lookups were \
+                 in flight or too many queries were waiting for them";
+            "lookups_started", Counter, t.lookups_started,
+                "Lookups asked for by resolvers and handed to the runtime";
+            "lookups_completed", Counter, t.lookups_completed,
+                "Lookups whose result came back within the query's budget";
+            "lookups_timed_out", Counter, t.lookups_timed_out,
+                "Lookups whose query's budget ended first";
+            "lookups_late", Counter, t.lookups_late,
+                "Lookup results ignored: the lookup had timed out, or the id was unknown";
             "upstream_queries", Counter, t.upstream_sent,
                 "Queries sent upstream (every try, UDP or TCP)";
             "upstream_timeouts", Counter, t.upstream_timeouts, "Upstream tries that timed out";
@@ -421,6 +449,7 @@ impl Stats {
             "queries_in_flight", Gauge, g.in_flight, "Client queries waiting for an upstream";
             "upstream_exchanges_open", Gauge, g.open_exchanges, "Upstream exchanges in flight";
             "tcp_connections_open", Gauge, g.open_connections, "Open client TCP connections";
+            "lookups_in_flight", Gauge, g.lookups_open, "Lookups waiting for the runtime";
             "tcp_refused", Counter, t.tcp_refused,
                 "Client TCP connections closed at once because the cap was reached";
             "tcp_idle_closed", Counter, t.tcp_idle_closed,

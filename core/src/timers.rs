@@ -53,6 +53,8 @@ pub(crate) enum Wake {
     Try(u64),
     /// An exchange's total budget.
     Budget(u64),
+    /// A lookup's budget.
+    Lookup(u64),
     /// A client TCP connection's idle deadline.
     TcpIdle(crate::action::ConnId),
     /// Under connection pressure: close the connections idle for the short timeout.

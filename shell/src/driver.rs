@@ -307,6 +307,11 @@ impl Driver {
                 Action::PauseRead { conn } => self.clients.pause(conn),
                 Action::ResumeRead { conn } => self.clients.resume(conn),
                 Action::Log(entry) => logging::log_query(&entry),
+                Action::Lookup { id, .. } => {
+                    self.server
+                        .handle_lookup(Instant::now(), id, names_core::Payload::new(()))
+                }
+                Action::CancelLookup { .. } => {}
             }
         }
         self.udp.flush(&mut self.server);

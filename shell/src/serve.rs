@@ -198,6 +198,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         max_tcp_buffered: f.max_tcp_buffered.unwrap_or(defaults.max_tcp_buffered),
         max_exchanges: f.max_inflight.unwrap_or(defaults.max_exchanges),
         max_waiting: f.max_waiting.unwrap_or(defaults.max_waiting),
+        max_lookups: defaults.max_lookups,
         edns_udp_size: defaults.edns_udp_size,
         log_queries: f.log_queries,
     };

@@ -3,7 +3,9 @@
 //! A [`Resolver`] looks at a [`Query`] and returns a [`Resolution`]: an [`Answer`],
 //! [`Resolution::Pass`] ("not mine": ask the next resolver, Twisted's `DomainError`), or an
 //! [`Exchange`] with upstream servers whose outcome comes back through
-//! [`Resolver::on_exchange`]. Resolvers never see sockets, IDs, ports or a clock.
+//! [`Resolver::on_exchange`], or a [`Resolution::Lookup`]: a job of its own for the
+//! runtime whose outcome comes back through [`Resolver::on_lookup`]. Resolvers never see
+//! sockets, IDs, ports or a clock.
 
 mod chain;
 mod forward;
@@ -23,6 +25,7 @@ use domain::base::{Message, Name, Record, Ttl};
 use domain::rdata::AllRecordData;
 
 use crate::action::Transport;
+use crate::lookup::{LookupOutcome, Payload};
 use crate::record::{read_sections, Rr};
 use crate::request::Request;
 use crate::wire::Prebuilt;
@@ -107,6 +110,20 @@ pub trait Resolver: Send {
             }
             Exchanged::Failed(_) => Answer::servfail(),
         })
+    }
+
+    /// The outcome of a [`Resolution::Lookup`] this resolver asked for: the job's result,
+    /// or [`LookupOutcome::TimedOut`] when the query's budget ended first. Answer, pass to
+    /// the next resolver, or ask again (another lookup or an exchange; after the budget
+    /// that is SERVFAIL). The default answers SERVFAIL.
+    fn on_lookup(
+        &mut self,
+        query: &Query<'_>,
+        outcome: LookupOutcome,
+        cx: &mut Context,
+    ) -> Resolution {
+        let _ = (query, outcome, cx);
+        Resolution::Answer(Answer::servfail())
     }
 
     /// A resolver after this one in the chain answered `query`. Return a replacement to
@@ -229,6 +246,78 @@ pub enum Resolution {
     /// [`Synth`] answer, any resolver's [`Prebuilt::new`]): its records are copied into
     /// the reply, not encoded again.
     Prebuilt(Prebuilt),
+    /// Ask the runtime to run this job (a database query, an HTTP request: any work of the
+    /// resolver's own, in a type the runtime knows); the outcome comes to
+    /// [`Resolver::on_lookup`]. The query waits within its budget; the server emits
+    /// [`Action::Lookup`](crate::Action::Lookup) and is resumed by
+    /// [`Server::handle_lookup`](crate::Server::handle_lookup).
+    ///
+    /// Here the test plays a runtime that carries lookups; the job is a `String` key, the
+    /// result an address:
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use std::time::Instant;
+    /// use names_core::{Action, Answer, Chain, Config, Context, LookupOutcome, Origin, Payload};
+    /// use names_core::{Query, Resolution, Resolver, Server};
+    /// use names_core::domain::base::iana::{Rcode, Rtype};
+    /// use names_core::domain::base::{Message, MessageBuilder, Name};
+    /// use names_core::domain::rdata::A;
+    ///
+    /// /// Asks the runtime for the address of the first label, in a registry it knows.
+    /// struct Registry;
+    ///
+    /// impl Resolver for Registry {
+    ///     fn name(&self) -> &str {
+    ///         "registry"
+    ///     }
+    ///
+    ///     fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
+    ///         let key = String::from_utf8_lossy(query.first_label()).to_lowercase();
+    ///         Resolution::Lookup(Payload::new(key))
+    ///     }
+    ///
+    ///     fn on_lookup(&mut self, query: &Query<'_>, outcome: LookupOutcome, _cx: &mut Context)
+    ///         -> Resolution {
+    ///         match outcome {
+    ///             LookupOutcome::Done(result) => match result.downcast::<Option<Ipv4Addr>>() {
+    ///                 Ok(Some(addr)) => Resolution::answer([query.record(30, A::new(addr))]),
+    ///                 Ok(None) => Resolution::Pass, // unknown here: the next resolver
+    ///                 Err(_) => Resolution::Answer(Answer::servfail()),
+    ///             },
+    ///             LookupOutcome::TimedOut => Resolution::Answer(Answer::servfail()),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut server = Server::new(Config::default(), Chain::new().with(Registry), [3; 32]);
+    /// let mut query = MessageBuilder::new_vec();
+    /// query.header_mut().set_id(9);
+    /// let mut query = query.question();
+    /// let name: Name<Vec<u8>> = "web.svc.test".parse().unwrap();
+    /// query.push((&name, Rtype::A)).unwrap();
+    /// let query = query.finish();
+    /// let client = Origin::Udp { listener: 0, peer: "127.0.0.1:40000".parse().unwrap() };
+    /// server.handle_client(Instant::now(), client, &query);
+    ///
+    /// // The runtime takes the job, runs it (here at once; really on its executor or a
+    /// // thread, while it goes on serving other queries) and hands the result back.
+    /// let Some(Action::Lookup { id, job }) = server.poll_action() else { panic!("a lookup") };
+    /// let key = job.downcast::<String>().expect("this runtime's job type");
+    /// let found = (key == "web").then_some(Ipv4Addr::new(192, 0, 2, 80));
+    /// server.handle_lookup(Instant::now(), id, Payload::new(found));
+    ///
+    /// let Some(Action::Reply { bytes, .. }) = server.poll_action() else { panic!("a reply") };
+    /// let reply = Message::from_octets(bytes).unwrap();
+    /// assert_eq!(reply.header().rcode(), Rcode::NOERROR);
+    /// let a = reply.answer().unwrap().limit_to::<A>().next().unwrap().unwrap();
+    /// assert_eq!(a.data().addr(), Ipv4Addr::new(192, 0, 2, 80));
+    /// assert_eq!(server.open_lookups(), 0);
+    /// ```
+    ///
+    /// A runtime that cannot run a job (not its type) completes it at once with a result the
+    /// resolver does not expect, which it answers with SERVFAIL: a query never hangs on it.
+    Lookup(Payload),
 }
 
 impl Resolution {

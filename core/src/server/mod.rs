@@ -1,10 +1,11 @@
 //! `Server`: the sans-IO state machine. Bytes and time in, actions out.
 //!
 //! It admits client messages (`request.rs`), walks the resolver chain, and parks queries
-//! on upstream exchanges (`upstream.rs`); client TCP connections are accounted in
+//! on upstream exchanges (`upstream.rs`) and on lookups (`lookups.rs`); client TCP connections are accounted in
 //! `tcp_clients.rs`, replies encoded and queued in `reply.rs`. It never reads a clock or
 //! touches a socket.
 
+mod lookups;
 mod reply;
 mod tcp_clients;
 
@@ -63,6 +64,9 @@ pub struct Server {
     now: Option<Instant>,
     pending: FastMap<u64, Pending>,
     next_pending: u64,
+    /// Queries parked on lookups, by lookup id.
+    lookups: FastMap<u64, lookups::Parked>,
+    next_lookup: u64,
     engine: Engine,
     conns: ClientConns,
     timers: Timers<Wake>,
@@ -108,6 +112,8 @@ impl Server {
             now: None,
             pending: FastMap::default(),
             next_pending: 0,
+            lookups: FastMap::default(),
+            next_lookup: 0,
             engine: Engine::new(in_flight.clone()),
             conns: ClientConns::default(),
             timers: Timers::new(),
@@ -184,6 +190,10 @@ impl Server {
                     let mut io = io!(self);
                     self.engine.on_budget(xid, &mut io)
                 }
+                Wake::Lookup(id) => {
+                    self.lookup_timed_out(now, id);
+                    None
+                }
                 Wake::TcpIdle(conn) => {
                     self.check_idle(now, conn);
                     None
@@ -208,7 +218,8 @@ impl Server {
         self.timers.next()
     }
 
-    /// Client queries waiting for an upstream.
+    /// Client queries waiting for an upstream (those waiting for a lookup:
+    /// [`open_lookups`](Server::open_lookups)).
     pub fn pending_queries(&self) -> usize {
         self.pending.len()
     }
@@ -321,15 +332,32 @@ impl Server {
             let Some(resolver) = self.chain.get_mut(index) else {
                 return self.answer(now, &request, Answer::refused(), index);
             };
-            let resolution = resolver.resolve(&Query::new(&request), &mut Context::new(now));
-            match resolution {
-                Resolution::Answer(answer) => return self.answer(now, &request, answer, index),
-                Resolution::Prebuilt(wire) => return self.answer_wire(now, &request, wire, index),
+            match resolver.resolve(&Query::new(&request), &mut Context::new(now)) {
                 Resolution::Pass => index += 1,
-                Resolution::Exchange(spec) => {
-                    return self.exchange(now, request, index, spec, depth)
-                }
+                other => return self.follow(now, request, index, other, depth),
             }
+        }
+    }
+
+    /// Carries out the resolution of the resolver at `resolver`: reply, ask the next
+    /// resolver, or park the query on an exchange or a lookup.
+    fn follow(
+        &mut self,
+        now: Instant,
+        request: Request,
+        resolver: usize,
+        resolution: Resolution,
+        depth: u8,
+    ) {
+        match resolution {
+            Resolution::Answer(answer) => self.answer(now, &request, answer, resolver),
+            Resolution::Prebuilt(wire) => self.answer_wire(now, &request, wire, resolver),
+            Resolution::Pass => self.resolve_from(now, request, resolver + 1, depth),
+            Resolution::Exchange(_) if depth >= MAX_IMMEDIATE_EXCHANGES => {
+                self.answer(now, &request, Answer::servfail(), resolver)
+            }
+            Resolution::Exchange(spec) => self.exchange(now, request, resolver, spec, depth),
+            Resolution::Lookup(job) => self.lookup(now, request, resolver, job),
         }
     }
 
@@ -342,6 +370,10 @@ impl Server {
         depth: u8,
     ) {
         let deadline = request.received + self.config.budget;
+        if now >= deadline {
+            // Asked again after the budget (a resolver resumed by a timeout): too late.
+            return self.answer(now, &request, Answer::servfail(), resolver);
+        }
         self.next_pending += 1;
         let key = self.next_pending;
         let started = {
@@ -374,15 +406,8 @@ impl Server {
         let Some(r) = self.chain.get_mut(resolver) else {
             return;
         };
-        match r.on_exchange(&Query::new(&request), done, &mut Context::new(now)) {
-            Resolution::Answer(answer) => self.answer(now, &request, answer, resolver),
-            Resolution::Prebuilt(wire) => self.answer_wire(now, &request, wire, resolver),
-            Resolution::Pass => self.resolve_from(now, request, resolver + 1, depth),
-            Resolution::Exchange(_) if depth >= MAX_IMMEDIATE_EXCHANGES => {
-                self.answer(now, &request, Answer::servfail(), resolver)
-            }
-            Resolution::Exchange(spec) => self.exchange(now, request, resolver, spec, depth),
-        }
+        let resolution = r.on_exchange(&Query::new(&request), done, &mut Context::new(now));
+        self.follow(now, request, resolver, resolution, depth);
     }
 
     fn complete(&mut self, now: Instant, done: Option<Finished>) {

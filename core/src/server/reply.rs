@@ -41,7 +41,7 @@ impl Server {
         match reply {
             Resolution::Prebuilt(wire) => self.answer_wire(now, request, wire, source),
             Resolution::Answer(answer) => self.answer_records(now, request, answer, source),
-            Resolution::Pass | Resolution::Exchange(_) => {
+            Resolution::Pass | Resolution::Exchange(_) | Resolution::Lookup(_) => {
                 unreachable!("only answers replace answers")
             }
         }

@@ -19,6 +19,7 @@
 //! connections.
 
 mod check;
+pub mod lookup;
 mod world;
 
 pub mod random;

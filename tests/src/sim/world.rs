@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use domain::base::Message;
-use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, UpstreamError, Via};
+use names_core::{
+    Action, Chain, Config, ConnId, Origin, Payload, Server, Token, UpstreamError, Via,
+};
 
 use super::MAX_TCP_HELD;
 use super::{instant, ClientQuery, Conn, Event, NoUpstreams, Rand, Report, TokenInfo, Upstreams};
@@ -374,7 +376,7 @@ impl World {
 
     fn act(&mut self, action: Action) {
         if let Some(log) = &mut self.log {
-            log.push(action.clone());
+            log.push(copy_action(&action));
         }
         match action {
             Action::Reply { to, bytes } => self.on_reply(to, bytes),
@@ -385,6 +387,7 @@ impl World {
                 bytes,
             } => self.on_send(token, to, via, bytes),
             Action::CloseUpstream { token } => self.on_close(token),
+            Action::Lookup { .. } | Action::CancelLookup { .. } => {}
             Action::CloseClient { conn } => {
                 let now = self.now;
                 let c = self.conns.get_mut(&conn).expect("known connection");
@@ -579,5 +582,40 @@ impl World {
                 "{ip}: {n} connections"
             );
         }
+    }
+}
+
+/// A copy of `action` for the log (`Action` is not `Clone`: a lookup's job is the user's
+/// type; the world's jobs are `u64`s, anything else is logged as `()`).
+fn copy_action(action: &Action) -> Action {
+    match action {
+        Action::Reply { to, bytes } => Action::Reply {
+            to: *to,
+            bytes: bytes.clone(),
+        },
+        Action::SendUpstream {
+            token,
+            to,
+            via,
+            bytes,
+        } => Action::SendUpstream {
+            token: *token,
+            to: *to,
+            via: *via,
+            bytes: bytes.clone(),
+        },
+        Action::CloseUpstream { token } => Action::CloseUpstream { token: *token },
+        Action::CloseClient { conn } => Action::CloseClient { conn: *conn },
+        Action::PauseRead { conn } => Action::PauseRead { conn: *conn },
+        Action::ResumeRead { conn } => Action::ResumeRead { conn: *conn },
+        Action::Log(entry) => Action::Log(entry.clone()),
+        Action::Lookup { id, job } => Action::Lookup {
+            id: *id,
+            job: match job.downcast_ref::<u64>() {
+                Some(j) => Payload::new(*j),
+                None => Payload::new(()),
+            },
+        },
+        Action::CancelLookup { id } => Action::CancelLookup { id: *id },
     }
 }
