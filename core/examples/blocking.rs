@@ -1,16 +1,20 @@
 //! The same core, driven by plain std blocking sockets and threads: no smol, no async
 //! runtime at all. This proves `names-core` is runtime-agnostic: it serves UDP and TCP
-//! clients and forwards to upstreams over UDP and TCP.
+//! clients, forwards to upstreams over UDP and TCP, and runs its own resolver's lookups
+//! (work that would block the loop) on threads.
 //!
 //! ```sh
 //! cargo run -p names-core --example blocking -- 127.0.0.1:10053 --synth workstation=172.0.2 --upstream 192.0.2.53
 //! dig -p 10053 @127.0.0.1 workstation7.example.com A +short        # 172.0.2.7
 //! dig -p 10053 @127.0.0.1 workstation7.example.com A +short +tcp   # the same, over TCP
+//! dig -p 10053 @127.0.0.1 web.lookup.test A +short                 # 10.x.y.z, worked out on a thread
 //! ```
 //!
-//! Usage: `blocking [LISTEN] [--synth PREFIX=NET]... [--upstream IP[:PORT]]... [--timeout MS]`
-//! (listen default 127.0.0.1:10053, UDP and TCP on the same port; port 0 binds a free one;
-//! `--timeout`: a query's budget, default 5000). Once bound it prints
+//! Usage: `blocking [LISTEN] [--synth PREFIX=NET]... [--upstream IP[:PORT]]... [--timeout MS]
+//! [--lookup-delay MS] [--max-lookups N]` (listen default 127.0.0.1:10053, UDP and TCP on
+//! the same port; port 0 binds a free one; `--timeout`: a query's budget, default 5000;
+//! `--lookup-delay`: how long a lookup works, default 10; `--max-lookups`: lookups in
+//! flight, the core's default otherwise). Once bound it prints
 //! `blocking: ready udp=IP:PORT tcp=IP:PORT chain=...` on stderr. Bad arguments: one line
 //! on stderr, exit code 2.
 //!
@@ -28,7 +32,15 @@
 //!   against the connection. `Action::CloseClient` ends the writer once its queue is
 //!   written; it then shuts the socket, which ends the reader;
 //! - each upstream try: a thread that connects (TCP), sends, and reads with
-//!   `set_read_timeout`, so it notices when the core closes its token.
+//!   `set_read_timeout`, so it notices when the core closes its token;
+//! - each lookup (`Action::Lookup`): a thread that runs the job and sends its result
+//!   back for `Server::handle_lookup`; `Action::CancelLookup` (the query's budget ended)
+//!   tells it to give up.
+//!
+//! The lookups are those of [`Computed`], the example's own resolver: `NAME.lookup.test A`
+//! is answered with an address worked out from `NAME` by a job that takes
+//! `--lookup-delay` (the stand-in for a database or an HTTP call); `unknown.lookup.test`
+//! is not found and passes to the next resolver; everything else passes at once.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -42,9 +54,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use names_core::domain::base::iana::Rtype;
+use names_core::domain::base::name::{Label, ToLabelIter};
+use names_core::domain::rdata::A;
 use names_core::setup::Setup;
 use names_core::{
-    parse_server, Action, Config, ConnId, Origin, Server, SynthRule, Token, UpstreamError, Via,
+    parse_server, Action, Answer, Config, ConnId, Context, LookupId, LookupOutcome, Origin,
+    Payload, Query, Resolution, Resolver, Server, SynthRule, Token, UpstreamError, Via,
 };
 
 /// How often an upstream reader checks whether its token was closed.
@@ -62,6 +78,10 @@ const STACK: usize = 128 * 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Free ports tried when asked for port 0 (UDP and TCP must get the same one).
 const BIND_TRIES: usize = 32;
+/// How often a lookup's thread checks whether it was cancelled.
+const CANCEL_SLICE: Duration = Duration::from_millis(10);
+/// Time to live of the lookups' answers.
+const LOOKUP_TTL: u32 = 30;
 
 /// Something read from a socket, for the core.
 enum Event {
@@ -97,6 +117,86 @@ enum Event {
         token: Token,
         err: UpstreamError,
     },
+    LookupDone {
+        id: LookupId,
+        found: Found,
+    },
+}
+
+/// The example's own resolver: `NAME.lookup.test A` (any case, `NAME` one label) is
+/// worked out by a [`Job`] on a thread of the runtime; every other query passes.
+struct Computed;
+
+/// The job [`Computed`] asks the runtime to run: the label to work out, lowercased.
+struct Job {
+    label: String,
+}
+
+/// A job's result: the address, or `None` when the name is not known.
+type Found = Option<Ipv4Addr>;
+
+impl Resolver for Computed {
+    fn name(&self) -> &str {
+        "lookup"
+    }
+
+    fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
+        if query.qtype() != Rtype::A || !is_lookup_name(query) {
+            return Resolution::Pass;
+        }
+        let label = String::from_utf8_lossy(query.first_label()).to_ascii_lowercase();
+        Resolution::Lookup(Payload::new(Job { label }))
+    }
+
+    fn on_lookup(
+        &mut self,
+        query: &Query<'_>,
+        outcome: LookupOutcome,
+        _cx: &mut Context,
+    ) -> Resolution {
+        match outcome {
+            LookupOutcome::Done(result) => match result.downcast::<Found>() {
+                Ok(Some(addr)) => Resolution::answer([query.record(LOOKUP_TTL, A::new(addr))]),
+                Ok(None) => Resolution::Pass, // not found: the next resolver is asked
+                Err(_) => Resolution::Answer(Answer::servfail()), // the job could not run
+            },
+            LookupOutcome::TimedOut => Resolution::Answer(Answer::servfail()),
+        }
+    }
+}
+
+/// Whether the question is `NAME.lookup.test.`, in any case.
+fn is_lookup_name(query: &Query<'_>) -> bool {
+    let labels: Vec<&Label> = query.qname().iter_labels().collect();
+    matches!(labels.as_slice(), [_, lookup, test, root]
+        if lookup.as_slice().eq_ignore_ascii_case(b"lookup")
+            && test.as_slice().eq_ignore_ascii_case(b"test")
+            && root.is_root())
+}
+
+/// The job itself: works for `delay` (giving up, with `None`, once `cancelled` is set),
+/// then makes `10.B.C.D` from a hash of the label; `unknown` is not found.
+fn work(job: &Job, delay: Duration, cancelled: &AtomicBool) -> Option<Found> {
+    let until = clock() + delay;
+    loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let left = until.saturating_duration_since(clock());
+        if left.is_zero() {
+            break;
+        }
+        thread::sleep(left.min(CANCEL_SLICE));
+    }
+    if job.label == "unknown" {
+        return Some(None);
+    }
+    // FNV-1a: the same label gets the same address, in every run.
+    let hash = job.label.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let [_, b, c, d] = hash.to_be_bytes();
+    Some(Some(Ipv4Addr::new(10, b, c, d)))
 }
 
 /// An open upstream try: its thread stops (and drops its socket) when `closed` is set.
@@ -169,6 +269,11 @@ struct Runtime {
     events: Sender<Event>,
     upstreams: BTreeMap<Token, Upstream>,
     clients: BTreeMap<ConnId, Client>,
+    /// Lookups running, with the flag that cancels each.
+    lookups: BTreeMap<LookupId, Arc<AtomicBool>>,
+    lookup_delay: Duration,
+    /// A job of a type this runtime does not run was reported (once).
+    foreign_job_logged: bool,
 }
 
 /// The command line.
@@ -177,6 +282,7 @@ struct Args {
     rules: Vec<SynthRule>,
     upstreams: Vec<SocketAddr>,
     config: Config,
+    lookup_delay: Duration,
 }
 
 fn main() -> ExitCode {
@@ -201,6 +307,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut rules = Vec::new();
     let mut upstreams = Vec::new();
     let mut config = Config::default();
+    let mut lookup_delay = Duration::from_millis(10);
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
         match arg.as_str() {
@@ -212,6 +319,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--timeout" => {
                 config.budget = Duration::from_millis(number("--timeout", &value("--timeout")?)?)
+            }
+            "--lookup-delay" => {
+                let ms = number("--lookup-delay", &value("--lookup-delay")?)?;
+                lookup_delay = Duration::from_millis(ms);
+            }
+            "--max-lookups" => {
+                let n = number("--max-lookups", &value("--max-lookups")?)?;
+                config.max_lookups = usize::try_from(n).map_err(|e| e.to_string())?;
             }
             flag if flag.starts_with('-') => return Err(format!("unknown flag {flag}")),
             addr => listen = addr.to_string(),
@@ -225,6 +340,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         rules,
         upstreams,
         config,
+        lookup_delay,
     })
 }
 
@@ -244,8 +360,13 @@ fn run(args: Args) -> Result<(), String> {
         rules,
         upstreams,
         config,
+        lookup_delay,
     } = args;
-    let chain = Setup::new().synth(rules).forward_to(upstreams).build();
+    let chain = Setup::new()
+        .synth(rules)
+        .resolver(|| Computed)
+        .forward_to(upstreams)
+        .build();
     let names = chain.names().join(",");
     let server = Server::new(config, chain, seed());
 
@@ -263,6 +384,9 @@ fn run(args: Args) -> Result<(), String> {
         events: tx,
         upstreams: BTreeMap::new(),
         clients: BTreeMap::new(),
+        lookups: BTreeMap::new(),
+        lookup_delay,
+        foreign_job_logged: false,
     };
     loop {
         rt.perform();
@@ -346,6 +470,10 @@ impl Runtime {
                 server.handle_upstream(now, token, from, &bytes)
             }
             Event::UpstreamFailed { token, err } => server.handle_upstream_error(now, token, err),
+            Event::LookupDone { id, found } => {
+                self.lookups.remove(&id);
+                server.handle_lookup(now, id, Payload::new(found));
+            }
         }
     }
 
@@ -398,13 +526,46 @@ impl Runtime {
                         client.permit();
                     }
                 }
-                // No resolver here asks for lookups: one that did would get SERVFAIL.
-                Action::Lookup { id, .. } => {
-                    self.server
-                        .handle_lookup(clock(), id, names_core::Payload::new(()))
+                Action::Lookup { id, job } => self.run_lookup(id, job),
+                Action::CancelLookup { id } => {
+                    if let Some(cancelled) = self.lookups.remove(&id) {
+                        cancelled.store(true, Ordering::Relaxed);
+                    }
                 }
                 // No query log here.
-                Action::CancelLookup { .. } | Action::Log(_) => {}
+                Action::Log(_) => {}
+            }
+        }
+    }
+
+    /// Starts a thread for the job; a job it cannot run gets a result of no known type at
+    /// once (the resolver answers SERVFAIL), never a query left waiting.
+    fn run_lookup(&mut self, id: LookupId, job: Payload) {
+        let job = match job.downcast::<Job>() {
+            Ok(job) => job,
+            Err(_) => {
+                if !self.foreign_job_logged {
+                    self.foreign_job_logged = true;
+                    eprintln!("blocking: a lookup of a type this runtime does not run: failed");
+                }
+                return self.server.handle_lookup(clock(), id, Payload::new(()));
+            }
+        };
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let (tx, delay) = (self.events.clone(), self.lookup_delay);
+        let started = spawn(format!("lookup{}", id.0), move || {
+            if let Some(found) = work(&job, delay, &flag) {
+                let _ = tx.send(Event::LookupDone { id, found });
+            }
+        });
+        match started {
+            Ok(()) => {
+                self.lookups.insert(id, cancelled);
+            }
+            Err(e) => {
+                eprintln!("blocking: cannot start a lookup's thread: {e}");
+                self.server.handle_lookup(clock(), id, Payload::new(()));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! `core/examples/blocking.rs` (the core on std sockets and threads, no async runtime)
 //! end to end: real `dig` over UDP and TCP, pipelined queries on one connection, reading
 //! paused and resumed under the pipelining limit, clients that send half a frame, flood
-//! the connection cap or never read. The example is built with cargo once per test
+//! the connection cap or never read; its resolver's lookups (on threads) over UDP and TCP,
+//! in parallel, past the budget (cancelled) and over the limit. The example is built with cargo once per test
 //! process, started on 127.0.0.1:0, found through its ready line, and killed by PID.
 
 use std::io::{Read, Write};
@@ -436,5 +437,161 @@ fn a_silent_upstream_gets_servfail_at_the_budget_over_tcp() {
         "{:?}",
         began.elapsed()
     );
+    assert_settles(&server);
+}
+
+/// The address the example's lookup job makes for `label` (FNV-1a, as in the example).
+fn computed(label: &str) -> Ipv4Addr {
+    let hash = label.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let [_, b, c, d] = hash.to_be_bytes();
+    Ipv4Addr::new(10, b, c, d)
+}
+
+#[test]
+fn lookups_answer_over_udp_and_tcp() {
+    let up = FakeUpstream::answering(&[UP_IP]);
+    let server = start(&["--upstream", &up.arg(), "--lookup-delay", "50"]);
+    let at = server.udp_addr();
+    let web = computed("web").to_string();
+    assert_eq!(
+        short(&dig_at(at, &["web.lookup.test", "A", "+short"])),
+        [web.as_str()]
+    );
+    assert_eq!(
+        short(&dig_at(at, &["+tcp", "WEB.Lookup.TEST", "A", "+short"])),
+        [web.as_str()]
+    );
+    let out = dig_at(at, &["+tcp", "db.lookup.test", "A"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains(" aa"), "authoritative: {out}");
+    assert!(out.contains(&computed("db").to_string()), "{out}");
+    assert_eq!(up.count(), 0, "lookups answer locally");
+    // Not found by the job: passed on to the forwarder.
+    let p = udp_ask(at, &query("unknown.lookup.test", Rtype::A, 2, true, None));
+    assert_eq!(p.a_addrs(), vec![UP_IP]);
+    let p = tcp_ask(at, &query("unknown.lookup.test", Rtype::A, 3, true, None));
+    assert_eq!(p.a_addrs(), vec![UP_IP]);
+    // Other names and types pass at once.
+    let p = udp_ask(at, &query("a.b.lookup.test", Rtype::A, 4, true, None));
+    assert_eq!(p.a_addrs(), vec![UP_IP]);
+    let p = udp_ask(at, &query("web.lookup.test", Rtype::AAAA, 5, true, None));
+    assert_eq!(p.rcode, u16::from(Rcode::NOERROR.to_int()));
+    assert!(p.ra && !p.aa, "forwarded: {p:?}");
+    assert_eq!(up.count(), 4);
+    assert_settles(&server);
+}
+
+#[test]
+fn lookups_run_at_the_same_time_without_delaying_other_queries() {
+    let server = start(&["--synth", "workstation=172.0.2", "--lookup-delay", "1000"]);
+    let began = Instant::now();
+    // 50 lookups pipelined on one connection, and 50 over UDP.
+    let mut wire = Vec::new();
+    for i in 0..50u16 {
+        wire.extend_from_slice(&frame(&query(
+            &format!("t{i}.lookup.test"),
+            Rtype::A,
+            i,
+            true,
+            None,
+        )));
+    }
+    let mut s = tcp_connect(server.tcp_addr());
+    s.write_all(&wire).unwrap();
+    let udp = names_tests::UdpClient::new(server.udp_addr());
+    for i in 0..50u16 {
+        udp.send(&query(
+            &format!("u{i}.lookup.test"),
+            Rtype::A,
+            100 + i,
+            true,
+            None,
+        ));
+    }
+    // Meanwhile other queries are answered at once.
+    let q = query("workstation3.example.com", Rtype::A, 999, true, None);
+    assert_eq!(
+        tcp_ask(server.tcp_addr(), &q).a_addrs(),
+        vec![Ipv4Addr::new(172, 0, 2, 3)]
+    );
+    assert!(
+        began.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        began.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for _ in 0..50 {
+        let p = parse(&tcp_read_frame(&mut s, deadline).expect("every lookup answered"));
+        assert_eq!(p.a_addrs(), vec![computed(&format!("t{}", p.id))]);
+    }
+    for _ in 0..50 {
+        let p = parse(
+            &udp.recv(Duration::from_secs(5))
+                .expect("every lookup answered"),
+        );
+        assert_eq!(p.a_addrs(), vec![computed(&format!("u{}", p.id - 100))]);
+    }
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "in parallel: {:?}",
+        began.elapsed()
+    );
+    drop(s);
+    assert_settles(&server);
+}
+
+#[test]
+fn a_lookup_past_the_budget_gets_servfail_and_its_thread_is_cancelled() {
+    let server = start(&["--timeout", "300", "--lookup-delay", "60000"]);
+    let began = Instant::now();
+    let out = dig_at(server.udp_addr(), &["slow.lookup.test", "A"]);
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    let p = tcp_ask(
+        server.tcp_addr(),
+        &query("slow.lookup.test", Rtype::A, 7, true, None),
+    );
+    assert_eq!(p.rcode, u16::from(Rcode::SERVFAIL.to_int()));
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    // The jobs (a minute each) were cancelled: their threads are gone.
+    assert_settles(&server);
+}
+
+#[test]
+fn lookups_over_the_limit_get_servfail_at_once() {
+    let server = start(&["--max-lookups", "2", "--lookup-delay", "1500"]);
+    let udp = names_tests::UdpClient::new(server.udp_addr());
+    for i in 0..4u16 {
+        udp.send(&query(
+            &format!("n{i}.lookup.test"),
+            Rtype::A,
+            i,
+            true,
+            None,
+        ));
+    }
+    let began = Instant::now();
+    let mut servfail_at_once = 0;
+    let mut answered = 0;
+    for _ in 0..4 {
+        let p = parse(&udp.recv(Duration::from_secs(5)).expect("a reply to each"));
+        if p.rcode == u16::from(Rcode::SERVFAIL.to_int()) {
+            assert!(
+                began.elapsed() < Duration::from_millis(1000),
+                "{:?}",
+                began.elapsed()
+            );
+            servfail_at_once += 1;
+        } else {
+            assert_eq!(p.a_addrs(), vec![computed(&format!("n{}", p.id))]);
+            answered += 1;
+        }
+    }
+    assert_eq!((answered, servfail_at_once), (2, 2));
     assert_settles(&server);
 }
