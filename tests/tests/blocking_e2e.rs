@@ -485,7 +485,7 @@ fn lookups_answer_over_udp_and_tcp() {
 
 #[test]
 fn lookups_run_at_the_same_time_without_delaying_other_queries() {
-    let server = start(&["--synth", "workstation=172.0.2", "--lookup-delay", "1000"]);
+    let server = start(&["--synth", "workstation=172.0.2", "--lookup-delay", "2000"]);
     let began = Instant::now();
     // 50 lookups pipelined on one connection, and 50 over UDP.
     let mut wire = Vec::new();
@@ -517,24 +517,24 @@ fn lookups_run_at_the_same_time_without_delaying_other_queries() {
         vec![Ipv4Addr::new(172, 0, 2, 3)]
     );
     assert!(
-        began.elapsed() < Duration::from_millis(800),
+        began.elapsed() < Duration::from_millis(1500),
         "{:?}",
         began.elapsed()
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(8);
     for _ in 0..50 {
         let p = parse(&tcp_read_frame(&mut s, deadline).expect("every lookup answered"));
         assert_eq!(p.a_addrs(), vec![computed(&format!("t{}", p.id))]);
     }
     for _ in 0..50 {
         let p = parse(
-            &udp.recv(Duration::from_secs(5))
+            &udp.recv(Duration::from_secs(8))
                 .expect("every lookup answered"),
         );
         assert_eq!(p.a_addrs(), vec![computed(&format!("u{}", p.id - 100))]);
     }
     assert!(
-        began.elapsed() < Duration::from_secs(4),
+        began.elapsed() < Duration::from_secs(8),
         "in parallel: {:?}",
         began.elapsed()
     );
@@ -564,7 +564,7 @@ fn a_lookup_past_the_budget_gets_servfail_and_its_thread_is_cancelled() {
 
 #[test]
 fn lookups_over_the_limit_get_servfail_at_once() {
-    let server = start(&["--max-lookups", "2", "--lookup-delay", "1500"]);
+    let server = start(&["--max-lookups", "2", "--lookup-delay", "3000"]);
     let udp = names_tests::UdpClient::new(server.udp_addr());
     for i in 0..4u16 {
         udp.send(&query(
@@ -582,7 +582,7 @@ fn lookups_over_the_limit_get_servfail_at_once() {
         let p = parse(&udp.recv(Duration::from_secs(5)).expect("a reply to each"));
         if p.rcode == u16::from(Rcode::SERVFAIL.to_int()) {
             assert!(
-                began.elapsed() < Duration::from_millis(1000),
+                began.elapsed() < Duration::from_millis(2000),
                 "{:?}",
                 began.elapsed()
             );
@@ -594,4 +594,37 @@ fn lookups_over_the_limit_get_servfail_at_once() {
     }
     assert_eq!((answered, servfail_at_once), (2, 2));
     assert_settles(&server);
+}
+
+#[test]
+fn lookups_outlive_their_clients_without_harm() {
+    let server = start(&["--lookup-delay", "300"]);
+    // Half-closed while its lookup runs: still answered, then closed.
+    let mut s = tcp_connect(server.tcp_addr());
+    s.write_all(&frame(&query("half.lookup.test", Rtype::A, 1, true, None)))
+        .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let reply = tcp_read_frame(&mut s, Instant::now() + Duration::from_secs(5)).expect("answered");
+    assert_eq!(parse(&reply).a_addrs(), vec![computed("half")]);
+    assert!(closed_by(&mut s, Instant::now() + Duration::from_secs(3)));
+    // Gone altogether while ten lookups run: their results find no connection.
+    let mut s = tcp_connect(server.tcp_addr());
+    let mut wire = Vec::new();
+    for i in 0..10u16 {
+        wire.extend_from_slice(&frame(&query(
+            &format!("gone{i}.lookup.test"),
+            Rtype::A,
+            i,
+            true,
+            None,
+        )));
+    }
+    s.write_all(&wire).unwrap();
+    drop(s);
+    assert_settles(&server);
+    let p = udp_ask(
+        server.udp_addr(),
+        &query("after.lookup.test", Rtype::A, 2, true, None),
+    );
+    assert_eq!(p.a_addrs(), vec![computed("after")]);
 }
