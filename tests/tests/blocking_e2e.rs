@@ -22,7 +22,7 @@ const UP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// Main thread, UDP listener and TCP acceptor: the example's threads with no client.
 const IDLE_THREADS: usize = 3;
 /// Deadline for the example's threads to end after their connections closed.
-const SETTLE: Duration = Duration::from_secs(5);
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// The example's binary, built once per test process.
 fn blocking_bin() -> PathBuf {
@@ -71,6 +71,16 @@ fn threads(server: &Server) -> usize {
         .expect("a Threads: line")
 }
 
+/// The names of the example's threads (its connections' and lookups' threads are named).
+fn thread_names(server: &Server) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).expect("/proc tasks");
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
 /// Waits (bounded) until the example is back to its threads without clients.
 fn assert_settles(server: &Server) {
     let deadline = Instant::now() + SETTLE;
@@ -80,7 +90,8 @@ fn assert_settles(server: &Server) {
     assert_eq!(
         threads(server),
         IDLE_THREADS,
-        "every connection's threads ended within {SETTLE:?}"
+        "every connection's threads ended within {SETTLE:?}; left: {:?}",
+        thread_names(server)
     );
 }
 
