@@ -168,6 +168,7 @@ pub mod client;
 pub mod config;
 mod fasthash;
 pub mod hosts;
+pub mod journal;
 mod message;
 mod parse;
 mod record;
