@@ -32,6 +32,7 @@
 //! | 8 | upstream error | `[token: u64][0 = bind, 1 = I/O: u8]` |
 //! | 9 | timeout ([`Server::handle_timeout`]) | none |
 //! | 10 | lookup outcome | `[id: u64][0 = not encodable, 1 = encoded: u8][outcome: blob, when encoded]` |
+//! | 11 | recording stopped (size cap, slow disk): nothing follows | `[reason: str]` (worker 0) |
 //! | 32 | action: reply | `[to: origin][bytes: blob]` |
 //! | 33 | action: send upstream | `[token: u64][to: addr][via: 0 = UDP, 1 = TCP: u8][local port: u16][bytes: blob]` |
 //! | 34 | action: close upstream | `[token: u64]` |
@@ -165,6 +166,9 @@ pub enum Record<'a> {
     Input(Input<'a>),
     /// An action the worker's server produced ([`Action::Log`] never appears).
     Action(Action),
+    /// The recording stopped here (for this reason) before the server did: the last
+    /// inputs' actions may be missing.
+    Stopped(&'a str),
 }
 
 /// One entry: which worker, when, what.
@@ -217,6 +221,7 @@ const K_UPSTREAM: u8 = 7;
 const K_UPSTREAM_ERROR: u8 = 8;
 const K_TIMEOUT: u8 = 9;
 const K_LOOKUP: u8 = 10;
+const K_STOPPED: u8 = 11;
 const K_REPLY: u8 = 32;
 const K_SEND_UPSTREAM: u8 = 33;
 const K_CLOSE_UPSTREAM: u8 = 34;
@@ -409,6 +414,14 @@ pub fn encode_input(out: &mut Vec<u8>, worker: u16, at: Duration, input: &Input<
                 None => out.push(0),
             }
         }
+    });
+}
+
+/// Appends the entry that ends a recording cut short, at `at`, saying why.
+pub fn encode_stopped(out: &mut Vec<u8>, at: Duration, reason: &str) {
+    frame(out, |out| {
+        put_common(out, K_STOPPED, 0, at);
+        put_blob(out, reason.as_bytes());
     });
 }
 
@@ -630,6 +643,7 @@ fn parse_entry(body: &[u8]) -> Parse<Entry<'_>> {
             };
             input(Input::Lookup { id, outcome })
         }
+        K_STOPPED => Record::Stopped(f.str()?),
         K_REPLY => action(Action::Reply {
             to: f.origin()?,
             bytes: f.blob()?.to_vec(),
