@@ -818,8 +818,10 @@ pub struct Replayer {
 
 impl Replayer {
     /// A replayer for `workers` workers; `make_server(worker, seed)` builds each one's
-    /// server as recorded (configuration and chain from the header).
+    /// server as recorded (configuration and chain from the header). `start` stands for
+    /// the moment the recording started (any instant: only differences matter).
     pub fn new(
+        start: Instant,
         workers: u16,
         make_server: impl FnMut(u16, [u8; 32]) -> Server + 'static,
     ) -> Replayer {
@@ -827,7 +829,7 @@ impl Replayer {
             make_server: Box::new(make_server),
             servers: (0..workers).map(|_| None).collect(),
             produced: (0..workers).map(|_| VecDeque::new()).collect(),
-            start: Instant::now(),
+            start,
             on_lookup: None,
         }
     }

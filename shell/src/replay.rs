@@ -112,7 +112,7 @@ pub fn run(cmd: ReplayCmd) -> Result<ExitCode, String> {
     let setup = sources.setup(usize::from(header.workers), zones, hosts);
     let in_flight = InFlight::new();
     let config = header.config.clone();
-    let mut replayer = Replayer::new(header.workers, move |_, seed| {
+    let mut replayer = Replayer::new(std::time::Instant::now(), header.workers, move |_, seed| {
         Server::with_shared(config.clone(), setup.build(), seed, &in_flight)
     });
     let stdout = std::io::stdout();
