@@ -1,0 +1,278 @@
+//! Record and replay through the real binary: `names serve --record FILE` driven by dig
+//! against a fake upstream (answers, an upstream that never answers, a truncated reply
+//! retried over TCP; UDP and TCP clients), then `names replay FILE [--check]`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use names_tests::{
+    answer_a, dig_at, parse, run_names, temp_dir, with_tc, FakeUpstream, Reply, Server,
+};
+
+/// The fake upstream: `slow.` never answers, `big.` is truncated over UDP and answered
+/// over TCP, the rest gets 192.0.2.1.
+fn upstream() -> FakeUpstream {
+    FakeUpstream::start(|r| {
+        let name = parse(&r.bytes)
+            .question
+            .map(|q| q.0.to_lowercase())
+            .unwrap_or_default();
+        if name.starts_with("slow.") {
+            vec![Reply::Nothing]
+        } else if name.starts_with("big.") && !r.tcp {
+            vec![Reply::Send(with_tc(&answer_a(&r.bytes, &[], 60)))]
+        } else {
+            vec![Reply::Send(answer_a(
+                &r.bytes,
+                &["192.0.2.1".parse().unwrap()],
+                60,
+            ))]
+        }
+    })
+}
+
+fn serve(fake: &FakeUpstream, extra: &[&str]) -> Server {
+    let upstream = fake.arg();
+    let mut args = vec![
+        "--upstream",
+        &upstream,
+        "--timeout",
+        "700",
+        "--try-timeout",
+        "300",
+        "--synth",
+        "ws=10.0.0",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn stop(mut server: Server) -> String {
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", server.logs());
+    server.logs()
+}
+
+/// The dig session every recording test drives.
+fn session(server: &Server) {
+    let at = server.udp_addr();
+    let a = dig_at(at, &["a.example.", "A"]);
+    assert!(a.contains("192.0.2.1"), "{a}");
+    let tcp = dig_at(at, &["+tcp", "a.example.", "A"]);
+    assert!(tcp.contains("192.0.2.1"), "{tcp}");
+    let big = dig_at(at, &["big.example.", "A"]);
+    assert!(big.contains("status: NOERROR"), "{big}");
+    let slow = dig_at(at, &["slow.example.", "A"]);
+    assert!(slow.contains("status: SERVFAIL"), "{slow}");
+    let ws = dig_at(at, &["+tcp", "ws7.example.", "A"]);
+    assert!(ws.contains("10.0.0.7"), "{ws}");
+}
+
+fn replay(args: &[&str], file: &Path) -> Output {
+    let mut all = vec!["replay"];
+    all.extend_from_slice(args);
+    all.push(file.to_str().unwrap());
+    run_names(&all)
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+fn recorded(tag: &str, workers: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(tag);
+    let file = dir.join("session.jnl");
+    let fake = upstream();
+    let server = serve(
+        &fake,
+        &["--workers", workers, "--record", file.to_str().unwrap()],
+    );
+    session(&server);
+    stop(server);
+    assert!(fake.tcp_count() >= 1, "the TC reply was retried over TCP");
+    (dir, file)
+}
+
+#[test]
+fn a_recorded_session_replays_identically() {
+    let (_dir, file) = recorded("replay-check", "1");
+    let check = replay(&["--check"], &file);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    assert!(
+        text(&check.stdout).contains("identical"),
+        "{}",
+        text(&check.stdout)
+    );
+
+    // Printed: the replies decoded, the upstream queries (UDP and the TCP retry), closes.
+    let out = replay(&[], &file);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    for want in [
+        "udp (listener 0): ;; status: NOERROR",
+        "a.example. 60 IN A 192.0.2.1",
+        "tcp: ;; status: NOERROR",
+        "ws7.example. 60 IN A 10.0.0.7",
+        "upstream query token=",
+        "big.example A",
+        " tcp: big.example A",
+        "status: SERVFAIL",
+        "close upstream token=",
+        "close conn",
+    ] {
+        assert!(printed.contains(want), "{want:?} missing from:\n{printed}");
+    }
+    // Every line is one action with its time and worker.
+    assert!(
+        printed
+            .lines()
+            .all(|l| l.starts_with('+') && l.contains("s w0 ")),
+        "{printed}"
+    );
+    // The same printout each time: the replay is deterministic.
+    assert_eq!(text(&replay(&[], &file).stdout), printed);
+}
+
+#[test]
+fn two_workers_replay_identically() {
+    let (_dir, file) = recorded("replay-workers", "2");
+    let check = replay(&["--check"], &file);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+}
+
+/// One line on stderr, `names: error: ...`, exit 2.
+fn assert_one_error_line(out: &Output, what: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: {err}{}",
+        text(&out.stdout)
+    );
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert!(err.starts_with("names: error: "), "{what}: {err}");
+}
+
+#[test]
+fn damaged_or_cut_journals_are_one_error_line() {
+    let (dir, file) = recorded("replay-damage", "1");
+    let whole = std::fs::read(&file).unwrap();
+    // A byte flipped anywhere (a few places): caught by the checksum or the framing.
+    for at in [3, 12, 40, whole.len() / 3, whole.len() / 2, whole.len() - 5] {
+        let mut bytes = whole.clone();
+        bytes[at] ^= 0x20;
+        let bad = dir.join(format!("flipped-{at}.jnl"));
+        std::fs::write(&bad, &bytes).unwrap();
+        let out = replay(&["--check"], &bad);
+        assert_one_error_line(&out, &format!("byte {at} flipped"));
+    }
+    let mid = whole.len() / 2;
+    let mut flipped = whole.clone();
+    flipped[mid] ^= 1;
+    let bad = dir.join("flipped.jnl");
+    std::fs::write(&bad, &flipped).unwrap();
+    let out = replay(&[], &bad);
+    assert_one_error_line(&out, "flipped");
+    assert!(text(&out.stderr).contains("damaged") || text(&out.stderr).contains("cut short"));
+    // Cut inside the last entry.
+    let cut = dir.join("cut.jnl");
+    std::fs::write(&cut, &whole[..whole.len() - 3]).unwrap();
+    let out = replay(&["--check"], &cut);
+    assert_one_error_line(&out, "cut");
+    assert!(
+        text(&out.stderr).contains("cut short"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Not a journal at all, an empty file, a missing file.
+    let other = dir.join("other.jnl");
+    std::fs::write(&other, b"hello, this is not a journal").unwrap();
+    assert_one_error_line(&replay(&[], &other), "not a journal");
+    std::fs::write(&other, b"").unwrap();
+    assert_one_error_line(&replay(&[], &other), "empty");
+    assert_one_error_line(&replay(&[], &dir.join("missing.jnl")), "missing");
+    // CLI misuse.
+    assert_eq!(run_names(&["replay"]).status.code(), Some(2));
+}
+
+#[test]
+fn the_size_cap_stops_recording_with_one_log_line() {
+    let dir = temp_dir("replay-cap");
+    let file = dir.join("capped.jnl");
+    let fake = upstream();
+    let server = serve(
+        &fake,
+        &[
+            "--workers",
+            "1",
+            "--record",
+            file.to_str().unwrap(),
+            "--record-max-bytes",
+            "3000",
+        ],
+    );
+    for i in 0..30 {
+        let name = format!("n{i}.example.");
+        let out = dig_at(server.udp_addr(), &[&name, "A"]);
+        assert!(
+            out.contains("192.0.2.1"),
+            "serving goes on at the cap: {out}"
+        );
+    }
+    let logs = stop(server);
+    assert_eq!(
+        logs.matches("reached --record-max-bytes").count(),
+        1,
+        "{logs}"
+    );
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size <= 3000 + 64, "{size} bytes");
+    // What was recorded replays, and says it stopped early.
+    let check = replay(&["--check"], &file);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    assert!(
+        text(&check.stdout).contains("stopped early"),
+        "{}",
+        text(&check.stdout)
+    );
+}
+
+#[test]
+fn without_record_no_file_is_written() {
+    let dir = temp_dir("replay-off");
+    let fake = upstream();
+    let mut cmd = Command::new(names_tests::names_bin());
+    cmd.current_dir(&dir).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &fake.arg(),
+    ]);
+    let server = Server::try_start_command(cmd).unwrap();
+    let out = dig_at(server.udp_addr(), &["a.example.", "A"]);
+    assert!(out.contains("192.0.2.1"), "{out}");
+    let logs = stop(server);
+    assert!(!logs.contains("record"), "{logs}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
