@@ -320,3 +320,39 @@ impl Core {
         self.server.recycle(buf);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use names_core::{Chain, Config};
+
+    /// A writer that does not keep up (here: none at all): the worker never waits, the
+    /// entry that does not fit is dropped and counted, and recording stops for good.
+    #[test]
+    fn a_full_queue_stops_recording_without_blocking() {
+        let (tx, rx) = mpsc::sync_channel(2);
+        let start = Instant::now();
+        let recording = Recording {
+            shared: Arc::new(Shared {
+                start,
+                stopped: AtomicBool::new(false),
+                dropped: AtomicU64::new(0),
+            }),
+            tx,
+            writer: Arc::new(Mutex::new(None)),
+        };
+        let server = Server::new(Config::default(), Chain::new(), [1; 32]);
+        let mut core = Core::new(server, Some(recording.worker(0, [1; 32])));
+        let peer = "127.0.0.1:9".parse().unwrap();
+        for i in 0..100u64 {
+            let now = start + Duration::from_millis(i);
+            core.handle_client(now, Origin::Udp { listener: 0, peer }, b"garbage");
+            core.handle_timeout(now);
+            while core.poll_action().is_some() {}
+        }
+        assert!(recording.shared.stopped.load(Ordering::Relaxed));
+        assert_eq!(recording.shared.dropped.load(Ordering::Relaxed), 1);
+        // The start entry and the first input; nothing after the drop.
+        assert_eq!(rx.try_iter().count(), 2);
+    }
+}

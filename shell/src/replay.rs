@@ -29,6 +29,9 @@ use names_core::{Action, Origin, Server, Via};
 use crate::cli::ReplayCmd;
 use crate::serve;
 
+/// Actions a worker's core may produce in a `--check` before the journal shows them.
+const MAX_UNMATCHED: usize = 65_536;
+
 /// Where `$INCLUDE inc` in the file `from` points.
 fn include_path(inc: &str, from: &str) -> String {
     let full = if Path::new(inc).is_absolute() {
@@ -146,6 +149,20 @@ pub fn run(cmd: ReplayCmd) -> Result<ExitCode, String> {
                     while let Some(a) = replayer.next_produced(entry.worker) {
                         print(&mut out, line(entry.at, entry.worker, &a))?;
                     }
+                } else if replayer.pending(entry.worker) > MAX_UNMATCHED {
+                    // A recording holds each turn's actions right after its inputs: this
+                    // many unmatched ones is a difference (and keeps memory bounded).
+                    let extra = replayer.next_produced(entry.worker).map(|a| describe(&a));
+                    print(
+                        &mut out,
+                        format!(
+                            "names: replay: first difference at entry {index} ({}): recorded none of the last {MAX_UNMATCHED} actions; replayed {}",
+                            when(entry.at, entry.worker),
+                            extra.unwrap_or_default(),
+                        ),
+                    )?;
+                    let _ = out.flush();
+                    return Ok(ExitCode::from(1));
                 }
             }
             Record::Action(recorded) if cmd.check => {

@@ -276,3 +276,49 @@ fn without_record_no_file_is_written() {
     assert!(!logs.contains("record"), "{logs}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
+
+/// A journal whose recorded actions differ from what the core does (one reply byte
+/// changed, re-encoded with a valid checksum): `--check` names the first difference and
+/// exits 1.
+#[test]
+fn check_reports_the_first_difference() {
+    use names_core::journal::{self, Reader, Record};
+    let (dir, file) = recorded("replay-diff", "1");
+    let bytes = std::fs::read(&file).unwrap();
+    let mut reader = Reader::new(&bytes[..]).unwrap();
+    let mut out = Vec::new();
+    journal::write_start(&mut out, reader.header());
+    let mut changed = false;
+    while let Some(entry) = reader.next_entry().unwrap() {
+        match entry.record {
+            Record::Input(input) => journal::encode_input(&mut out, entry.worker, entry.at, &input),
+            Record::Action(mut action) => {
+                if let names_core::Action::Reply { bytes, .. } = &mut action {
+                    if !changed {
+                        *bytes.last_mut().unwrap() ^= 1;
+                        changed = true;
+                    }
+                }
+                journal::encode_action(&mut out, entry.worker, entry.at, &action);
+            }
+            Record::Stopped(reason) => journal::encode_stopped(&mut out, entry.at, reason),
+        }
+    }
+    assert!(changed);
+    let edited = dir.join("edited.jnl");
+    std::fs::write(&edited, &out).unwrap();
+    let check = replay(&["--check"], &edited);
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    let said = text(&check.stdout);
+    assert!(said.contains("first difference at entry"), "{said}");
+    assert!(
+        said.contains("recorded reply to") && said.contains("replayed reply to"),
+        "{said}"
+    );
+}
