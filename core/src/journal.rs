@@ -7,6 +7,50 @@
 //! replay can check them). [`Reader`] reads a journal back; [`Replayer`] feeds its inputs
 //! to fresh servers and collects their actions, so any runtime can replay.
 //!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use names_core::client::Question;
+//! use names_core::journal::{self, Header, Input, Reader, Record, Replayer};
+//! use names_core::{Chain, Config, Origin, Server, Synth, SynthRule};
+//!
+//! let chain = || Chain::new().with(Synth::new(vec![SynthRule::parse("ws=10.0.0").unwrap()]));
+//! let header = Header {
+//!     names_version: "0.1.0".into(),
+//!     workers: 1,
+//!     config: Config::default(),
+//!     settings: Vec::new(),
+//!     files: Vec::new(),
+//! };
+//!
+//! // Record: the header, the worker's seed, each input before it is fed, each action.
+//! let mut file = Vec::new();
+//! journal::write_start(&mut file, &header);
+//! journal::encode_input(&mut file, 0, Duration::ZERO, &Input::Start { seed: [7; 32] });
+//! let mut server = Server::new(Config::default(), chain(), [7; 32]);
+//! let t0 = Instant::now();
+//! let from = Origin::Udp { listener: 0, peer: "127.0.0.1:5000".parse().unwrap() };
+//! let query = Question::parse("ws3.example", "A").unwrap().encode(1);
+//! let at = Duration::from_millis(5);
+//! journal::encode_input(&mut file, 0, at, &Input::Client { from, bytes: &query });
+//! server.handle_client(t0 + at, from, &query);
+//! while let Some(action) = server.poll_action() {
+//!     journal::encode_action(&mut file, 0, at, &action);
+//! }
+//!
+//! // Replay: fresh servers, the same inputs at the same times, the same actions.
+//! let mut reader = Reader::new(&file[..]).unwrap();
+//! let config = reader.header().config.clone();
+//! let mut replayer = Replayer::new(Instant::now(), reader.header().workers, move |_, seed| {
+//!     Server::new(config.clone(), chain(), seed)
+//! });
+//! while let Some(entry) = reader.next_entry().unwrap() {
+//!     replayer.feed(&entry).unwrap();
+//!     if let Record::Action(recorded) = entry.record {
+//!         assert_eq!(replayer.next_produced(entry.worker), Some(recorded));
+//!     }
+//! }
+//! ```
+//!
 //! # Format (version 1)
 //!
 //! All integers are little-endian. The file starts with the 8 bytes `NAMESJNL`, then the
