@@ -308,6 +308,21 @@ impl Core {
         self.server.handle_timeout(now);
     }
 
+    /// Records a lookup's outcome before it is handed to the server: `outcome` is what
+    /// the runtime's [`LookupCodec`](names_core::journal::LookupCodec) made of it (`None`:
+    /// it could not encode it, and a replay stops there with one error line).
+    /// `handle_lookup` calls this first, as the other `handle_*` methods record theirs.
+    pub fn record_lookup(&mut self, now: Instant, id: u64, outcome: Option<&[u8]>) {
+        if let Some(r) = &mut self.rec {
+            r.input(now, &Input::Lookup { id, outcome });
+        }
+    }
+
+    /// Whether inputs are being recorded (so a lookup's outcome is worth encoding).
+    pub fn recording(&self) -> bool {
+        self.rec.is_some()
+    }
+
     pub fn poll_action(&mut self) -> Option<Action> {
         let action = self.server.poll_action()?;
         if let Some(r) = &mut self.rec {

@@ -322,3 +322,24 @@ fn check_reports_the_first_difference() {
         "{said}"
     );
 }
+
+/// A journal that cannot be created stops `names serve` before it binds, in one line.
+#[test]
+fn an_unwritable_journal_is_one_error_line() {
+    let dir = temp_dir("replay-unwritable");
+    let file = dir.join("no-such-dir").join("x.jnl");
+    let out = run_names(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-forward",
+        "--record",
+        file.to_str().unwrap(),
+    ]);
+    assert_one_error_line(&out, "unwritable");
+    assert!(
+        text(&out.stderr).contains("--record"),
+        "{}",
+        text(&out.stderr)
+    );
+}
