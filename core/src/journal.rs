@@ -100,10 +100,11 @@
 //! # Several workers
 //!
 //! Workers of one process share the cache (and the count of exchanges in flight). Their
-//! entries go into one journal in the order they were recorded, and a replay runs every
-//! worker's server on one thread in that order, with one shared cache: what one worker
-//! cached before another read it is replayed as recorded, unless the two raced within
-//! the moment between a worker's input and its entry being queued.
+//! entries go into one journal, and a replay runs every worker's server on one thread
+//! in the journal's order, with one shared cache. For that to be exact, the runtime must
+//! append an input and feed it to its server as one step with respect to the other
+//! workers (the `names` binary holds one lock across both while recording), so the
+//! journal's order is the order in which the servers touched what they share.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};

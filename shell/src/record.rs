@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use names_core::journal::{self, Header, Input};
 use names_core::{Action, ConnId, Origin, Server, Token, UpstreamError};
 
+/// Held while a recorded input is queued and fed to its server (see `Core::record`).
+static ORDER: Mutex<()> = Mutex::new(());
+
 /// Entries queued to the writer thread at most; beyond it recording stops.
 const QUEUE: usize = 64 * 1024;
 
@@ -248,74 +251,90 @@ impl Core {
     }
 
     pub fn handle_client(&mut self, now: Instant, from: Origin, bytes: &[u8]) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::Client { from, bytes });
-        }
-        self.server.handle_client(now, from, bytes);
+        self.record(now, &Input::Client { from, bytes }, |s| {
+            s.handle_client(now, from, bytes)
+        });
     }
 
     pub fn handle_tcp_open(&mut self, now: Instant, conn: ConnId, peer: SocketAddr) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::TcpOpen { conn, peer });
-        }
-        self.server.handle_tcp_open(now, conn, peer);
+        self.record(now, &Input::TcpOpen { conn, peer }, |s| {
+            s.handle_tcp_open(now, conn, peer)
+        });
     }
 
     pub fn handle_tcp_written(&mut self, now: Instant, conn: ConnId, bytes: usize) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::TcpWritten { conn, bytes });
-        }
-        self.server.handle_tcp_written(now, conn, bytes);
+        self.record(now, &Input::TcpWritten { conn, bytes }, |s| {
+            s.handle_tcp_written(now, conn, bytes)
+        });
     }
 
     pub fn handle_tcp_eof(&mut self, now: Instant, conn: ConnId) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::TcpEof { conn });
-        }
-        self.server.handle_tcp_eof(now, conn);
+        self.record(now, &Input::TcpEof { conn }, |s| {
+            s.handle_tcp_eof(now, conn)
+        });
     }
 
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::TcpClosed { conn });
-        }
-        self.server.handle_tcp_closed(now, conn);
+        self.record(now, &Input::TcpClosed { conn }, |s| {
+            s.handle_tcp_closed(now, conn)
+        });
     }
 
     pub fn handle_upstream(&mut self, now: Instant, token: Token, from: SocketAddr, bytes: &[u8]) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::Upstream { token, from, bytes });
-        }
-        self.server.handle_upstream(now, token, from, bytes);
+        self.record(now, &Input::Upstream { token, from, bytes }, |s| {
+            s.handle_upstream(now, token, from, bytes)
+        });
     }
 
     pub fn handle_upstream_error(&mut self, now: Instant, token: Token, err: UpstreamError) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::UpstreamError { token, err });
-        }
-        self.server.handle_upstream_error(now, token, err);
+        self.record(now, &Input::UpstreamError { token, err }, |s| {
+            s.handle_upstream_error(now, token, err)
+        });
     }
 
     /// Recorded only when it can do something: a timer is due, or an input came since the
     /// last one (the driver calls it on every turn of its loop).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(r) = &mut self.rec {
-            if r.dirty || self.server.poll_timeout().is_some_and(|t| t <= now) {
+        let due = |r: &Recorder, s: &Server| r.dirty || s.poll_timeout().is_some_and(|t| t <= now);
+        match &mut self.rec {
+            Some(r) if due(r, &self.server) => {
+                let _order = ORDER.lock().unwrap_or_else(|e| e.into_inner());
                 r.input(now, &Input::Timeout);
                 r.dirty = false;
+                self.server.handle_timeout(now);
             }
+            _ => self.server.handle_timeout(now),
         }
-        self.server.handle_timeout(now);
+    }
+
+    /// Feeds an input to the server, recording it first when recording. With several
+    /// workers, the entry is queued and the server called under one process-wide lock, so
+    /// the journal's order is the order in which the workers' servers touched what they
+    /// share (the cache, the count of exchanges in flight): a replay in the journal's
+    /// order is exact. Recording so serialises the workers' calls into their cores.
+    fn record(&mut self, now: Instant, input: &Input<'_>, call: impl FnOnce(&mut Server)) {
+        let Some(r) = &mut self.rec else {
+            return call(&mut self.server);
+        };
+        let _order = ORDER.lock().unwrap_or_else(|e| e.into_inner());
+        r.input(now, input);
+        call(&mut self.server);
     }
 
     /// Records a lookup's outcome before it is handed to the server: `outcome` is what
     /// the runtime's [`LookupCodec`](names_core::journal::LookupCodec) made of it (`None`:
     /// it could not encode it, and a replay stops there with one error line).
-    /// `handle_lookup` calls this first, as the other `handle_*` methods record theirs.
-    pub fn record_lookup(&mut self, now: Instant, id: u64, outcome: Option<&[u8]>) {
-        if let Some(r) = &mut self.rec {
-            r.input(now, &Input::Lookup { id, outcome });
-        }
+    /// `handle_lookup` goes through this, as the other `handle_*` methods do.
+    /// The outcome is handed to the server in `feed` (`|s| s.handle_lookup(..)`), under
+    /// the recording's order lock.
+    pub fn record_lookup(
+        &mut self,
+        now: Instant,
+        id: u64,
+        outcome: Option<&[u8]>,
+        feed: impl FnOnce(&mut Server),
+    ) {
+        self.record(now, &Input::Lookup { id, outcome }, feed);
     }
 
     /// Whether inputs are being recorded (so a lookup's outcome is worth encoding).
