@@ -247,6 +247,10 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
     ] {
         settings.remove(k);
     }
+    if f.record.is_none() && f.record_max_bytes.is_some() {
+        let e = ConfigError::new("--record-max-bytes needs --record FILE");
+        return Err(Bad(Some("record_max_bytes"), e));
+    }
     let record = f
         .record
         .clone()

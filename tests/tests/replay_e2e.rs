@@ -386,3 +386,30 @@ fn an_unwritable_journal_is_one_error_line() {
     assert_eq!(errors.len(), 1, "{err}");
     assert!(errors[0].contains("cannot record: --record "), "{err}");
 }
+
+/// `record` and `record_max_bytes` are config file keys too; the cap without a journal
+/// is a mistake, said in one line.
+#[test]
+fn recording_from_the_config_file() {
+    let dir = temp_dir("replay-config");
+    let file = dir.join("from-config.jnl");
+    let config = dir.join("names.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "record = {:?}\nrecord_max_bytes = 100000\nworkers = 1\n",
+            file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let fake = upstream();
+    let server = serve(&fake, &["--config", config.to_str().unwrap()]);
+    let out = dig_at(server.udp_addr(), &["a.example.", "A"]);
+    assert!(out.contains("192.0.2.1"), "{out}");
+    stop(server);
+    let check = replay(&["--check"], &file);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let out = run_names(&["serve", "--no-forward", "--record-max-bytes", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--record-max-bytes needs --record"));
+}
