@@ -83,6 +83,7 @@
 //! | 35 | action: close client | `[conn: u64]` |
 //! | 36 | action: pause read | `[conn: u64]` |
 //! | 37 | action: resume read | `[conn: u64]` |
+//! | 38, 39 | reserved: action: run a lookup, cancel a lookup | `[id: u64]` (the job itself is not stored: a replay takes the outcome from kind 10) |
 //!
 //! The header's `config` is [`Config`] by field name (durations in nanoseconds), so a
 //! field added later is one more key; `settings` is the runtime's own description of how
