@@ -281,6 +281,14 @@ impl PartialEq for Reply {
 }
 
 impl Reply {
+    /// A reply read from wire-format bytes (a client's or a journal's), `None` when the
+    /// bytes are not a DNS message.
+    pub fn decode(bytes: Bytes) -> Option<Reply> {
+        Message::from_octets(bytes)
+            .ok()
+            .map(|message| Reply { message })
+    }
+
     /// The whole message.
     pub fn message(&self) -> &Message<Bytes> {
         &self.message

@@ -96,6 +96,14 @@
 //! ([`Server::with_shared`]); the fixed bounds are the constants of [`config`], the
 //! cache's are in [`cache::CacheConfig`].
 //!
+//! ## Record and replay
+//!
+//! Since every input comes in as an argument, a run can be recorded and replayed exactly:
+//! [`journal`] encodes a server's inputs (with their times, the seed and the config) and
+//! actions in a versioned, checksummed format, and its [`journal::Replayer`] feeds a
+//! journal to fresh servers, so any runtime can replay one (`names serve --record` and
+//! `names replay` do).
+//!
 //! ## Driving the server by hand
 //!
 //! Here the test plays both the runtime and the upstream server of a [`Forwarder`]:
@@ -173,6 +181,7 @@ pub mod client;
 pub mod config;
 mod fasthash;
 pub mod hosts;
+pub mod journal;
 mod lookup;
 mod message;
 mod parse;

@@ -5,7 +5,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use argh::FromArgs;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(FromArgs, Debug)]
 /// names: a DNS server toolkit. Forwarding, synthesised answers, and a dig-like client.
@@ -25,9 +25,10 @@ pub enum Cmd {
     Query(QueryCmd),
     CheckConfig(CheckConfig),
     CheckZone(CheckZone),
+    Replay(ReplayCmd),
 }
 
-#[derive(FromArgs, Debug, Default, Deserialize)]
+#[derive(FromArgs, Debug, Default, Deserialize, Serialize)]
 /// Serve DNS over UDP and TCP.
 #[argh(subcommand, name = "serve")]
 // The same struct reads the config file: its keys are the fields.
@@ -131,6 +132,13 @@ pub struct Serve {
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub allow_transfer: Vec<String>,
+    /// record every input of the server (queries, upstream replies, timeouts, with their times), its actions, seeds and settings into this journal file, replaced if it exists, for `names replay` (default off)
+    #[argh(option)]
+    pub record: Option<String>,
+    /// stop recording, with one log line, before the journal grows over this many bytes (default 1073741824, 1 GiB)
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
+    pub record_max_bytes: Option<u64>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -164,4 +172,16 @@ pub struct QueryCmd {
     /// give up after this many ms (default 3000)
     #[argh(option, default = "3000")]
     pub timeout: u64,
+}
+
+#[derive(FromArgs, Debug)]
+/// Replay a journal recorded with `names serve --record`: a fresh core per recorded worker, fed the recorded inputs at their recorded times; prints the actions, one line each.
+#[argh(subcommand, name = "replay")]
+pub struct ReplayCmd {
+    /// the journal file
+    #[argh(positional)]
+    pub file: String,
+    /// compare the actions with the recorded ones instead of printing them: exit 0 when identical, 1 with the first difference
+    #[argh(switch)]
+    pub check: bool,
 }

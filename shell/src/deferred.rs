@@ -17,15 +17,16 @@ use bytes::Bytes;
 use names_core::domain::base::iana::{Class, Rcode, Rtype};
 use names_core::domain::base::{Name, Record, Ttl};
 use names_core::domain::rdata::AllRecordData;
+use names_core::journal::{decode_answer, encode_answer, LookupCodec};
 use names_core::{
-    Answer, Context, LookupId, LookupOutcome, Payload, Query, Resolution, Resolver, Rr, Server,
-    Transport,
+    Answer, Context, LookupId, LookupOutcome, Payload, Query, Resolution, Resolver, Rr, Transport,
 };
 use smol::channel::Sender;
 use smol::future::FutureExt;
 use smol::{LocalExecutor, Task};
 
 use crate::driver::Event;
+use crate::record::Core;
 
 /// What an [`AsyncResolver`] may fail with: any error, answered SERVFAIL (and logged at
 /// debug level).
@@ -189,6 +190,50 @@ struct Job(Pin<Box<dyn Future<Output = Outcome> + Send>>);
 /// A job's result.
 type Outcome = Result<Resolved, LookupError>;
 
+/// How the outcomes of [`deferred`] resolvers go into a journal (`names serve --record`)
+/// and come back in a replay: an answer (through the core's
+/// [`encode_answer`](names_core::journal::encode_answer)), a pass, or an error's text.
+/// Any other payload is what this runtime hands a lookup it cannot run, replayed as
+/// such (the resolver answers SERVFAIL either way).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutcomeCodec;
+
+const ANSWERED: u8 = 0;
+const PASSED: u8 = 1;
+const FAILED: u8 = 2;
+const FOREIGN: u8 = 3;
+
+impl LookupCodec<Payload> for OutcomeCodec {
+    fn encode(&self, outcome: &Payload) -> Option<Vec<u8>> {
+        Some(match outcome.downcast_ref::<Outcome>() {
+            Some(Ok(Resolved::Answer(answer))) => {
+                let mut out = vec![ANSWERED];
+                out.extend(encode_answer(answer)?);
+                out
+            }
+            Some(Ok(Resolved::Pass)) => vec![PASSED],
+            Some(Err(e)) => {
+                let mut out = vec![FAILED];
+                out.extend(e.to_string().as_bytes());
+                out
+            }
+            None => vec![FOREIGN],
+        })
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Option<Payload> {
+        let (&tag, rest) = bytes.split_first()?;
+        let outcome: Outcome = match tag {
+            ANSWERED => Ok(Resolved::Answer(decode_answer(rest)?)),
+            PASSED if rest.is_empty() => Ok(Resolved::Pass),
+            FAILED => Err(String::from_utf8_lossy(rest).into_owned().into()),
+            FOREIGN if rest.is_empty() => return Some(Payload::new(())),
+            _ => return None,
+        };
+        Some(Payload::new(outcome))
+    }
+}
+
 impl<R: AsyncResolver> Resolver for Deferred<R> {
     fn name(&self) -> &str {
         self.0.name()
@@ -258,7 +303,7 @@ impl Lookups {
     /// Runs `job` (from [`deferred`]) on the executor; its outcome comes back as
     /// [`Event::Lookup`]. A job of another type cannot be run here: it fails at once
     /// (SERVFAIL from the resolver), logged once.
-    pub fn start(&mut self, id: LookupId, job: Payload, server: &mut Server) {
+    pub fn start(&mut self, id: LookupId, job: Payload, core: &mut Core) {
         match job.downcast::<Job>() {
             Ok(Job(future)) => {
                 let events = self.events.clone();
@@ -278,7 +323,7 @@ impl Lookups {
                          names_shell::deferred): answered SERVFAIL"
                     );
                 }
-                server.handle_lookup(Instant::now(), id, Payload::new(()));
+                core.handle_lookup(Instant::now(), id, Payload::new(()));
             }
         }
     }
@@ -301,7 +346,7 @@ mod tests {
 
     use names_core::domain::base::{Message, MessageBuilder};
     use names_core::domain::rdata::A;
-    use names_core::{Action, Chain, Config, Origin};
+    use names_core::{Action, Chain, Config, Origin, Server};
 
     use super::*;
 
@@ -387,7 +432,7 @@ mod tests {
         }
     }
 
-    fn client_query(server: &mut Server, name: &str) {
+    fn client_query(server: &mut Core, name: &str) {
         let mut query = MessageBuilder::new_vec().question();
         let qname: Name<Vec<u8>> = name.parse().unwrap();
         query.push((&qname, Rtype::A)).unwrap();
@@ -414,7 +459,8 @@ mod tests {
         let mut lookups = Lookups::new(ex.clone(), tx);
 
         // A job of another type: failed at once, SERVFAIL, no task.
-        let mut server = Server::new(Config::default(), Chain::new().with(Foreign), [2; 32]);
+        let server = Server::new(Config::default(), Chain::new().with(Foreign), [2; 32]);
+        let mut server = Core::new(server, None);
         for _ in 0..2 {
             client_query(&mut server, "x.test");
             let Some(Action::Lookup { id, job }) = server.poll_action() else {
@@ -436,7 +482,7 @@ mod tests {
             let _guard = guard;
             smol::future::pending::<Outcome>().await
         };
-        let mut server = Server::new(Config::default(), Chain::new(), [3; 32]);
+        let mut server = Core::new(Server::new(Config::default(), Chain::new(), [3; 32]), None);
         lookups.start(
             LookupId(7),
             Payload::new(Job(Box::pin(pending))),
@@ -483,5 +529,117 @@ mod tests {
             ..q
         };
         assert_eq!(root.first_label(), b"");
+    }
+
+    /// Lookups recorded with the codec replay to the same actions: answers, passes,
+    /// errors and panics (a pass goes on to no one here: REFUSED), all through the journal.
+    #[test]
+    fn lookup_outcomes_record_and_replay_through_the_journal() {
+        use names_core::journal::{
+            encode_action, encode_input, same_action, write_start, Header, Input, Reader, Record,
+            Replayer,
+        };
+        use std::time::Duration;
+
+        let header = Header {
+            names_version: "test".into(),
+            workers: 1,
+            config: Config::default(),
+            settings: Vec::new(),
+            files: Vec::new(),
+        };
+        let mut file = Vec::new();
+        write_start(&mut file, &header);
+        encode_input(
+            &mut file,
+            0,
+            Duration::ZERO,
+            &Input::Start { seed: [1; 32] },
+        );
+        let t0 = Instant::now();
+        let mut server = Server::new(
+            Config::default(),
+            Chain::new().with(deferred(Test)),
+            [1; 32],
+        );
+        let mut replies = 0;
+        for (i, name) in [
+            "ok7.test",
+            "pass.test",
+            "err.test",
+            "panic.test",
+            "OK9.test",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = Duration::from_millis(i as u64);
+            let mut query = MessageBuilder::new_vec().question();
+            let qname: Name<Vec<u8>> = name.parse().unwrap();
+            query.push((&qname, Rtype::A)).unwrap();
+            let query = query.finish();
+            let from = Origin::Udp {
+                listener: 0,
+                peer: "127.0.0.1:5000".parse().unwrap(),
+            };
+            encode_input(
+                &mut file,
+                0,
+                at,
+                &Input::Client {
+                    from,
+                    bytes: &query,
+                },
+            );
+            server.handle_client(t0 + at, from, &query);
+            let mut pending = Vec::new();
+            while let Some(action) = server.poll_action() {
+                encode_action(&mut file, 0, at, &action);
+                if let Action::Lookup { id, job } = action {
+                    pending.push((id, job));
+                }
+            }
+            for (id, job) in pending {
+                let Ok(Job(future)) = job.downcast::<Job>() else {
+                    panic!("a job of this runtime")
+                };
+                let result = Payload::new(smol::block_on(future));
+                let encoded = OutcomeCodec.encode(&result).expect("encodable");
+                let outcome = Some(&encoded[..]);
+                encode_input(&mut file, 0, at, &Input::Lookup { id: id.0, outcome });
+                server.handle_lookup(t0 + at, id, result);
+                while let Some(action) = server.poll_action() {
+                    replies += usize::from(matches!(action, Action::Reply { .. }));
+                    encode_action(&mut file, 0, at, &action);
+                }
+            }
+        }
+        assert_eq!(replies, 5);
+
+        let mut reader = Reader::new(&file[..]).unwrap();
+        let mut replayer = Replayer::new(Instant::now(), 1, |_, seed| {
+            Server::new(Config::default(), Chain::new().with(deferred(Test)), seed)
+        });
+        replayer.on_lookup(Box::new(|server, now, id, bytes| {
+            let outcome = OutcomeCodec.decode(bytes).ok_or("not an outcome")?;
+            server.handle_lookup(now, LookupId(id), outcome);
+            Ok(())
+        }));
+        let mut compared = 0;
+        while let Some(entry) = reader.next_entry().unwrap() {
+            replayer.feed(&entry).unwrap();
+            if let Record::Action(recorded) = &entry.record {
+                let replayed = replayer.next_produced(0).expect("an action");
+                assert!(
+                    same_action(recorded, &replayed),
+                    "{recorded:?} vs {replayed:?}"
+                );
+                compared += 1;
+            }
+        }
+        assert_eq!(replayer.pending(0), 0);
+        assert_eq!(compared, 10, "a lookup and a reply per query");
+        assert_eq!(OutcomeCodec.decode(&[9]).map(|_| ()), None);
+        assert_eq!(OutcomeCodec.decode(&[PASSED, 0]).map(|_| ()), None);
     }
 }

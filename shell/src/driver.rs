@@ -17,12 +17,14 @@ use names_core::config::InFlight;
 use names_core::{
     Action, Chain, Config, ConnId, LookupId, Origin, Payload, Server, Token, UpstreamError,
 };
+
 use smol::channel::{self, Receiver};
 use smol::{future, LocalExecutor, Task, Timer};
 
 use crate::deferred::Lookups;
 use crate::logging;
 use crate::metrics::Publisher;
+use crate::record::{Core, Recording};
 use crate::shutdown::Shutdown;
 use crate::tcp::{Clients, ConnHandle};
 use crate::udp::UdpListeners;
@@ -93,6 +95,8 @@ pub struct WorkerHooks {
     /// The longest a worker waits for its in-flight queries after the shutdown fired.
     pub drain: Duration,
     pub publisher: Option<Publisher>,
+    /// Where this worker records its inputs (`--record`), and its index there.
+    pub record: Option<(Recording, u16)>,
 }
 
 /// A worker's sockets: per listen address, the UDP socket (listener `i` in
@@ -110,6 +114,8 @@ pub fn run_worker(
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
     let server = Server::with_shared(config, chain, seed, in_flight);
+    let recorder = hooks.record.as_ref().map(|(r, i)| r.worker(*i, seed));
+    let server = Core::new(server, recorder);
     let ex = Rc::new(LocalExecutor::new());
     // Bounded, so a socket task flooded faster than the driver keeps up waits (and its
     // kernel buffer drops the excess) instead of growing memory.
@@ -136,7 +142,8 @@ pub fn run_worker(
 }
 
 struct Driver {
-    server: Server,
+    /// The worker's core; every input goes through it (and is recorded when asked).
+    server: Core,
     udp: UdpListeners,
     upstreams: Upstreams,
     lookups: Lookups,

@@ -21,6 +21,7 @@ mod driver;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod record;
 pub mod shutdown;
 pub mod systemd;
 mod tcp;
@@ -35,7 +36,9 @@ use std::sync::Arc;
 
 use names_core::{Chain, Config, ConfigError};
 
-pub use deferred::{deferred, AsyncResolver, Deferred, LookupError, OwnedQuery, Resolved};
+pub use deferred::{
+    deferred, AsyncResolver, Deferred, LookupError, OutcomeCodec, OwnedQuery, Resolved,
+};
 pub use metrics::CacheProbe;
 pub use shutdown::Shutdown;
 pub use worker::Listeners;
@@ -47,6 +50,8 @@ pub struct Hooks {
     pub shutdown: Shutdown,
     /// Where the workers publish their counters for the metrics endpoint.
     pub board: Option<Arc<metrics::Board>>,
+    /// Where the workers record their inputs (`--record`).
+    pub record: Option<record::Recording>,
 }
 
 impl Default for Hooks {
@@ -55,6 +60,7 @@ impl Default for Hooks {
         Hooks {
             shutdown: Shutdown::never(),
             board: None,
+            record: None,
         }
     }
 }
@@ -72,6 +78,8 @@ pub struct Options {
     pub metrics: Option<SocketAddr>,
     /// Reads the shared cache's counters for the metrics endpoint, when there is a cache.
     pub cache_probe: Option<CacheProbe>,
+    /// Record every input of every worker's core into a journal (`names serve --record`).
+    pub record: Option<record::Recording>,
 }
 
 impl Options {
@@ -83,6 +91,7 @@ impl Options {
             config: Config::default(),
             metrics: None,
             cache_probe: None,
+            record: None,
         })
     }
 }
@@ -155,11 +164,20 @@ pub fn serve_until(
     );
     eprintln!("names: {ready}");
     systemd::ready(&ready);
-    listeners.run_with(
+    let record = options.record.clone();
+    let result = listeners.run_with(
         options.config,
         Arc::new(make_chain),
-        Hooks { shutdown, board },
-    )?;
+        Hooks {
+            shutdown,
+            board,
+            record: options.record,
+        },
+    );
+    if let Some(record) = record {
+        record.finish();
+    }
+    result?;
     log::info!("stopped");
     Ok(())
 }

@@ -8,6 +8,7 @@ mod cli;
 mod config_file;
 mod query;
 mod reload;
+mod replay;
 mod serve;
 
 use std::process::ExitCode;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         cli::Cmd::Query(q) => query::run(q),
         cli::Cmd::CheckConfig(c) => serve::check_config(&c.file),
         cli::Cmd::CheckZone(c) => check_zone::run(c),
+        cli::Cmd::Replay(r) => replay::run(r),
     };
     match result {
         Ok(code) => code,

@@ -7,17 +7,24 @@ use std::time::Duration;
 
 use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
+use names_core::hosts::Hosts;
+use names_core::journal::Header;
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
+use names_core::zone::{Snapshot, ZoneSet};
 use names_core::{parse_server, Config, ConfigError, SynthRule};
+use names_shell::record::Recording;
 use names_shell::{parse_listen, resolv_conf, Options};
 
 use crate::cli::Serve;
 use crate::config_file;
 use crate::reload;
+use crate::replay;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// `--record-max-bytes` unless given: 1 GiB.
+const DEFAULT_RECORD_MAX_BYTES: u64 = 1 << 30;
 
 /// What the flags say, checked.
 struct Plan {
@@ -29,6 +36,10 @@ struct Plan {
     zones: Vec<String>,
     hosts: Option<String>,
     allow_transfer: Vec<Cidr>,
+    /// `--record FILE` and `--record-max-bytes`.
+    record: Option<(String, u64)>,
+    /// The settings that rebuild the chain, as TOML (for the journal's header).
+    settings: String,
     /// Whether `--max-inflight` / `--max-tcp` were given (else they may be lowered to fit
     /// the file descriptor limit).
     explicit_limits: (bool, bool),
@@ -84,9 +95,23 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         zones,
         hosts,
         allow_transfer,
+        record,
+        settings,
         explicit_limits,
     } = plan;
     fit_descriptor_limit(&mut options, explicit_limits);
+    if let Some((path, max_bytes)) = record {
+        let header = Header {
+            names_version: env!("CARGO_PKG_VERSION").to_string(),
+            workers: u16::try_from(options.workers).unwrap_or(u16::MAX),
+            config: options.config.clone(),
+            settings: settings.into_bytes(),
+            files: replay::gather_files(&zones, hosts.as_deref())?,
+        };
+        let recording = Recording::start(&path, max_bytes, &header)
+            .map_err(|e| format!("cannot record: {e}"))?;
+        options.record = Some(recording);
+    }
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
     let data = Arc::new(reload::Data::load(zones, hosts)?);
@@ -95,18 +120,13 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     // One setup shared by every worker: the zones and hosts a reload replaces, and one
     // cache store (an answer cached by one worker is a hit on all).
-    let mut setup = Setup::new()
-        .allow_transfer(allow_transfer)
-        .synth(synth)
-        .cache(cache, options.workers)
-        .forward_to(upstreams);
-    if let Some(zones) = &data.zones {
-        setup = setup.zones(zones.clone());
-    }
-    if let Some(hosts) = &data.hosts {
-        setup = setup.hosts(hosts.clone());
-    }
-    let setup = Arc::new(setup);
+    let chain = Sources {
+        synth,
+        upstreams,
+        cache,
+        allow_transfer,
+    };
+    let setup = Arc::new(chain.setup(options.workers, data.zones.clone(), data.hosts.clone()));
     if setup.cache_stats().is_some() {
         let setup = setup.clone();
         options.cache_probe = Some(names_shell::CacheProbe::new(move || {
@@ -116,6 +136,57 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     let make_chain = move || setup.build();
     names_shell::serve(options, make_chain).map_err(|e| format!("cannot serve: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the chain is built from besides the zone and hosts data.
+pub struct Sources {
+    pub synth: Vec<SynthRule>,
+    pub upstreams: Vec<SocketAddr>,
+    pub cache: CacheConfig,
+    pub allow_transfer: Vec<Cidr>,
+}
+
+impl Sources {
+    /// The one setup shared by every worker: zones, hosts, synth, cache (one store for
+    /// `workers` workers), forwarder. `names serve` and `names replay` build it alike.
+    pub fn setup(
+        self,
+        workers: usize,
+        zones: Option<Snapshot<ZoneSet>>,
+        hosts: Option<Snapshot<Hosts>>,
+    ) -> Setup {
+        let mut setup = Setup::new()
+            .allow_transfer(self.allow_transfer)
+            .synth(self.synth)
+            .cache(self.cache, workers)
+            .forward_to(self.upstreams);
+        if let Some(zones) = zones {
+            setup = setup.zones(zones);
+        }
+        if let Some(hosts) = hosts {
+            setup = setup.hosts(hosts);
+        }
+        setup
+    }
+}
+
+/// The settings of a journal's header, checked as `names serve` checks its flags: the
+/// chain's sources and the number of workers.
+pub fn replay_sources(settings: &str) -> Result<(Sources, Vec<String>, Option<String>), String> {
+    let flags = config_file::parse("the journal's settings", settings)?
+        .under(Serve::default())
+        .0;
+    let plan = plan(flags).map_err(|Bad(_, e)| format!("the journal's settings: {e}"))?;
+    Ok((
+        Sources {
+            synth: plan.synth,
+            upstreams: plan.upstreams,
+            cache: plan.cache,
+            allow_transfer: plan.allow_transfer,
+        },
+        plan.zones,
+        plan.hosts,
+    ))
 }
 
 /// Raises the soft file descriptor limit to the hard one, and makes sure the connection and
@@ -162,6 +233,28 @@ fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp)
 }
 
 fn plan(f: Serve) -> Result<Plan, Bad> {
+    // The flags as the journal's header keeps them (without those about this process).
+    let mut settings = toml::Value::try_from(&f)
+        .ok()
+        .and_then(|v| v.as_table().cloned())
+        .unwrap_or_default();
+    for k in [
+        "record",
+        "record_max_bytes",
+        "config",
+        "metrics",
+        "resolv_conf",
+    ] {
+        settings.remove(k);
+    }
+    if f.record.is_none() && f.record_max_bytes.is_some() {
+        let e = ConfigError::new("--record-max-bytes needs --record FILE");
+        return Err(Bad(Some("record_max_bytes"), e));
+    }
+    let record = f
+        .record
+        .clone()
+        .map(|p| (p, f.record_max_bytes.unwrap_or(DEFAULT_RECORD_MAX_BYTES)));
     let listen = if f.listen.is_empty() {
         vec![DEFAULT_LISTEN.to_string()]
     } else {
@@ -183,6 +276,10 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         let path = f.resolv_conf.as_deref().unwrap_or(DEFAULT_RESOLV_CONF);
         key("resolv_conf", resolv_conf(path))?
     };
+    // The upstreams as resolved here, so a replay does not read resolv.conf.
+    let resolved = upstreams.iter().map(|u| toml::Value::from(u.to_string()));
+    settings.insert("upstream".into(), toml::Value::Array(resolved.collect()));
+    settings.insert("no_forward".into(), toml::Value::from(upstreams.is_empty()));
     let defaults = Config::default();
     let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
     let config = Config {
@@ -257,6 +354,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             config,
             metrics,
             cache_probe: None,
+            record: None,
         },
         synth,
         upstreams,
@@ -264,6 +362,8 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         zones: f.zone,
         hosts: f.hosts,
         allow_transfer,
+        record,
+        settings: settings.to_string(),
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),
         log_level,
     })

@@ -10,7 +10,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use names_core::{Origin, Server};
+use names_core::Origin;
+
+use crate::record::Core;
 use smol::Async;
 
 use crate::batch;
@@ -82,7 +84,7 @@ impl UdpListeners {
 
     /// Reads datagrams from socket `i` until it would block (at most `UDP_BATCH`, in
     /// batched system calls) and hands them to the core.
-    pub fn read(&mut self, now: Instant, i: usize, server: &mut Server) {
+    pub fn read(&mut self, now: Instant, i: usize, server: &mut Core) {
         let Some(sock) = self.sockets.get(i) else {
             return;
         };
@@ -101,13 +103,7 @@ impl UdpListeners {
 
     /// Queues a reply for `peer` on socket `listener`; the buffer goes back to the core
     /// when there is no such socket.
-    pub fn queue(
-        &mut self,
-        listener: usize,
-        peer: SocketAddr,
-        bytes: Vec<u8>,
-        server: &mut Server,
-    ) {
+    pub fn queue(&mut self, listener: usize, peer: SocketAddr, bytes: Vec<u8>, server: &mut Core) {
         match self.out.get_mut(listener) {
             Some(out) => out.push((bytes, peer)),
             None => server.recycle(bytes),
@@ -116,7 +112,7 @@ impl UdpListeners {
 
     /// Sends the queued replies, a batch per system call, and gives their buffers back to
     /// the core.
-    pub fn flush(&mut self, server: &mut Server) {
+    pub fn flush(&mut self, server: &mut Core) {
         for (sock, out) in self.sockets.iter().zip(&mut self.out) {
             if out.is_empty() {
                 continue;

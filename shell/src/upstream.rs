@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_net::TcpStream;
-use names_core::{Server, Token, UpstreamError, Via};
+use names_core::{Token, UpstreamError, Via};
+
+use crate::record::Core;
 use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{LocalExecutor, Task};
@@ -53,7 +55,7 @@ impl Upstreams {
         to: SocketAddr,
         via: Via,
         bytes: Vec<u8>,
-        server: &mut Server,
+        server: &mut Core,
     ) {
         match via {
             Via::Udp { local_port } => {
@@ -107,7 +109,7 @@ impl Upstreams {
     }
 
     /// Reads one datagram from each UDP try with replies waiting and hands it to the core.
-    pub fn read(&mut self, now: Instant, server: &mut Server) {
+    pub fn read(&mut self, now: Instant, server: &mut Core) {
         self.udp
             .read_ready(&mut self.buf, |token, to, read| match read {
                 Ok(bytes) => server.handle_upstream(now, token, to, bytes),

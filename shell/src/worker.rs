@@ -127,6 +127,7 @@ impl Listeners {
                 shutdown: hooks.shutdown.clone(),
                 drain: shutdown::drain_limit(config.budget),
                 publisher: hooks.board.clone().map(|b| Publisher::new(b, i)),
+                record: hooks.record.clone().map(|r| (r, i as u16)),
             };
             let ended_tx = ended_tx.clone();
             std::thread::Builder::new()

@@ -7,6 +7,7 @@ mod cache;
 mod fault_sim;
 mod fuzz_corpus;
 mod hosts;
+mod journal;
 mod lookups;
 mod properties;
 mod protocol;
