@@ -47,7 +47,7 @@ pub use store::{CacheStats, Store};
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
 use crate::wire::{Prebuilt, Ttls, WireRecords};
-use rrset::{group, targets, RRset, Rank};
+use rrset::{group, lower, targets, RRset, Rank};
 use store::{key_of, MAX_KEY};
 
 /// TTL of records served stale (RFC 8767 recommends 30 s).
@@ -163,15 +163,19 @@ impl Cache {
             };
             Some(soa.ttl().as_secs().min(data.minimum().as_secs()))
         };
-        let mut glue_for: Vec<&Rr> = chain.clone();
-        glue_for.extend(authority.iter().filter(|rr| rr.rtype() == Rtype::NS));
-        let names = targets(&glue_for);
+        let names = if answer.additional.is_empty() {
+            Default::default()
+        } else {
+            let mut glue_for: Vec<&Rr> = chain.clone();
+            glue_for.extend(authority.iter().filter(|rr| rr.rtype() == Rtype::NS));
+            targets(&glue_for)
+        };
         let additional: Vec<&Rr> = answer
             .additional
             .iter()
             .filter(|rr| {
                 matches!(rr.rtype(), Rtype::A | Rtype::AAAA | Rtype::RRSIG)
-                    && names.iter().any(|n| n.name_eq(rr.owner()))
+                    && names.contains(&lower(rr.owner()))
             })
             .collect();
 

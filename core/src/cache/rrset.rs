@@ -6,7 +6,7 @@
 //! the index only finds the current one. Dead references are swept out when the index has
 //! doubled since the last sweep, so it stays within twice the live RRsets (plus a few).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -62,26 +62,35 @@ impl RRset {
         let first = records.first()?;
         let mut key = [0u8; MAX_RRSET_KEY];
         let key = key_of(&mut key, first)?;
-        let mut rdatas: Vec<Vec<u8>> = Vec::with_capacity(records.len());
+        // The key, then each rdata behind its length, composed in place.
+        let mut data = Vec::with_capacity(key.len() + 16 * records.len());
+        data.extend_from_slice(key);
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(records.len());
         let mut ttl = u32::MAX;
         for rr in records {
-            let mut rdata = Vec::new();
-            rr.data().compose_len_rdata(&mut rdata).ok()?;
-            rdatas.push(rdata);
+            let start = data.len();
+            rr.data().compose_len_rdata(&mut data).ok()?;
+            spans.push((start, data.len()));
             ttl = ttl.min(clamp(rr.ttl().as_secs()));
         }
-        // Canonical order, duplicates merged: equal sets compare equal.
-        rdatas.sort();
-        rdatas.dedup();
-        let mut data = Vec::with_capacity(key.len() + rdatas.iter().map(Vec::len).sum::<usize>());
-        data.extend_from_slice(key);
-        for rdata in &rdatas {
-            data.extend_from_slice(rdata);
+        let mut count = spans.len();
+        if count > 1 {
+            // Canonical order, duplicates merged: equal sets compare equal.
+            let mut rdatas: Vec<&[u8]> = spans.iter().map(|&(a, b)| &data[a..b]).collect();
+            rdatas.sort_unstable();
+            rdatas.dedup();
+            count = rdatas.len();
+            let mut sorted = Vec::with_capacity(data.len());
+            sorted.extend_from_slice(key);
+            for rdata in rdatas {
+                sorted.extend_from_slice(rdata);
+            }
+            data = sorted;
         }
         Some(RRset {
             data: data.into_boxed_slice(),
             owner_len: u8::try_from(first.owner().as_slice().len()).ok()?,
-            count: u16::try_from(rdatas.len()).ok()?,
+            count: u16::try_from(count).ok()?,
             rank,
             stored: now,
             ttl,
@@ -177,19 +186,43 @@ fn key_of<'b>(buf: &'b mut [u8; MAX_RRSET_KEY], rr: &Rr) -> Option<&'b [u8]> {
 }
 
 /// The records of a section grouped into RRsets, in order of first appearance.
+/// Linear in the records (a hostile reply may hold thousands of RRsets).
 pub(crate) fn group<'a>(records: &[&'a Rr]) -> Vec<Vec<&'a Rr>> {
-    let mut sets: Vec<(Vec<u8>, Vec<&'a Rr>)> = Vec::new();
+    let mut sets: Vec<Vec<&'a Rr>> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut buf = [0u8; MAX_RRSET_KEY];
     for rr in records {
         let Some(key) = key_of(&mut buf, rr) else {
             continue;
         };
-        match sets.iter_mut().find(|(k, _)| k == key) {
-            Some((_, set)) => set.push(rr),
-            None => sets.push((key.to_vec(), vec![*rr])),
+        // A few sets are searched in place; past that, by their keys.
+        let found = if sets.len() <= 8 {
+            sets.iter().position(|set| {
+                let mut other = [0u8; MAX_RRSET_KEY];
+                key_of(&mut other, set[0]) == Some(key)
+            })
+        } else {
+            if index.is_empty() {
+                for (i, set) in sets.iter().enumerate() {
+                    let mut other = [0u8; MAX_RRSET_KEY];
+                    if let Some(k) = key_of(&mut other, set[0]) {
+                        index.insert(k.to_vec(), i);
+                    }
+                }
+            }
+            index.get(key).copied()
+        };
+        match found {
+            Some(i) => sets[i].push(rr),
+            None => {
+                if !index.is_empty() {
+                    index.insert(key.to_vec(), sets.len());
+                }
+                sets.push(vec![*rr]);
+            }
         }
     }
-    sets.into_iter().map(|(_, set)| set).collect()
+    sets
 }
 
 struct Shard {
@@ -283,14 +316,20 @@ impl RRsets {
     }
 }
 
-/// Targets of NS, MX, SRV records among `rrs`: the names whose addresses are glue.
-pub(crate) fn targets(rrs: &[&Rr]) -> Vec<Name<Bytes>> {
+/// Targets of NS, MX, SRV records among `rrs` (lower-cased wire names): the names whose
+/// addresses are glue.
+pub(crate) fn targets(rrs: &[&Rr]) -> HashSet<Vec<u8>> {
     rrs.iter()
         .filter_map(|rr| match rr.data() {
-            AllRecordData::Ns(ns) => Some(ns.nsdname().clone()),
-            AllRecordData::Mx(mx) => Some(mx.exchange().clone()),
-            AllRecordData::Srv(srv) => Some(srv.target().clone()),
+            AllRecordData::Ns(ns) => Some(lower(ns.nsdname())),
+            AllRecordData::Mx(mx) => Some(lower(mx.exchange())),
+            AllRecordData::Srv(srv) => Some(lower(srv.target())),
             _ => None,
         })
         .collect()
+}
+
+/// A name's wire format, lower-cased.
+pub(crate) fn lower(name: &Name<Bytes>) -> Vec<u8> {
+    name.as_slice().to_ascii_lowercase()
 }
