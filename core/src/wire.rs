@@ -9,7 +9,6 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use domain::base::iana::OptRcode;
@@ -46,8 +45,6 @@ pub struct WireRecords {
     pub(crate) rcode: OptRcode,
     pub(crate) authenticated: bool,
     pub(crate) authoritative: bool,
-    /// When a cache stored the records (`None`: local data, which does not age).
-    pub(crate) stored: Option<Instant>,
     /// Seconds the entry is fresh for: the smallest stored TTL.
     pub(crate) ttl: u32,
 }
@@ -64,7 +61,6 @@ impl WireRecords {
         rcode: OptRcode,
         authenticated: bool,
         authoritative: bool,
-        stored: Option<Instant>,
         clamp: impl Fn(u32) -> u32,
     ) -> Option<WireRecords> {
         let mut wire = Vec::with_capacity(key.len() + 64);
@@ -99,13 +95,12 @@ impl WireRecords {
             rcode,
             authenticated,
             authoritative,
-            stored,
             ttl: if min_ttl == u32::MAX { 0 } else { min_ttl },
         })
     }
 
     #[cfg(test)]
-    pub(crate) fn test_entry(key: &[u8], stored: Instant) -> WireRecords {
+    pub(crate) fn test_entry(key: &[u8]) -> WireRecords {
         WireRecords {
             data: key.into(),
             key_len: key.len() as u16,
@@ -119,7 +114,6 @@ impl WireRecords {
             rcode: OptRcode::NOERROR,
             authenticated: false,
             authoritative: false,
-            stored: Some(stored),
             ttl: 60,
         }
     }
@@ -133,7 +127,7 @@ impl WireRecords {
         served: [u16; 3],
         rcode: OptRcode,
         authenticated: bool,
-        now: Instant,
+        now: u32,
     ) -> Option<WireRecords> {
         let qname = &key[..key.len().saturating_sub(5)];
         let total: usize = served.iter().map(|&n| usize::from(n)).sum();
@@ -165,7 +159,6 @@ impl WireRecords {
             rcode,
             authenticated,
             authoritative: false,
-            stored: Some(now),
             ttl: u32::try_from(ttl.max(0)).unwrap_or(u32::MAX),
         })
     }
@@ -176,24 +169,17 @@ impl WireRecords {
         &self.rrsets[..n.min(self.rrsets.len())]
     }
 
-    /// Seconds until the first served RRset expires (negative: past it); the stored TTL
-    /// for an entry of plain records.
-    pub(crate) fn remaining(&self, now: Instant) -> i64 {
+    /// Seconds until the first served RRset expires (negative: past it); the TTL of an
+    /// entry of plain records, which does not age.
+    pub(crate) fn remaining(&self, now: u32) -> i64 {
         if self.rrsets.is_empty() {
-            return i64::from(self.ttl) - i64::from(self.age(now));
+            return i64::from(self.ttl);
         }
         self.served_rrsets()
             .iter()
             .map(|set| set.remaining(now))
             .min()
             .unwrap_or(0)
-    }
-
-    /// Whole seconds since the entry was stored (0 for local data).
-    pub(crate) fn age(&self, now: Instant) -> u32 {
-        self.stored.map_or(0, |stored| {
-            u32::try_from(now.saturating_duration_since(stored).as_secs()).unwrap_or(u32::MAX)
-        })
     }
 
     /// The lookup key the records were stored under.
@@ -248,8 +234,8 @@ pub(crate) enum Ttls {
     CountDown { age: u32 },
     /// Every TTL set to this (serve-stale, synthesised answers).
     Fixed(u32),
-    /// Each RRset's TTL left at this time (a cached message built from RRsets).
-    At(Instant),
+    /// Each RRset's TTL left at this time on the cache's clock (a cached message built from RRsets).
+    At(u32),
 }
 
 /// An answer encoded once and served many times, by any resolver.
@@ -339,7 +325,6 @@ impl Prebuilt {
             answer.rcode,
             answer.authenticated,
             answer.authoritative,
-            None,
             |ttl| ttl,
         )?;
         Some(Prebuilt::as_stored(Arc::new(records)))

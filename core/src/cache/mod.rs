@@ -181,7 +181,7 @@ impl Cache {
 
         let (min, max) = (self.config.min_ttl, self.config.max_ttl);
         let clamp = |ttl: u32| ttl.clamp(min, max.max(min));
-        let now = cx.now();
+        let now = self.store.rrsets.clock(cx.now());
         let refresh = cx.is_background();
         let rrsets = &self.store.rrsets;
         let answer_rank = if answer.upstream_authoritative {
@@ -249,7 +249,7 @@ impl Cache {
 
     /// The entry rebuilt from the current copies of its RRsets, once one was replaced;
     /// `None` (a miss) when one is no longer held.
-    fn rebuild(&self, entry: &WireRecords, now: std::time::Instant) -> Option<Arc<WireRecords>> {
+    fn rebuild(&self, entry: &WireRecords, now: u32) -> Option<Arc<WireRecords>> {
         let mut sets = Vec::with_capacity(entry.rrsets.len());
         for set in entry.rrsets.iter() {
             if set.is_replaced() {
@@ -303,7 +303,7 @@ impl Resolver for Cache {
         let mut buf = [0u8; MAX_KEY];
         let key = Cache::lookup(&mut buf, q);
         let counters = &self.store.counters;
-        let now = cx.now();
+        let now = self.store.rrsets.clock(cx.now());
         let mut found = self.store.get(key);
         if let Some(entry) = &found {
             if entry.rrsets.iter().any(|set| set.is_replaced()) {
@@ -356,7 +356,7 @@ impl Resolver for Cache {
             }
             let mut buf = [0u8; MAX_KEY];
             let entry = self.store.get(Cache::lookup(&mut buf, q))?;
-            if -entry.remaining(cx.now()) >= i64::from(window) {
+            if -entry.remaining(self.store.rrsets.clock(cx.now())) >= i64::from(window) {
                 return None;
             }
             self.store
@@ -371,7 +371,7 @@ impl Resolver for Cache {
         if let Some(entry) = self.store_answer(q, answer, cx) {
             return Some(Resolution::Prebuilt(Prebuilt {
                 records: entry,
-                ttls: Ttls::At(cx.now()),
+                ttls: Ttls::At(self.store.rrsets.clock(cx.now())),
             }));
         }
         if self.config.minimal_responses

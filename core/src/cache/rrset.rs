@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -40,8 +40,9 @@ pub(crate) struct RRset {
     owner_len: u8,
     count: u16,
     pub(crate) rank: Rank,
-    stored: Instant,
-    /// Seconds fresh from `stored`: the smallest (clamped) TTL of its records.
+    /// When it expires, on the cache's clock ([`RRsets::clock`]).
+    expires: u32,
+    /// Seconds it was fresh for when stored: the smallest (clamped) TTL of its records.
     pub(crate) ttl: u32,
     /// Set once a newer copy replaced this one in the index: messages using it rebuild.
     replaced: AtomicBool,
@@ -56,7 +57,7 @@ impl RRset {
     pub(crate) fn build(
         records: &[&Rr],
         rank: Rank,
-        now: Instant,
+        now: u32,
         clamp: impl Fn(u32) -> u32,
     ) -> Option<RRset> {
         let first = records.first()?;
@@ -92,7 +93,7 @@ impl RRset {
             owner_len: u8::try_from(first.owner().as_slice().len()).ok()?,
             count: u16::try_from(count).ok()?,
             rank,
-            stored: now,
+            expires: now.saturating_add(ttl),
             ttl,
             replaced: AtomicBool::new(false),
         })
@@ -122,10 +123,9 @@ impl RRset {
         self.count
     }
 
-    /// Seconds left before expiry at `now` (negative: seconds past it).
-    pub(crate) fn remaining(&self, now: Instant) -> i64 {
-        let age = now.saturating_duration_since(self.stored).as_secs();
-        i64::from(self.ttl) - i64::try_from(age).unwrap_or(i64::MAX / 2)
+    /// Seconds left before expiry at `now`, on the cache's clock (negative: past it).
+    pub(crate) fn remaining(&self, now: u32) -> i64 {
+        i64::from(self.expires) - i64::from(now)
     }
 
     pub(crate) fn is_replaced(&self) -> bool {
@@ -231,10 +231,11 @@ struct Shard {
     swept: usize,
 }
 
-/// The shared index of current RRsets.
+/// The shared index of current RRsets, and the cache's clock.
 pub(crate) struct RRsets {
     shards: Box<[Mutex<Shard>]>,
     hasher: std::hash::RandomState,
+    epoch: OnceLock<Instant>,
 }
 
 impl RRsets {
@@ -249,7 +250,15 @@ impl RRsets {
                 })
                 .collect(),
             hasher: std::hash::RandomState::new(),
+            epoch: OnceLock::new(),
         }
+    }
+
+    /// The cache's clock: whole seconds since the first time it was read (4 bytes an RRset
+    /// instead of an `Instant`; expiry rounds down to the second, never later).
+    pub(crate) fn clock(&self, now: Instant) -> u32 {
+        let epoch = *self.epoch.get_or_init(|| now);
+        u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -270,7 +279,7 @@ impl RRsets {
     /// is within the last tenth of its TTL), or when it ranks the same with other records.
     /// Otherwise the current copy stays (an equal copy does not reset its TTL) and is
     /// returned for the message to use.
-    pub(crate) fn offer(&self, new: RRset, now: Instant, refresh: bool) -> Arc<RRset> {
+    pub(crate) fn offer(&self, new: RRset, now: u32, refresh: bool) -> Arc<RRset> {
         let hash = self.hasher.hash_one(new.key());
         let mut shard = self.shard(hash);
         let current = shard

@@ -310,7 +310,7 @@ mod tests {
     }
 
     fn entry(n: u8) -> Entry {
-        Entry::test_entry(&key_ref(n), std::time::Instant::now())
+        Entry::test_entry(&key_ref(n))
     }
 
     #[test]
