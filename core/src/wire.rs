@@ -27,10 +27,13 @@ const OPT_LEN: usize = 11;
 /// a synthesised name) and replies being built.
 #[derive(Debug)]
 pub struct WireRecords {
-    /// The owner's lookup key (a cache key; empty for synthesised answers), then the answer
-    /// and authority records in wire format. One allocation for both keeps entries small.
+    /// The owner's lookup key (a cache key's name part, unless it is the first RRset's owner;
+    /// empty for synthesised answers), then the answer and authority records in wire
+    /// format. One allocation for both keeps entries small.
     data: Box<[u8]>,
     key_len: u16,
+    /// The cache key's last bytes (type, class, flags).
+    key_tail: [u8; 5],
     pub(crate) answer_count: u16,
     pub(crate) authority_count: u16,
     pub(crate) additional_count: u16,
@@ -85,6 +88,7 @@ impl WireRecords {
         Some(WireRecords {
             data: wire.into_boxed_slice(),
             key_len: u16::try_from(key.len()).ok()?,
+            key_tail: [0; 5],
             answer_count: u16::try_from(answer.len()).ok()?,
             authority_count: u16::try_from(authority.len()).ok()?,
             additional_count: 0,
@@ -101,9 +105,11 @@ impl WireRecords {
 
     #[cfg(test)]
     pub(crate) fn test_entry(key: &[u8]) -> WireRecords {
+        let (name, tail) = key.split_at(key.len() - 5);
         WireRecords {
-            data: key.into(),
-            key_len: key.len() as u16,
+            data: name.into(),
+            key_len: name.len() as u16,
+            key_tail: tail.try_into().unwrap(),
             answer_count: 0,
             authority_count: 0,
             additional_count: 0,
@@ -129,7 +135,7 @@ impl WireRecords {
         authenticated: bool,
         now: u32,
     ) -> Option<WireRecords> {
-        let qname = &key[..key.len().saturating_sub(5)];
+        let (qname, tail) = key.split_at(key.len().checked_sub(5)?);
         let total: usize = served.iter().map(|&n| usize::from(n)).sum();
         let mut counts = [0u16; 3];
         let mut len = 0usize;
@@ -146,9 +152,15 @@ impl WireRecords {
         if len > 65535 - 512 || total > rrsets.len() {
             return None;
         }
+        // The name is stored only when the first RRset's owner is not the question name.
+        let name: &[u8] = match rrsets.first() {
+            Some(first) if first.owner() == qname => &[],
+            _ => qname,
+        };
         Some(WireRecords {
-            data: key.into(),
-            key_len: u16::try_from(key.len()).ok()?,
+            data: name.into(),
+            key_len: u16::try_from(name.len()).ok()?,
+            key_tail: tail.try_into().ok()?,
             answer_count: counts[0],
             authority_count: counts[1],
             additional_count: counts[2],
@@ -182,9 +194,34 @@ impl WireRecords {
             .unwrap_or(0)
     }
 
-    /// The lookup key the records were stored under.
-    pub(crate) fn key(&self) -> &[u8] {
-        &self.data[..usize::from(self.key_len)]
+    /// The name part of the lookup key the records were stored under (lower-cased).
+    pub(crate) fn key_name(&self) -> &[u8] {
+        match (self.key_len, self.rrsets.first()) {
+            (0, Some(first)) => first.owner(),
+            _ => &self.data[..usize::from(self.key_len)],
+        }
+    }
+
+    /// The last bytes of the lookup key (type, class, flags).
+    pub(crate) fn key_tail(&self) -> &[u8] {
+        &self.key_tail
+    }
+
+    /// Whether `key` is the lookup key the records were stored under.
+    pub(crate) fn has_key(&self, key: &[u8]) -> bool {
+        key.len() >= 5 && {
+            let (name, tail) = key.split_at(key.len() - 5);
+            self.key_name() == name && self.key_tail == tail
+        }
+    }
+
+    /// Writes the lookup key into `buf` and returns it.
+    pub(crate) fn write_key<'b>(&self, buf: &'b mut [u8; 260]) -> &'b [u8] {
+        let name = self.key_name();
+        let n = name.len().min(255);
+        buf[..n].copy_from_slice(&name[..n]);
+        buf[n..n + 5].copy_from_slice(&self.key_tail);
+        &buf[..n + 5]
     }
 
     /// The records, wire format.
@@ -417,8 +454,7 @@ fn encode(
         let start = out.len();
         out.extend_from_slice(records);
         patch_ttls(&mut out[start..], served);
-        let key = entry.key();
-        let qname_key = &key[..key.len().saturating_sub(5)];
+        let qname_key = entry.key_name();
         for set in entry.served_rrsets() {
             let ttl = match served {
                 Ttls::At(now) => set.remaining(now).max(0),

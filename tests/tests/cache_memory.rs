@@ -1,11 +1,6 @@
 //! Memory per cached answer: live heap bytes (plus an allocator overhead of 16 bytes per
 //! live block) held by the cache per entry, after 100k distinct names went through a
 //! server's forwarder into its cache.
-//!
-//! The bound was 300 bytes while an entry was one prebuilt message (182 measured). With the
-//! RRset cache (issue 13) a name costs a message that refers to its RRsets and the RRset
-//! itself, each with its index entry: 342 measured, so the bound is 400 until the
-//! RRset's header and records share one allocation.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
@@ -52,7 +47,7 @@ fn heap() -> isize {
 }
 
 #[test]
-fn a_cached_name_costs_at_most_400_bytes() {
+fn a_cached_name_costs_at_most_300_bytes() {
     const NAMES: usize = 100_000;
     let store = Arc::new(Store::new(NAMES, 1));
     let chain = Chain::new()
@@ -94,5 +89,5 @@ fn a_cached_name_costs_at_most_400_bytes() {
         store.len()
     );
     assert_eq!(store.len(), NAMES);
-    assert!(per_entry <= 400.0, "{per_entry:.0} bytes per cached name");
+    assert!(per_entry <= 300.0, "{per_entry:.0} bytes per cached name");
 }

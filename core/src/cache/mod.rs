@@ -258,8 +258,9 @@ impl Cache {
                 sets.push(set.clone());
             }
         }
+        let mut key = [0u8; MAX_KEY];
         let rebuilt = WireRecords::from_rrsets(
-            entry.key(),
+            entry.write_key(&mut key),
             sets,
             entry.served,
             entry.rcode,
