@@ -15,7 +15,7 @@ use domain::base::iana::OptRcode;
 use domain::base::rdata::ComposeRecordData;
 use domain::base::{Name, RecordData, ToName};
 
-use crate::cache::rrset::RRset;
+use crate::cache::rrset::{RRset, Sets};
 use crate::record::Rr;
 use crate::request::Request;
 use crate::resolver::Answer;
@@ -39,7 +39,7 @@ pub struct WireRecords {
     pub(crate) additional_count: u16,
     /// A cached message: the RRsets it is built from (those served first: `served` per
     /// section, then those only held for their trust rank); its records are theirs.
-    pub(crate) rrsets: Box<[Arc<RRset>]>,
+    pub(crate) rrsets: Sets,
     pub(crate) served: [u16; 3],
     /// Bytes of the served RRsets in a reply (a cached message).
     pub(crate) rrsets_len: u32,
@@ -92,7 +92,7 @@ impl WireRecords {
             answer_count: u16::try_from(answer.len()).ok()?,
             authority_count: u16::try_from(authority.len()).ok()?,
             additional_count: 0,
-            rrsets: Box::new([]),
+            rrsets: Sets::default(),
             served: [0; 3],
             rrsets_len: 0,
             prefetching: AtomicBool::new(false),
@@ -113,7 +113,7 @@ impl WireRecords {
             answer_count: 0,
             authority_count: 0,
             additional_count: 0,
-            rrsets: Box::new([]),
+            rrsets: Sets::default(),
             served: [0; 3],
             rrsets_len: 0,
             prefetching: AtomicBool::new(false),
@@ -164,7 +164,7 @@ impl WireRecords {
             answer_count: counts[0],
             authority_count: counts[1],
             additional_count: counts[2],
-            rrsets: rrsets.into_boxed_slice(),
+            rrsets: Sets::new(rrsets),
             served,
             rrsets_len: u32::try_from(len).ok()?,
             prefetching: AtomicBool::new(false),
@@ -176,9 +176,9 @@ impl WireRecords {
     }
 
     /// The RRsets served in replies (a cached message), in section order.
-    pub(crate) fn served_rrsets(&self) -> &[Arc<RRset>] {
+    pub(crate) fn served_rrsets(&self) -> impl Iterator<Item = &Arc<RRset>> {
         let n: usize = self.served.iter().map(|&n| usize::from(n)).sum();
-        &self.rrsets[..n.min(self.rrsets.len())]
+        self.rrsets.iter().take(n)
     }
 
     /// Seconds until the first served RRset expires (negative: past it); the TTL of an
@@ -188,7 +188,6 @@ impl WireRecords {
             return i64::from(self.ttl);
         }
         self.served_rrsets()
-            .iter()
             .map(|set| set.remaining(now))
             .min()
             .unwrap_or(0)

@@ -342,3 +342,40 @@ pub(crate) fn targets(rrs: &[&Rr]) -> HashSet<Vec<u8>> {
 pub(crate) fn lower(name: &Name<Bytes>) -> Vec<u8> {
     name.as_slice().to_ascii_lowercase()
 }
+
+/// The RRsets of a cached message: the first inline (most messages have one, and so no
+/// second allocation), the rest boxed.
+#[derive(Debug, Default)]
+pub(crate) struct Sets {
+    first: Option<Arc<RRset>>,
+    rest: Box<[Arc<RRset>]>,
+}
+
+impl Sets {
+    pub(crate) fn new(mut sets: Vec<Arc<RRset>>) -> Sets {
+        if sets.is_empty() {
+            return Sets::default();
+        }
+        let first = sets.remove(0);
+        Sets {
+            first: Some(first),
+            rest: sets.into_boxed_slice(),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<RRset>> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    pub(crate) fn first(&self) -> Option<&Arc<RRset>> {
+        self.first.as_ref()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
