@@ -196,11 +196,13 @@ impl Cache {
             })?;
             Some(rrsets.offer(built, now, refresh))
         };
-        let mut answer_sets = Vec::new();
+        // Served RRsets first, section by section; those only held for their rank after.
+        let mut sets = Vec::with_capacity(chain.len() + authority.len() + additional.len());
+        let mut held = Vec::new();
         for set in group(&chain) {
-            answer_sets.push(offer(&set, answer_rank, false)?);
+            sets.push(offer(&set, answer_rank, false)?);
         }
-        let (mut served_auth, mut held) = (Vec::new(), Vec::new());
+        let answers = sets.len();
         for set in group(&authority) {
             let negative_proof = matches!(
                 set[0].rtype(),
@@ -209,28 +211,25 @@ impl Cache {
             let is_soa = set[0].rtype() == Rtype::SOA;
             let set = offer(&set, Rank::Authority, is_soa)?;
             if !self.config.minimal_responses || (!positive && negative_proof) {
-                served_auth.push(set);
+                sets.push(set);
             } else {
                 held.push(set);
             }
         }
-        let mut served_add = Vec::new();
+        let authorities = sets.len() - answers;
         for set in group(&additional) {
             let set = offer(&set, Rank::Additional, false)?;
             if self.config.minimal_responses {
                 held.push(set);
             } else {
-                served_add.push(set);
+                sets.push(set);
             }
         }
         let served = [
-            u16::try_from(answer_sets.len()).ok()?,
-            u16::try_from(served_auth.len()).ok()?,
-            u16::try_from(served_add.len()).ok()?,
+            u16::try_from(answers).ok()?,
+            u16::try_from(authorities).ok()?,
+            u16::try_from(sets.len() - answers - authorities).ok()?,
         ];
-        let mut sets = answer_sets;
-        sets.extend(served_auth);
-        sets.extend(served_add);
         sets.extend(held);
         let mut buf = [0u8; MAX_KEY];
         let entry = WireRecords::from_rrsets(

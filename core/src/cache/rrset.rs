@@ -66,18 +66,22 @@ impl RRset {
         // The key, then each rdata behind its length, composed in place.
         let mut data = Vec::with_capacity(key.len() + 16 * records.len());
         data.extend_from_slice(key);
-        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(records.len());
         let mut ttl = u32::MAX;
         for rr in records {
-            let start = data.len();
             rr.data().compose_len_rdata(&mut data).ok()?;
-            spans.push((start, data.len()));
             ttl = ttl.min(clamp(rr.ttl().as_secs()));
         }
-        let mut count = spans.len();
+        let mut count = records.len();
         if count > 1 {
             // Canonical order, duplicates merged: equal sets compare equal.
-            let mut rdatas: Vec<&[u8]> = spans.iter().map(|&(a, b)| &data[a..b]).collect();
+            let mut rdatas: Vec<&[u8]> = Vec::with_capacity(count);
+            let mut rest = &data[key.len()..];
+            while rest.len() >= 2 {
+                let len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                let (rdata, tail) = rest.split_at_checked(len)?;
+                rdatas.push(rdata);
+                rest = tail;
+            }
             rdatas.sort_unstable();
             rdatas.dedup();
             count = rdatas.len();
@@ -352,14 +356,11 @@ pub(crate) struct Sets {
 }
 
 impl Sets {
-    pub(crate) fn new(mut sets: Vec<Arc<RRset>>) -> Sets {
-        if sets.is_empty() {
-            return Sets::default();
-        }
-        let first = sets.remove(0);
+    pub(crate) fn new(sets: Vec<Arc<RRset>>) -> Sets {
+        let mut sets = sets.into_iter();
         Sets {
-            first: Some(first),
-            rest: sets.into_boxed_slice(),
+            first: sets.next(),
+            rest: sets.collect(),
         }
     }
 
