@@ -191,6 +191,14 @@ impl Engine {
                 st.waiters.push(waiter);
                 self.waiting += 1;
                 io.stats.coalesced += 1;
+                // A query that came earlier (and was delayed, e.g. by a lookup) joins with
+                // less budget left: the exchange ends by the earliest deadline of its
+                // waiters, so no waiter is ever answered after its own budget.
+                if deadline < st.deadline {
+                    io.timers.cancel(st.budget_timer);
+                    st.deadline = deadline;
+                    st.budget_timer = io.timers.arm(deadline, Wake::Budget(xid));
+                }
                 return Ok(());
             }
         }

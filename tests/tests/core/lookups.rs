@@ -304,3 +304,36 @@ fn lookups_are_exported_as_metrics() {
     }
     server.handle_lookup(at(1), id, Payload::new(LookupResult::Pass));
 }
+
+/// A query delayed by its lookup may join an identical exchange that a later query
+/// started: it is still answered by its own budget (the exchange ends by the earliest
+/// deadline of its waiters), never after it. Found by the `structured` fuzzer (seed
+/// `crash-late-reply-over-budget`).
+#[test]
+fn a_delayed_query_joining_a_later_exchange_keeps_its_own_budget() {
+    let mut server = asker_server(Config::default(), OnTimeout::Default);
+    let (early, _) = ask(&mut server, 0, 1000, "lk1.svc.test");
+    let (late, _) = ask(&mut server, 1_000, 1001, "lk1.svc.test");
+    // The later query's lookup passes first: its exchange is due at 6 s.
+    server.handle_lookup(at(1_100), late, Payload::new(LookupResult::Pass));
+    assert_eq!(sends(&drain(&mut server)).len(), 1);
+    // The earlier one passes next and joins it, with a budget ending at 5 s.
+    server.handle_lookup(at(1_200), early, Payload::new(LookupResult::Pass));
+    assert!(
+        sends(&drain(&mut server)).is_empty(),
+        "joined, not sent again"
+    );
+    assert!(server.poll_timeout().is_some_and(|t| t <= at(5_000)));
+    server.handle_timeout(at(5_000));
+    let actions = drain(&mut server);
+    let got = replies(&actions);
+    assert_eq!(
+        got.len(),
+        2,
+        "both answered at the earlier budget: {actions:?}"
+    );
+    for (_, bytes) in got {
+        assert_eq!(parse(&bytes).rcode, SERVFAIL);
+    }
+    assert_eq!(server.pending_queries(), 0);
+}
