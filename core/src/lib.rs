@@ -189,6 +189,7 @@ mod record;
 mod request;
 mod resolver;
 mod rng;
+mod scrub;
 mod server;
 pub mod setup;
 pub mod stats;

@@ -48,6 +48,8 @@ pub struct Request {
     pub edns: Option<ClientEdns>,
     /// When the query arrived: its budget runs from here.
     pub received: Instant,
+    /// A background refresh (prefetch): no client waits for its reply.
+    pub background: bool,
 }
 
 impl Request {
@@ -209,6 +211,7 @@ fn parse_plain(
         cd: flags & 0x0010 != 0,
         edns,
         received: now,
+        background: false,
     };
     Some((request, version))
 }
@@ -272,6 +275,7 @@ fn parse(
         cd: header.cd(),
         edns,
         received: now,
+        background: false,
     };
     Ok((request, version))
 }

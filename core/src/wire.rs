@@ -7,6 +7,7 @@
 //! question as asked, these bytes with their TTLs patched, and an OPT: nothing is
 //! re-encoded and nothing allocated.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use domain::base::iana::OptRcode;
 use domain::base::rdata::ComposeRecordData;
 use domain::base::{Name, RecordData, ToName};
 
+use crate::cache::rrset::RRset;
 use crate::record::Rr;
 use crate::request::Request;
 use crate::resolver::Answer;
@@ -32,6 +34,15 @@ pub struct WireRecords {
     key_len: u16,
     pub(crate) answer_count: u16,
     pub(crate) authority_count: u16,
+    pub(crate) additional_count: u16,
+    /// A cached message: the RRsets it is built from (those served first: `served` per
+    /// section, then those only held for their trust rank); its records are theirs.
+    pub(crate) rrsets: Box<[Arc<RRset>]>,
+    pub(crate) served: [u16; 3],
+    /// Bytes of the served RRsets in a reply (a cached message).
+    pub(crate) rrsets_len: u32,
+    /// Whether a background refresh of this cached message was started.
+    pub(crate) prefetching: AtomicBool,
     pub(crate) rcode: OptRcode,
     pub(crate) authenticated: bool,
     pub(crate) authoritative: bool,
@@ -80,6 +91,11 @@ impl WireRecords {
             key_len: u16::try_from(key.len()).ok()?,
             answer_count: u16::try_from(answer.len()).ok()?,
             authority_count: u16::try_from(authority.len()).ok()?,
+            additional_count: 0,
+            rrsets: Box::new([]),
+            served: [0; 3],
+            rrsets_len: 0,
+            prefetching: AtomicBool::new(false),
             rcode,
             authenticated,
             authoritative,
@@ -95,12 +111,82 @@ impl WireRecords {
             key_len: key.len() as u16,
             answer_count: 0,
             authority_count: 0,
+            additional_count: 0,
+            rrsets: Box::new([]),
+            served: [0; 3],
+            rrsets_len: 0,
+            prefetching: AtomicBool::new(false),
             rcode: OptRcode::NOERROR,
             authenticated: false,
             authoritative: false,
             stored: Some(stored),
             ttl: 60,
         }
+    }
+
+    /// A cached message built from `rrsets`, the first `served[i]` of them (after those of
+    /// the sections before) served in section `i`; the rest only held. `key` is the cache
+    /// key: the lower-cased question name then 5 bytes. `None` if it would not fit a message.
+    pub(crate) fn from_rrsets(
+        key: &[u8],
+        rrsets: Vec<Arc<RRset>>,
+        served: [u16; 3],
+        rcode: OptRcode,
+        authenticated: bool,
+        now: Instant,
+    ) -> Option<WireRecords> {
+        let qname = &key[..key.len().saturating_sub(5)];
+        let total: usize = served.iter().map(|&n| usize::from(n)).sum();
+        let mut counts = [0u16; 3];
+        let mut len = 0usize;
+        let mut ttl = i64::MAX;
+        let mut at = 0;
+        for (section, &n) in served.iter().enumerate() {
+            for set in rrsets.get(at..at + usize::from(n))? {
+                counts[section] = counts[section].checked_add(set.count())?;
+                len += set.wire_len(set.owner() == qname);
+                ttl = ttl.min(set.remaining(now));
+            }
+            at += usize::from(n);
+        }
+        if len > 65535 - 512 || total > rrsets.len() {
+            return None;
+        }
+        Some(WireRecords {
+            data: key.into(),
+            key_len: u16::try_from(key.len()).ok()?,
+            answer_count: counts[0],
+            authority_count: counts[1],
+            additional_count: counts[2],
+            rrsets: rrsets.into_boxed_slice(),
+            served,
+            rrsets_len: u32::try_from(len).ok()?,
+            prefetching: AtomicBool::new(false),
+            rcode,
+            authenticated,
+            authoritative: false,
+            stored: Some(now),
+            ttl: u32::try_from(ttl.max(0)).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// The RRsets served in replies (a cached message), in section order.
+    pub(crate) fn served_rrsets(&self) -> &[Arc<RRset>] {
+        let n: usize = self.served.iter().map(|&n| usize::from(n)).sum();
+        &self.rrsets[..n.min(self.rrsets.len())]
+    }
+
+    /// Seconds until the first served RRset expires (negative: past it); the stored TTL
+    /// for an entry of plain records.
+    pub(crate) fn remaining(&self, now: Instant) -> i64 {
+        if self.rrsets.is_empty() {
+            return i64::from(self.ttl) - i64::from(self.age(now));
+        }
+        self.served_rrsets()
+            .iter()
+            .map(|set| set.remaining(now))
+            .min()
+            .unwrap_or(0)
     }
 
     /// Whole seconds since the entry was stored (0 for local data).
@@ -145,6 +231,7 @@ fn patch_ttls(records: &mut [u8], served: Ttls) {
         let ttl = match served {
             Ttls::CountDown { age } => stored.saturating_sub(age),
             Ttls::Fixed(ttl) => ttl,
+            Ttls::At(_) => stored,
         };
         field.copy_from_slice(&ttl.to_be_bytes());
         let Some(rdlen) = records.get(at + 8..at + 10) else {
@@ -161,6 +248,8 @@ pub(crate) enum Ttls {
     CountDown { age: u32 },
     /// Every TTL set to this (serve-stale, synthesised answers).
     Fixed(u32),
+    /// Each RRset's TTL left at this time (a cached message built from RRsets).
+    At(Instant),
 }
 
 /// An answer encoded once and served many times, by any resolver.
@@ -298,7 +387,8 @@ fn encode(
     let opt_len = if req.edns.is_some() { OPT_LEN } else { 0 };
     let base = HEADER_LEN + qname.len() + 4;
     let records = entry.records();
-    let truncated = base + records.len() + opt_len > limit;
+    let records_len = records.len() + entry.rrsets_len as usize;
+    let truncated = base + records_len + opt_len > limit;
     let rcode = entry.rcode;
     // Header: ID, QR, opcode QUERY, AA, TC, RD echoed; RA, AD, CD; rcode.
     out.extend_from_slice(&req.id.to_be_bytes());
@@ -323,12 +413,16 @@ fn encode(
     }
     flags |= rcode.rcode().to_int() as u16 & 0x0f;
     out.extend_from_slice(&flags.to_be_bytes());
-    let (an, ns) = if truncated {
-        (0, 0)
+    let (an, ns, ar) = if truncated {
+        (0, 0, 0)
     } else {
-        (entry.answer_count, entry.authority_count)
+        (
+            entry.answer_count,
+            entry.authority_count,
+            entry.additional_count,
+        )
     };
-    for count in [1, an, ns, u16::from(req.edns.is_some())] {
+    for count in [1, an, ns, ar + u16::from(req.edns.is_some())] {
         out.extend_from_slice(&count.to_be_bytes());
     }
     out.extend_from_slice(qname);
@@ -338,6 +432,20 @@ fn encode(
         let start = out.len();
         out.extend_from_slice(records);
         patch_ttls(&mut out[start..], served);
+        let key = entry.key();
+        let qname_key = &key[..key.len().saturating_sub(5)];
+        for set in entry.served_rrsets() {
+            let ttl = match served {
+                Ttls::At(now) => set.remaining(now).max(0),
+                Ttls::CountDown { age } => i64::from(set.ttl.saturating_sub(age)),
+                Ttls::Fixed(ttl) => i64::from(ttl),
+            };
+            set.write(
+                out,
+                set.owner() == qname_key,
+                u32::try_from(ttl).unwrap_or(0),
+            );
+        }
     }
     if let Some(edns) = req.edns {
         // Root owner, type OPT, class = UDP size, TTL = extended rcode, version 0, DO.

@@ -68,6 +68,12 @@ pub struct Serve {
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::number")]
     pub serve_stale: Option<u32>,
+    /// true: replies carry authority and additional records only where the protocol needs them (the SOA of a negative answer); false: also the NS and glue the cache holds for the answer (default true)
+    #[argh(option)]
+    pub minimal_responses: Option<bool>,
+    /// refresh a cached answer asked for in the last tenth of its TTL from upstream in the background, while the client gets the cached answer (default off)
+    #[argh(switch)]
+    pub prefetch: bool,
     /// total time for a query before the client gets SERVFAIL, in ms (default 5000)
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::number")]

@@ -322,6 +322,10 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         min_ttl: f.min_ttl.unwrap_or(cache_defaults.min_ttl),
         max_ttl: f.max_ttl.unwrap_or(cache_defaults.max_ttl),
         serve_stale: f.serve_stale,
+        minimal_responses: f
+            .minimal_responses
+            .unwrap_or(cache_defaults.minimal_responses),
+        prefetch: f.prefetch,
     };
     if cache.min_ttl > cache.max_ttl {
         return Err(Bad(

@@ -1,22 +1,37 @@
 //! The cache resolver: repeated questions answered from memory.
 //!
-//! It is filled from the answers of the resolvers after it (the forwarder), the way
-//! Unbound or dnsmasq do.
+//! It is filled from the answers of the resolvers after it (the forwarder, which scrubs
+//! every upstream reply first), the way Unbound does.
 //!
-//! - Keyed by lower-cased name, type, class, DO and CD.
-//! - Served TTLs count down by whole seconds spent in the cache; an entry is never served
-//!   at or past its TTL (except serve-stale, RFC 8767, with TTL 30).
+//! - Two levels: cached messages, keyed by lower-cased name, type, class, DO and CD, refer
+//!   to RRsets (owner, type, class) held once in an RRset cache shared by every message
+//!   that uses them, and freed with the last of them.
+//! - Every RRset carries a trust rank (RFC 2181 5.4.1): answer of an authoritative reply >
+//!   answer > authority > additional. Data of a lower rank never replaces an unexpired RRset
+//!   of a higher rank; an equal-rank copy with the same records does not reset its TTL
+//!   (Unbound's rrset_rettl); other records of an equal or higher rank replace it
+//!   (rrset_updated), and every message using it is rebuilt on its next hit.
+//! - Every reply, the first one included, is built from the cache's current RRsets; its
+//!   TTLs are their remaining TTLs. An entry is never served at or past the expiry of one
+//!   of its RRsets (except serve-stale, RFC 8767, with TTL 30).
 //! - Negative answers (NXDOMAIN, NODATA) are cached for min(SOA TTL, SOA MINIMUM), RFC 2308,
 //!   and served with that SOA. Without an SOA they are not cached.
 //! - SERVFAIL and other failures are never cached (no hold-down).
 //! - Only the answer's own chain is kept: answer records owned by the question name or a
-//!   CNAME/DNAME target along it, and the SOA for negative answers. The additional section
-//!   and unrelated records are dropped, so an upstream cannot plant data for other names.
-//! - Bounded by an exact entry count, least recently used out first ([`Store`]).
+//!   CNAME target along it; authority NS/SOA (and their DNSSEC records) owned by an ancestor
+//!   of the chain's end; additional addresses of the kept NS/MX/SRV targets.
+//! - Minimal responses (default): replies carry authority only for negative answers (the
+//!   SOA and its proofs) and no additional records; otherwise they carry the authority and
+//!   glue RRsets the cache holds for the answer.
+//! - Prefetch (off by default): a hit in the last tenth of the entry's TTL asks the server
+//!   for one background refresh of the entry, while the client gets the cached answer.
+//! - Bounded by an exact message count, least recently used out first ([`Store`]); the
+//!   RRset index holds at most twice the RRsets alive, plus 64 a shard.
 //!
-//! A cache hit is a [`crate::Prebuilt`] answer: its records are copied into the
+//! A cache hit is a [`crate::Prebuilt`] answer: its RRsets' records are copied into the
 //! reply, not encoded again.
 
+pub(crate) mod rrset;
 pub(crate) mod store;
 
 use std::sync::atomic::Ordering;
@@ -32,6 +47,7 @@ pub use store::{CacheStats, Store};
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
 use crate::wire::{Prebuilt, Ttls, WireRecords};
+use rrset::{group, targets, RRset, Rank};
 use store::{key_of, MAX_KEY};
 
 /// TTL of records served stale (RFC 8767 recommends 30 s).
@@ -39,7 +55,8 @@ pub const STALE_TTL: u32 = 30;
 /// Longest CNAME chain followed when picking the records to keep.
 const MAX_CHAIN: usize = 16;
 
-/// Cache settings (`--cache-size`, `--min-ttl`, `--max-ttl`, `--serve-stale`).
+/// Cache settings (`--cache-size`, `--min-ttl`, `--max-ttl`, `--serve-stale`,
+/// `--minimal-responses`, `--prefetch`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Most entries held (10000 by default; 0 means no cache at all).
@@ -50,6 +67,10 @@ pub struct CacheConfig {
     pub max_ttl: u32,
     /// Serve expired entries up to this many seconds past expiry when every upstream fails (off).
     pub serve_stale: Option<u32>,
+    /// Authority and additional records only where the protocol needs them (true).
+    pub minimal_responses: bool,
+    /// Refresh an entry asked for in the last tenth of its TTL in the background (off).
+    pub prefetch: bool,
 }
 
 impl Default for CacheConfig {
@@ -59,6 +80,8 @@ impl Default for CacheConfig {
             min_ttl: 0,
             max_ttl: 86_400,
             serve_stale: None,
+            minimal_responses: true,
+            prefetch: false,
         }
     }
 }
@@ -97,52 +120,149 @@ impl Cache {
         )
     }
 
-    /// The entry for an answer worth caching, or `None`.
-    fn entry_for(&self, q: &Query<'_>, answer: &Answer, cx: &Context) -> Option<WireRecords> {
+    /// Stores an answer worth caching: its RRsets, offered to the RRset cache, and the
+    /// message made of the RRsets the cache holds after that. `None` if not worth caching.
+    fn store_answer(
+        &self,
+        q: &Query<'_>,
+        answer: &Answer,
+        cx: &Context,
+    ) -> Option<Arc<WireRecords>> {
         let rcode = answer.rcode;
         if rcode != Rcode::NOERROR.into() && rcode != Rcode::NXDOMAIN.into() {
             return None;
         }
         let chain = chain_records(q.qname(), q.qtype(), &answer.answer);
-        let positive = chain
+        let positive = rcode == Rcode::NOERROR.into()
+            && chain
+                .iter()
+                .any(|rr| rr.rtype() == q.qtype() || q.qtype() == Rtype::ANY);
+        let end = chain.last().map_or(q.qname(), |rr| rr.owner()).clone();
+        let end = match chain.last().map(|rr| rr.data()) {
+            Some(AllRecordData::Cname(c)) => c.cname().clone(),
+            _ => end,
+        };
+        // Authority: NS, SOA and their DNSSEC records, owned by an ancestor of the chain's end.
+        let authority: Vec<&Rr> = answer
+            .authority
             .iter()
-            .any(|rr| rr.rtype() == q.qtype() || q.qtype() == Rtype::ANY);
-        let soa = if positive && rcode == Rcode::NOERROR.into() {
+            .filter(|rr| {
+                matches!(
+                    rr.rtype(),
+                    Rtype::NS | Rtype::SOA | Rtype::DS | Rtype::RRSIG | Rtype::NSEC | Rtype::NSEC3
+                ) && (end.ends_with(rr.owner()) || q.qname().ends_with(rr.owner()))
+            })
+            .collect();
+        let negative_ttl = if positive {
             None
         } else {
             // RFC 2308: negative (NXDOMAIN or NODATA) answers need the SOA; cache for min(TTL, MINIMUM).
-            let soa = answer
-                .authority
-                .iter()
-                .find(|rr| rr.rtype() == Rtype::SOA)?;
+            let soa = authority.iter().find(|rr| rr.rtype() == Rtype::SOA)?;
             let AllRecordData::Soa(data) = soa.data() else {
                 return None;
             };
-            let target = chain.last().map_or(q.qname(), |rr| rr.owner());
-            if !(target.ends_with(soa.owner())) {
-                return None; // an SOA from outside the question's tree
-            }
-            Some((soa, soa.ttl().as_secs().min(data.minimum().as_secs())))
+            Some(soa.ttl().as_secs().min(data.minimum().as_secs()))
         };
+        let mut glue_for: Vec<&Rr> = chain.clone();
+        glue_for.extend(authority.iter().filter(|rr| rr.rtype() == Rtype::NS));
+        let names = targets(&glue_for);
+        let additional: Vec<&Rr> = answer
+            .additional
+            .iter()
+            .filter(|rr| {
+                matches!(rr.rtype(), Rtype::A | Rtype::AAAA | Rtype::RRSIG)
+                    && names.iter().any(|n| n.name_eq(rr.owner()))
+            })
+            .collect();
+
         let (min, max) = (self.config.min_ttl, self.config.max_ttl);
-        let authority: Vec<&Rr> = soa.iter().map(|(rr, _)| *rr).collect();
-        let negative_ttl = soa.map(|(_, ttl)| ttl);
+        let clamp = |ttl: u32| ttl.clamp(min, max.max(min));
+        let now = cx.now();
+        let refresh = cx.is_background();
+        let rrsets = &self.store.rrsets;
+        let answer_rank = if answer.upstream_authoritative {
+            Rank::AuthoritativeAnswer
+        } else {
+            Rank::Answer
+        };
+        let offer = |set: &[&Rr], rank: Rank, negative: bool| {
+            let built = RRset::build(set, rank, now, |ttl| match negative_ttl {
+                Some(n) if negative => clamp(ttl.min(n)),
+                _ => clamp(ttl),
+            })?;
+            Some(rrsets.offer(built, now, refresh))
+        };
+        let mut answer_sets = Vec::new();
+        for set in group(&chain) {
+            answer_sets.push(offer(&set, answer_rank, false)?);
+        }
+        let (mut served_auth, mut held) = (Vec::new(), Vec::new());
+        for set in group(&authority) {
+            let negative_proof = matches!(
+                set[0].rtype(),
+                Rtype::SOA | Rtype::NSEC | Rtype::NSEC3 | Rtype::RRSIG
+            );
+            let is_soa = set[0].rtype() == Rtype::SOA;
+            let set = offer(&set, Rank::Authority, is_soa)?;
+            if !self.config.minimal_responses || (!positive && negative_proof) {
+                served_auth.push(set);
+            } else {
+                held.push(set);
+            }
+        }
+        let mut served_add = Vec::new();
+        for set in group(&additional) {
+            let set = offer(&set, Rank::Additional, false)?;
+            if self.config.minimal_responses {
+                held.push(set);
+            } else {
+                served_add.push(set);
+            }
+        }
+        let served = [
+            u16::try_from(answer_sets.len()).ok()?,
+            u16::try_from(served_auth.len()).ok()?,
+            u16::try_from(served_add.len()).ok()?,
+        ];
+        let mut sets = answer_sets;
+        sets.extend(served_auth);
+        sets.extend(served_add);
+        sets.extend(held);
         let mut buf = [0u8; MAX_KEY];
-        let entry = WireRecords::build(
+        let entry = WireRecords::from_rrsets(
             Cache::lookup(&mut buf, q),
-            q.qname(),
-            &chain,
-            &authority,
+            sets,
+            served,
             rcode,
             answer.authenticated,
-            false,
-            Some(cx.now()),
-            |ttl| {
-                let ttl = negative_ttl.map_or(ttl, |n| ttl.min(n));
-                ttl.clamp(min, max.max(min))
-            },
+            now,
         )?;
-        (entry.ttl > 0).then_some(entry)
+        if entry.ttl == 0 {
+            return None;
+        }
+        Some(self.store.insert(entry))
+    }
+
+    /// The entry rebuilt from the current copies of its RRsets, once one was replaced;
+    /// `None` (a miss) when one is no longer held.
+    fn rebuild(&self, entry: &WireRecords, now: std::time::Instant) -> Option<Arc<WireRecords>> {
+        let mut sets = Vec::with_capacity(entry.rrsets.len());
+        for set in entry.rrsets.iter() {
+            if set.is_replaced() {
+                sets.push(self.store.rrsets.current(set.key())?);
+            } else {
+                sets.push(set.clone());
+            }
+        }
+        let rebuilt = WireRecords::from_rrsets(
+            entry.key(),
+            sets,
+            entry.served,
+            entry.rcode,
+            entry.authenticated,
+            now,
+        )?;
+        Some(self.store.insert(rebuilt))
     }
 }
 
@@ -179,31 +299,44 @@ impl Resolver for Cache {
         let mut buf = [0u8; MAX_KEY];
         let key = Cache::lookup(&mut buf, q);
         let counters = &self.store.counters;
-        match self.store.get(key) {
-            Some(entry) => {
-                let age = entry.age(cx.now());
-                if age < entry.ttl {
-                    counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Resolution::Prebuilt(Prebuilt {
-                        records: entry,
-                        ttls: Ttls::CountDown { age },
-                    });
-                }
-                let keep_for_stale = self
-                    .config
-                    .serve_stale
-                    .is_some_and(|window| age < entry.ttl.saturating_add(window));
-                if !keep_for_stale {
+        let now = cx.now();
+        let mut found = self.store.get(key);
+        if let Some(entry) = &found {
+            if entry.rrsets.iter().any(|set| set.is_replaced()) {
+                found = self.rebuild(entry, now);
+                if found.is_none() {
                     self.store.remove(key);
                 }
-                counters.misses.fetch_add(1, Ordering::Relaxed);
-                Resolution::Pass
-            }
-            None => {
-                counters.misses.fetch_add(1, Ordering::Relaxed);
-                Resolution::Pass
             }
         }
+        let Some(entry) = found else {
+            counters.misses.fetch_add(1, Ordering::Relaxed);
+            return Resolution::Pass;
+        };
+        let left = entry.remaining(now);
+        if left > 0 {
+            counters.hits.fetch_add(1, Ordering::Relaxed);
+            if self.config.prefetch
+                && left.saturating_mul(10) <= i64::from(entry.ttl)
+                && !entry.prefetching.swap(true, Ordering::Relaxed)
+            {
+                counters.prefetches.fetch_add(1, Ordering::Relaxed);
+                cx.ask_prefetch();
+            }
+            return Resolution::Prebuilt(Prebuilt {
+                records: entry,
+                ttls: Ttls::At(now),
+            });
+        }
+        let keep_for_stale = self
+            .config
+            .serve_stale
+            .is_some_and(|window| -left < i64::from(window));
+        if !keep_for_stale {
+            self.store.remove(key);
+        }
+        counters.misses.fetch_add(1, Ordering::Relaxed);
+        Resolution::Pass
     }
 
     fn on_later_answer(
@@ -214,9 +347,12 @@ impl Resolver for Cache {
     ) -> Option<Resolution> {
         if answer.rcode == Rcode::SERVFAIL.into() {
             let window = self.config.serve_stale?;
+            if cx.is_background() {
+                return None;
+            }
             let mut buf = [0u8; MAX_KEY];
             let entry = self.store.get(Cache::lookup(&mut buf, q))?;
-            if entry.age(cx.now()) >= entry.ttl.saturating_add(window) {
+            if -entry.remaining(cx.now()) >= i64::from(window) {
                 return None;
             }
             self.store
@@ -228,8 +364,23 @@ impl Resolver for Cache {
                 ttls: Ttls::Fixed(STALE_TTL),
             }));
         }
-        if let Some(entry) = self.entry_for(q, answer, cx) {
-            self.store.insert(entry);
+        if let Some(entry) = self.store_answer(q, answer, cx) {
+            return Some(Resolution::Prebuilt(Prebuilt {
+                records: entry,
+                ttls: Ttls::At(cx.now()),
+            }));
+        }
+        if self.config.minimal_responses
+            && (!answer.additional.is_empty() || !answer.authority.is_empty())
+        {
+            // Not cached, but minimal all the same: the authority only for a negative answer.
+            let mut minimal = answer.clone();
+            minimal.additional.clear();
+            let negative = minimal.answer.iter().all(|rr| rr.rtype() != q.qtype());
+            if !negative {
+                minimal.authority.clear();
+            }
+            return Some(Resolution::Answer(minimal));
         }
         None
     }

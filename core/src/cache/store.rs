@@ -6,6 +6,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::rrset::RRsets;
 use crate::wire::WireRecords as Entry;
 
 /// An entry in the index, hashed and compared by the key stored inside it: lower-cased
@@ -183,6 +184,8 @@ pub(crate) struct CacheCounters {
     pub evictions: AtomicU64,
     /// Expired answers served because every upstream failed (serve-stale).
     pub stale_served: AtomicU64,
+    /// Background refreshes asked for (prefetch).
+    pub prefetches: AtomicU64,
 }
 
 /// A snapshot of a cache's counters.
@@ -198,13 +201,19 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Expired answers served because every upstream failed (serve-stale).
     pub stale_served: u64,
-    /// Entries held now.
+    /// Background refreshes asked for (prefetch).
+    pub prefetches: u64,
+    /// Entries (messages) held now.
     pub entries: u64,
+    /// RRsets held now, shared by the entries.
+    pub rrsets: u64,
 }
 
-/// The shared store: `capacity` entries at most, over all shards.
+/// The shared store: `capacity` entries (messages) at most, over all shards, and the RRsets
+/// they are built from.
 pub struct Store {
     shards: Box<[Mutex<Lru>]>,
+    pub(crate) rrsets: RRsets,
     hasher: std::hash::RandomState,
     capacity: usize,
     pub(crate) counters: CacheCounters,
@@ -221,6 +230,7 @@ impl Store {
             shards: (0..shards)
                 .map(|i| Mutex::new(Lru::new(per + usize::from(i < extra))))
                 .collect(),
+            rrsets: RRsets::new(shards),
             hasher: std::hash::RandomState::new(),
             capacity,
             counters: CacheCounters::default(),
@@ -241,13 +251,15 @@ impl Store {
         self.shard(key).get(key)
     }
 
-    pub(crate) fn insert(&self, entry: Entry) {
+    /// Stores `entry` (replacing one of the same key) and returns it, shared.
+    pub(crate) fn insert(&self, entry: Entry) -> Arc<Entry> {
         let entry = Arc::new(entry);
-        let evicted = self.shard(entry.key()).insert(entry);
+        let evicted = self.shard(entry.key()).insert(entry.clone());
         self.counters.inserts.fetch_add(1, Ordering::Relaxed);
         if evicted {
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         }
+        entry
     }
 
     pub(crate) fn remove(&self, key: &[u8]) {
@@ -281,7 +293,9 @@ impl Store {
             inserts: c.inserts.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             stale_served: c.stale_served.load(Ordering::Relaxed),
+            prefetches: c.prefetches.load(Ordering::Relaxed),
             entries: self.len() as u64,
+            rrsets: self.rrsets.live() as u64,
         }
     }
 }

@@ -53,6 +53,7 @@ pub fn decode_answer(bytes: &[u8]) -> Option<Answer> {
         authority: sections.authority,
         additional: sections.additional,
         authoritative,
+        upstream_authoritative: false,
         authenticated,
     })
 }

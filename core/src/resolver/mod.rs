@@ -149,11 +149,40 @@ pub trait Resolver: Send {
 /// What the server gives a resolver besides the query.
 pub struct Context {
     now: Instant,
+    background: bool,
+    prefetch: bool,
 }
 
 impl Context {
     pub(crate) fn new(now: Instant) -> Context {
-        Context { now }
+        Context {
+            now,
+            background: false,
+            prefetch: false,
+        }
+    }
+
+    /// The context of `request`'s resolution (a background refresh has no client).
+    pub(crate) fn of(now: Instant, request: &Request) -> Context {
+        Context {
+            background: request.background,
+            ..Context::new(now)
+        }
+    }
+
+    /// Whether the query is a background refresh (prefetch) with no client waiting.
+    pub fn is_background(&self) -> bool {
+        self.background
+    }
+
+    /// Asks the server to refresh the query in the background, from the resolver after
+    /// this one, once this resolution is answered (a cache's prefetch).
+    pub(crate) fn ask_prefetch(&mut self) {
+        self.prefetch = true;
+    }
+
+    pub(crate) fn prefetch_asked(&self) -> bool {
+        self.prefetch
     }
 
     /// The time the server was last given.
@@ -346,6 +375,9 @@ pub struct Answer {
     pub additional: Vec<Rr>,
     /// The AA bit: only local authoritative data sets it.
     pub authoritative: bool,
+    /// The AA bit of the upstream reply this answer comes from: a cache ranks its data by
+    /// it (RFC 2181 5.4.1); never shown to clients.
+    pub upstream_authoritative: bool,
     /// The AD bit, passed on only to clients that set DO.
     pub authenticated: bool,
 }
@@ -359,6 +391,7 @@ impl Answer {
             authority: Vec::new(),
             additional: Vec::new(),
             authoritative: false,
+            upstream_authoritative: false,
             authenticated: false,
         }
     }
@@ -383,6 +416,7 @@ impl Answer {
             authority: sections.authority,
             additional: sections.additional,
             authoritative: false,
+            upstream_authoritative: reply.header().aa(),
             authenticated: reply.header().ad(),
         })
     }

@@ -95,7 +95,11 @@ impl Server {
         let Some(r) = self.chain.get_mut(resolver) else {
             return;
         };
-        let resolution = r.on_lookup(&Query::new(&request), outcome, &mut Context::new(now));
+        let resolution = r.on_lookup(
+            &Query::new(&request),
+            outcome,
+            &mut Context::of(now, &request),
+        );
         self.follow(now, request, resolver, resolution, 0);
     }
 }

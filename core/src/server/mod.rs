@@ -332,9 +332,23 @@ impl Server {
             let Some(resolver) = self.chain.get_mut(index) else {
                 return self.answer(now, &request, Answer::refused(), index);
             };
-            match resolver.resolve(&Query::new(&request), &mut Context::new(now)) {
+            let mut cx = Context::of(now, &request);
+            match resolver.resolve(&Query::new(&request), &mut cx) {
                 Resolution::Pass => index += 1,
-                other => return self.follow(now, request, index, other, depth),
+                other => {
+                    // A cache hit near expiry: the client is answered now, and the same
+                    // question goes on, without a client, to the resolvers after it.
+                    let refresh = (cx.prefetch_asked() && !request.background).then(|| Request {
+                        background: true,
+                        received: now,
+                        ..request.clone()
+                    });
+                    self.follow(now, request, index, other, depth);
+                    if let Some(refresh) = refresh {
+                        self.resolve_from(now, refresh, index + 1, depth);
+                    }
+                    return;
+                }
             }
         }
     }
@@ -406,7 +420,8 @@ impl Server {
         let Some(r) = self.chain.get_mut(resolver) else {
             return;
         };
-        let resolution = r.on_exchange(&Query::new(&request), done, &mut Context::new(now));
+        let resolution =
+            r.on_exchange(&Query::new(&request), done, &mut Context::of(now, &request));
         self.follow(now, request, resolver, resolution, depth);
     }
 

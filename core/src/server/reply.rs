@@ -32,11 +32,14 @@ impl Server {
             };
             if let Some(r) = self.chain.get_mut(i) {
                 if let Some(replacement @ (Resolution::Answer(_) | Resolution::Prebuilt(_))) =
-                    r.on_later_answer(&Query::new(request), answer, &mut Context::new(now))
+                    r.on_later_answer(&Query::new(request), answer, &mut Context::of(now, request))
                 {
                     reply = replacement;
                 }
             }
+        }
+        if request.background {
+            return; // a background refresh: the cache has seen the answer, no client waits
         }
         match reply {
             Resolution::Prebuilt(wire) => self.answer_wire(now, request, wire, source),
@@ -82,6 +85,9 @@ impl Server {
         wire: Prebuilt,
         source: usize,
     ) {
+        if request.background {
+            return;
+        }
         let rcode = wire.rcode();
         self.count_source(now, request, rcode, source);
         let mut buf = self.take_buffer();
@@ -111,6 +117,9 @@ impl Server {
         answer: Answer,
         source: usize,
     ) {
+        if request.background {
+            return;
+        }
         let answer = match crate::message::encode_transfer(request, &answer) {
             Some(Ok(mut parts)) => {
                 self.count_source(now, request, answer.rcode, source);

@@ -1,0 +1,295 @@
+//! The RRset cache: every RRset (owner, type, class) the cache holds, stored once, with
+//! the trust rank of the section it came from (RFC 2181 5.4.1), shared by the cached
+//! messages that use it and freed with the last of them.
+//!
+//! The index maps a hash of the RRset's key to a weak reference: messages own their RRsets,
+//! the index only finds the current one. Dead references are swept out when the index has
+//! doubled since the last sweep, so it stays within twice the live RRsets (plus a few).
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use bytes::Bytes;
+use domain::base::rdata::ComposeRecordData;
+use domain::base::Name;
+use domain::rdata::AllRecordData;
+
+use crate::record::Rr;
+
+/// Trust of an RRset by where it was seen (RFC 2181 5.4.1), lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Rank {
+    /// The additional section (glue).
+    Additional,
+    /// The authority section.
+    Authority,
+    /// The answer section of a reply without AA.
+    Answer,
+    /// The answer section of an authoritative (AA) reply.
+    AuthoritativeAnswer,
+}
+
+/// One RRset in wire format: its key (lower-cased owner, type, class, and the covered type
+/// for RRSIGs), then each record's rdata behind its length. All records share the RRset's TTL.
+#[derive(Debug)]
+pub(crate) struct RRset {
+    data: Box<[u8]>,
+    owner_len: u8,
+    count: u16,
+    pub(crate) rank: Rank,
+    stored: Instant,
+    /// Seconds fresh from `stored`: the smallest (clamped) TTL of its records.
+    pub(crate) ttl: u32,
+    /// Set once a newer copy replaced this one in the index: messages using it rebuild.
+    replaced: AtomicBool,
+}
+
+/// Longest RRset key: a 255-byte owner, type, class, covered type.
+pub(crate) const MAX_RRSET_KEY: usize = 255 + 6;
+
+impl RRset {
+    /// The RRset of `records` (one owner, type and class, as grouped by [`group`]).
+    /// `None` when a record cannot be encoded.
+    pub(crate) fn build(
+        records: &[&Rr],
+        rank: Rank,
+        now: Instant,
+        clamp: impl Fn(u32) -> u32,
+    ) -> Option<RRset> {
+        let first = records.first()?;
+        let mut key = [0u8; MAX_RRSET_KEY];
+        let key = key_of(&mut key, first)?;
+        let mut rdatas: Vec<Vec<u8>> = Vec::with_capacity(records.len());
+        let mut ttl = u32::MAX;
+        for rr in records {
+            let mut rdata = Vec::new();
+            rr.data().compose_len_rdata(&mut rdata).ok()?;
+            rdatas.push(rdata);
+            ttl = ttl.min(clamp(rr.ttl().as_secs()));
+        }
+        // Canonical order, duplicates merged: equal sets compare equal.
+        rdatas.sort();
+        rdatas.dedup();
+        let mut data = Vec::with_capacity(key.len() + rdatas.iter().map(Vec::len).sum::<usize>());
+        data.extend_from_slice(key);
+        for rdata in &rdatas {
+            data.extend_from_slice(rdata);
+        }
+        Some(RRset {
+            data: data.into_boxed_slice(),
+            owner_len: u8::try_from(first.owner().as_slice().len()).ok()?,
+            count: u16::try_from(rdatas.len()).ok()?,
+            rank,
+            stored: now,
+            ttl,
+            replaced: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.data[..usize::from(self.owner_len) + 6]
+    }
+
+    /// The owner, lower-cased, in wire format.
+    pub(crate) fn owner(&self) -> &[u8] {
+        &self.data[..usize::from(self.owner_len)]
+    }
+
+    fn type_class(&self) -> &[u8] {
+        let o = usize::from(self.owner_len);
+        &self.data[o..o + 4]
+    }
+
+    /// The records' rdata, each behind its 2-byte length.
+    fn rdatas(&self) -> &[u8] {
+        &self.data[usize::from(self.owner_len) + 6..]
+    }
+
+    /// The number of records.
+    pub(crate) fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Seconds left before expiry at `now` (negative: seconds past it).
+    pub(crate) fn remaining(&self, now: Instant) -> i64 {
+        let age = now.saturating_duration_since(self.stored).as_secs();
+        i64::from(self.ttl) - i64::try_from(age).unwrap_or(i64::MAX / 2)
+    }
+
+    pub(crate) fn is_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
+    /// Bytes this RRset takes in a reply: owners as a 2-byte pointer when `compressed`.
+    pub(crate) fn wire_len(&self, compressed: bool) -> usize {
+        let owner = if compressed { 2 } else { self.owner().len() };
+        usize::from(self.count) * (owner + 8) + self.rdatas().len()
+    }
+
+    /// Appends the records to `out`: owner (a pointer to the question when `compressed`),
+    /// type, class, `ttl`, rdata.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, compressed: bool, ttl: u32) {
+        let mut rest = self.rdatas();
+        while rest.len() >= 2 {
+            let len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let Some((rdata, tail)) = rest.split_at_checked(len) else {
+                return;
+            };
+            if compressed {
+                out.extend_from_slice(&[0xc0, 0x0c]);
+            } else {
+                out.extend_from_slice(self.owner());
+            }
+            out.extend_from_slice(self.type_class());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(rdata);
+            rest = tail;
+        }
+    }
+
+    /// Whether `other` holds the same records (TTLs aside).
+    pub(crate) fn same_records(&self, other: &RRset) -> bool {
+        self.data == other.data
+    }
+}
+
+/// The key of `rr`'s RRset: lower-cased owner, type, class, covered type (RRSIG) or 0.
+fn key_of<'b>(buf: &'b mut [u8; MAX_RRSET_KEY], rr: &Rr) -> Option<&'b [u8]> {
+    let owner = rr.owner().as_slice();
+    let n = owner.len();
+    if n > 255 {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(owner) {
+        *d = s.to_ascii_lowercase();
+    }
+    let covered = match rr.data() {
+        AllRecordData::Rrsig(sig) => sig.type_covered().to_int(),
+        _ => 0,
+    };
+    buf[n..n + 2].copy_from_slice(&rr.rtype().to_int().to_be_bytes());
+    buf[n + 2..n + 4].copy_from_slice(&rr.class().to_int().to_be_bytes());
+    buf[n + 4..n + 6].copy_from_slice(&covered.to_be_bytes());
+    Some(&buf[..n + 6])
+}
+
+/// The records of a section grouped into RRsets, in order of first appearance.
+pub(crate) fn group<'a>(records: &[&'a Rr]) -> Vec<Vec<&'a Rr>> {
+    let mut sets: Vec<(Vec<u8>, Vec<&'a Rr>)> = Vec::new();
+    let mut buf = [0u8; MAX_RRSET_KEY];
+    for rr in records {
+        let Some(key) = key_of(&mut buf, rr) else {
+            continue;
+        };
+        match sets.iter_mut().find(|(k, _)| k == key) {
+            Some((_, set)) => set.push(rr),
+            None => sets.push((key.to_vec(), vec![*rr])),
+        }
+    }
+    sets.into_iter().map(|(_, set)| set).collect()
+}
+
+struct Shard {
+    index: HashMap<u64, Weak<RRset>>,
+    /// Index size after the last sweep of dead references.
+    swept: usize,
+}
+
+/// The shared index of current RRsets.
+pub(crate) struct RRsets {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: std::hash::RandomState,
+}
+
+impl RRsets {
+    pub(crate) fn new(shards: usize) -> RRsets {
+        RRsets {
+            shards: (0..shards.max(1))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        index: HashMap::new(),
+                        swept: 0,
+                    })
+                })
+                .collect(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
+        let i = (hash as usize) % self.shards.len();
+        // A poisoned shard only means another worker panicked mid-update of plain data.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current RRset of `key`, if one is held.
+    pub(crate) fn current(&self, key: &[u8]) -> Option<Arc<RRset>> {
+        let hash = self.hasher.hash_one(key);
+        let found = self.shard(hash).index.get(&hash).and_then(Weak::upgrade);
+        found.filter(|set| set.key() == key)
+    }
+
+    /// Offers `new` to the cache (Unbound's rrset_cache_update): it replaces the current
+    /// copy when it ranks higher, when the current one has expired (or, for a `refresh`,
+    /// is within the last tenth of its TTL), or when it ranks the same with other records.
+    /// Otherwise the current copy stays (an equal copy does not reset its TTL) and is
+    /// returned for the message to use.
+    pub(crate) fn offer(&self, new: RRset, now: Instant, refresh: bool) -> Arc<RRset> {
+        let hash = self.hasher.hash_one(new.key());
+        let mut shard = self.shard(hash);
+        let current = shard
+            .index
+            .get(&hash)
+            .and_then(Weak::upgrade)
+            .filter(|set| set.key() == new.key());
+        if let Some(current) = current {
+            let left = current.remaining(now);
+            let expired = left <= 0 || (refresh && left * 10 <= i64::from(current.ttl));
+            let keep = !expired
+                && (new.rank < current.rank
+                    || (new.rank == current.rank && new.same_records(&current)));
+            if keep {
+                drop(shard);
+                return current;
+            }
+            current.replaced.store(true, Ordering::Relaxed);
+        }
+        let new = Arc::new(new);
+        shard.index.insert(hash, Arc::downgrade(&new));
+        if shard.index.len() >= 2 * shard.swept + 64 {
+            shard.index.retain(|_, set| set.strong_count() > 0);
+            shard.swept = shard.index.len();
+        }
+        new
+    }
+
+    /// RRsets alive now (held by a cached message).
+    pub(crate) fn live(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let shard = s.lock().unwrap_or_else(|p| p.into_inner());
+                shard
+                    .index
+                    .values()
+                    .filter(|w| w.strong_count() > 0)
+                    .count()
+            })
+            .sum()
+    }
+}
+
+/// Targets of NS, MX, SRV records among `rrs`: the names whose addresses are glue.
+pub(crate) fn targets(rrs: &[&Rr]) -> Vec<Name<Bytes>> {
+    rrs.iter()
+        .filter_map(|rr| match rr.data() {
+            AllRecordData::Ns(ns) => Some(ns.nsdname().clone()),
+            AllRecordData::Mx(mx) => Some(mx.exchange().clone()),
+            AllRecordData::Srv(srv) => Some(srv.target().clone()),
+            _ => None,
+        })
+        .collect()
+}
