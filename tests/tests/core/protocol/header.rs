@@ -136,7 +136,7 @@ fn ra_set_only_with_a_forwarder_in_the_chain() {
 }
 
 #[test]
-fn forwarded_reply_keeps_rcode_and_sections_but_not_aa() {
+fn forwarded_reply_keeps_rcode_and_scrubbed_sections_but_not_aa() {
     for rcode in [
         Rcode::NOERROR,
         Rcode::NXDOMAIN,
@@ -179,20 +179,14 @@ fn forwarded_reply_keeps_rcode_and_sections_but_not_aa() {
         let reply = only_reply(&actions);
         assert_eq!(reply.header().rcode(), rcode);
         assert!(!reply.header().aa(), "AA never passed on");
+        // Scrubbed (issue 13): an A record in authority and glue no NS points to are dropped.
         let counts = reply.header_counts();
         assert_eq!(
             (counts.ancount(), counts.nscount(), counts.arcount()),
-            (2, 1, 2),
-            "sections kept (plus our OPT)"
+            (2, 0, 1),
+            "answer kept, unrelated authority and additional dropped (plus our OPT)"
         );
         assert_eq!(a_addrs(&reply), vec![UP_IP, Ipv4Addr::new(192, 0, 2, 2)]);
-        let auth: Vec<_> = reply
-            .authority()
-            .unwrap()
-            .limit_to::<names_core::domain::rdata::A>()
-            .map(|r| r.unwrap().owner().to_string())
-            .collect();
-        assert_eq!(auth, vec!["ns.example.com"]);
         w.assert_clean();
     }
 }
