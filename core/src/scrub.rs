@@ -16,9 +16,6 @@
 //! - additional: A and AAAA (and their RRSIGs) of names a kept NS, MX, SRV, NAPTR, MB, MD or
 //!   MF record points to.
 
-// Until the forwarder calls it, only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -291,9 +288,12 @@ fn walk_chain(
         let finals: Vec<usize> = (0..chain.sets.len())
             .filter(|&i| {
                 let set = &chain.sets[i];
-                set.covered.is_none()
-                    && set.owner.name_eq(&sname)
-                    && (qtype == Rtype::ANY || set.rtype == qtype)
+                set.owner.name_eq(&sname)
+                    && match qtype {
+                        Rtype::ANY => set.covered.is_none(),
+                        Rtype::RRSIG => set.rtype == Rtype::RRSIG,
+                        _ => set.covered.is_none() && set.rtype == qtype,
+                    }
             })
             .collect();
         for i in finals {

@@ -307,6 +307,27 @@ fn a_cname_question_stops_at_the_cname() {
 }
 
 #[test]
+fn an_any_or_rrsig_question_keeps_every_type_or_every_signature_at_the_name() {
+    let records = [
+        a("www.example.com", 1),
+        aaaa("www.example.com"),
+        rrsig("www.example.com", Rtype::A, 1),
+        rrsig("www.example.com", Rtype::TXT, 1),
+        a("other.example.com", 2),
+    ];
+    let any = Reply::to("www.example.com", Rtype::ANY)
+        .answer(records.clone())
+        .scrubbed();
+    // Each RRset is followed by its signatures.
+    let want = [records[0].clone(), records[2].clone(), records[1].clone()];
+    assert_eq!(show(&any.answer), show(&want));
+    let sigs = Reply::to("www.example.com", Rtype::RRSIG)
+        .answer(records.clone())
+        .scrubbed();
+    assert_eq!(show(&sigs.answer), show(&records[2..4]));
+}
+
+#[test]
 fn a_chain_longer_than_the_bound_is_cut() {
     let names: Vec<String> = (0..=MAX_CHAIN + 2)
         .map(|i| format!("n{i}.example.com"))
@@ -706,4 +727,24 @@ mod property {
             }
         }
     }
+}
+
+#[test]
+fn a_flood_of_records_is_scrubbed_in_one_pass() {
+    // A full TCP reply's worth: thousands of distinct addresses at the name, and as many
+    // RRsets with an RRSIG each at other names in every section (the quadratic cases).
+    let mut reply = Reply::to("www.example.com", Rtype::A);
+    for i in 0..1500u16 {
+        let [hi, lo] = i.to_be_bytes();
+        let data = Data::A(A::new(Ipv4Addr::new(10, 0, hi, lo)));
+        reply.answer.push(rr("www.example.com", 300, data));
+        let owner = format!("n{i}.example.com");
+        reply.authority.push(rrsig(&owner, Rtype::NS, i));
+        reply.additional.push(a(&owner, 1));
+        reply.additional.push(rrsig(&owner, Rtype::A, i));
+    }
+    let out = reply.scrubbed();
+    assert_eq!(out.answer.len(), 1500);
+    assert!(out.authority.is_empty() && out.additional.is_empty());
+    assert_eq!(out.dropped, 4500);
 }

@@ -23,7 +23,8 @@
 //!   one read or split across reads, with a SERVFAIL/REFUSED/NOTIMP/FORMERR/NOERROR frame
 //!   first, raw bytes after them, a zero-length frame then endless garbage, or the same
 //!   frame over and over. The client gets exactly one well-formed reply, a reply from a
-//!   wrong address is never used.
+//!   wrong address is never used, and records for an unrelated zone added to the reply
+//!   never reach the client.
 //! * [`zonefile`]: the bytes as a zone file; a zone that loads is served.
 //! * [`structured`]: an `Arbitrary` [`Scenario`] run in the world ([`scenario`]).
 //!
@@ -45,6 +46,7 @@ use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
 use names_core::{Chain, Config, ConnId, Origin, Token};
 
 pub use reply::upstream_reply;
+use reply::{carries_poison, contains_label, poisoned};
 pub use scenario::{run_scenario, structured, Scenario};
 
 use crate::build::{frame, query_wire, split_frames, try_answer, Flags};

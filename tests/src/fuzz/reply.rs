@@ -1,10 +1,12 @@
-//! Fuzz target 3: the bytes as the upstream's reply to a forwarded query.
+//! Fuzz target 3: the bytes as the upstream's reply to a forwarded query; the poisoning
+//! records every fuzzed upstream reply carries, and the check that none reaches a client.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
-use domain::base::iana::{Rcode, Rtype};
-use domain::base::Name;
+use domain::base::iana::{Class, Rcode, Rtype};
+use domain::base::{Message, Name, ParsedName};
+use domain::rdata::AllRecordData;
 use names_core::{Chain, ConnId, Forwarder, Origin, Via};
 
 use super::oracle::{check_reply, expect};
@@ -26,6 +28,10 @@ use crate::sim::{Conn, Event, World};
 /// reads; 3 a zero-length frame then 256 KiB of garbage (`body[0]` even) or the reply's
 /// frame repeated over 256 KiB. With 1-3, every UDP try is answered TC=1, so a TCP try
 /// follows.
+///
+/// Shapes 1-3 carry `poisoned` records after the fuzzed ones; unless the fuzzed records
+/// themselves lead to the poison's names (`mentions_poison`), the client's reply must
+/// carry none of them.
 pub fn upstream_reply(data: &[u8]) {
     let Some((&mode, body)) = data.split_first() else {
         return;
@@ -63,6 +69,8 @@ pub fn upstream_reply(data: &[u8]) {
     // Answer up to six tries (a TC reply moves the exchange to TCP, FORMERR retries
     // without EDNS, a failure moves on to the next server).
     let mut hostile_sent = false;
+    // Whether the upstream's own records lead to the poison (then it may be used).
+    let mut mentioned = contains_label(body);
     for answered in 0..6 {
         if answered == 0 && lose_first {
             w.advance(w.config.try_timeout);
@@ -71,7 +79,11 @@ pub fn upstream_reply(data: &[u8]) {
         let Some((token, s)) = sent_since(&w, answered + skip).into_iter().next() else {
             break;
         };
-        let reply = shaped_reply(shape, body, &s.message);
+        let mut reply = shaped_reply(shape, body, &s.message);
+        if shape != 0 {
+            reply = poisoned(&reply);
+        }
+        mentioned |= mentions_poison(&reply);
         let from = if shape == 3 { SPOOFER } else { s.to };
         match s.via {
             Via::Udp { .. } if style != TcpStyle::Plain => {
@@ -105,6 +117,10 @@ pub fn upstream_reply(data: &[u8]) {
         replies[0],
         !tcp_client,
         w.config.edns_udp_size,
+    );
+    assert!(
+        mentioned || !carries_poison(replies[0]),
+        "records for an unrelated zone reached the client"
     );
     if shape == 3 {
         assert_eq!(
@@ -211,4 +227,95 @@ fn shaped_reply(shape: u8, body: &[u8], query: &[u8]) -> Vec<u8> {
             r
         }
     }
+}
+
+/// The label in the name of every poisoning record.
+const POISON_LABEL: &[u8] = b"x-poison-66";
+/// The address poisoning A records carry.
+const POISON_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
+
+/// `reply` with three records for an unrelated zone appended (so in its additional
+/// section when the counts match the records): an NS for `x-poison-66.example`, the
+/// address of that NS and of `www.x-poison-66.example` (192.0.2.66). Unchanged when it
+/// has no header or would grow over 65535 bytes.
+pub(super) fn poisoned(reply: &[u8]) -> Vec<u8> {
+    let zone: Name<Vec<u8>> = "x-poison-66.example".parse().expect("a valid name");
+    let ns: Name<Vec<u8>> = "ns.x-poison-66.example".parse().expect("a valid name");
+    let www: Name<Vec<u8>> = "www.x-poison-66.example".parse().expect("a valid name");
+    let mut records = Vec::new();
+    let mut push = |owner: &Name<Vec<u8>>, rtype: Rtype, rdata: &[u8]| {
+        records.extend_from_slice(owner.as_slice());
+        records.extend_from_slice(&rtype.to_int().to_be_bytes());
+        records.extend_from_slice(&Class::IN.to_int().to_be_bytes());
+        records.extend_from_slice(&300u32.to_be_bytes());
+        records.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        records.extend_from_slice(rdata);
+    };
+    push(&zone, Rtype::NS, ns.as_slice());
+    push(&ns, Rtype::A, &POISON_IP.octets());
+    push(&www, Rtype::A, &POISON_IP.octets());
+    let arcount = reply
+        .get(10..12)
+        .and_then(|c| u16::from_be_bytes([c[0], c[1]]).checked_add(3));
+    match arcount {
+        Some(count) if reply.len() + records.len() <= usize::from(u16::MAX) => {
+            let mut out = reply.to_vec();
+            out[10..12].copy_from_slice(&count.to_be_bytes());
+            out.extend(records);
+            out
+        }
+        _ => reply.to_vec(),
+    }
+}
+
+/// Whether `bytes` hold the poison's label (in any case).
+pub(super) fn contains_label(bytes: &[u8]) -> bool {
+    bytes
+        .windows(POISON_LABEL.len())
+        .any(|w| w.eq_ignore_ascii_case(POISON_LABEL))
+}
+
+/// The record texts (owner and data, lowercase) of a message, as far as it parses, and
+/// whether all of it did.
+fn record_texts(bytes: &[u8]) -> (Vec<(String, String)>, bool) {
+    let Ok(msg) = Message::from_octets(Bytes::copy_from_slice(bytes)) else {
+        return (Vec::new(), false);
+    };
+    let mut out = Vec::new();
+    for item in msg.iter() {
+        let Ok((rr, _)) = item else {
+            return (out, false);
+        };
+        if rr.rtype() == Rtype::OPT {
+            continue;
+        }
+        match rr.to_any_record::<AllRecordData<Bytes, ParsedName<Bytes>>>() {
+            Ok(rec) => out.push((
+                rec.owner().to_string().to_ascii_lowercase(),
+                rec.data().to_string().to_ascii_lowercase(),
+            )),
+            Err(_) => return (out, false),
+        }
+    }
+    (out, true)
+}
+
+/// Whether an upstream reply's records other than the poison name the poison in their
+/// data (a CNAME or NS target, say): then the poison is on a chain or is glue and may
+/// be used. (A reply that does not parse to its end is not used at all.)
+pub(super) fn mentions_poison(reply: &[u8]) -> bool {
+    let label = std::str::from_utf8(POISON_LABEL).expect("ASCII");
+    record_texts(reply)
+        .0
+        .iter()
+        .any(|(owner, data)| !owner.contains(label) && data.contains(label))
+}
+
+/// Whether a client reply carries a record naming the poison.
+pub(super) fn carries_poison(reply: &[u8]) -> bool {
+    let label = std::str::from_utf8(POISON_LABEL).expect("ASCII");
+    record_texts(reply)
+        .0
+        .iter()
+        .any(|(owner, data)| owner.contains(label) || data.contains(label))
 }

@@ -5,7 +5,8 @@
 //! identical queries; small limits on exchanges and waiting queries), run in the
 //! simulated [`World`] with the upstream's behaviours as its model ([`Acts`]). Every
 //! query gets exactly one reply, with its ID and question, that parses back, fits the
-//! client's UDP limit, arrives within the budget and never carries spoofed data; nothing
+//! client's UDP limit, arrives within the budget and never carries spoofed data nor the
+//! records for an unrelated zone every answer carries (`poisoned`); nothing
 //! is pending at the end. With an `Asker` in front, lookups completed late, never, twice,
 //! with foreign results or for unknown ids, under a small `max_lookups` too; the world
 //! checks their bound at every step. `tests/tests/core/fault_sim.rs` runs it over thousands of seeds.
@@ -23,6 +24,7 @@ use names_core::{
 };
 
 use super::oracle::{check_reply, expect, Expect};
+use super::{carries_poison, contains_label, poisoned};
 use super::{udp_origin, upstream_answer, SPOOFED_IP, SPOOFER, UP1, UP2};
 use crate::build::{frame, query_wire, Flags};
 use crate::drive::wrap;
@@ -52,7 +54,8 @@ pub struct ClientQuery {
 /// What the fake upstream does with one query it receives, in turn.
 #[derive(Clone, Debug)]
 pub enum UpstreamAct {
-    /// Answer after `delay_ms` with `records` A records, `rcode` and TC; twice when `duplicate`.
+    /// Answer after `delay_ms` with `records` A records (and the `poisoned` records for an
+    /// unrelated zone), `rcode` and TC; twice when `duplicate`.
     Answer {
         records: u16,
         rcode: Rcode,
@@ -81,7 +84,7 @@ pub enum UpstreamAct {
 /// One frame of [`UpstreamAct::TcpFrames`].
 #[derive(Clone, Debug)]
 pub enum FrameAct {
-    /// A reply to the query with this rcode and `records` A records.
+    /// A reply to the query with this rcode and `records` A records (and the `poisoned` ones).
     Reply { rcode: Rcode, records: u16 },
     /// A frame of length zero.
     Empty,
@@ -312,9 +315,9 @@ fn tcp_frames(frames: &[FrameAct], query: &[u8]) -> Vec<u8> {
     for f in frames {
         match f {
             FrameAct::Reply { rcode, records } => {
-                out.extend(frame(&upstream_answer(
+                out.extend(frame(&poisoned(&upstream_answer(
                     query, *records, *rcode, false, None,
-                )));
+                ))));
             }
             FrameAct::Empty => out.extend([0, 0]),
             FrameAct::Garbage(bytes) => out.extend_from_slice(bytes),
@@ -357,7 +360,7 @@ impl Upstreams for Acts {
             } => {
                 let reply = wrap(
                     s.via,
-                    &upstream_answer(&s.message, *records, *rcode, *tc, None),
+                    &poisoned(&upstream_answer(&s.message, *records, *rcode, *tc, None)),
                 );
                 let at = now + Duration::from_millis(u64::from(*delay_ms));
                 for k in 0..(1 + u64::from(*duplicate)) {
@@ -493,6 +496,14 @@ pub fn run_scenario(scenario: &Scenario) -> usize {
     }
     w.finish();
 
+    // Garbage holding the poison's label might be a reply leading to it.
+    let garbage_poison = scenario.upstream.iter().any(|act| match act {
+        UpstreamAct::Garbage(bytes) => contains_label(bytes),
+        UpstreamAct::TcpFrames { frames, .. } => frames
+            .iter()
+            .any(|f| matches!(f, FrameAct::Garbage(bytes) if contains_label(bytes))),
+        _ => false,
+    });
     let budget = w.config.budget;
     for (i, q) in w.queries.iter().enumerate() {
         assert_eq!(
@@ -513,6 +524,10 @@ pub fn run_scenario(scenario: &Scenario) -> usize {
             at.saturating_sub(came)
         );
         assert!(!carries_spoofed(reply), "query {i} got spoofed data");
+        assert!(
+            garbage_poison || !carries_poison(reply),
+            "query {i} got records for an unrelated zone"
+        );
     }
     w.report.lookups
 }

@@ -4,12 +4,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use names_core::cache::{Cache, CacheConfig, Store};
 use names_core::domain::base::iana::{Class, Rcode, Rtype};
+use names_core::domain::base::Record;
 use names_core::domain::base::{
     Message, MessageBuilder, Name, Serial, StaticCompressor, ToName, Ttl,
 };
-use names_core::domain::rdata::{Cname, Soa, A};
+use names_core::domain::rdata::{AllRecordData, Cname, Ns, Soa, A};
 use names_core::{Chain, Config, Forwarder, Server};
 use names_tests::build::*;
 use names_tests::drive::*;
@@ -586,4 +588,557 @@ proptest! {
             prop_assert!(store.len() <= size);
         }
     }
+}
+
+// ---- The RRset cache: trust ranks, rettl, updates, minimal responses, prefetch ----
+
+/// A record of any data, for replies built by hand.
+fn rr(owner: &str, ttl: u32, data: impl Into<AllRecordData<Bytes, Name<Bytes>>>) -> names_core::Rr {
+    Record::new(name(owner), Class::IN, Ttl::from_secs(ttl), data.into())
+}
+
+fn a_rr(owner: &str, ttl: u32, last: u8) -> names_core::Rr {
+    rr(owner, ttl, A::new(Ipv4Addr::new(192, 0, 2, last)))
+}
+
+/// A reply to `query` with these sections and AA bit.
+fn raw_reply(
+    query: &[u8],
+    aa: bool,
+    answer: &[names_core::Rr],
+    authority: &[names_core::Rr],
+    additional: &[names_core::Rr],
+) -> Vec<u8> {
+    let q = Message::from_octets(query).unwrap();
+    let question = q.sole_question().unwrap();
+    let mut b = MessageBuilder::new_vec();
+    let h = b.header_mut();
+    h.set_id(q.header().id());
+    h.set_qr(true);
+    h.set_rd(true);
+    h.set_ra(true);
+    h.set_aa(aa);
+    let mut qb = b.question();
+    qb.push(question).unwrap();
+    let mut ans = qb.answer();
+    for r in answer {
+        ans.push(r).unwrap();
+    }
+    let mut auth = ans.authority();
+    for r in authority {
+        auth.push(r).unwrap();
+    }
+    let mut add = auth.additional();
+    for r in additional {
+        add.push(r).unwrap();
+    }
+    add.finish()
+}
+
+type Sections<'a> = (
+    bool,
+    &'a [names_core::Rr],
+    &'a [names_core::Rr],
+    &'a [names_core::Rr],
+);
+
+/// Asks at `ms` (with DO when `dnssec`: another cache entry for the same RRsets); an
+/// upstream query is answered with `reply`. Returns the client's reply and the sends.
+fn ask_raw(
+    server: &mut Server,
+    ms: u64,
+    id: u16,
+    qname: &str,
+    qtype: Rtype,
+    dnssec: bool,
+    reply: Option<Sections<'_>>,
+) -> (Option<Message<Vec<u8>>>, usize) {
+    let flags = Flags {
+        rd: true,
+        cd: false,
+        opcode: names_core::domain::base::iana::Opcode::QUERY,
+    };
+    let q = query_wire(
+        &name(qname),
+        qtype,
+        Class::IN,
+        id,
+        flags,
+        Some((1232, 0, dnssec)),
+    );
+    server.handle_client(at(ms), udp(5000 + id), &q);
+    let actions = drain(server);
+    let sent = sends(&actions);
+    if let (Some(s), Some((aa, an, ns, ad))) = (sent.first(), reply) {
+        let up = raw_reply(&s.message, aa, an, ns, ad);
+        server.handle_upstream(at(ms), s.token, s.to, &up);
+        let more = drain(server);
+        return (replies(&more).pop().map(|(_, b)| message(&b)), sent.len());
+    }
+    (
+        replies(&actions).pop().map(|(_, b)| message(&b)),
+        sent.len(),
+    )
+}
+
+/// The answer section's A addresses (last octet) and TTLs.
+fn a_of(msg: &Message<Vec<u8>>) -> Vec<(u8, u32)> {
+    msg.answer()
+        .unwrap()
+        .limit_to::<A>()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.data().addr().octets()[3], r.ttl().as_secs())
+        })
+        .collect()
+}
+
+/// (answer, authority, additional without the OPT) counts.
+fn counts(msg: &Message<Vec<u8>>) -> (u16, u16, u16) {
+    let c = msg.header_counts();
+    let opt = u16::from(msg.opt().is_some());
+    (c.ancount(), c.nscount(), c.arcount() - opt)
+}
+
+#[test]
+fn a_lower_rank_never_replaces_a_higher_one() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    // The answer of an authoritative reply.
+    let aa_answer = [a_rr("www.example.com", 300, 1)];
+    let (first, _) = ask_raw(
+        &mut server,
+        0,
+        1,
+        "www.example.com",
+        Rtype::A,
+        false,
+        Some((true, &aa_answer, &[], &[])),
+    );
+    assert_eq!(a_of(&first.unwrap()), vec![(1, 300)]);
+    assert!(!message_aa_leaked(&mut server));
+    // The same RRset, other data, from a non-authoritative reply (another cache entry: DO).
+    let other = [a_rr("www.example.com", 300, 66)];
+    let (reply, sent) = ask_raw(
+        &mut server,
+        1_000,
+        2,
+        "www.example.com",
+        Rtype::A,
+        true,
+        Some((false, &other, &[], &[])),
+    );
+    assert_eq!(sent, 1);
+    assert_eq!(
+        a_of(&reply.unwrap()),
+        vec![(1, 299)],
+        "the first reply is built from the cache's better RRset"
+    );
+    // Glue contradicting the answer: an NS query whose additional names www.example.com.
+    let ns = [rr("example.com", 300, Ns::new(name("www.example.com")))];
+    let glue = [a_rr("www.example.com", 300, 99)];
+    let full = CacheConfig {
+        minimal_responses: false,
+        ..CacheConfig::default()
+    };
+    let (mut server2, _) = cached_server(full);
+    ask_raw(
+        &mut server2,
+        0,
+        1,
+        "www.example.com",
+        Rtype::A,
+        false,
+        Some((false, &aa_answer, &[], &[])),
+    );
+    let (reply, _) = ask_raw(
+        &mut server2,
+        0,
+        2,
+        "example.com",
+        Rtype::NS,
+        false,
+        Some((false, &ns, &[], &glue)),
+    );
+    let reply = reply.unwrap();
+    let glue_served: Vec<u8> = reply
+        .additional()
+        .unwrap()
+        .limit_to::<A>()
+        .map(|r| r.unwrap().data().addr().octets()[3])
+        .collect();
+    assert_eq!(
+        glue_served,
+        vec![1],
+        "the answer-ranked address, not the glue"
+    );
+    let (hit, sent) = ask_raw(
+        &mut server2,
+        2_000,
+        3,
+        "www.example.com",
+        Rtype::A,
+        false,
+        None,
+    );
+    assert_eq!(sent, 0);
+    assert_eq!(a_of(&hit.unwrap()), vec![(1, 298)]);
+}
+
+/// Whether any reply so far carried AA (the upstream's AA never reaches a client).
+fn message_aa_leaked(server: &mut Server) -> bool {
+    let (hit, _) = ask_raw(server, 0, 99, "www.example.com", Rtype::A, false, None);
+    hit.unwrap().header().aa()
+}
+
+#[test]
+fn a_higher_rank_replaces_glue_and_messages_are_rebuilt() {
+    let full = CacheConfig {
+        minimal_responses: false,
+        ..CacheConfig::default()
+    };
+    let (mut server, _) = cached_server(full);
+    let ns = [rr("example.com", 300, Ns::new(name("ns.example.com")))];
+    let glue = [a_rr("ns.example.com", 300, 53)];
+    let (first, _) = ask_raw(
+        &mut server,
+        0,
+        1,
+        "example.com",
+        Rtype::NS,
+        false,
+        Some((false, &ns, &[], &glue)),
+    );
+    assert_eq!(counts(&first.unwrap()), (1, 0, 1));
+    // The address as an answer (higher rank) with other data replaces the glue...
+    let answer = [a_rr("ns.example.com", 600, 54)];
+    ask_raw(
+        &mut server,
+        10_000,
+        2,
+        "ns.example.com",
+        Rtype::A,
+        false,
+        Some((false, &answer, &[], &[])),
+    );
+    // ... and the cached NS message is rebuilt from it on its next hit.
+    let (hit, sent) = ask_raw(
+        &mut server,
+        20_000,
+        3,
+        "example.com",
+        Rtype::NS,
+        false,
+        None,
+    );
+    assert_eq!(sent, 0);
+    let hit = hit.unwrap();
+    let glue: Vec<(u8, u32)> = hit
+        .additional()
+        .unwrap()
+        .limit_to::<A>()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.data().addr().octets()[3], r.ttl().as_secs())
+        })
+        .collect();
+    assert_eq!(glue, vec![(54, 590)]);
+}
+
+#[test]
+fn an_equal_copy_does_not_reset_the_ttl() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let answer = [a_rr("www.example.com", 300, 1)];
+    ask_raw(
+        &mut server,
+        0,
+        1,
+        "www.example.com",
+        Rtype::A,
+        false,
+        Some((false, &answer, &[], &[])),
+    );
+    // 100 s later the same records come again (through the DO entry): TTL not reset (rrset_rettl).
+    let (reply, sent) = ask_raw(
+        &mut server,
+        100_000,
+        2,
+        "www.example.com",
+        Rtype::A,
+        true,
+        Some((false, &answer, &[], &[])),
+    );
+    assert_eq!(sent, 1);
+    assert_eq!(a_of(&reply.unwrap()), vec![(1, 200)]);
+    let (hit, sent) = ask_raw(
+        &mut server,
+        100_000,
+        3,
+        "www.example.com",
+        Rtype::A,
+        false,
+        None,
+    );
+    assert_eq!(sent, 0);
+    assert_eq!(a_of(&hit.unwrap()), vec![(1, 200)]);
+    // And it expires when the first copy does: TTLs never grow within a cached lifetime.
+    let (_, sent) = ask_raw(
+        &mut server,
+        300_000,
+        4,
+        "www.example.com",
+        Rtype::A,
+        true,
+        None,
+    );
+    assert_eq!(sent, 1);
+}
+
+#[test]
+fn changed_records_of_equal_rank_replace_the_rrset() {
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let old = [a_rr("www.example.com", 300, 1)];
+    ask_raw(
+        &mut server,
+        0,
+        1,
+        "www.example.com",
+        Rtype::A,
+        false,
+        Some((false, &old, &[], &[])),
+    );
+    let new = [
+        a_rr("www.example.com", 300, 2),
+        a_rr("www.example.com", 300, 3),
+    ];
+    let (reply, _) = ask_raw(
+        &mut server,
+        100_000,
+        2,
+        "www.example.com",
+        Rtype::A,
+        true,
+        Some((false, &new, &[], &[])),
+    );
+    assert_eq!(
+        a_of(&reply.unwrap()),
+        vec![(2, 300), (3, 300)],
+        "rrset_updated"
+    );
+    // The other entry using the RRset serves the new records on its next hit.
+    let (hit, sent) = ask_raw(
+        &mut server,
+        101_000,
+        3,
+        "www.example.com",
+        Rtype::A,
+        false,
+        None,
+    );
+    assert_eq!(sent, 0);
+    assert_eq!(a_of(&hit.unwrap()), vec![(2, 299), (3, 299)]);
+}
+
+#[test]
+fn minimal_responses_on_and_off() {
+    let answer = [a_rr("www.example.com", 300, 1)];
+    let ns = [rr("example.com", 300, Ns::new(name("ns.example.com")))];
+    let glue = [a_rr("ns.example.com", 300, 53)];
+    for (minimal, expected) in [(true, (1, 0, 0)), (false, (1, 1, 1))] {
+        let (mut server, _) = cached_server(CacheConfig {
+            minimal_responses: minimal,
+            ..CacheConfig::default()
+        });
+        let (first, _) = ask_raw(
+            &mut server,
+            0,
+            1,
+            "www.example.com",
+            Rtype::A,
+            false,
+            Some((false, &answer, &ns, &glue)),
+        );
+        assert_eq!(
+            counts(&first.unwrap()),
+            expected,
+            "first reply, minimal {minimal}"
+        );
+        let (hit, sent) = ask_raw(
+            &mut server,
+            1_000,
+            2,
+            "www.example.com",
+            Rtype::A,
+            false,
+            None,
+        );
+        assert_eq!(sent, 0);
+        assert_eq!(
+            counts(&hit.unwrap()),
+            expected,
+            "cached reply, minimal {minimal}"
+        );
+    }
+    // A negative answer carries its SOA either way.
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let nx = Reply {
+        rcode: Some(Rcode::NXDOMAIN),
+        soa: Some(("example.com".into(), 300, 60)),
+        ..Reply::default()
+    };
+    let (reply, _) = ask(&mut server, 0, 1, "nope.example.com", Rtype::A, Some(&nx));
+    assert_eq!(counts(&message(&reply.unwrap())), (0, 1, 0));
+}
+
+#[test]
+fn prefetch_refreshes_in_the_background_once() {
+    let config = CacheConfig {
+        prefetch: true,
+        ..CacheConfig::default()
+    };
+    let (mut server, store) = cached_server(config);
+    let answer = [a_rr("www.example.com", 100, 1)];
+    ask_raw(
+        &mut server,
+        0,
+        1,
+        "www.example.com",
+        Rtype::A,
+        false,
+        Some((false, &answer, &[], &[])),
+    );
+    let (_, sent) = ask_raw(
+        &mut server,
+        50_000,
+        2,
+        "www.example.com",
+        Rtype::A,
+        false,
+        None,
+    );
+    assert_eq!(sent, 0, "not yet in the last tenth");
+    // In the last tenth of the TTL: the client is answered at once, and a refresh goes out.
+    server.handle_client(
+        at(91_000),
+        udp(7000),
+        &query("www.example.com", Rtype::A, 3, true, Some(1232)),
+    );
+    let actions = drain(&mut server);
+    let out = replies(&actions);
+    let sent = sends(&actions);
+    assert_eq!((out.len(), sent.len()), (1, 1));
+    assert_eq!(a_of(&message(&out[0].1)), vec![(1, 9)]);
+    // Asked again before the refresh is answered: no second refresh.
+    let (hit, again) = ask_raw(
+        &mut server,
+        92_000,
+        4,
+        "www.example.com",
+        Rtype::A,
+        false,
+        None,
+    );
+    assert_eq!((a_of(&hit.unwrap()), again), (vec![(1, 8)], 0));
+    // The refresh's answer goes to the cache only (no client reply), fresh TTL, new data.
+    let fresh = [a_rr("www.example.com", 100, 7)];
+    let up = raw_reply(&sent[0].message, false, &fresh, &[], &[]);
+    server.handle_upstream(at(93_000), sent[0].token, sent[0].to, &up);
+    assert!(
+        replies(&drain(&mut server)).is_empty(),
+        "no client waits for a refresh"
+    );
+    let (hit, sent) = ask_raw(
+        &mut server,
+        95_000,
+        5,
+        "www.example.com",
+        Rtype::A,
+        false,
+        None,
+    );
+    assert_eq!(sent, 0);
+    assert_eq!(a_of(&hit.unwrap()), vec![(7, 98)]);
+    assert_eq!(store.stats().prefetches, 1);
+    // An unchanged refresh also renews the TTL (it was within its last tenth).
+    server.handle_client(
+        at(185_000),
+        udp(7001),
+        &query("www.example.com", Rtype::A, 6, true, Some(1232)),
+    );
+    let sent = sends(&drain(&mut server));
+    assert_eq!(sent.len(), 1);
+    let up = raw_reply(&sent[0].message, false, &fresh, &[], &[]);
+    server.handle_upstream(at(185_000), sent[0].token, sent[0].to, &up);
+    drain(&mut server);
+    let (hit, sent) = ask_raw(
+        &mut server,
+        190_000,
+        7,
+        "www.example.com",
+        Rtype::A,
+        false,
+        None,
+    );
+    assert_eq!((a_of(&hit.unwrap()), sent), (vec![(7, 95)], 0));
+}
+
+#[test]
+fn rrsets_are_shared_and_freed_with_their_last_message() {
+    let (mut server, store) = cached_server(CacheConfig {
+        size: 2,
+        ..CacheConfig::default()
+    });
+    let www = [a_rr("www.example.com", 300, 1)];
+    ask_raw(
+        &mut server,
+        0,
+        1,
+        "www.example.com",
+        Rtype::A,
+        false,
+        Some((false, &www, &[], &[])),
+    );
+    ask_raw(
+        &mut server,
+        0,
+        2,
+        "www.example.com",
+        Rtype::A,
+        true,
+        Some((false, &www, &[], &[])),
+    );
+    assert_eq!(
+        (store.stats().entries, store.stats().rrsets),
+        (2, 1),
+        "two messages, one RRset"
+    );
+    let other = [a_rr("other.example.com", 300, 2)];
+    ask_raw(
+        &mut server,
+        0,
+        3,
+        "other.example.com",
+        Rtype::A,
+        false,
+        Some((false, &other, &[], &[])),
+    );
+    assert_eq!(
+        (store.stats().entries, store.stats().rrsets),
+        (2, 2),
+        "one www message left"
+    );
+    let third = [a_rr("third.example.com", 300, 3)];
+    ask_raw(
+        &mut server,
+        0,
+        4,
+        "third.example.com",
+        Rtype::A,
+        false,
+        Some((false, &third, &[], &[])),
+    );
+    assert_eq!(
+        (store.stats().entries, store.stats().rrsets),
+        (2, 2),
+        "www freed with its last message"
+    );
 }
