@@ -442,7 +442,10 @@ impl Stats {
                 "cache_inserts", Counter, c.inserts, "Answers stored in the cache";
                 "cache_stale_served", Counter, c.stale_served,
                     "Expired answers served because every upstream failed";
+                "cache_prefetches", Counter, c.prefetches,
+                    "Background refreshes of cached answers near expiry (prefetch)";
                 "cache_entries", Gauge, c.entries, "Entries in the cache";
+                "cache_rrsets", Gauge, c.rrsets, "RRsets held by the cache's entries";
             });
         }
         out.extend(plain! {

@@ -9,14 +9,13 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use domain::base::iana::OptRcode;
 use domain::base::rdata::ComposeRecordData;
 use domain::base::{Name, RecordData, ToName};
 
-use crate::cache::rrset::RRset;
+use crate::cache::rrset::{RRset, Sets};
 use crate::record::Rr;
 use crate::request::Request;
 use crate::resolver::Answer;
@@ -28,16 +27,19 @@ const OPT_LEN: usize = 11;
 /// a synthesised name) and replies being built.
 #[derive(Debug)]
 pub struct WireRecords {
-    /// The owner's lookup key (a cache key; empty for synthesised answers), then the answer
-    /// and authority records in wire format. One allocation for both keeps entries small.
+    /// The owner's lookup key (a cache key's name part, unless it is the first RRset's owner;
+    /// empty for synthesised answers), then the answer and authority records in wire
+    /// format. One allocation for both keeps entries small.
     data: Box<[u8]>,
     key_len: u16,
+    /// The cache key's last bytes (type, class, flags).
+    key_tail: [u8; 5],
     pub(crate) answer_count: u16,
     pub(crate) authority_count: u16,
     pub(crate) additional_count: u16,
     /// A cached message: the RRsets it is built from (those served first: `served` per
     /// section, then those only held for their trust rank); its records are theirs.
-    pub(crate) rrsets: Box<[Arc<RRset>]>,
+    pub(crate) rrsets: Sets,
     pub(crate) served: [u16; 3],
     /// Bytes of the served RRsets in a reply (a cached message).
     pub(crate) rrsets_len: u32,
@@ -46,8 +48,6 @@ pub struct WireRecords {
     pub(crate) rcode: OptRcode,
     pub(crate) authenticated: bool,
     pub(crate) authoritative: bool,
-    /// When a cache stored the records (`None`: local data, which does not age).
-    pub(crate) stored: Option<Instant>,
     /// Seconds the entry is fresh for: the smallest stored TTL.
     pub(crate) ttl: u32,
 }
@@ -64,7 +64,6 @@ impl WireRecords {
         rcode: OptRcode,
         authenticated: bool,
         authoritative: bool,
-        stored: Option<Instant>,
         clamp: impl Fn(u32) -> u32,
     ) -> Option<WireRecords> {
         let mut wire = Vec::with_capacity(key.len() + 64);
@@ -89,37 +88,38 @@ impl WireRecords {
         Some(WireRecords {
             data: wire.into_boxed_slice(),
             key_len: u16::try_from(key.len()).ok()?,
+            key_tail: [0; 5],
             answer_count: u16::try_from(answer.len()).ok()?,
             authority_count: u16::try_from(authority.len()).ok()?,
             additional_count: 0,
-            rrsets: Box::new([]),
+            rrsets: Sets::default(),
             served: [0; 3],
             rrsets_len: 0,
             prefetching: AtomicBool::new(false),
             rcode,
             authenticated,
             authoritative,
-            stored,
             ttl: if min_ttl == u32::MAX { 0 } else { min_ttl },
         })
     }
 
     #[cfg(test)]
-    pub(crate) fn test_entry(key: &[u8], stored: Instant) -> WireRecords {
+    pub(crate) fn test_entry(key: &[u8]) -> WireRecords {
+        let (name, tail) = key.split_at(key.len() - 5);
         WireRecords {
-            data: key.into(),
-            key_len: key.len() as u16,
+            data: name.into(),
+            key_len: name.len() as u16,
+            key_tail: tail.try_into().unwrap(),
             answer_count: 0,
             authority_count: 0,
             additional_count: 0,
-            rrsets: Box::new([]),
+            rrsets: Sets::default(),
             served: [0; 3],
             rrsets_len: 0,
             prefetching: AtomicBool::new(false),
             rcode: OptRcode::NOERROR,
             authenticated: false,
             authoritative: false,
-            stored: Some(stored),
             ttl: 60,
         }
     }
@@ -133,9 +133,9 @@ impl WireRecords {
         served: [u16; 3],
         rcode: OptRcode,
         authenticated: bool,
-        now: Instant,
+        now: u32,
     ) -> Option<WireRecords> {
-        let qname = &key[..key.len().saturating_sub(5)];
+        let (qname, tail) = key.split_at(key.len().checked_sub(5)?);
         let total: usize = served.iter().map(|&n| usize::from(n)).sum();
         let mut counts = [0u16; 3];
         let mut len = 0usize;
@@ -152,53 +152,75 @@ impl WireRecords {
         if len > 65535 - 512 || total > rrsets.len() {
             return None;
         }
+        // The name is stored only when the first RRset's owner is not the question name.
+        let name: &[u8] = match rrsets.first() {
+            Some(first) if first.owner() == qname => &[],
+            _ => qname,
+        };
         Some(WireRecords {
-            data: key.into(),
-            key_len: u16::try_from(key.len()).ok()?,
+            data: name.into(),
+            key_len: u16::try_from(name.len()).ok()?,
+            key_tail: tail.try_into().ok()?,
             answer_count: counts[0],
             authority_count: counts[1],
             additional_count: counts[2],
-            rrsets: rrsets.into_boxed_slice(),
+            rrsets: Sets::new(rrsets),
             served,
             rrsets_len: u32::try_from(len).ok()?,
             prefetching: AtomicBool::new(false),
             rcode,
             authenticated,
             authoritative: false,
-            stored: Some(now),
             ttl: u32::try_from(ttl.max(0)).unwrap_or(u32::MAX),
         })
     }
 
     /// The RRsets served in replies (a cached message), in section order.
-    pub(crate) fn served_rrsets(&self) -> &[Arc<RRset>] {
+    pub(crate) fn served_rrsets(&self) -> impl Iterator<Item = &Arc<RRset>> {
         let n: usize = self.served.iter().map(|&n| usize::from(n)).sum();
-        &self.rrsets[..n.min(self.rrsets.len())]
+        self.rrsets.iter().take(n)
     }
 
-    /// Seconds until the first served RRset expires (negative: past it); the stored TTL
-    /// for an entry of plain records.
-    pub(crate) fn remaining(&self, now: Instant) -> i64 {
+    /// Seconds until the first served RRset expires (negative: past it); the TTL of an
+    /// entry of plain records, which does not age.
+    pub(crate) fn remaining(&self, now: u32) -> i64 {
         if self.rrsets.is_empty() {
-            return i64::from(self.ttl) - i64::from(self.age(now));
+            return i64::from(self.ttl);
         }
         self.served_rrsets()
-            .iter()
             .map(|set| set.remaining(now))
             .min()
             .unwrap_or(0)
     }
 
-    /// Whole seconds since the entry was stored (0 for local data).
-    pub(crate) fn age(&self, now: Instant) -> u32 {
-        self.stored.map_or(0, |stored| {
-            u32::try_from(now.saturating_duration_since(stored).as_secs()).unwrap_or(u32::MAX)
-        })
+    /// The name part of the lookup key the records were stored under (lower-cased).
+    pub(crate) fn key_name(&self) -> &[u8] {
+        match (self.key_len, self.rrsets.first()) {
+            (0, Some(first)) => first.owner(),
+            _ => &self.data[..usize::from(self.key_len)],
+        }
     }
 
-    /// The lookup key the records were stored under.
-    pub(crate) fn key(&self) -> &[u8] {
-        &self.data[..usize::from(self.key_len)]
+    /// The last bytes of the lookup key (type, class, flags).
+    pub(crate) fn key_tail(&self) -> &[u8] {
+        &self.key_tail
+    }
+
+    /// Whether `key` is the lookup key the records were stored under.
+    pub(crate) fn has_key(&self, key: &[u8]) -> bool {
+        key.len() >= 5 && {
+            let (name, tail) = key.split_at(key.len() - 5);
+            self.key_name() == name && self.key_tail == tail
+        }
+    }
+
+    /// Writes the lookup key into `buf` and returns it.
+    pub(crate) fn write_key<'b>(&self, buf: &'b mut [u8; 260]) -> &'b [u8] {
+        let name = self.key_name();
+        let n = name.len().min(255);
+        buf[..n].copy_from_slice(&name[..n]);
+        buf[n..n + 5].copy_from_slice(&self.key_tail);
+        &buf[..n + 5]
     }
 
     /// The records, wire format.
@@ -248,8 +270,8 @@ pub(crate) enum Ttls {
     CountDown { age: u32 },
     /// Every TTL set to this (serve-stale, synthesised answers).
     Fixed(u32),
-    /// Each RRset's TTL left at this time (a cached message built from RRsets).
-    At(Instant),
+    /// Each RRset's TTL left at this time on the cache's clock (a cached message built from RRsets).
+    At(u32),
 }
 
 /// An answer encoded once and served many times, by any resolver.
@@ -339,7 +361,6 @@ impl Prebuilt {
             answer.rcode,
             answer.authenticated,
             answer.authoritative,
-            None,
             |ttl| ttl,
         )?;
         Some(Prebuilt::as_stored(Arc::new(records)))
@@ -432,8 +453,7 @@ fn encode(
         let start = out.len();
         out.extend_from_slice(records);
         patch_ttls(&mut out[start..], served);
-        let key = entry.key();
-        let qname_key = &key[..key.len().saturating_sub(5)];
+        let qname_key = entry.key_name();
         for set in entry.served_rrsets() {
             let ttl = match served {
                 Ttls::At(now) => set.remaining(now).max(0),

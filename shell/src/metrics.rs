@@ -416,13 +416,17 @@ mod tests {
             evictions: 1,
             inserts: 4,
             stale_served: 3,
+            prefetches: 6,
             entries: 9,
+            rrsets: 7,
         });
         let text = render(&stats);
         assert!(text.contains("names_cache_hits_total 5\n"), "{text}");
         assert!(text.contains("names_cache_misses_total 2\n"), "{text}");
         assert!(text.contains("names_cache_evictions_total 1\n"), "{text}");
         assert!(text.contains("names_cache_entries 9\n"), "{text}");
+        assert!(text.contains("names_cache_rrsets 7\n"), "{text}");
+        assert!(text.contains("names_cache_prefetches_total 6\n"), "{text}");
         assert!(text.contains("names_cache_inserts_total 4\n"), "{text}");
         assert!(
             text.contains("names_cache_stale_served_total 3\n"),

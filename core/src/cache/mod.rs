@@ -47,7 +47,7 @@ pub use store::{CacheStats, Store};
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
 use crate::wire::{Prebuilt, Ttls, WireRecords};
-use rrset::{group, targets, RRset, Rank};
+use rrset::{group, lower, targets, RRset, Rank};
 use store::{key_of, MAX_KEY};
 
 /// TTL of records served stale (RFC 8767 recommends 30 s).
@@ -163,21 +163,25 @@ impl Cache {
             };
             Some(soa.ttl().as_secs().min(data.minimum().as_secs()))
         };
-        let mut glue_for: Vec<&Rr> = chain.clone();
-        glue_for.extend(authority.iter().filter(|rr| rr.rtype() == Rtype::NS));
-        let names = targets(&glue_for);
+        let names = if answer.additional.is_empty() {
+            Default::default()
+        } else {
+            let mut glue_for: Vec<&Rr> = chain.clone();
+            glue_for.extend(authority.iter().filter(|rr| rr.rtype() == Rtype::NS));
+            targets(&glue_for)
+        };
         let additional: Vec<&Rr> = answer
             .additional
             .iter()
             .filter(|rr| {
                 matches!(rr.rtype(), Rtype::A | Rtype::AAAA | Rtype::RRSIG)
-                    && names.iter().any(|n| n.name_eq(rr.owner()))
+                    && names.contains(&lower(rr.owner()))
             })
             .collect();
 
         let (min, max) = (self.config.min_ttl, self.config.max_ttl);
         let clamp = |ttl: u32| ttl.clamp(min, max.max(min));
-        let now = cx.now();
+        let now = self.store.rrsets.clock(cx.now());
         let refresh = cx.is_background();
         let rrsets = &self.store.rrsets;
         let answer_rank = if answer.upstream_authoritative {
@@ -192,11 +196,13 @@ impl Cache {
             })?;
             Some(rrsets.offer(built, now, refresh))
         };
-        let mut answer_sets = Vec::new();
+        // Served RRsets first, section by section; those only held for their rank after.
+        let mut sets = Vec::with_capacity(chain.len() + authority.len() + additional.len());
+        let mut held = Vec::new();
         for set in group(&chain) {
-            answer_sets.push(offer(&set, answer_rank, false)?);
+            sets.push(offer(&set, answer_rank, false)?);
         }
-        let (mut served_auth, mut held) = (Vec::new(), Vec::new());
+        let answers = sets.len();
         for set in group(&authority) {
             let negative_proof = matches!(
                 set[0].rtype(),
@@ -205,28 +211,25 @@ impl Cache {
             let is_soa = set[0].rtype() == Rtype::SOA;
             let set = offer(&set, Rank::Authority, is_soa)?;
             if !self.config.minimal_responses || (!positive && negative_proof) {
-                served_auth.push(set);
+                sets.push(set);
             } else {
                 held.push(set);
             }
         }
-        let mut served_add = Vec::new();
+        let authorities = sets.len() - answers;
         for set in group(&additional) {
             let set = offer(&set, Rank::Additional, false)?;
             if self.config.minimal_responses {
                 held.push(set);
             } else {
-                served_add.push(set);
+                sets.push(set);
             }
         }
         let served = [
-            u16::try_from(answer_sets.len()).ok()?,
-            u16::try_from(served_auth.len()).ok()?,
-            u16::try_from(served_add.len()).ok()?,
+            u16::try_from(answers).ok()?,
+            u16::try_from(authorities).ok()?,
+            u16::try_from(sets.len() - answers - authorities).ok()?,
         ];
-        let mut sets = answer_sets;
-        sets.extend(served_auth);
-        sets.extend(served_add);
         sets.extend(held);
         let mut buf = [0u8; MAX_KEY];
         let entry = WireRecords::from_rrsets(
@@ -245,7 +248,7 @@ impl Cache {
 
     /// The entry rebuilt from the current copies of its RRsets, once one was replaced;
     /// `None` (a miss) when one is no longer held.
-    fn rebuild(&self, entry: &WireRecords, now: std::time::Instant) -> Option<Arc<WireRecords>> {
+    fn rebuild(&self, entry: &WireRecords, now: u32) -> Option<Arc<WireRecords>> {
         let mut sets = Vec::with_capacity(entry.rrsets.len());
         for set in entry.rrsets.iter() {
             if set.is_replaced() {
@@ -254,8 +257,9 @@ impl Cache {
                 sets.push(set.clone());
             }
         }
+        let mut key = [0u8; MAX_KEY];
         let rebuilt = WireRecords::from_rrsets(
-            entry.key(),
+            entry.write_key(&mut key),
             sets,
             entry.served,
             entry.rcode,
@@ -299,7 +303,7 @@ impl Resolver for Cache {
         let mut buf = [0u8; MAX_KEY];
         let key = Cache::lookup(&mut buf, q);
         let counters = &self.store.counters;
-        let now = cx.now();
+        let now = self.store.rrsets.clock(cx.now());
         let mut found = self.store.get(key);
         if let Some(entry) = &found {
             if entry.rrsets.iter().any(|set| set.is_replaced()) {
@@ -352,7 +356,7 @@ impl Resolver for Cache {
             }
             let mut buf = [0u8; MAX_KEY];
             let entry = self.store.get(Cache::lookup(&mut buf, q))?;
-            if -entry.remaining(cx.now()) >= i64::from(window) {
+            if -entry.remaining(self.store.rrsets.clock(cx.now())) >= i64::from(window) {
                 return None;
             }
             self.store
@@ -367,7 +371,7 @@ impl Resolver for Cache {
         if let Some(entry) = self.store_answer(q, answer, cx) {
             return Some(Resolution::Prebuilt(Prebuilt {
                 records: entry,
-                ttls: Ttls::At(cx.now()),
+                ttls: Ttls::At(self.store.rrsets.clock(cx.now())),
             }));
         }
         if self.config.minimal_responses

@@ -6,10 +6,10 @@
 //! the index only finds the current one. Dead references are swept out when the index has
 //! doubled since the last sweep, so it stays within twice the live RRsets (plus a few).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -40,8 +40,9 @@ pub(crate) struct RRset {
     owner_len: u8,
     count: u16,
     pub(crate) rank: Rank,
-    stored: Instant,
-    /// Seconds fresh from `stored`: the smallest (clamped) TTL of its records.
+    /// When it expires, on the cache's clock ([`RRsets::clock`]).
+    expires: u32,
+    /// Seconds it was fresh for when stored: the smallest (clamped) TTL of its records.
     pub(crate) ttl: u32,
     /// Set once a newer copy replaced this one in the index: messages using it rebuild.
     replaced: AtomicBool,
@@ -56,34 +57,47 @@ impl RRset {
     pub(crate) fn build(
         records: &[&Rr],
         rank: Rank,
-        now: Instant,
+        now: u32,
         clamp: impl Fn(u32) -> u32,
     ) -> Option<RRset> {
         let first = records.first()?;
         let mut key = [0u8; MAX_RRSET_KEY];
         let key = key_of(&mut key, first)?;
-        let mut rdatas: Vec<Vec<u8>> = Vec::with_capacity(records.len());
+        // The key, then each rdata behind its length, composed in place.
+        let mut data = Vec::with_capacity(key.len() + 16 * records.len());
+        data.extend_from_slice(key);
         let mut ttl = u32::MAX;
         for rr in records {
-            let mut rdata = Vec::new();
-            rr.data().compose_len_rdata(&mut rdata).ok()?;
-            rdatas.push(rdata);
+            rr.data().compose_len_rdata(&mut data).ok()?;
             ttl = ttl.min(clamp(rr.ttl().as_secs()));
         }
-        // Canonical order, duplicates merged: equal sets compare equal.
-        rdatas.sort();
-        rdatas.dedup();
-        let mut data = Vec::with_capacity(key.len() + rdatas.iter().map(Vec::len).sum::<usize>());
-        data.extend_from_slice(key);
-        for rdata in &rdatas {
-            data.extend_from_slice(rdata);
+        let mut count = records.len();
+        if count > 1 {
+            // Canonical order, duplicates merged: equal sets compare equal.
+            let mut rdatas: Vec<&[u8]> = Vec::with_capacity(count);
+            let mut rest = &data[key.len()..];
+            while rest.len() >= 2 {
+                let len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                let (rdata, tail) = rest.split_at_checked(len)?;
+                rdatas.push(rdata);
+                rest = tail;
+            }
+            rdatas.sort_unstable();
+            rdatas.dedup();
+            count = rdatas.len();
+            let mut sorted = Vec::with_capacity(data.len());
+            sorted.extend_from_slice(key);
+            for rdata in rdatas {
+                sorted.extend_from_slice(rdata);
+            }
+            data = sorted;
         }
         Some(RRset {
             data: data.into_boxed_slice(),
             owner_len: u8::try_from(first.owner().as_slice().len()).ok()?,
-            count: u16::try_from(rdatas.len()).ok()?,
+            count: u16::try_from(count).ok()?,
             rank,
-            stored: now,
+            expires: now.saturating_add(ttl),
             ttl,
             replaced: AtomicBool::new(false),
         })
@@ -113,10 +127,9 @@ impl RRset {
         self.count
     }
 
-    /// Seconds left before expiry at `now` (negative: seconds past it).
-    pub(crate) fn remaining(&self, now: Instant) -> i64 {
-        let age = now.saturating_duration_since(self.stored).as_secs();
-        i64::from(self.ttl) - i64::try_from(age).unwrap_or(i64::MAX / 2)
+    /// Seconds left before expiry at `now`, on the cache's clock (negative: past it).
+    pub(crate) fn remaining(&self, now: u32) -> i64 {
+        i64::from(self.expires) - i64::from(now)
     }
 
     pub(crate) fn is_replaced(&self) -> bool {
@@ -177,19 +190,43 @@ fn key_of<'b>(buf: &'b mut [u8; MAX_RRSET_KEY], rr: &Rr) -> Option<&'b [u8]> {
 }
 
 /// The records of a section grouped into RRsets, in order of first appearance.
+/// Linear in the records (a hostile reply may hold thousands of RRsets).
 pub(crate) fn group<'a>(records: &[&'a Rr]) -> Vec<Vec<&'a Rr>> {
-    let mut sets: Vec<(Vec<u8>, Vec<&'a Rr>)> = Vec::new();
+    let mut sets: Vec<Vec<&'a Rr>> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut buf = [0u8; MAX_RRSET_KEY];
     for rr in records {
         let Some(key) = key_of(&mut buf, rr) else {
             continue;
         };
-        match sets.iter_mut().find(|(k, _)| k == key) {
-            Some((_, set)) => set.push(rr),
-            None => sets.push((key.to_vec(), vec![*rr])),
+        // A few sets are searched in place; past that, by their keys.
+        let found = if sets.len() <= 8 {
+            sets.iter().position(|set| {
+                let mut other = [0u8; MAX_RRSET_KEY];
+                key_of(&mut other, set[0]) == Some(key)
+            })
+        } else {
+            if index.is_empty() {
+                for (i, set) in sets.iter().enumerate() {
+                    let mut other = [0u8; MAX_RRSET_KEY];
+                    if let Some(k) = key_of(&mut other, set[0]) {
+                        index.insert(k.to_vec(), i);
+                    }
+                }
+            }
+            index.get(key).copied()
+        };
+        match found {
+            Some(i) => sets[i].push(rr),
+            None => {
+                if !index.is_empty() {
+                    index.insert(key.to_vec(), sets.len());
+                }
+                sets.push(vec![*rr]);
+            }
         }
     }
-    sets.into_iter().map(|(_, set)| set).collect()
+    sets
 }
 
 struct Shard {
@@ -198,10 +235,11 @@ struct Shard {
     swept: usize,
 }
 
-/// The shared index of current RRsets.
+/// The shared index of current RRsets, and the cache's clock.
 pub(crate) struct RRsets {
     shards: Box<[Mutex<Shard>]>,
     hasher: std::hash::RandomState,
+    epoch: OnceLock<Instant>,
 }
 
 impl RRsets {
@@ -216,7 +254,15 @@ impl RRsets {
                 })
                 .collect(),
             hasher: std::hash::RandomState::new(),
+            epoch: OnceLock::new(),
         }
+    }
+
+    /// The cache's clock: whole seconds since the first time it was read (4 bytes an RRset
+    /// instead of an `Instant`; expiry rounds down to the second, never later).
+    pub(crate) fn clock(&self, now: Instant) -> u32 {
+        let epoch = *self.epoch.get_or_init(|| now);
+        u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -237,7 +283,7 @@ impl RRsets {
     /// is within the last tenth of its TTL), or when it ranks the same with other records.
     /// Otherwise the current copy stays (an equal copy does not reset its TTL) and is
     /// returned for the message to use.
-    pub(crate) fn offer(&self, new: RRset, now: Instant, refresh: bool) -> Arc<RRset> {
+    pub(crate) fn offer(&self, new: RRset, now: u32, refresh: bool) -> Arc<RRset> {
         let hash = self.hasher.hash_one(new.key());
         let mut shard = self.shard(hash);
         let current = shard
@@ -267,6 +313,7 @@ impl RRsets {
     }
 
     /// RRsets alive now (held by a cached message).
+    #[allow(clippy::disallowed_methods)] // a count: the order does not matter
     pub(crate) fn live(&self) -> usize {
         self.shards
             .iter()
@@ -282,14 +329,54 @@ impl RRsets {
     }
 }
 
-/// Targets of NS, MX, SRV records among `rrs`: the names whose addresses are glue.
-pub(crate) fn targets(rrs: &[&Rr]) -> Vec<Name<Bytes>> {
+/// Targets of NS, MX, SRV records among `rrs` (lower-cased wire names): the names whose
+/// addresses are glue.
+pub(crate) fn targets(rrs: &[&Rr]) -> HashSet<Vec<u8>> {
     rrs.iter()
         .filter_map(|rr| match rr.data() {
-            AllRecordData::Ns(ns) => Some(ns.nsdname().clone()),
-            AllRecordData::Mx(mx) => Some(mx.exchange().clone()),
-            AllRecordData::Srv(srv) => Some(srv.target().clone()),
+            AllRecordData::Ns(ns) => Some(lower(ns.nsdname())),
+            AllRecordData::Mx(mx) => Some(lower(mx.exchange())),
+            AllRecordData::Srv(srv) => Some(lower(srv.target())),
             _ => None,
         })
         .collect()
+}
+
+/// A name's wire format, lower-cased.
+pub(crate) fn lower(name: &Name<Bytes>) -> Vec<u8> {
+    name.as_slice().to_ascii_lowercase()
+}
+
+/// The RRsets of a cached message: the first inline (most messages have one, and so no
+/// second allocation), the rest boxed.
+#[derive(Debug, Default)]
+pub(crate) struct Sets {
+    first: Option<Arc<RRset>>,
+    rest: Box<[Arc<RRset>]>,
+}
+
+impl Sets {
+    pub(crate) fn new(sets: Vec<Arc<RRset>>) -> Sets {
+        let mut sets = sets.into_iter();
+        Sets {
+            first: sets.next(),
+            rest: sets.collect(),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<RRset>> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    pub(crate) fn first(&self) -> Option<&Arc<RRset>> {
+        self.first.as_ref()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
 }

@@ -1,40 +1,13 @@
 //! The cache's storage: a fixed-capacity LRU map, sharded behind mutexes so workers
 //! share one cache. The bound is exact: shard capacities add up to the configured size.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::rrset::RRsets;
+use crate::fasthash::FastMap;
 use crate::wire::WireRecords as Entry;
-
-/// An entry in the index, hashed and compared by the key stored inside it: lower-cased
-/// question name (wire), type, class, and the DO/CD bits that change the answer. Keeping
-/// the key inside the entry stores it once; `Borrow<[u8]>` lets a lookup borrow a stack
-/// buffer (no allocation per hit).
-#[derive(Clone, Debug)]
-struct Key(Arc<Entry>);
-
-impl std::borrow::Borrow<[u8]> for Key {
-    fn borrow(&self) -> &[u8] {
-        self.0.key()
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Key) -> bool {
-        self.0.key() == other.0.key()
-    }
-}
-
-impl Eq for Key {}
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.key().hash(state)
-    }
-}
 
 /// Longest key: a 255-byte name, type, class and flags.
 pub(crate) const MAX_KEY: usize = 255 + 5;
@@ -66,10 +39,14 @@ struct Node {
     next: u32,
 }
 
-/// One LRU list: a slab of nodes linked most recent first, and an index by key.
+/// One LRU list: a slab of nodes linked most recent first, and an index by the keyed
+/// (SipHash) hash of the entry's key. The entry itself is checked against the key asked
+/// for, so two keys of one hash (a 2^-64 chance, not one an attacker can aim at) only
+/// cost a miss and one of them its place: the key is stored once, in the entry, or not at
+/// all when it is the first RRset's owner.
 struct Lru {
     capacity: usize,
-    index: HashMap<Key, u32>,
+    index: FastMap<u64, u32>,
     nodes: Vec<Node>,
     free: Vec<u32>,
     head: u32,
@@ -80,7 +57,7 @@ impl Lru {
     fn new(capacity: usize) -> Lru {
         Lru {
             capacity,
-            index: HashMap::new(),
+            index: FastMap::default(),
             nodes: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -112,18 +89,21 @@ impl Lru {
         }
     }
 
-    fn get(&mut self, key: &[u8]) -> Option<Arc<Entry>> {
-        let i = *self.index.get(key)?;
+    fn get(&mut self, hash: u64, key: &[u8]) -> Option<Arc<Entry>> {
+        let i = *self.index.get(&hash)?;
+        if !self.nodes[i as usize].entry.as_ref()?.has_key(key) {
+            return None;
+        }
         self.unlink(i);
         self.push_front(i);
         self.nodes[i as usize].entry.clone()
     }
 
     /// Inserts or replaces; returns whether an older entry was evicted to make room.
-    fn insert(&mut self, entry: Arc<Entry>) -> bool {
-        if let Some(i) = self.index.remove(entry.key()) {
-            self.nodes[i as usize].entry = Some(entry.clone());
-            self.index.insert(Key(entry), i);
+    /// `hash_of` gives the hash of an entry evicted.
+    fn insert(&mut self, hash: u64, entry: Arc<Entry>, hash_of: impl Fn(&Entry) -> u64) -> bool {
+        if let Some(&i) = self.index.get(&hash) {
+            self.nodes[i as usize].entry = Some(entry);
             self.unlink(i);
             self.push_front(i);
             return false;
@@ -131,15 +111,15 @@ impl Lru {
         if self.index.len() >= self.capacity {
             let victim = self.tail;
             self.unlink(victim);
-            if let Some(old) = self.nodes[victim as usize].entry.replace(entry.clone()) {
-                self.index.remove(old.key());
+            if let Some(old) = self.nodes[victim as usize].entry.replace(entry) {
+                self.index.remove(&hash_of(&old));
             }
-            self.index.insert(Key(entry), victim);
+            self.index.insert(hash, victim);
             self.push_front(victim);
             return true;
         }
         let node = Node {
-            entry: Some(entry.clone()),
+            entry: Some(entry),
             prev: NIL,
             next: NIL,
         };
@@ -153,13 +133,21 @@ impl Lru {
                 (self.nodes.len() - 1) as u32
             }
         };
-        self.index.insert(Key(entry), i);
+        self.index.insert(hash, i);
         self.push_front(i);
         false
     }
 
-    fn remove(&mut self, key: &[u8]) {
-        if let Some(i) = self.index.remove(key) {
+    fn remove(&mut self, hash: u64, key: &[u8]) {
+        let Some(&i) = self.index.get(&hash) else {
+            return;
+        };
+        if self.nodes[i as usize]
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.has_key(key))
+        {
+            self.index.remove(&hash);
             self.unlink(i);
             self.nodes[i as usize].entry = None;
             self.free.push(i);
@@ -237,24 +225,41 @@ impl Store {
         }
     }
 
-    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Lru> {
-        // One shard (one worker) needs no hash: the shard's own index hashes the key anyway.
-        let i = match self.shards.len() {
-            1 => 0,
-            n => (self.hasher.hash_one(key) as usize) % n,
-        };
+    /// The keyed hash of a key given as its name and last bytes.
+    fn hash(&self, name: &[u8], tail: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(name);
+        h.write(tail);
+        h.finish()
+    }
+
+    fn hash_key(&self, key: &[u8]) -> u64 {
+        let (name, tail) = key.split_at(key.len().saturating_sub(5));
+        self.hash(name, tail)
+    }
+
+    fn hash_of(&self, entry: &Entry) -> u64 {
+        self.hash(entry.key_name(), entry.key_tail())
+    }
+
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Lru> {
+        let i = (hash as usize) % self.shards.len();
         // A poisoned shard only means another worker panicked mid-update of plain data.
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
-        self.shard(key).get(key)
+        let hash = self.hash_key(key);
+        self.shard(hash).get(hash, key)
     }
 
     /// Stores `entry` (replacing one of the same key) and returns it, shared.
     pub(crate) fn insert(&self, entry: Entry) -> Arc<Entry> {
         let entry = Arc::new(entry);
-        let evicted = self.shard(entry.key()).insert(entry.clone());
+        let hash = self.hash_of(&entry);
+        let evicted = self
+            .shard(hash)
+            .insert(hash, entry.clone(), |old| self.hash_of(old));
         self.counters.inserts.fetch_add(1, Ordering::Relaxed);
         if evicted {
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
@@ -263,7 +268,8 @@ impl Store {
     }
 
     pub(crate) fn remove(&self, key: &[u8]) {
-        self.shard(key).remove(key);
+        let hash = self.hash_key(key);
+        self.shard(hash).remove(hash, key);
     }
 
     /// Entries held now, over all shards.
@@ -310,7 +316,7 @@ mod tests {
     }
 
     fn entry(n: u8) -> Entry {
-        Entry::test_entry(&key_ref(n), std::time::Instant::now())
+        Entry::test_entry(&key_ref(n))
     }
 
     #[test]

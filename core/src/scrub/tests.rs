@@ -397,6 +397,49 @@ fn a_dname_without_its_cname_or_with_a_wrong_one_gets_a_synthesised_one() {
 }
 
 #[test]
+fn a_dname_making_a_name_too_long_ends_the_chain() {
+    // 4 labels of 60 under a DNAME whose target adds 60 more: over 255 octets.
+    let long = format!("{0}.{0}.{0}.example.com", "a".repeat(60));
+    let target = format!("{}.example.net", "b".repeat(60));
+    let mut reply = Reply::to(&long, Rtype::A).answer([
+        dname("example.com", &target),
+        cname(&long, "www.example.org"),
+        a("www.example.org", 1),
+    ]);
+    reply.rcode = Rcode::YXDOMAIN;
+    let out = reply.scrubbed();
+    assert_eq!(out.rcode, Rcode::YXDOMAIN.into());
+    assert_eq!(show(&out.answer), show(&[dname("example.com", &target)]));
+}
+
+#[test]
+fn a_dname_rrset_of_two_records_makes_the_reply_unusable() {
+    let reply = Reply::to("www.example.com", Rtype::A).answer([
+        dname("example.com", "example.net"),
+        dname("example.com", "example.org"),
+        a("www.example.net", 1),
+    ]);
+    assert!(reply.scrub("www.example.com", Rtype::A).is_none());
+}
+
+#[test]
+fn a_dname_rewriting_into_itself_is_followed_at_most_once() {
+    let out = Reply::to("www.example.com", Rtype::A)
+        .answer([
+            dname("example.com", "x.example.com"),
+            a("www.x.example.com", 1),
+        ])
+        .scrubbed();
+    assert_eq!(
+        show(&out.answer),
+        show(&[
+            dname("example.com", "x.example.com"),
+            cname("www.example.com", "www.x.example.com")
+        ])
+    );
+}
+
+#[test]
 fn a_dname_not_above_the_name_is_dropped() {
     let out = Reply::to("www.example.com", Rtype::A)
         .answer([

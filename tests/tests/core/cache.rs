@@ -1142,3 +1142,48 @@ fn rrsets_are_shared_and_freed_with_their_last_message() {
         "www freed with its last message"
     );
 }
+
+#[test]
+fn a_reply_with_a_thousand_rrsets_is_cached_in_linear_time() {
+    let full = CacheConfig {
+        minimal_responses: false,
+        ..CacheConfig::default()
+    };
+    let (mut server, store) = cached_server(full);
+    let q = query("example.com", Rtype::NS, 1, true, None);
+    server.handle_client(at(0), udp(5001), &q);
+    let sent = sends(&drain(&mut server));
+    let up = {
+        let m = Message::from_octets(sent[0].message.clone()).unwrap();
+        let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::new())).unwrap();
+        b.header_mut().set_id(m.header().id());
+        b.header_mut().set_qr(true);
+        let mut qb = b.question();
+        qb.push(m.sole_question().unwrap()).unwrap();
+        let mut ans = qb.answer();
+        let zone: Name<Vec<u8>> = "example.com".parse().unwrap();
+        let target = |i: u32| -> Name<Vec<u8>> { format!("n{i}.example.com").parse().unwrap() };
+        for i in 0..1000 {
+            ans.push((&zone, Class::IN, 300, Ns::new(target(i))))
+                .unwrap();
+        }
+        let mut add = ans.authority().additional();
+        for i in 0..1000u32 {
+            let addr = Ipv4Addr::from(0x0a00_0000 + i);
+            add.push((&target(i), Class::IN, 300, A::new(addr)))
+                .unwrap();
+        }
+        add.finish().into_target()
+    };
+    let started = std::time::Instant::now();
+    server.handle_upstream(at(0), sent[0].token, sent[0].to, &up);
+    let out = replies(&drain(&mut server));
+    assert_eq!(out.len(), 1);
+    assert!(message(&out[0].1).header().tc(), "too big for UDP: TC");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!((store.stats().entries, store.stats().rrsets), (1, 1001));
+}
