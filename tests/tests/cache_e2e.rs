@@ -283,3 +283,29 @@ fn prefetch_refreshes_in_the_background() {
         "one refresh, and the last answer came from the cache"
     );
 }
+
+#[test]
+fn minimal_responses_and_prefetch_from_the_config_file() {
+    let up = FakeUpstream::start(|r| vec![Reply::Send(reply_with_ns_and_glue(&r.bytes, 300))]);
+    let path = std::env::temp_dir().join(format!("names-cache-{}.toml", std::process::id()));
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nupstream = \"{}\"\nminimal_responses = false\nprefetch = true\n",
+        up.arg()
+    );
+    std::fs::write(&path, text).unwrap();
+    let p = path.to_str().unwrap();
+    let srv = Server::try_start_raw(&["serve", "--config", p]).expect("serves from the file");
+    let out = dig_at(srv.udp_addr(), &["www.example.com", "A"]);
+    assert_eq!(dig_counts(&out), (1, 1, 2), "{out}");
+    drop(srv);
+    // The flag replaces the file's value.
+    let srv = Server::try_start_raw(&["serve", "--config", p, "--minimal-responses", "true"])
+        .expect("serves");
+    let out = dig_at(srv.udp_addr(), &["www.example.com", "A"]);
+    assert_eq!(dig_counts(&out), (1, 0, 1), "{out}");
+    drop(srv);
+    std::fs::write(&path, "minimal_responses = \"no\"\n").unwrap();
+    let bad = run_names(&["check-config", p]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    let _ = std::fs::remove_file(&path);
+}
