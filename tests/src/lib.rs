@@ -12,6 +12,8 @@
 //! * [`sim`]: the simulated world (clients, upstreams, a spoofer, a lossy network) that
 //!   the fault simulation, the scenario fuzzer and the protocol tests drive.
 //! * [`fuzz`]: the fuzz bodies of `fuzz/` and their `Arbitrary` scenarios.
+//! * [`scenario`]: Unbound-style scenarios as data: canned upstream replies by question,
+//!   expected client replies.
 //!
 //! Every wait has a deadline and every loop is bounded, so a broken server makes tests
 //! fail instead of hang. The end-to-end helpers are re-exported at the root.
@@ -22,6 +24,7 @@ pub mod fuzz;
 pub mod net;
 pub mod parse;
 pub mod process;
+pub mod scenario;
 pub mod sim;
 pub mod upstream;
 

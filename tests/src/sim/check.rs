@@ -1,15 +1,23 @@
 //! The checks of a finished run on its replies: every tracked query answered once, in
-//! time, matching, complete and within the client's UDP limit.
+//! time, matching, complete and within the client's UDP limit; and the records an
+//! upstream plants for a scrubber to drop ([`planted_reply`]), which no reply may carry.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use domain::base::iana::Rtype;
-use domain::base::{Message, ParsedName};
-use domain::rdata::AllRecordData;
+use bytes::Bytes;
+use domain::base::iana::{Class, Rcode, Rtype};
+use domain::base::{Message, MessageBuilder, Name, ParsedName, ToName};
+use domain::rdata::{AllRecordData, Ns, Txt, A};
 use names_core::Origin;
 
 use super::World;
-use crate::parse::{message, question_bytes};
+use crate::parse::{message, question_bytes, try_parse};
+
+/// The address of every record an upstream plants (TEST-NET-2).
+pub const PLANTED_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 66);
+/// The zone every planted name is in.
+pub const PLANTED_ZONE: &str = "planted.invalid";
 
 impl World {
     /// Per tracked query: sent, taken no earlier (a datagram at once), exactly one reply
@@ -80,4 +88,65 @@ pub fn udp_limit(query: &[u8], max_udp: u16) -> usize {
         None => 512,
         Some(s) => usize::from(s.clamp(512, max_udp.max(512))),
     }
+}
+
+/// An upstream's answer to `query` (same ID and question, AA and RA, TTL 300, one A per
+/// address for the question's name, OPT if the query had one) with records planted that
+/// a scrubbed reply never keeps: in the answer an A for an unrelated name and a TXT at
+/// the question's name (not the question's type), in authority the NS of an unrelated
+/// zone, in additional the address of that zone's server and a second, different,
+/// address for the question's name (pointed to by no kept record). Every planted record
+/// names [`PLANTED_ZONE`] or [`PLANTED_ADDR`]. `None` for a message without one question.
+pub fn planted_reply(query: &[u8], addrs: &[Ipv4Addr]) -> Option<Vec<u8>> {
+    let msg = Message::from_octets(query).ok()?;
+    let question = msg.sole_question().ok()?;
+    let owner: Name<Bytes> = question.qname().to_name();
+    let zone: Name<Bytes> = PLANTED_ZONE.parse().ok()?;
+    let www: Name<Bytes> = format!("www.{PLANTED_ZONE}").parse().ok()?;
+    let ns: Name<Bytes> = format!("ns.{PLANTED_ZONE}").parse().ok()?;
+    let mut ans = MessageBuilder::new_vec()
+        .start_answer(&msg, Rcode::NOERROR)
+        .ok()?;
+    ans.header_mut().set_aa(true);
+    ans.header_mut().set_ra(true);
+    for ip in addrs {
+        ans.push((&owner, Class::IN, 300, A::new(*ip))).ok()?;
+    }
+    ans.push((&www, Class::IN, 300, A::new(PLANTED_ADDR)))
+        .ok()?;
+    if question.qtype() != Rtype::TXT {
+        let txt = Txt::<Vec<u8>>::build_from_slice(PLANTED_ZONE.as_bytes()).ok()?;
+        ans.push((&owner, Class::IN, 300, txt)).ok()?;
+    }
+    let mut auth = ans.authority();
+    auth.push((&zone, Class::IN, 300, Ns::new(ns.clone())))
+        .ok()?;
+    let mut add = auth.additional();
+    add.push((&ns, Class::IN, 300, A::new(PLANTED_ADDR))).ok()?;
+    add.push((&owner, Class::IN, 300, A::new(PLANTED_ADDR)))
+        .ok()?;
+    if msg.opt().is_some() {
+        add.opt(|o| {
+            o.set_udp_payload_size(4096);
+            Ok(())
+        })
+        .ok()?;
+    }
+    Some(add.finish())
+}
+
+/// The first record of `reply` that names [`PLANTED_ZONE`] or [`PLANTED_ADDR`], as text
+/// (`None` for a clean reply, or one that does not parse: other checks see to that).
+pub fn planted_in(reply: &[u8]) -> Option<String> {
+    let p = try_parse(reply).ok()?;
+    let addr = PLANTED_ADDR.to_string();
+    p.answers
+        .iter()
+        .chain(&p.authority)
+        .chain(&p.additional)
+        .map(|r| format!("{} {} {}", r.owner, r.rtype, r.rdata))
+        .find(|text| {
+            let lower = text.to_ascii_lowercase();
+            lower.contains(PLANTED_ZONE) || lower.split_whitespace().any(|t| t == addr)
+        })
 }

@@ -11,7 +11,8 @@
 //! connection with queries in flight is closed; after every step the bounds: waiting
 //! queries, open exchanges, bytes an upstream TCP try holds, and per TCP connection
 //! unwritten reply bytes (exactly what the runtime holds), unread input and connections
-//! per address, lookups in flight. Lookups are carried by the world's runtime as
+//! per address, lookups in flight; no reply carries a record an upstream planted for
+//! the scrubber to drop ([`planted_reply`]). Lookups are carried by the world's runtime as
 //! [`lookup::LookupFaults`] say (late, never, out of order, twice, to unknown ids): an id
 //! is never reused, cancelled only while in flight, and each ends once, completed or
 //! timed out. [`World::finish`] runs the timers out and checks nothing is left;
@@ -35,7 +36,7 @@ use names_core::{ConnId, LookupId, Origin, Token, UpstreamError, Via};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-pub use check::{parse_back, udp_limit};
+pub use check::{parse_back, planted_in, planted_reply, udp_limit, PLANTED_ADDR, PLANTED_ZONE};
 pub use world::World;
 
 /// The most an upstream TCP try may hold: one frame of the largest size and its prefix.

@@ -3,7 +3,8 @@
 //! half-close, and a flood of idle connections from one address), run in the [`World`],
 //! then checked: on top of the world's own checks, synth names get their address, a
 //! SERVFAIL comes only out of time or after every upstream failed, answers come only
-//! from real upstreams, and nothing is lost on a clean network.
+//! from real upstreams, and nothing is lost on a clean network. Every upstream answer
+//! carries planted records beside the real one, which no reply may show.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +16,7 @@ use domain::base::iana::{Rcode, Rtype};
 use names_core::{Config, ConnId, Origin, Token, UpstreamError, Via};
 
 use super::lookup::{lookup_addr, Asker, LookupFaults, LookupScenario, OnTimeout};
-use super::{Conn, Event, Rand, Report, Upstreams, World};
+use super::{planted_reply, Conn, Event, Rand, Report, Upstreams, World};
 use crate::build::{frame, query, upstream_reply, with_id};
 use crate::drive::{synth_chain, udp_from};
 use crate::parse::{a_addrs, message};
@@ -242,6 +243,12 @@ impl Scripted {
     }
 }
 
+/// An upstream's answer with its own address, and records planted beside it that no
+/// client may ever see (the world checks every reply).
+fn planted(message: &[u8], ip: Ipv4Addr) -> Vec<u8> {
+    planted_reply(message, &[ip]).expect("one question upstream")
+}
+
 impl Upstreams for Scripted {
     fn on_send(&mut self, w: &mut World, token: Token) -> Option<usize> {
         let info = w.tokens[&token].clone();
@@ -275,14 +282,14 @@ impl Upstreams for Scripted {
         let mut at = w.now + self.delay(&mut w.rand);
         let reply = match script {
             Script::Silent => return query,
-            Script::Answer => upstream_reply(&message, Rcode::NOERROR, &[ip], false),
+            Script::Answer => planted(&message, ip),
             Script::Slow(ms) => {
                 at += Duration::from_millis(ms);
-                upstream_reply(&message, Rcode::NOERROR, &[ip], false)
+                planted(&message, ip)
             }
             Script::Servfail => upstream_reply(&message, Rcode::SERVFAIL, &[], false),
             Script::TcThenTcp if !tcp => upstream_reply(&message, Rcode::NOERROR, &[], true),
-            Script::TcThenTcp => upstream_reply(&message, Rcode::NOERROR, &[ip], false),
+            Script::TcThenTcp => planted(&message, ip),
         };
         if tcp {
             // Reliable and in order, in arbitrary chunks.

@@ -525,6 +525,9 @@ impl World {
                 (q, message)
             }
         };
+        if let Some(planted) = super::planted_in(&message) {
+            panic!("a planted record reached a client ({to:?}): {planted}");
+        }
         if let Ok(m) = Message::from_octets(&message[..]) {
             let rcode = m.header().rcode().to_string();
             *self.report.by_rcode.entry(rcode).or_default() += 1;

@@ -14,5 +14,6 @@ mod protocol;
 mod reload_sim;
 mod simulation;
 mod tcp_limits;
+mod unbound;
 mod upstream_hardening;
 mod zone;
