@@ -1,10 +1,10 @@
 //! Cache poisoning attempts by an upstream, through the real binary with replies as full
 //! as `--minimal-responses false` allows: records planted for unrelated names in the
-//! answer, authority or additional section, a CNAME chain that leaves the question's
-//! tree with extra records beside it, glue that contradicts an authoritative answer, and
-//! a duplicate RRset with a longer TTL. Nothing planted reaches a client, in the first
-//! reply or a cached one, and a later question for a planted name goes upstream instead
-//! of being answered from a poisoned cache.
+//! answer, authority or additional section, a CNAME or DNAME chain that leaves the
+//! question's tree with extra records beside it, glue that contradicts an authoritative
+//! answer, and a duplicate RRset with a longer TTL. Nothing planted reaches a client, in
+//! the first reply or a cached one, and a later question for a planted name goes upstream
+//! instead of being answered from a poisoned cache.
 
 use names_tests::scenario::{all_text, expect, Canned, Expected, Upstream};
 use names_tests::*;
@@ -241,4 +241,45 @@ fn duplicate_rrsets_never_lengthen_a_ttl() {
     );
     expect(&ask(&srv, "a.example.com. A"), &a, SLACK, "cached");
     assert_eq!(up.asked("a.example.com. A"), 1);
+}
+
+// A DNAME chain out of the question's tree (example.com renamed to example.net), with a
+// record for a name off the chain in the answer section and an unrelated zone's NS in
+// authority: the DNAME, the CNAME it makes and the target's address reach the client,
+// the extras never.
+#[test]
+fn dname_chain_keeps_only_the_chain() {
+    let up = Upstream::new();
+    up.set(
+        "www.example.com. A",
+        Canned::new(
+            "example.com. IN DNAME example.net.\nwww.example.com. IN CNAME www.example.net.\n\
+             www.example.net. IN A 10.20.30.42\nwww.bank.test. IN A 6.6.6.6",
+            "bank.test. IN NS ns.evil.test.",
+            "ns.evil.test. IN A 6.6.6.6",
+        ),
+    );
+    let srv = serve(&up);
+    let planted = ["bank.test", "evil.test"];
+    for round in ["first", "cached"] {
+        let r = ask(&srv, "www.example.com. A");
+        clean(&r, &planted, round);
+        let mut answer: Vec<(String, u16)> = r
+            .answers
+            .iter()
+            .map(|rr| (rr.owner.to_ascii_lowercase(), rr.rtype))
+            .collect();
+        answer.sort();
+        assert_eq!(
+            answer,
+            vec![
+                ("example.com".to_string(), Rtype::DNAME.to_int()),
+                ("www.example.com".to_string(), Rtype::CNAME.to_int()),
+                ("www.example.net".to_string(), Rtype::A.to_int()),
+            ],
+            "{round}: the chain: {r:?}"
+        );
+    }
+    assert_eq!(up.asked("www.example.com. A"), 1);
+    asks_upstream(&srv, &up, "www.bank.test.");
 }

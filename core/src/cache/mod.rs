@@ -276,6 +276,18 @@ fn chain_records<'a>(qname: &Name<Bytes>, qtype: Rtype, records: &'a [Rr]) -> Ve
     let mut owner = qname.clone();
     for _ in 0..MAX_CHAIN {
         let mut next = None;
+        // A DNAME owned by an ancestor of the current name comes before the CNAME it
+        // synthesises (RFC 6672 3.1: validators need it, so a cached reply keeps it).
+        let dname_above = |rr: &&Rr| {
+            matches!(rr.data(), AllRecordData::Dname(_))
+                && !rr.owner().name_eq(&owner)
+                && owner.ends_with(rr.owner())
+        };
+        for rr in records.iter().filter(dname_above) {
+            if !kept.iter().any(|k| std::ptr::eq(*k, rr)) {
+                kept.push(rr);
+            }
+        }
         for rr in records.iter().filter(|rr| rr.owner().name_eq(&owner)) {
             if let AllRecordData::Cname(c) = rr.data() {
                 if qtype != Rtype::CNAME && next.is_none() {
