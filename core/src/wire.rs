@@ -457,7 +457,7 @@ fn encode(
         for set in entry.served_rrsets() {
             let ttl = match served {
                 Ttls::At(now) => set.remaining(now).max(0),
-                Ttls::CountDown { age } => i64::from(set.ttl.saturating_sub(age)),
+                Ttls::CountDown { age } => i64::from(set.ttl().saturating_sub(age)),
                 Ttls::Fixed(ttl) => i64::from(ttl),
             };
             set.write(

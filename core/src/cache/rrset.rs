@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
@@ -32,21 +32,37 @@ pub(crate) enum Rank {
     AuthoritativeAnswer,
 }
 
-/// One RRset in wire format: its key (lower-cased owner, type, class, and the covered type
-/// for RRSIGs), then each record's rdata behind its length. All records share the RRset's TTL.
+impl Rank {
+    /// The rank stored as `rank as u8`.
+    fn from_u8(n: u8) -> Rank {
+        match n {
+            0 => Rank::Additional,
+            1 => Rank::Authority,
+            2 => Rank::Answer,
+            _ => Rank::AuthoritativeAnswer,
+        }
+    }
+}
+
+/// One RRset in wire format: a 4-byte header (owner length, record count, rank), its key
+/// (lower-cased owner, type, class, and the covered type for RRSIGs), then each record's
+/// rdata behind its length. All records share the RRset's TTL. Small on purpose (24
+/// bytes beside its data): every cached name holds one.
 #[derive(Debug)]
 pub(crate) struct RRset {
     data: Box<[u8]>,
-    owner_len: u8,
-    count: u16,
-    pub(crate) rank: Rank,
     /// When it expires, on the cache's clock ([`RRsets::clock`]).
     expires: u32,
-    /// Seconds it was fresh for when stored: the smallest (clamped) TTL of its records.
-    pub(crate) ttl: u32,
-    /// Set once a newer copy replaced this one in the index: messages using it rebuild.
-    replaced: AtomicBool,
+    /// The seconds it was fresh for when stored (the smallest clamped TTL of its records,
+    /// at most 2^31 - 1), and in the top bit whether a newer copy replaced this one in the
+    /// index (messages using it then rebuild).
+    ttl_replaced: AtomicU32,
 }
+
+/// Bytes before the key in an RRset's data: owner length, count (2 bytes), rank.
+const HEADER: usize = 4;
+/// The `replaced` bit of `ttl_replaced`.
+const REPLACED: u32 = 1 << 31;
 
 /// Longest RRset key: a 255-byte owner, type, class, covered type.
 pub(crate) const MAX_RRSET_KEY: usize = 255 + 6;
@@ -64,7 +80,8 @@ impl RRset {
         let mut key = [0u8; MAX_RRSET_KEY];
         let key = key_of(&mut key, first)?;
         // The key, then each rdata behind its length, composed in place.
-        let mut data = Vec::with_capacity(key.len() + 16 * records.len());
+        let mut data = Vec::with_capacity(HEADER + key.len() + 16 * records.len());
+        data.extend_from_slice(&[0; HEADER]);
         data.extend_from_slice(key);
         let mut ttl = u32::MAX;
         for rr in records {
@@ -75,7 +92,7 @@ impl RRset {
         if count > 1 {
             // Canonical order, duplicates merged: equal sets compare equal.
             let mut rdatas: Vec<&[u8]> = Vec::with_capacity(count);
-            let mut rest = &data[key.len()..];
+            let mut rest = &data[HEADER + key.len()..];
             while rest.len() >= 2 {
                 let len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
                 let (rdata, tail) = rest.split_at_checked(len)?;
@@ -86,45 +103,60 @@ impl RRset {
             rdatas.dedup();
             count = rdatas.len();
             let mut sorted = Vec::with_capacity(data.len());
+            sorted.extend_from_slice(&[0; HEADER]);
             sorted.extend_from_slice(key);
             for rdata in rdatas {
                 sorted.extend_from_slice(rdata);
             }
             data = sorted;
         }
+        data[0] = u8::try_from(first.owner().as_slice().len()).ok()?;
+        data[1..3].copy_from_slice(&u16::try_from(count).ok()?.to_le_bytes());
+        data[3] = rank as u8;
+        let ttl = ttl.min(REPLACED - 1);
         Some(RRset {
             data: data.into_boxed_slice(),
-            owner_len: u8::try_from(first.owner().as_slice().len()).ok()?,
-            count: u16::try_from(count).ok()?,
-            rank,
             expires: now.saturating_add(ttl),
-            ttl,
-            replaced: AtomicBool::new(false),
+            ttl_replaced: AtomicU32::new(ttl),
         })
     }
 
+    fn owner_len(&self) -> usize {
+        usize::from(self.data[0])
+    }
+
     pub(crate) fn key(&self) -> &[u8] {
-        &self.data[..usize::from(self.owner_len) + 6]
+        &self.data[HEADER..HEADER + self.owner_len() + 6]
     }
 
     /// The owner, lower-cased, in wire format.
     pub(crate) fn owner(&self) -> &[u8] {
-        &self.data[..usize::from(self.owner_len)]
+        &self.data[HEADER..HEADER + self.owner_len()]
     }
 
     fn type_class(&self) -> &[u8] {
-        let o = usize::from(self.owner_len);
+        let o = HEADER + self.owner_len();
         &self.data[o..o + 4]
     }
 
     /// The records' rdata, each behind its 2-byte length.
     fn rdatas(&self) -> &[u8] {
-        &self.data[usize::from(self.owner_len) + 6..]
+        &self.data[HEADER + self.owner_len() + 6..]
     }
 
     /// The number of records.
     pub(crate) fn count(&self) -> u16 {
-        self.count
+        u16::from_le_bytes([self.data[1], self.data[2]])
+    }
+
+    /// Where it was seen.
+    pub(crate) fn rank(&self) -> Rank {
+        Rank::from_u8(self.data[3])
+    }
+
+    /// Seconds it was fresh for when stored.
+    pub(crate) fn ttl(&self) -> u32 {
+        self.ttl_replaced.load(Ordering::Relaxed) & !REPLACED
     }
 
     /// Seconds left before expiry at `now`, on the cache's clock (negative: past it).
@@ -133,13 +165,13 @@ impl RRset {
     }
 
     pub(crate) fn is_replaced(&self) -> bool {
-        self.replaced.load(Ordering::Relaxed)
+        self.ttl_replaced.load(Ordering::Relaxed) & REPLACED != 0
     }
 
     /// Bytes this RRset takes in a reply: owners as a 2-byte pointer when `compressed`.
     pub(crate) fn wire_len(&self, compressed: bool) -> usize {
         let owner = if compressed { 2 } else { self.owner().len() };
-        usize::from(self.count) * (owner + 8) + self.rdatas().len()
+        usize::from(self.count()) * (owner + 8) + self.rdatas().len()
     }
 
     /// Appends the records to `out`: owner (a pointer to the question when `compressed`),
@@ -163,9 +195,9 @@ impl RRset {
         }
     }
 
-    /// Whether `other` holds the same records (TTLs aside).
+    /// Whether `other` holds the same records (TTLs and ranks aside).
     pub(crate) fn same_records(&self, other: &RRset) -> bool {
-        self.data == other.data
+        self.data[..3] == other.data[..3] && self.data[HEADER..] == other.data[HEADER..]
     }
 }
 
@@ -293,15 +325,15 @@ impl RRsets {
             .filter(|set| set.key() == new.key());
         if let Some(current) = current {
             let left = current.remaining(now);
-            let expired = left <= 0 || (refresh && left * 10 <= i64::from(current.ttl));
+            let expired = left <= 0 || (refresh && left * 10 <= i64::from(current.ttl()));
             let keep = !expired
-                && (new.rank < current.rank
-                    || (new.rank == current.rank && new.same_records(&current)));
+                && (new.rank() < current.rank()
+                    || (new.rank() == current.rank() && new.same_records(&current)));
             if keep {
                 drop(shard);
                 return current;
             }
-            current.replaced.store(true, Ordering::Relaxed);
+            current.ttl_replaced.fetch_or(REPLACED, Ordering::Relaxed);
         }
         let new = Arc::new(new);
         shard.index.insert(hash, Arc::downgrade(&new));
@@ -378,5 +410,28 @@ impl Sets {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.first.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_round_trip_through_their_byte() {
+        for rank in [
+            Rank::Additional,
+            Rank::Authority,
+            Rank::Answer,
+            Rank::AuthoritativeAnswer,
+        ] {
+            assert_eq!(Rank::from_u8(rank as u8), rank);
+        }
+    }
+
+    #[test]
+    fn an_rrset_stays_small() {
+        // Every cached name holds one: 24 bytes beside its data (48 with its Arc's counts).
+        assert_eq!(std::mem::size_of::<RRset>(), 24);
     }
 }
