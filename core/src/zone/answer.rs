@@ -5,14 +5,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use domain::base::iana::{Class, Rcode, Rtype};
 use domain::base::{Name, Record};
-use domain::rdata::AllRecordData;
+use domain::rdata::{AllRecordData, Cname};
 
 use super::index::{Key, Node, Zone};
 use crate::fasthash::FastMap;
 use crate::record::Rr;
 use crate::resolver::Answer;
 
-/// Most CNAMEs followed for one query.
+/// Most CNAMEs followed for one query (a CNAME synthesised from a DNAME counts as one).
 pub const MAX_CNAME_CHAIN: usize = 8;
 
 /// The zones served, indexed by origin.
@@ -33,6 +33,9 @@ enum Lookup<'z> {
     Found(&'z Node),
     /// A CNAME at the name, the type asked for being absent.
     Cname(&'z Rr),
+    /// A DNAME at a strict ancestor of the name (RFC 6672 3.2), and that ancestor's
+    /// number of labels.
+    Dname(&'z Rr, usize),
     /// The name exists, the type does not (or the name is an empty non-terminal).
     NoData,
     NxDomain,
@@ -123,7 +126,8 @@ impl ZoneSet {
         let mut name = qname.clone();
         let mut visited: Vec<Name<Bytes>> = Vec::new();
         for step in 0..=MAX_CNAME_CHAIN {
-            match zone.lookup(&key, qtype) {
+            let found = zone.lookup(&key, qtype);
+            match found {
                 Lookup::Found(node) => {
                     for (rtype, rrs) in &node.rrsets {
                         if qtype == Rtype::ANY || *rtype == qtype {
@@ -134,12 +138,35 @@ impl ZoneSet {
                     }
                     break;
                 }
-                Lookup::Cname(rr) => {
-                    answer.answer.push(with_owner(rr, &name));
-                    let AllRecordData::Cname(c) = rr.data() else {
-                        break;
+                Lookup::Cname(_) | Lookup::Dname(..) => {
+                    let target = match found {
+                        Lookup::Cname(rr) => {
+                            answer.answer.push(with_owner(rr, &name));
+                            let AllRecordData::Cname(c) = rr.data() else {
+                                break;
+                            };
+                            c.cname().clone()
+                        }
+                        Lookup::Dname(rr, keep) => {
+                            answer.answer.push(rr.clone());
+                            match synthesise(rr, &name, key.suffix(keep).len()) {
+                                Some(cname) => {
+                                    let target = match cname.data() {
+                                        AllRecordData::Cname(c) => c.cname().clone(),
+                                        _ => break,
+                                    };
+                                    answer.answer.push(cname);
+                                    target
+                                }
+                                None => {
+                                    // RFC 6672 2.2: the result would be too long.
+                                    answer.rcode = Rcode::YXDOMAIN.into();
+                                    break;
+                                }
+                            }
+                        }
+                        _ => break,
                     };
-                    let target = c.cname().clone();
                     visited.push(name);
                     if step == MAX_CNAME_CHAIN || visited.iter().any(|v| v == &target) {
                         break; // too long, or a loop: the client sees the chain so far
@@ -222,8 +249,12 @@ impl Zone {
             Some(apex) => apex,
             None => return Lookup::NxDomain,
         };
-        // Walk down from the apex: a cut on the way refers; a missing name stops the walk.
+        // Walk down from the apex: a cut on the way refers; a DNAME above the name
+        // redirects it; a missing name stops the walk.
         for keep in self.origin_labels + 1..=key.labels() {
+            if let Some(dname) = node.rrset(Rtype::DNAME).and_then(|d| d.first()) {
+                return Lookup::Dname(dname, keep - 1);
+            }
             match self.node(key.suffix(keep)) {
                 Some(next) => {
                     node = next;
@@ -280,6 +311,31 @@ fn select(node: &Node, qtype: Rtype) -> Lookup<'_> {
         Some(cname) => Lookup::Cname(cname),
         None => Lookup::NoData,
     }
+}
+
+/// The CNAME a DNAME stands for at `name` (RFC 6672 3.2): `name` with its last
+/// `suffix_len` wire octets (the DNAME owner) replaced by the DNAME target, with the
+/// DNAME's TTL. `None` when the result would be longer than 255 octets.
+fn synthesise(dname: &Rr, name: &Name<Bytes>, suffix_len: usize) -> Option<Rr> {
+    let AllRecordData::Dname(d) = dname.data() else {
+        return None;
+    };
+    let wire = name.as_slice();
+    let prefix = &wire[..wire.len().checked_sub(suffix_len)?];
+    let tail = d.dname().as_slice();
+    if prefix.len() + tail.len() > 255 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(prefix.len() + tail.len());
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(tail);
+    let target = Name::from_octets(Bytes::from(out)).ok()?;
+    Some(Record::new(
+        name.clone(),
+        Class::IN,
+        dname.ttl(),
+        AllRecordData::Cname(Cname::new(target)),
+    ))
 }
 
 /// The record with the name being answered (as asked) as its owner.

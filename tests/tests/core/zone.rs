@@ -738,3 +738,148 @@ fn encoded_answers_never_outlive_two_reloads_in_a_row() {
         shared.store(set(u32::from(current) * 2 + 1, current + 1));
     }
 }
+
+/// A zone with DNAMEs below the apex, a chain of two, and one whose results run long.
+fn dname_zones() -> ZoneSet {
+    let one = load(
+        "$ORIGIN one.\n@ 3600 SOA ns h 1 2 3 4 60\n\
+         old 600 DNAME new.one.\n\
+         old 600 A 192.0.2.9\n\
+         gone.old 600 A 192.0.2.66\n\
+         www.new 300 A 192.0.2.1\n\
+         a 700 DNAME b.one.\n\
+         x.b 800 DNAME new.one.\n\
+         out 500 DNAME elsewhere.test.\n\
+         self 500 DNAME x.self.one.\n\
+         cut NS ns.cut.one.\n\
+         cut DNAME new.one.\n\
+         long 900 DNAME aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.\
+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.\
+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.one.\n",
+    )
+    .unwrap();
+    let apex = load("$ORIGIN apex.\n@ 3600 SOA ns h 1 2 3 4 60\n@ 400 DNAME one.\n").unwrap();
+    ZoneSet::new(vec![one, apex]).unwrap()
+}
+
+#[test]
+fn dname_synthesises_a_cname_and_follows_it() {
+    let a = ask(&dname_zones(), "www.OLD.one", Rtype::A);
+    assert_eq!(a.rcode, Rcode::NOERROR.into());
+    assert!(a.authoritative);
+    assert_eq!(
+        lines(&a.answer),
+        [
+            "old.one DNAME new.one.",
+            "www.OLD.one CNAME www.new.one.",
+            "www.new.one A 192.0.2.1"
+        ]
+    );
+    // The CNAME has the DNAME's TTL.
+    assert_eq!(a.answer[1].ttl().as_secs(), 600);
+    // Data below the DNAME owner is occluded: the DNAME applies, not the A there.
+    let a = ask(&dname_zones(), "gone.old.one", Rtype::A);
+    assert_eq!(
+        lines(&a.answer),
+        ["old.one DNAME new.one.", "gone.old.one CNAME gone.new.one."]
+    );
+    assert_eq!(a.rcode, Rcode::NXDOMAIN.into());
+    assert_eq!(a.authority[0].owner(), &name("one"));
+}
+
+#[test]
+fn dname_owner_itself_is_an_ordinary_name() {
+    let set = dname_zones();
+    let a = ask(&set, "old.one", Rtype::A);
+    assert_eq!(lines(&a.answer), ["old.one A 192.0.2.9"]);
+    let a = ask(&set, "old.one", Rtype::DNAME);
+    assert_eq!(lines(&a.answer), ["old.one DNAME new.one."]);
+    let a = ask(&set, "old.one", Rtype::MX);
+    assert!(a.answer.is_empty());
+    assert_eq!(a.rcode, Rcode::NOERROR.into());
+}
+
+#[test]
+fn dname_at_the_apex_and_into_another_zone() {
+    let a = ask(&dname_zones(), "www.new.apex", Rtype::A);
+    assert_eq!(
+        lines(&a.answer),
+        [
+            "apex DNAME one.",
+            "www.new.apex CNAME www.new.one.",
+            "www.new.one A 192.0.2.1"
+        ]
+    );
+    assert_eq!(a.answer[1].ttl().as_secs(), 400);
+    // The apex itself keeps its SOA and its DNAME.
+    let a = ask(&dname_zones(), "apex", Rtype::SOA);
+    assert_eq!(a.answer[0].rtype(), Rtype::SOA);
+}
+
+#[test]
+fn dname_chain_is_followed() {
+    let a = ask(&dname_zones(), "www.x.a.one", Rtype::A);
+    assert_eq!(
+        lines(&a.answer),
+        [
+            "a.one DNAME b.one.",
+            "www.x.a.one CNAME www.x.b.one.",
+            "x.b.one DNAME new.one.",
+            "www.x.b.one CNAME www.new.one.",
+            "www.new.one A 192.0.2.1"
+        ]
+    );
+    assert_eq!(a.answer[3].ttl().as_secs(), 800);
+}
+
+#[test]
+fn dname_out_of_the_served_zones_leaves_the_rest_to_the_client() {
+    let a = ask(&dname_zones(), "www.out.one", Rtype::A);
+    assert_eq!(
+        lines(&a.answer),
+        [
+            "out.one DNAME elsewhere.test.",
+            "www.out.one CNAME www.elsewhere.test."
+        ]
+    );
+    assert_eq!(a.rcode, Rcode::NOERROR.into());
+    assert!(a.authority.is_empty());
+}
+
+#[test]
+fn dname_into_its_own_subtree_is_bounded() {
+    // x.self.one -> x.x.self.one -> ... grows by a label each step; the chain limit stops it.
+    let a = ask(&dname_zones(), "x.self.one", Rtype::A);
+    assert_eq!(a.answer.len(), 2 * (names_core::zone::MAX_CNAME_CHAIN + 1));
+    assert_eq!(a.rcode, Rcode::NOERROR.into());
+}
+
+#[test]
+fn dname_result_too_long_is_yxdomain() {
+    // 3 * 64 + 4 (one.) + the DNAME root = 197 octets of target; a 60-octet prefix overflows.
+    let long = format!("{}.long.one", ["b".repeat(58)].join("."));
+    let a = ask(&dname_zones(), &long, Rtype::A);
+    assert_eq!(a.rcode, Rcode::YXDOMAIN.into());
+    assert_eq!(
+        lines(&a.answer),
+        ["long.one DNAME ".to_string()
+            + &"a".repeat(63)
+            + "."
+            + &"a".repeat(63)
+            + "."
+            + &"a".repeat(63)
+            + ".one."]
+    );
+    // A short one fits.
+    let a = ask(&dname_zones(), "b.long.one", Rtype::A);
+    assert_eq!(a.answer[1].rtype(), Rtype::CNAME);
+    assert_eq!(a.answer[1].data().to_string().len(), 2 + 3 * 64 + 4);
+}
+
+#[test]
+fn dname_below_a_delegation_is_not_applied() {
+    let a = ask(&dname_zones(), "www.cut.one", Rtype::A);
+    assert!(!a.authoritative);
+    assert!(a.answer.is_empty());
+    assert_eq!(a.authority[0].rtype(), Rtype::NS);
+}
