@@ -491,3 +491,77 @@ fn two_reloads_in_a_row_never_leave_stale_answers() {
         assert_eq!(short(&server, &["www.r.test"]), "192.0.2.6");
     }
 }
+
+#[test]
+fn dname_redirects_names_below_it_through_dig() {
+    let server = serve(&[
+        "--zone",
+        &data("dname.zone"),
+        "--zone",
+        &data("dname-apex.zone"),
+    ]);
+    let ask = |args: &[&str]| dig_at(server.udp_addr(), args);
+
+    // Below the owner: DNAME, the synthesised CNAME (the DNAME's TTL), the target's data.
+    let out = ask(&["www.old.dname.test", "A"]);
+    assert_eq!(status(&out), "NOERROR");
+    assert!(flags(&out).contains(" aa"), "{out}");
+    assert_eq!(
+        section(&out, "ANSWER"),
+        [
+            "old.dname.test. 600 IN DNAME new.dname.test.",
+            "www.old.dname.test. 600 IN CNAME www.new.dname.test.",
+            "www.new.dname.test. 300 IN A 192.0.2.1"
+        ]
+    );
+    // The target missing: NXDOMAIN, the redirection still shown.
+    let out = ask(&["gone.old.dname.test", "A"]);
+    assert_eq!(status(&out), "NXDOMAIN");
+    assert_eq!(
+        section(&out, "ANSWER"),
+        [
+            "old.dname.test. 600 IN DNAME new.dname.test.",
+            "gone.old.dname.test. 600 IN CNAME gone.new.dname.test."
+        ]
+    );
+    // The owner itself is an ordinary name.
+    assert_eq!(short(&server, &["old.dname.test", "A"]), "192.0.2.9");
+    assert_eq!(
+        short(&server, &["old.dname.test", "DNAME"]),
+        "new.dname.test."
+    );
+
+    // At the apex of another zone, and a chain of two.
+    assert_eq!(
+        short(&server, &["www.new.moved.test", "A"]),
+        "dname.test.\nwww.new.dname.test.\n192.0.2.1"
+    );
+    assert_eq!(
+        section(&ask(&["www.x.a.dname.test", "A"]), "ANSWER"),
+        [
+            "a.dname.test. 700 IN DNAME b.dname.test.",
+            "www.x.a.dname.test. 700 IN CNAME www.x.b.dname.test.",
+            "x.b.dname.test. 800 IN DNAME new.dname.test.",
+            "www.x.b.dname.test. 800 IN CNAME www.new.dname.test.",
+            "www.new.dname.test. 300 IN A 192.0.2.1"
+        ]
+    );
+    // Out of the served zones: the client follows the CNAME.
+    let out = ask(&["www.out.dname.test", "A"]);
+    assert_eq!(status(&out), "NOERROR");
+    assert_eq!(section(&out, "ANSWER").len(), 2, "{out}");
+
+    // Too long a result: YXDOMAIN with the DNAME alone (RFC 6672 2.2).
+    let long = format!("{}.long.dname.test", "b".repeat(58));
+    let out = ask(&[&long, "A"]);
+    assert_eq!(status(&out), "YXDOMAIN");
+    let answer = section(&out, "ANSWER");
+    assert_eq!(answer.len(), 1, "{out}");
+    assert!(
+        answer[0].starts_with("long.dname.test. 900 IN DNAME "),
+        "{out}"
+    );
+    // The same over TCP, and the server still answers afterwards.
+    let out = ask(&["+tcp", "www.old.dname.test", "A"]);
+    assert_eq!(section(&out, "ANSWER").len(), 3, "{out}");
+}

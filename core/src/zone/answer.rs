@@ -148,14 +148,26 @@ impl ZoneSet {
                             c.cname().clone()
                         }
                         Lookup::Dname(rr, keep) => {
-                            answer.answer.push(rr.clone());
-                            match synthesise(rr, &name, key.suffix(keep).len()) {
+                            let suffix_len = key.suffix(keep).len();
+                            // The owner as asked, as NSD writes it.
+                            let owner =
+                                name.as_octets().slice(name.as_slice().len() - suffix_len..);
+                            match Name::from_octets(owner) {
+                                Ok(owner) => answer.answer.push(with_owner(rr, &owner)),
+                                Err(_) => answer.answer.push(rr.clone()),
+                            }
+                            match synthesise(rr, &name, suffix_len) {
                                 Some(cname) => {
                                     let target = match cname.data() {
                                         AllRecordData::Cname(c) => c.cname().clone(),
                                         _ => break,
                                     };
                                     answer.answer.push(cname);
+                                    if target.ends_with(rr.owner()) {
+                                        // Into its own subtree: every step would grow the
+                                        // name by the same labels. Stop, as NSD does.
+                                        break;
+                                    }
                                     target
                                 }
                                 None => {
