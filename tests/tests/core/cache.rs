@@ -1187,3 +1187,45 @@ fn a_reply_with_a_thousand_rrsets_is_cached_in_linear_time() {
     );
     assert_eq!((store.stats().entries, store.stats().rrsets), (1, 1001));
 }
+
+#[test]
+fn a_cname_chain_to_a_negative_answer_keeps_the_cname_ttl() {
+    // RFC 2308 5: the negative TTL covers the negative part only (and its SOA); the
+    // CNAME keeps its own TTL, in the first reply and in cache hits.
+    for rcode in [Rcode::NXDOMAIN, Rcode::NOERROR] {
+        let (mut server, _) = cached_server(CacheConfig::default());
+        let reply = Reply {
+            rcode: Some(rcode),
+            cname: Some(("alias.example".into(), 3600, "gone.example".into())),
+            soa: Some(("example.".into(), 3600, 300)),
+            ..Reply::default()
+        };
+        let (first, sent) = ask(&mut server, 0, 1, "alias.example", Rtype::A, Some(&reply));
+        assert_eq!(sent, 1);
+        let msg = message(&first.unwrap());
+        assert_eq!(msg.header().rcode(), rcode);
+        assert_eq!(ttls(&msg), vec![3600, 300], "{rcode}: CNAME, then the SOA");
+        let (hit, sent) = ask(&mut server, 100_000, 2, "alias.example", Rtype::A, None);
+        assert_eq!(sent, 0);
+        let msg = message(&hit.unwrap());
+        assert_eq!(msg.header().rcode(), rcode);
+        assert_eq!(ttls(&msg), vec![3500, 200], "{rcode}: counted down");
+        // The CNAME itself, asked for, is a positive answer with its own TTL.
+        let (cname, _) = ask(
+            &mut server,
+            100_000,
+            3,
+            "alias.example",
+            Rtype::CNAME,
+            Some(&Reply {
+                cname: Some(("alias.example".into(), 3600, "gone.example".into())),
+                ..Reply::default()
+            }),
+        );
+        assert_eq!(
+            ttls(&message(&cname.unwrap()))[0],
+            3500,
+            "{rcode}: the RRset cache's copy"
+        );
+    }
+}
