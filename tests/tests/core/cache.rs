@@ -1229,3 +1229,55 @@ fn a_cname_chain_to_a_negative_answer_keeps_the_cname_ttl() {
         );
     }
 }
+
+#[test]
+fn the_negative_ttl_caps_the_soa_and_the_proofs_not_the_chain() {
+    use names_core::domain::rdata::dnssec::RtypeBitmap;
+    use names_core::domain::rdata::Nsec;
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let mut types = RtypeBitmap::<Bytes>::builder();
+    types.add(Rtype::CNAME).unwrap();
+    let bitmap = types.finalize();
+    let soa = Soa::new(
+        name("example"),
+        name("example"),
+        Serial(1),
+        Ttl::from_secs(3600),
+        Ttl::from_secs(600),
+        Ttl::from_secs(86400),
+        Ttl::from_secs(300),
+    );
+    let answer = [rr("alias.example", 3600, Cname::new(name("gone.example")))];
+    let authority = [
+        rr("example", 3600, soa),
+        rr(
+            "alias.example",
+            3600,
+            Nsec::new(name("zzz.example"), bitmap),
+        ),
+    ];
+    let reply = (false, &answer[..], &authority[..], &[][..]);
+    let (first, sent) = ask_raw(
+        &mut server,
+        0,
+        1,
+        "alias.example",
+        Rtype::A,
+        true,
+        Some(reply),
+    );
+    assert_eq!(sent, 1);
+    let first = first.unwrap();
+    assert_eq!(ttls(&first), vec![3600, 300, 300], "CNAME, SOA, NSEC");
+    let (hit, sent) = ask_raw(
+        &mut server,
+        60_000,
+        2,
+        "alias.example",
+        Rtype::A,
+        true,
+        None,
+    );
+    assert_eq!(sent, 0);
+    assert_eq!(ttls(&hit.unwrap()), vec![3540, 240, 240]);
+}
