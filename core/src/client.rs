@@ -6,7 +6,9 @@
 //! [`Lookup::message`], and feeds every datagram or TCP chunk it reads to
 //! [`Lookup::handle`], which says what to do next. A reply is accepted only from the
 //! server asked, with the query's ID and question (the same check the forwarder makes of
-//! its upstreams); anything else over UDP is ignored while the real reply is awaited.
+//! its upstreams), or, from that server with that ID, an error reply without a question
+//! (FORMERR, SERVFAIL, NOTIMP or REFUSED, no answer or authority records): its rcode is
+//! the outcome at once. Anything else over UDP is ignored while the real reply is awaited.
 //!
 //! ```
 //! use names_core::client::{Lookup, Question, Step};
@@ -43,7 +45,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use bytes::Bytes;
-use domain::base::iana::{Class, OptRcode, Rtype};
+use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
 use domain::base::{Message, Name};
 
 use crate::action::Transport;
@@ -133,17 +135,37 @@ impl Expected<'_> {
         from == self.server
     }
 
-    /// The message, if it is a response with the query's ID and exactly its question.
+    /// The message, if it is a response with the query's ID and exactly its question, or
+    /// an error reply with the query's ID and no question at all (see [`is_bare_error`]).
     pub fn reply(&self, bytes: Bytes) -> Option<Message<Bytes>> {
         let msg = Message::from_octets(bytes).ok()?;
         let h = msg.header();
         if !h.qr() || h.id() != self.id {
             return None;
         }
+        if msg.header_counts().qdcount() == 0 {
+            return is_bare_error(&msg).then_some(msg);
+        }
         let q = msg.sole_question().ok()?;
         let same = q.qname() == self.qname && q.qtype() == self.qtype && q.qclass() == self.qclass;
         same.then_some(msg)
     }
+}
+
+/// Whether a reply without a question is an error that ends a try at once: rcode FORMERR,
+/// SERVFAIL, NOTIMP or REFUSED (as a server sends when it cannot read or will not take the
+/// question, NSD for class HS) and no answer or authority records, so it carries no data
+/// (additional records, an OPT perhaps, are never used). Any other reply without a
+/// question (NOERROR, NXDOMAIN, or one with records) stays ignored as not the reply.
+pub(crate) fn is_bare_error(msg: &Message<Bytes>) -> bool {
+    let counts = msg.header_counts();
+    counts.qdcount() == 0
+        && counts.ancount() == 0
+        && counts.nscount() == 0
+        && matches!(
+            msg.header().rcode(),
+            Rcode::FORMERR | Rcode::SERVFAIL | Rcode::NOTIMP | Rcode::REFUSED
+        )
 }
 
 /// What to do after [`Lookup::handle`].
@@ -238,7 +260,7 @@ impl Lookup {
         }
         let Some(framer) = self.framer.as_mut() else {
             return match self.expected().reply(Bytes::copy_from_slice(bytes)) {
-                Some(msg) if msg.header().tc() => {
+                Some(msg) if msg.header().tc() && !is_bare_error(&msg) => {
                     self.framer = Some(Framer::default());
                     Step::RetryOverTcp
                 }

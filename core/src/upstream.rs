@@ -2,7 +2,9 @@
 //!
 //! It owns everything RFC 5452 asks of a forwarder: a fresh random ID and source port
 //! per try; a reply accepted only from the queried address with the same ID and
-//! question (anything else is ignored while the real reply is still awaited); a retry
+//! question (anything else is ignored while the real reply is still awaited), an error
+//! reply without a question (FORMERR, SERVFAIL, NOTIMP or REFUSED, no answer or authority
+//! records: it carries no data) failing the try at once like the same rcode; a retry
 //! on the next server after the per-try timeout, earlier tries staying open so a late
 //! reply still counts; SERVFAIL/REFUSED/NOTIMP moving on to the next server; FORMERR to
 //! a query with EDNS retried once on the same server without it; TC=1 over UDP retried
@@ -19,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use domain::base::iana::{OptRcode, Rtype};
+use domain::base::iana::{OptRcode, Rcode, Rtype};
 use domain::base::Message;
 
 use crate::action::{Action, Token, UpstreamError, Via};
@@ -389,6 +391,18 @@ impl Engine {
                 .observe_upstream(addr, now.saturating_duration_since(t.sent));
         }
         let tcp = matches!(via, Via::Tcp);
+        if reply.header_counts().qdcount() == 0 {
+            // An error without a question (the matching let no other reply through): no
+            // data to use, but this try's failure at once, as the same rcode with a question.
+            if edns && reply.header().rcode() == Rcode::FORMERR {
+                if let Some(state) = st.servers.get_mut(server) {
+                    state.no_edns = true;
+                }
+                self.retry_on(now, xid, token, server, tcp, io);
+                return None;
+            }
+            return self.fail_try(now, xid, token, io);
+        }
         if reply.header().tc() && !tcp {
             io.stats.tcp_fallbacks += 1;
             self.retry_on(now, xid, token, server, true, io);

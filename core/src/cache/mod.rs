@@ -15,7 +15,10 @@
 //!   TTLs are their remaining TTLs. An entry is never served at or past the expiry of one
 //!   of its RRsets (except serve-stale, RFC 8767, with TTL 30).
 //! - Negative answers (NXDOMAIN, NODATA) are cached for min(SOA TTL, SOA MINIMUM), RFC 2308,
-//!   and served with that SOA. Without an SOA they are not cached.
+//!   and served with that SOA. Without an SOA they are not cached. That negative TTL caps
+//!   only the negative part, the SOA and the NSEC/NSEC3 proofs and their signatures
+//!   (RFC 9077); a CNAME chain leading to the negative answer keeps its own TTLs (RFC 2308
+//!   5), though the message itself expires with its shortest RRset.
 //! - SERVFAIL and other failures are never cached (no hold-down).
 //! - Only the answer's own chain is kept: answer records owned by the question name or a
 //!   CNAME target along it; authority NS/SOA (and their DNSSEC records) owned by an ancestor
@@ -208,8 +211,9 @@ impl Cache {
                 set[0].rtype(),
                 Rtype::SOA | Rtype::NSEC | Rtype::NSEC3 | Rtype::RRSIG
             );
-            let is_soa = set[0].rtype() == Rtype::SOA;
-            let set = offer(&set, Rank::Authority, is_soa)?;
+            // The negative TTL bounds the negative part only: the SOA and the proofs of
+            // the nonexistence (RFC 2308 5, RFC 9077), never the answer's CNAME chain.
+            let set = offer(&set, Rank::Authority, negative_proof)?;
             if !self.config.minimal_responses || (!positive && negative_proof) {
                 sets.push(set);
             } else {

@@ -1187,3 +1187,97 @@ fn a_reply_with_a_thousand_rrsets_is_cached_in_linear_time() {
     );
     assert_eq!((store.stats().entries, store.stats().rrsets), (1, 1001));
 }
+
+#[test]
+fn a_cname_chain_to_a_negative_answer_keeps_the_cname_ttl() {
+    // RFC 2308 5: the negative TTL covers the negative part only (and its SOA); the
+    // CNAME keeps its own TTL, in the first reply and in cache hits.
+    for rcode in [Rcode::NXDOMAIN, Rcode::NOERROR] {
+        let (mut server, _) = cached_server(CacheConfig::default());
+        let reply = Reply {
+            rcode: Some(rcode),
+            cname: Some(("alias.example".into(), 3600, "gone.example".into())),
+            soa: Some(("example.".into(), 3600, 300)),
+            ..Reply::default()
+        };
+        let (first, sent) = ask(&mut server, 0, 1, "alias.example", Rtype::A, Some(&reply));
+        assert_eq!(sent, 1);
+        let msg = message(&first.unwrap());
+        assert_eq!(msg.header().rcode(), rcode);
+        assert_eq!(ttls(&msg), vec![3600, 300], "{rcode}: CNAME, then the SOA");
+        let (hit, sent) = ask(&mut server, 100_000, 2, "alias.example", Rtype::A, None);
+        assert_eq!(sent, 0);
+        let msg = message(&hit.unwrap());
+        assert_eq!(msg.header().rcode(), rcode);
+        assert_eq!(ttls(&msg), vec![3500, 200], "{rcode}: counted down");
+        // The CNAME itself, asked for, is a positive answer with its own TTL.
+        let (cname, _) = ask(
+            &mut server,
+            100_000,
+            3,
+            "alias.example",
+            Rtype::CNAME,
+            Some(&Reply {
+                cname: Some(("alias.example".into(), 3600, "gone.example".into())),
+                ..Reply::default()
+            }),
+        );
+        assert_eq!(
+            ttls(&message(&cname.unwrap()))[0],
+            3500,
+            "{rcode}: the RRset cache's copy"
+        );
+    }
+}
+
+#[test]
+fn the_negative_ttl_caps_the_soa_and_the_proofs_not_the_chain() {
+    use names_core::domain::rdata::dnssec::RtypeBitmap;
+    use names_core::domain::rdata::Nsec;
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let mut types = RtypeBitmap::<Bytes>::builder();
+    types.add(Rtype::CNAME).unwrap();
+    let bitmap = types.finalize();
+    let soa = Soa::new(
+        name("example"),
+        name("example"),
+        Serial(1),
+        Ttl::from_secs(3600),
+        Ttl::from_secs(600),
+        Ttl::from_secs(86400),
+        Ttl::from_secs(300),
+    );
+    let answer = [rr("alias.example", 3600, Cname::new(name("gone.example")))];
+    let authority = [
+        rr("example", 3600, soa),
+        rr(
+            "alias.example",
+            3600,
+            Nsec::new(name("zzz.example"), bitmap),
+        ),
+    ];
+    let reply = (false, &answer[..], &authority[..], &[][..]);
+    let (first, sent) = ask_raw(
+        &mut server,
+        0,
+        1,
+        "alias.example",
+        Rtype::A,
+        true,
+        Some(reply),
+    );
+    assert_eq!(sent, 1);
+    let first = first.unwrap();
+    assert_eq!(ttls(&first), vec![3600, 300, 300], "CNAME, SOA, NSEC");
+    let (hit, sent) = ask_raw(
+        &mut server,
+        60_000,
+        2,
+        "alias.example",
+        Rtype::A,
+        true,
+        None,
+    );
+    assert_eq!(sent, 0);
+    assert_eq!(ttls(&hit.unwrap()), vec![3540, 240, 240]);
+}

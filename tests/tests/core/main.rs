@@ -3,6 +3,7 @@
 //! with a module per subject (each binary links on its own).
 
 mod admission;
+mod bare_errors;
 mod cache;
 mod fault_sim;
 mod fuzz_corpus;
