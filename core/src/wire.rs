@@ -263,6 +263,109 @@ fn patch_ttls(records: &mut [u8], served: Ttls) {
     }
 }
 
+/// Names written into a reply being spliced, for compressing later owners: positions in
+/// the message of names written out in full (labels, perhaps ending in a pointer). A
+/// fixed table, so splicing allocates nothing; names past it are written uncompressed.
+struct Names {
+    at: [u16; 32],
+    len: usize,
+}
+
+/// Compression pointers reach the first 16 KiB of a message.
+const MAX_POINTER: usize = 0x3fff;
+
+impl Names {
+    fn new() -> Names {
+        Names {
+            at: [0; 32],
+            len: 0,
+        }
+    }
+
+    /// Remembers the name at `at` in `msg`, unless it is a bare pointer or out of reach.
+    fn add(&mut self, msg: &[u8], at: usize) {
+        let starts_with_label = msg.get(at).is_some_and(|&b| b != 0 && b & 0xc0 == 0);
+        if starts_with_label && at <= MAX_POINTER && self.len < self.at.len() {
+            self.at[self.len] = at as u16;
+            self.len += 1;
+        }
+    }
+
+    /// Writes `name` (uncompressed wire format) into `buf` with its longest suffix that
+    /// is already in `msg` replaced by a pointer; returns the length written.
+    fn compress(&self, msg: &[u8], name: &[u8], buf: &mut [u8; 257]) -> usize {
+        let mut start = 0;
+        while let Some(&len) = name.get(start) {
+            if len == 0 || len & 0xc0 != 0 {
+                break;
+            }
+            let suffix = &name[start..];
+            if let Some(target) = self.find(msg, suffix) {
+                let head = &name[..start];
+                buf[..head.len()].copy_from_slice(head);
+                buf[head.len()..head.len() + 2]
+                    .copy_from_slice(&(0xc000 | target as u16).to_be_bytes());
+                return head.len() + 2;
+            }
+            start += 1 + usize::from(len);
+        }
+        let n = name.len().min(buf.len());
+        buf[..n].copy_from_slice(&name[..n]);
+        n
+    }
+
+    /// The position of a name equal to `suffix` (case aside) in `msg`: a remembered name or
+    /// one of its suffixes before any pointer.
+    fn find(&self, msg: &[u8], suffix: &[u8]) -> Option<usize> {
+        for &at in &self.at[..self.len] {
+            let mut at = usize::from(at);
+            while let Some(&len) = msg.get(at) {
+                if len == 0 || len & 0xc0 != 0 || at > MAX_POINTER {
+                    break;
+                }
+                if name_eq_at(msg, at, suffix) {
+                    return Some(at);
+                }
+                at += 1 + usize::from(len);
+            }
+        }
+        None
+    }
+}
+
+/// Whether the name at `at` in `msg` (following at most 16 pointers) equals `name`
+/// (uncompressed), ASCII case aside.
+fn name_eq_at(msg: &[u8], mut at: usize, name: &[u8]) -> bool {
+    let mut i = 0;
+    let mut hops = 0;
+    loop {
+        let Some(&len) = msg.get(at) else {
+            return false;
+        };
+        if len & 0xc0 == 0xc0 {
+            let Some(&low) = msg.get(at + 1) else {
+                return false;
+            };
+            hops += 1;
+            if hops > 16 {
+                return false;
+            }
+            at = usize::from(u16::from_be_bytes([len & 0x3f, low]));
+            continue;
+        }
+        let n = 1 + usize::from(len);
+        match (msg.get(at..at + n), name.get(i..i + n)) {
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => {}
+            _ => return false,
+        }
+        if len == 0 {
+            return i + n == name.len();
+        }
+        at += n;
+        i += n;
+    }
+}
+
 /// How the TTLs of wire records are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ttls {
@@ -408,8 +511,10 @@ fn encode(
     let opt_len = if req.edns.is_some() { OPT_LEN } else { 0 };
     let base = HEADER_LEN + qname.len() + 4;
     let records = entry.records();
-    let records_len = records.len() + entry.rrsets_len as usize;
-    let truncated = base + records_len + opt_len > limit;
+    // The records' uncompressed size: if even that fits, compression cannot spoil it.
+    // The records' uncompressed size; the RRsets compressed may fit where that does not
+    // (checked after writing them).
+    let mut truncated = base + records.len() + opt_len > limit;
     let rcode = entry.rcode;
     // Header: ID, QR, opcode QUERY, AA, TC, RD echoed; RA, AD, CD; rcode.
     out.extend_from_slice(&req.id.to_be_bytes());
@@ -429,7 +534,8 @@ fn encode(
     if entry.authenticated && req.edns.is_some_and(|e| e.dnssec_ok) {
         flags |= 0x0020;
     }
-    if req.cd {
+    // RFC 4035 3.1.6: an authoritative answer does not echo CD.
+    if req.cd && !entry.authoritative {
         flags |= 0x0010;
     }
     flags |= rcode.rcode().to_int() as u16 & 0x0f;
@@ -454,17 +560,45 @@ fn encode(
         out.extend_from_slice(records);
         patch_ttls(&mut out[start..], served);
         let qname_key = entry.key_name();
+        let mut names = Names::new();
+        names.add(out, HEADER_LEN);
+        let mut owner = [0u8; 257];
         for set in entry.served_rrsets() {
             let ttl = match served {
                 Ttls::At(now) => set.remaining(now).max(0),
                 Ttls::CountDown { age } => i64::from(set.ttl().saturating_sub(age)),
                 Ttls::Fixed(ttl) => i64::from(ttl),
             };
+            let owner = if set.owner() == qname_key {
+                &[0xc0, 0x0c][..]
+            } else {
+                let at = out.len();
+                let n = names.compress(out, set.owner(), &mut owner);
+                names.add(out, at);
+                &owner[..n]
+            };
             set.write(
                 out,
-                set.owner() == qname_key,
+                owner,
                 u32::try_from(ttl).unwrap_or(0),
+                |out, at, rtype| match u16::from_be_bytes(rtype) {
+                    // NS, CNAME, PTR, DNAME: the rdata is a name; MX: after the preference.
+                    2 | 5 | 12 | 39 => names.add(out, at),
+                    15 => names.add(out, at + 2),
+                    _ => {}
+                },
             );
+        }
+        let fit_uncompressed = base + records.len() + entry.rrsets_len as usize + opt_len <= limit;
+        if !fit_uncompressed && out.len() + opt_len > limit {
+            // Compressed, the records may still not fit: the question alone, TC set.
+            out.truncate(base);
+            out[2] |= 0x02;
+            out[6..12].fill(0);
+            if req.edns.is_some() {
+                out[11] = 1;
+            }
+            truncated = true;
         }
     }
     if let Some(edns) = req.edns {
