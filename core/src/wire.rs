@@ -229,12 +229,15 @@ impl WireRecords {
     }
 }
 
-/// Rewrites the TTL of every record in `records` (as [`WireRecords::build`] wrote them:
-/// owners are plain names or a 2-byte pointer, rdata behind its length).
-fn patch_ttls(records: &mut [u8], served: Ttls) {
+/// Appends `records` (as [`WireRecords::build`] wrote them: owners are plain names or a
+/// 2-byte pointer, rdata behind its length) to `out`, TTLs as `served`, each plain owner
+/// compressed against `names` (which learns the names written).
+fn splice_records(out: &mut Vec<u8>, records: &[u8], served: Ttls, names: &mut Names) {
+    let mut owner = [0u8; 257];
     let mut at = 0;
     while at < records.len() {
-        // Skip the owner.
+        // The owner: a pointer, or labels up to the root.
+        let start = at;
         loop {
             let Some(&len) = records.get(at) else { return };
             if len & 0xc0 == 0xc0 {
@@ -246,20 +249,34 @@ fn patch_ttls(records: &mut [u8], served: Ttls) {
                 break;
             }
         }
-        let Some(field) = records.get_mut(at + 4..at + 8) else {
+        let (Some(name), Some(fixed)) = (records.get(start..at), records.get(at..at + 10)) else {
             return;
         };
-        let stored = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let Some(rdata) = records.get(at + 10..at + 10 + rdlen) else {
+            return;
+        };
+        if name.last() == Some(&0) {
+            let written = out.len();
+            let n = names.compress(out, name, &mut owner);
+            out.extend_from_slice(&owner[..n]);
+            names.add(out, written);
+        } else {
+            out.extend_from_slice(name);
+        }
+        let stored = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
         let ttl = match served {
             Ttls::CountDown { age } => stored.saturating_sub(age),
             Ttls::Fixed(ttl) => ttl,
             Ttls::At(_) => stored,
         };
-        field.copy_from_slice(&ttl.to_be_bytes());
-        let Some(rdlen) = records.get(at + 8..at + 10) else {
-            return;
-        };
-        at += 10 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
+        out.extend_from_slice(&fixed[..4]);
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&fixed[8..]);
+        let rdata_at = out.len();
+        out.extend_from_slice(rdata);
+        names.add_rdata(out, rdata_at, [fixed[0], fixed[1]]);
+        at += 10 + rdlen;
     }
 }
 
@@ -288,6 +305,17 @@ impl Names {
         if starts_with_label && at <= MAX_POINTER && self.len < self.at.len() {
             self.at[self.len] = at as u16;
             self.len += 1;
+        }
+    }
+
+    /// Remembers the name in the rdata at `at` of a record of type `rtype` (big-endian),
+    /// if it has one at a known place: NS, CNAME, PTR, DNAME (the rdata), MX (after the
+    /// preference).
+    fn add_rdata(&mut self, msg: &[u8], at: usize, rtype: [u8; 2]) {
+        match u16::from_be_bytes(rtype) {
+            2 | 5 | 12 | 39 => self.add(msg, at),
+            15 => self.add(msg, at + 2),
+            _ => {}
         }
     }
 
@@ -511,10 +539,9 @@ fn encode(
     let opt_len = if req.edns.is_some() { OPT_LEN } else { 0 };
     let base = HEADER_LEN + qname.len() + 4;
     let records = entry.records();
-    // The records' uncompressed size: if even that fits, compression cannot spoil it.
-    // The records' uncompressed size; the RRsets compressed may fit where that does not
-    // (checked after writing them).
-    let mut truncated = base + records.len() + opt_len > limit;
+    // Compressed, the records may fit where their stored size does not: checked after
+    // writing them, unless even that size fits.
+    let mut truncated = false;
     let rcode = entry.rcode;
     // Header: ID, QR, opcode QUERY, AA, TC, RD echoed; RA, AD, CD; rcode.
     out.extend_from_slice(&req.id.to_be_bytes());
@@ -556,12 +583,10 @@ fn encode(
     out.extend_from_slice(&req.qtype.to_int().to_be_bytes());
     out.extend_from_slice(&req.qclass.to_int().to_be_bytes());
     if !truncated {
-        let start = out.len();
-        out.extend_from_slice(records);
-        patch_ttls(&mut out[start..], served);
         let qname_key = entry.key_name();
         let mut names = Names::new();
         names.add(out, HEADER_LEN);
+        splice_records(out, records, served, &mut names);
         let mut owner = [0u8; 257];
         for set in entry.served_rrsets() {
             let ttl = match served {
@@ -572,22 +597,17 @@ fn encode(
             let owner = if set.owner() == qname_key {
                 &[0xc0, 0x0c][..]
             } else {
-                let at = out.len();
                 let n = names.compress(out, set.owner(), &mut owner);
-                names.add(out, at);
                 &owner[..n]
             };
+            let at = out.len();
             set.write(
                 out,
                 owner,
                 u32::try_from(ttl).unwrap_or(0),
-                |out, at, rtype| match u16::from_be_bytes(rtype) {
-                    // NS, CNAME, PTR, DNAME: the rdata is a name; MX: after the preference.
-                    2 | 5 | 12 | 39 => names.add(out, at),
-                    15 => names.add(out, at + 2),
-                    _ => {}
-                },
+                |out, at, rtype| names.add_rdata(out, at, rtype),
             );
+            names.add(out, at);
         }
         let fit_uncompressed = base + records.len() + entry.rrsets_len as usize + opt_len <= limit;
         if !fit_uncompressed && out.len() + opt_len > limit {
@@ -651,5 +671,92 @@ mod tests {
             .additional
             .push(a(&"ns.example.com".parse().unwrap(), 3));
         assert!(Prebuilt::new(&qname, &answer).is_none());
+    }
+
+    /// A spliced chain compresses its owners against the rdata names before them, and
+    /// the reply parses to the same records.
+    #[test]
+    fn spliced_owners_are_compressed() {
+        use crate::domain::base::Message;
+        use crate::domain::rdata::Cname;
+        use crate::message::{encode_query, encode_reply, QuerySpec};
+        use crate::request::{admit, Admission};
+        use crate::Origin;
+        use domain::base::iana::Rtype;
+
+        let qname: Name<Bytes> = "www.example.com".parse().unwrap();
+        let target: Name<Bytes> = "host.example.net".parse().unwrap();
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        answer.authoritative = true;
+        answer.answer.push(Record::new(
+            qname.clone(),
+            Class::IN,
+            Ttl::from_secs(60),
+            AllRecordData::Cname(Cname::new(target.clone())),
+        ));
+        for i in 1..=4 {
+            answer.answer.push(a(&target, i));
+        }
+        let prebuilt = Prebuilt::new(&qname, &answer).unwrap();
+        let query = encode_query(&QuerySpec {
+            id: 7,
+            qname: &"WWW.example.COM".parse().unwrap(),
+            qtype: Rtype::A,
+            qclass: Class::IN,
+            rd: false,
+            cd: true,
+            edns: None,
+        });
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        #[allow(clippy::disallowed_methods)] // a test's one clock read
+        let now = std::time::Instant::now();
+        let Admission::Query(req) =
+            admit(&query, Origin::Udp { listener: 0, peer }, peer, now, 1232)
+        else {
+            panic!("a query")
+        };
+        let mut out = Vec::new();
+        assert!(!super::encode_wire_reply(
+            &req, &prebuilt, false, 1232, &mut out
+        ));
+        let encoded = encode_reply(&req, &answer, false, 1232, Vec::new());
+        // As small as the builder's own compressed encoding.
+        assert!(
+            out.len() <= encoded.bytes.len(),
+            "{} > {}",
+            out.len(),
+            encoded.bytes.len()
+        );
+        let reply = Message::from_octets(out).unwrap();
+        assert!(reply.header().aa() && !reply.header().cd());
+        let got: Vec<(String, Rtype)> = reply
+            .answer()
+            .unwrap()
+            .map(|rr| {
+                let rr = rr.unwrap();
+                (rr.owner().to_string(), rr.rtype())
+            })
+            .collect();
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[0], ("WWW.example.COM".to_string(), Rtype::CNAME));
+        assert_eq!(got[4], ("host.example.net".to_string(), Rtype::A));
+        let a = reply
+            .answer()
+            .unwrap()
+            .limit_to::<A>()
+            .last()
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.data().addr(), Ipv4Addr::new(192, 0, 2, 4));
+    }
+
+    /// Hostile bytes: a pointer loop or a truncated name never matches and never hangs.
+    #[test]
+    fn name_comparison_is_bounded() {
+        let msg = [0xc0u8, 0x00, 0xc0, 0x02, 3, b'w', b'w'];
+        let name = [3, b'w', b'w', b'w', 0];
+        for at in 0..msg.len() + 2 {
+            assert!(!super::name_eq_at(&msg, at, &name));
+        }
     }
 }
