@@ -4,6 +4,7 @@
 
 mod admission;
 mod cache;
+mod compress;
 mod fault_sim;
 mod fuzz_corpus;
 mod hosts;
