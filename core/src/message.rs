@@ -116,21 +116,17 @@ fn build(
         let mut add = auth.additional();
         // Required glue first: if it does not fit, TC (RFC 9471 3.1); the rest of the
         // additional data is left out without TC when it does not fit (RFC 2181 9).
-        for rr in answer
-            .additional
-            .iter()
-            .filter(|rr| is_required_glue(answer, rr))
-        {
-            if add.push(rr).is_err() {
+        // Only the first MAX_GLUE_CHECK records are checked for being glue (a bound on
+        // the work a hostile upstream's referral can cause).
+        let required =
+            |i: usize, rr: &crate::record::Rr| i < MAX_GLUE_CHECK && is_required_glue(answer, rr);
+        for (i, rr) in answer.additional.iter().enumerate() {
+            if required(i, rr) && add.push(rr).is_err() {
                 return Err(add.finish().into_target());
             }
         }
-        for rr in answer
-            .additional
-            .iter()
-            .filter(|rr| !is_required_glue(answer, rr))
-        {
-            if add.push(rr).is_err() {
+        for (i, rr) in answer.additional.iter().enumerate() {
+            if !required(i, rr) && add.push(rr).is_err() {
                 break;
             }
         }
@@ -151,6 +147,9 @@ fn build(
     Ok(add.finish().into_target())
 }
 
+/// How many additional and authority records are looked at to find required glue.
+const MAX_GLUE_CHECK: usize = 256;
+
 /// Whether `rr` is in-domain glue of a referral's delegation (RFC 9471 2.1): an address
 /// record of a name server named in the authority section's NS records, at or below
 /// their owner, in a reply with no answer records.
@@ -158,12 +157,16 @@ fn is_required_glue(answer: &Answer, rr: &crate::record::Rr) -> bool {
     if !answer.answer.is_empty() || !matches!(rr.rtype(), Rtype::A | Rtype::AAAA) {
         return false;
     }
-    answer.authority.iter().any(|ns| match ns.data() {
-        AllRecordData::Ns(ns_data) => {
-            ns_data.nsdname().name_eq(rr.owner()) && rr.owner().ends_with(ns.owner())
-        }
-        _ => false,
-    })
+    answer
+        .authority
+        .iter()
+        .take(MAX_GLUE_CHECK)
+        .any(|ns| match ns.data() {
+            AllRecordData::Ns(ns_data) => {
+                ns_data.nsdname().name_eq(rr.owner()) && rr.owner().ends_with(ns.owner())
+            }
+            _ => false,
+        })
 }
 
 fn push_all<T>(
