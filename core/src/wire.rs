@@ -233,13 +233,22 @@ impl WireRecords {
 /// 2-byte pointer, rdata behind its length) to `out`, TTLs as `served`, each plain owner
 /// compressed against `names` (which learns the names written).
 fn splice_records(out: &mut Vec<u8>, records: &[u8], served: Ttls, names: &mut Names) {
-    let mut owner = [0u8; 257];
+    // Copied whole while owners are pointers (the usual case: the name asked), rewritten
+    // record by record from the first plain owner on.
+    let copy = out.len();
+    out.extend_from_slice(records);
     let mut at = 0;
+    let mut rewriting = false;
     while at < records.len() {
         // The owner: a pointer, or labels up to the root.
         let start = at;
         loop {
-            let Some(&len) = records.get(at) else { return };
+            let Some(&len) = records.get(at) else {
+                if !rewriting {
+                    out.truncate(copy + start);
+                }
+                return;
+            };
             if len & 0xc0 == 0xc0 {
                 at += 2;
                 break;
@@ -250,13 +259,39 @@ fn splice_records(out: &mut Vec<u8>, records: &[u8], served: Ttls, names: &mut N
             }
         }
         let (Some(name), Some(fixed)) = (records.get(start..at), records.get(at..at + 10)) else {
+            if !rewriting {
+                out.truncate(copy + start);
+            }
             return;
         };
         let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
         let Some(rdata) = records.get(at + 10..at + 10 + rdlen) else {
+            if !rewriting {
+                out.truncate(copy + start);
+            }
             return;
         };
-        if name.last() == Some(&0) {
+        let stored = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        let ttl = match served {
+            Ttls::CountDown { age } => stored.saturating_sub(age),
+            Ttls::Fixed(ttl) => ttl,
+            Ttls::At(_) => stored,
+        };
+        let plain = name.last() == Some(&0);
+        if plain && !rewriting {
+            out.truncate(copy + start);
+            rewriting = true;
+        }
+        if !rewriting {
+            // In place: the record sits at `copy + start`.
+            let ttl_at = copy + at + 4;
+            out[ttl_at..ttl_at + 4].copy_from_slice(&ttl.to_be_bytes());
+            names.add_rdata(out, copy + at + 10, [fixed[0], fixed[1]]);
+            at += 10 + rdlen;
+            continue;
+        }
+        if plain {
+            let mut owner = [0u8; 257];
             let written = out.len();
             let n = names.compress(out, name, &mut owner);
             out.extend_from_slice(&owner[..n]);
@@ -264,12 +299,6 @@ fn splice_records(out: &mut Vec<u8>, records: &[u8], served: Ttls, names: &mut N
         } else {
             out.extend_from_slice(name);
         }
-        let stored = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
-        let ttl = match served {
-            Ttls::CountDown { age } => stored.saturating_sub(age),
-            Ttls::Fixed(ttl) => ttl,
-            Ttls::At(_) => stored,
-        };
         out.extend_from_slice(&fixed[..4]);
         out.extend_from_slice(&ttl.to_be_bytes());
         out.extend_from_slice(&fixed[8..]);
@@ -604,7 +633,7 @@ fn encode(
         let mut names = Names::new();
         names.add(out, HEADER_LEN);
         splice_records(out, records, served, &mut names);
-        let mut owner = [0u8; 257];
+        let mut owner_buf;
         for set in entry.served_rrsets() {
             let ttl = match served {
                 Ttls::At(now) => set.remaining(now).max(0),
@@ -614,8 +643,9 @@ fn encode(
             let owner = if set.owner() == qname_key {
                 &[0xc0, 0x0c][..]
             } else {
-                let n = names.compress(out, set.owner(), &mut owner);
-                &owner[..n]
+                owner_buf = [0u8; 257];
+                let n = names.compress(out, set.owner(), &mut owner_buf);
+                &owner_buf[..n]
             };
             let at = out.len();
             set.write(
