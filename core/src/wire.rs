@@ -5,7 +5,9 @@
 //! uncompressed except that an owner equal to the question name is a pointer to offset
 //! 12 (where every reply's question name sits), so a reply is a copy of the header, the
 //! question as asked, these bytes with their TTLs patched, and an OPT: nothing is
-//! re-encoded and nothing allocated.
+//! re-encoded and nothing allocated. Other owners are compressed as they are spliced:
+//! each points at the longest suffix of it already in the reply (the question, earlier
+//! owners, names in NS, CNAME, PTR, DNAME and MX rdata), as a compressing encoder would.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
