@@ -5,7 +5,8 @@ use bytes::Bytes;
 use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
 use domain::base::message_builder::PushError;
 use domain::base::message_builder::TreeCompressor;
-use domain::base::{MessageBuilder, Name, StaticCompressor};
+use domain::base::{MessageBuilder, Name, StaticCompressor, ToName};
+use domain::rdata::AllRecordData;
 
 use crate::request::Request;
 use crate::resolver::Answer;
@@ -76,7 +77,9 @@ fn build(
 ) -> Result<Vec<u8>, Vec<u8>> {
     buf.clear();
     let opt_room = if req.edns.is_some() { OPT_LEN } else { 0 };
-    let mut b = match MessageBuilder::from_target(StaticCompressor::new(buf)) {
+    // The tree compressor remembers every name (the static one only 24), so a referral
+    // with many glue records compresses them all.
+    let mut b = match MessageBuilder::from_target(TreeCompressor::new(buf)) {
         Ok(b) => b,
         Err(_) => return Err(Vec::new()),
     };
@@ -91,7 +94,8 @@ fn build(
     h.set_qr(true);
     h.set_opcode(Opcode::QUERY);
     h.set_rd(req.rd);
-    h.set_cd(req.cd);
+    // RFC 4035 3.1.6: an authoritative answer does not echo CD (as NSD and Knot).
+    h.set_cd(req.cd && !answer.authoritative);
     h.set_ra(ra);
     h.set_aa(answer.authoritative);
     h.set_ad(answer.authenticated && req.edns.is_some_and(|e| e.dnssec_ok));
@@ -110,8 +114,19 @@ fn build(
             return Err(auth.finish().into_target());
         }
         let mut add = auth.additional();
-        for rr in &answer.additional {
-            if add.push(rr).is_err() {
+        // Required glue first: if it does not fit, TC (RFC 9471 3.1); the rest of the
+        // additional data is left out without TC when it does not fit (RFC 2181 9).
+        // Only the first MAX_GLUE_CHECK records are checked for being glue (a bound on
+        // the work a hostile upstream's referral can cause).
+        let required =
+            |i: usize, rr: &crate::record::Rr| i < MAX_GLUE_CHECK && is_required_glue(answer, rr);
+        for (i, rr) in answer.additional.iter().enumerate() {
+            if required(i, rr) && add.push(rr).is_err() {
+                return Err(add.finish().into_target());
+            }
+        }
+        for (i, rr) in answer.additional.iter().enumerate() {
+            if !required(i, rr) && add.push(rr).is_err() {
                 break;
             }
         }
@@ -130,6 +145,28 @@ fn build(
         });
     }
     Ok(add.finish().into_target())
+}
+
+/// How many additional and authority records are looked at to find required glue.
+const MAX_GLUE_CHECK: usize = 256;
+
+/// Whether `rr` is in-domain glue of a referral's delegation (RFC 9471 2.1): an address
+/// record of a name server named in the authority section's NS records, at or below
+/// their owner, in a reply with no answer records.
+fn is_required_glue(answer: &Answer, rr: &crate::record::Rr) -> bool {
+    if !answer.answer.is_empty() || !matches!(rr.rtype(), Rtype::A | Rtype::AAAA) {
+        return false;
+    }
+    answer
+        .authority
+        .iter()
+        .take(MAX_GLUE_CHECK)
+        .any(|ns| match ns.data() {
+            AllRecordData::Ns(ns_data) => {
+                ns_data.nsdname().name_eq(rr.owner()) && rr.owner().ends_with(ns.owner())
+            }
+            _ => false,
+        })
 }
 
 fn push_all<T>(

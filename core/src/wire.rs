@@ -5,7 +5,9 @@
 //! uncompressed except that an owner equal to the question name is a pointer to offset
 //! 12 (where every reply's question name sits), so a reply is a copy of the header, the
 //! question as asked, these bytes with their TTLs patched, and an OPT: nothing is
-//! re-encoded and nothing allocated.
+//! re-encoded and nothing allocated. Other owners are compressed as they are spliced:
+//! each points at the longest suffix of it already in the reply (the question, earlier
+//! owners, names in NS, CNAME, PTR, DNAME and MX rdata), as a compressing encoder would.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -229,14 +231,26 @@ impl WireRecords {
     }
 }
 
-/// Rewrites the TTL of every record in `records` (as [`WireRecords::build`] wrote them:
-/// owners are plain names or a 2-byte pointer, rdata behind its length).
-fn patch_ttls(records: &mut [u8], served: Ttls) {
+/// Appends `records` (as [`WireRecords::build`] wrote them: owners are plain names or a
+/// 2-byte pointer, rdata behind its length) to `out`, TTLs as `served`, each plain owner
+/// compressed against `names` (which learns the names written).
+fn splice_records(out: &mut Vec<u8>, records: &[u8], served: Ttls, names: &mut Names) {
+    // Copied whole while owners are pointers (the usual case: the name asked), rewritten
+    // record by record from the first plain owner on.
+    let copy = out.len();
+    out.extend_from_slice(records);
     let mut at = 0;
+    let mut rewriting = false;
     while at < records.len() {
-        // Skip the owner.
+        // The owner: a pointer, or labels up to the root.
+        let start = at;
         loop {
-            let Some(&len) = records.get(at) else { return };
+            let Some(&len) = records.get(at) else {
+                if !rewriting {
+                    out.truncate(copy + start);
+                }
+                return;
+            };
             if len & 0xc0 == 0xc0 {
                 at += 2;
                 break;
@@ -246,20 +260,185 @@ fn patch_ttls(records: &mut [u8], served: Ttls) {
                 break;
             }
         }
-        let Some(field) = records.get_mut(at + 4..at + 8) else {
+        let (Some(name), Some(fixed)) = (records.get(start..at), records.get(at..at + 10)) else {
+            if !rewriting {
+                out.truncate(copy + start);
+            }
             return;
         };
-        let stored = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let Some(rdata) = records.get(at + 10..at + 10 + rdlen) else {
+            if !rewriting {
+                out.truncate(copy + start);
+            }
+            return;
+        };
+        let stored = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
         let ttl = match served {
             Ttls::CountDown { age } => stored.saturating_sub(age),
             Ttls::Fixed(ttl) => ttl,
             Ttls::At(_) => stored,
         };
-        field.copy_from_slice(&ttl.to_be_bytes());
-        let Some(rdlen) = records.get(at + 8..at + 10) else {
-            return;
+        let plain = name.last() == Some(&0);
+        if plain && !rewriting {
+            out.truncate(copy + start);
+            rewriting = true;
+        }
+        if !rewriting {
+            // In place: the record sits at `copy + start`.
+            let ttl_at = copy + at + 4;
+            out[ttl_at..ttl_at + 4].copy_from_slice(&ttl.to_be_bytes());
+            names.add_rdata(out, copy + at + 10, [fixed[0], fixed[1]]);
+            at += 10 + rdlen;
+            continue;
+        }
+        if plain {
+            let mut owner = [0u8; 257];
+            let written = out.len();
+            let n = names.compress(out, name, &mut owner);
+            out.extend_from_slice(&owner[..n]);
+            names.add(out, written);
+        } else {
+            out.extend_from_slice(name);
+        }
+        out.extend_from_slice(&fixed[..4]);
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&fixed[8..]);
+        let rdata_at = out.len();
+        out.extend_from_slice(rdata);
+        names.add_rdata(out, rdata_at, [fixed[0], fixed[1]]);
+        at += 10 + rdlen;
+    }
+}
+
+/// Names written into a reply being spliced, for compressing later owners: positions in
+/// the message of names written out in full (labels, perhaps ending in a pointer). A
+/// fixed table, so splicing allocates nothing; names past it are written uncompressed.
+struct Names {
+    at: [u16; 32],
+    len: usize,
+    /// Label comparisons left for this reply: hostile names (many one-letter labels) cost
+    /// no more than this; once spent, names are written uncompressed.
+    budget: u32,
+}
+
+/// Label comparisons per spliced reply (a referral with 30 glue records takes ~4,000).
+const COMPRESSION_BUDGET: u32 = 16384;
+
+/// Compression pointers reach the first 16 KiB of a message.
+const MAX_POINTER: usize = 0x3fff;
+
+impl Names {
+    fn new() -> Names {
+        Names {
+            at: [0; 32],
+            len: 0,
+            budget: COMPRESSION_BUDGET,
+        }
+    }
+
+    /// Remembers the name at `at` in `msg`, unless it is a bare pointer or out of reach.
+    fn add(&mut self, msg: &[u8], at: usize) {
+        let starts_with_label = msg.get(at).is_some_and(|&b| b != 0 && b & 0xc0 == 0);
+        if starts_with_label && at <= MAX_POINTER && self.len < self.at.len() {
+            self.at[self.len] = at as u16;
+            self.len += 1;
+        }
+    }
+
+    /// Remembers the name in the rdata at `at` of a record of type `rtype` (big-endian),
+    /// if it has one at a known place: NS, CNAME, PTR, DNAME (the rdata), MX (after the
+    /// preference).
+    fn add_rdata(&mut self, msg: &[u8], at: usize, rtype: [u8; 2]) {
+        match u16::from_be_bytes(rtype) {
+            2 | 5 | 12 | 39 => self.add(msg, at),
+            15 => self.add(msg, at + 2),
+            _ => {}
+        }
+    }
+
+    /// Writes `name` (uncompressed wire format) into `buf` with its longest suffix that
+    /// is already in `msg` replaced by a pointer; returns the length written.
+    fn compress(&mut self, msg: &[u8], name: &[u8], buf: &mut [u8; 257]) -> usize {
+        let mut start = 0;
+        while let Some(&len) = name.get(start) {
+            if len == 0 || len & 0xc0 != 0 {
+                break;
+            }
+            let suffix = &name[start..];
+            if let Some(target) = self.find(msg, suffix) {
+                let head = &name[..start];
+                buf[..head.len()].copy_from_slice(head);
+                buf[head.len()..head.len() + 2]
+                    .copy_from_slice(&(0xc000 | target as u16).to_be_bytes());
+                return head.len() + 2;
+            }
+            start += 1 + usize::from(len);
+        }
+        let n = name.len().min(buf.len());
+        buf[..n].copy_from_slice(&name[..n]);
+        n
+    }
+
+    /// The position of a name equal to `suffix` (case aside) in `msg`: a remembered name or
+    /// one of its suffixes before any pointer.
+    fn find(&mut self, msg: &[u8], suffix: &[u8]) -> Option<usize> {
+        // The latest names first: a chain's next owner is the last target written.
+        for i in (0..self.len).rev() {
+            let at = self.at[i];
+            let mut at = usize::from(at);
+            while let Some(&len) = msg.get(at) {
+                if len == 0 || len & 0xc0 != 0 || at > MAX_POINTER {
+                    break;
+                }
+                if self.budget == 0 {
+                    return None;
+                }
+                if name_eq_at(msg, at, suffix, &mut self.budget) {
+                    return Some(at);
+                }
+                at += 1 + usize::from(len);
+            }
+        }
+        None
+    }
+}
+
+/// Whether the name at `at` in `msg` (following at most 16 pointers) equals `name`
+/// (uncompressed), ASCII case aside. Each label compared takes one from `budget`; none
+/// left, the answer is no.
+fn name_eq_at(msg: &[u8], mut at: usize, name: &[u8], budget: &mut u32) -> bool {
+    let mut i = 0;
+    let mut hops = 0;
+    loop {
+        let Some(left) = budget.checked_sub(1) else {
+            return false;
         };
-        at += 10 + usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
+        *budget = left;
+        let Some(&len) = msg.get(at) else {
+            return false;
+        };
+        if len & 0xc0 == 0xc0 {
+            let Some(&low) = msg.get(at + 1) else {
+                return false;
+            };
+            hops += 1;
+            if hops > 16 {
+                return false;
+            }
+            at = usize::from(u16::from_be_bytes([len & 0x3f, low]));
+            continue;
+        }
+        let n = 1 + usize::from(len);
+        match (msg.get(at..at + n), name.get(i..i + n)) {
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => {}
+            _ => return false,
+        }
+        if len == 0 {
+            return i + n == name.len();
+        }
+        at += n;
+        i += n;
     }
 }
 
@@ -408,8 +587,9 @@ fn encode(
     let opt_len = if req.edns.is_some() { OPT_LEN } else { 0 };
     let base = HEADER_LEN + qname.len() + 4;
     let records = entry.records();
-    let records_len = records.len() + entry.rrsets_len as usize;
-    let truncated = base + records_len + opt_len > limit;
+    // Compressed, the records may fit where their stored size does not: checked after
+    // writing them, unless even that size fits.
+    let mut truncated = false;
     let rcode = entry.rcode;
     // Header: ID, QR, opcode QUERY, AA, TC, RD echoed; RA, AD, CD; rcode.
     out.extend_from_slice(&req.id.to_be_bytes());
@@ -429,7 +609,8 @@ fn encode(
     if entry.authenticated && req.edns.is_some_and(|e| e.dnssec_ok) {
         flags |= 0x0020;
     }
-    if req.cd {
+    // RFC 4035 3.1.6: an authoritative answer does not echo CD.
+    if req.cd && !entry.authoritative {
         flags |= 0x0010;
     }
     flags |= rcode.rcode().to_int() as u16 & 0x0f;
@@ -450,21 +631,43 @@ fn encode(
     out.extend_from_slice(&req.qtype.to_int().to_be_bytes());
     out.extend_from_slice(&req.qclass.to_int().to_be_bytes());
     if !truncated {
-        let start = out.len();
-        out.extend_from_slice(records);
-        patch_ttls(&mut out[start..], served);
         let qname_key = entry.key_name();
+        let mut names = Names::new();
+        names.add(out, HEADER_LEN);
+        splice_records(out, records, served, &mut names);
+        let mut owner_buf;
         for set in entry.served_rrsets() {
             let ttl = match served {
                 Ttls::At(now) => set.remaining(now).max(0),
                 Ttls::CountDown { age } => i64::from(set.ttl().saturating_sub(age)),
                 Ttls::Fixed(ttl) => i64::from(ttl),
             };
+            let owner = if set.owner() == qname_key {
+                &[0xc0, 0x0c][..]
+            } else {
+                owner_buf = [0u8; 257];
+                let n = names.compress(out, set.owner(), &mut owner_buf);
+                &owner_buf[..n]
+            };
+            let at = out.len();
             set.write(
                 out,
-                set.owner() == qname_key,
+                owner,
                 u32::try_from(ttl).unwrap_or(0),
+                |out, at, rtype| names.add_rdata(out, at, rtype),
             );
+            names.add(out, at);
+        }
+        let fit_uncompressed = base + records.len() + entry.rrsets_len as usize + opt_len <= limit;
+        if !fit_uncompressed && out.len() + opt_len > limit {
+            // Compressed, the records may still not fit: the question alone, TC set.
+            out.truncate(base);
+            out[2] |= 0x02;
+            out[6..12].fill(0);
+            if req.edns.is_some() {
+                out[11] = 1;
+            }
+            truncated = true;
         }
     }
     if let Some(edns) = req.edns {
@@ -517,5 +720,144 @@ mod tests {
             .additional
             .push(a(&"ns.example.com".parse().unwrap(), 3));
         assert!(Prebuilt::new(&qname, &answer).is_none());
+    }
+
+    /// A spliced chain compresses its owners against the rdata names before them, and
+    /// the reply parses to the same records.
+    #[test]
+    fn spliced_owners_are_compressed() {
+        use crate::domain::base::Message;
+        use crate::domain::rdata::Cname;
+        use crate::message::{encode_query, encode_reply, QuerySpec};
+        use crate::request::{admit, Admission};
+        use crate::Origin;
+        use domain::base::iana::Rtype;
+
+        let qname: Name<Bytes> = "www.example.com".parse().unwrap();
+        let target: Name<Bytes> = "host.example.net".parse().unwrap();
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        answer.authoritative = true;
+        answer.answer.push(Record::new(
+            qname.clone(),
+            Class::IN,
+            Ttl::from_secs(60),
+            AllRecordData::Cname(Cname::new(target.clone())),
+        ));
+        for i in 1..=4 {
+            answer.answer.push(a(&target, i));
+        }
+        let prebuilt = Prebuilt::new(&qname, &answer).unwrap();
+        let query = encode_query(&QuerySpec {
+            id: 7,
+            qname: &"WWW.example.COM".parse().unwrap(),
+            qtype: Rtype::A,
+            qclass: Class::IN,
+            rd: false,
+            cd: true,
+            edns: None,
+        });
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        #[allow(clippy::disallowed_methods)] // a test's one clock read
+        let now = std::time::Instant::now();
+        let Admission::Query(req) =
+            admit(&query, Origin::Udp { listener: 0, peer }, peer, now, 1232)
+        else {
+            panic!("a query")
+        };
+        let mut out = Vec::new();
+        assert!(!super::encode_wire_reply(
+            &req, &prebuilt, false, 1232, &mut out
+        ));
+        let encoded = encode_reply(&req, &answer, false, 1232, Vec::new());
+        // As small as the builder's own compressed encoding.
+        assert!(
+            out.len() <= encoded.bytes.len(),
+            "{} > {}",
+            out.len(),
+            encoded.bytes.len()
+        );
+        let reply = Message::from_octets(out).unwrap();
+        assert!(reply.header().aa() && !reply.header().cd());
+        let got: Vec<(String, Rtype)> = reply
+            .answer()
+            .unwrap()
+            .map(|rr| {
+                let rr = rr.unwrap();
+                (rr.owner().to_string(), rr.rtype())
+            })
+            .collect();
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[0], ("WWW.example.COM".to_string(), Rtype::CNAME));
+        assert_eq!(got[4], ("host.example.net".to_string(), Rtype::A));
+        let a = reply
+            .answer()
+            .unwrap()
+            .limit_to::<A>()
+            .last()
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.data().addr(), Ipv4Addr::new(192, 0, 2, 4));
+    }
+
+    /// Hostile bytes: a pointer loop or a truncated name never matches and never hangs.
+    #[test]
+    fn name_comparison_is_bounded() {
+        let msg = [0xc0u8, 0x00, 0xc0, 0x02, 3, b'w', b'w'];
+        let name = [3, b'w', b'w', b'w', 0];
+        for at in 0..msg.len() + 2 {
+            assert!(!super::name_eq_at(&msg, at, &name, &mut 100));
+        }
+    }
+
+    /// Hostile names (a hundred one-letter labels each) cost a bounded number of
+    /// comparisons, and the reply is still right.
+    #[test]
+    fn deep_names_are_spliced_correctly() {
+        use crate::domain::base::Message;
+        use crate::message::{encode_query, QuerySpec};
+        use crate::request::{admit, Admission};
+        use crate::Origin;
+        use domain::base::iana::Rtype;
+
+        let qname: Name<Bytes> = "q.example".parse().unwrap();
+        let deep = ".a".repeat(100);
+        let owners: Vec<Name<Bytes>> = (0..40)
+            .map(|i| format!("x{i}{deep}.example").parse().unwrap())
+            .collect();
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        for (i, owner) in owners.iter().enumerate() {
+            answer.answer.push(a(owner, i as u8));
+        }
+        let prebuilt = Prebuilt::new(&qname, &answer).unwrap();
+        let query = encode_query(&QuerySpec {
+            id: 9,
+            qname: &qname,
+            qtype: Rtype::A,
+            qclass: Class::IN,
+            rd: false,
+            cd: false,
+            edns: Some((65000, false)),
+        });
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        #[allow(clippy::disallowed_methods)] // a test's one clock read
+        let now = std::time::Instant::now();
+        let Admission::Query(req) =
+            admit(&query, Origin::Udp { listener: 0, peer }, peer, now, 65000)
+        else {
+            panic!("a query")
+        };
+        let mut out = Vec::new();
+        assert!(!super::encode_wire_reply(
+            &req, &prebuilt, false, 65000, &mut out
+        ));
+        let uncompressed: usize = owners.iter().map(|o| o.as_slice().len() + 14).sum();
+        assert!(out.len() < uncompressed / 2, "{} bytes", out.len());
+        let reply = Message::from_octets(out).unwrap();
+        let got: Vec<Name<Bytes>> = reply
+            .answer()
+            .unwrap()
+            .map(|rr| domain::base::ToName::to_name(&rr.unwrap().owner()))
+            .collect();
+        assert_eq!(got, owners);
     }
 }

@@ -174,23 +174,29 @@ impl RRset {
         usize::from(self.count()) * (owner + 8) + self.rdatas().len()
     }
 
-    /// Appends the records to `out`: owner (a pointer to the question when `compressed`),
-    /// type, class, `ttl`, rdata.
-    pub(crate) fn write(&self, out: &mut Vec<u8>, compressed: bool, ttl: u32) {
+    /// Appends the records to `out`: `owner` (as the caller compressed it), type, class,
+    /// `ttl`, rdata. Calls `rdata_at` with the position of each rdata in `out` and the
+    /// type (big-endian), so the caller can point later names at names in it.
+    pub(crate) fn write(
+        &self,
+        out: &mut Vec<u8>,
+        owner: &[u8],
+        ttl: u32,
+        mut rdata_at: impl FnMut(&[u8], usize, [u8; 2]),
+    ) {
+        let tc = self.type_class();
+        let rtype = [tc[0], tc[1]];
         let mut rest = self.rdatas();
         while rest.len() >= 2 {
             let len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
             let Some((rdata, tail)) = rest.split_at_checked(len) else {
                 return;
             };
-            if compressed {
-                out.extend_from_slice(&[0xc0, 0x0c]);
-            } else {
-                out.extend_from_slice(self.owner());
-            }
-            out.extend_from_slice(self.type_class());
+            out.extend_from_slice(owner);
+            out.extend_from_slice(tc);
             out.extend_from_slice(&ttl.to_be_bytes());
             out.extend_from_slice(rdata);
+            rdata_at(out, out.len() - (len - 2), rtype);
             rest = tail;
         }
     }

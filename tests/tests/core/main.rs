@@ -5,6 +5,7 @@
 mod admission;
 mod bare_errors;
 mod cache;
+mod compress;
 mod fault_sim;
 mod fuzz_corpus;
 mod hosts;

@@ -2,6 +2,7 @@
 //! (its own process, its own fake upstreams), so tests run in parallel.
 
 mod cli;
+mod compress;
 mod dig;
 mod forward;
 mod malformed;
