@@ -17,6 +17,7 @@ use domain::base::rdata::ComposeRecordData;
 use domain::base::Name;
 use domain::rdata::AllRecordData;
 
+use super::store::put_name_type_class;
 use crate::record::Rr;
 
 /// Trust of an RRset by where it was seen (RFC 2181 5.4.1), lowest first.
@@ -214,17 +215,13 @@ fn key_of<'b>(buf: &'b mut [u8; MAX_RRSET_KEY], rr: &Rr) -> Option<&'b [u8]> {
     if n > 255 {
         return None;
     }
-    for (d, s) in buf.iter_mut().zip(owner) {
-        *d = s.to_ascii_lowercase();
-    }
     let covered = match rr.data() {
         AllRecordData::Rrsig(sig) => sig.type_covered().to_int(),
         _ => 0,
     };
-    buf[n..n + 2].copy_from_slice(&rr.rtype().to_int().to_be_bytes());
-    buf[n + 2..n + 4].copy_from_slice(&rr.class().to_int().to_be_bytes());
-    buf[n + 4..n + 6].copy_from_slice(&covered.to_be_bytes());
-    Some(&buf[..n + 6])
+    let n = put_name_type_class(buf, owner, rr.rtype().to_int(), rr.class().to_int());
+    buf[n..n + 2].copy_from_slice(&covered.to_be_bytes());
+    Some(&buf[..n + 2])
 }
 
 /// The records of a section grouped into RRsets, in order of first appearance.

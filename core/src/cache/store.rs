@@ -20,14 +20,22 @@ pub(crate) fn key_of<'b>(
     qclass: u16,
     flags: u8,
 ) -> &'b [u8] {
-    let n = name.len().min(255);
-    for (d, s) in buf.iter_mut().zip(&name[..n]) {
+    let n = put_name_type_class(buf, &name[..name.len().min(255)], qtype, qclass);
+    buf[n] = flags;
+    &buf[..n + 1]
+}
+
+/// Writes `name` lower-cased, then `rtype` and `class`, at the start of `buf` (which has
+/// room for them): the beginning of every cache key, of messages and of RRsets alike.
+/// Returns the bytes written.
+pub(crate) fn put_name_type_class(buf: &mut [u8], name: &[u8], rtype: u16, class: u16) -> usize {
+    let n = name.len();
+    for (d, s) in buf.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
-    buf[n..n + 2].copy_from_slice(&qtype.to_be_bytes());
-    buf[n + 2..n + 4].copy_from_slice(&qclass.to_be_bytes());
-    buf[n + 4] = flags;
-    &buf[..n + 5]
+    buf[n..n + 2].copy_from_slice(&rtype.to_be_bytes());
+    buf[n + 2..n + 4].copy_from_slice(&class.to_be_bytes());
+    n + 4
 }
 
 const NIL: u32 = u32::MAX;
