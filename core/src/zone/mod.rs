@@ -20,11 +20,13 @@ mod answer;
 mod axfr;
 mod index;
 mod load;
+mod serial;
 
 pub use answer::{ZoneSet, MAX_CNAME_CHAIN};
 pub use axfr::{Cidr, ZoneResolver};
 pub use index::Zone;
 pub use load::{load_zone, Include, LoadError};
+pub use serial::Serial;
 
 use std::sync::{Arc, RwLock};
 
