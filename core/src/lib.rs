@@ -190,6 +190,7 @@ mod request;
 mod resolver;
 mod rng;
 mod scrub;
+pub mod secondary;
 mod server;
 pub mod setup;
 pub mod stats;

@@ -30,7 +30,10 @@ use std::sync::{Arc, OnceLock};
 use crate::cache::{Cache, CacheConfig, CacheStats, Store};
 use crate::hosts::{Hosts, HostsResolver};
 use crate::resolver::{Chain, Forwarder, Resolver, Synth, SynthRule};
+use crate::secondary::Unavailable;
 use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
+use bytes::Bytes;
+use domain::base::Name;
 
 /// Makes one of the caller's resolvers for a worker's chain.
 type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
@@ -39,6 +42,7 @@ type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
 #[derive(Default)]
 pub struct Setup {
     zones: Option<Snapshot<ZoneSet>>,
+    unavailable: Option<Snapshot<Vec<Name<Bytes>>>>,
     allow_transfer: Option<Vec<Cidr>>,
     hosts: Option<Snapshot<Hosts>>,
     synth: Vec<SynthRule>,
@@ -70,6 +74,13 @@ impl Setup {
     /// Serves these zones authoritatively (first in the chain).
     pub fn zones(mut self, zones: Snapshot<ZoneSet>) -> Setup {
         self.zones = Some(zones);
+        self
+    }
+
+    /// Answers SERVFAIL for names in these secondary zones while they are not served
+    /// (first in the chain, with the zones: see [`Unavailable`]).
+    pub fn unavailable(mut self, origins: Snapshot<Vec<Name<Bytes>>>) -> Setup {
+        self.unavailable = Some(origins);
         self
     }
 
@@ -139,6 +150,9 @@ impl Setup {
     /// each present only when it has something to do.
     pub fn build(&self) -> Chain {
         let mut chain = Chain::new();
+        if let (Some(origins), Some(zones)) = (&self.unavailable, &self.zones) {
+            chain = chain.with(Unavailable::new(origins.clone(), zones.clone()));
+        }
         if let Some(zones) = &self.zones {
             let mut resolver = ZoneResolver::new(zones.clone());
             if let Some(allow) = &self.allow_transfer {

@@ -138,6 +138,21 @@ pub struct Serve {
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub allow_transfer: Vec<String>,
+    /// keep a copy of this zone from its primary: ZONE=PRIMARY[:PORT] (port 53 by default; repeatable); transferred over TCP by IXFR when a version is held, AXFR otherwise; checked on the SOA refresh/retry timers and on NOTIFY; SERVFAIL before the first transfer and after the SOA expire time without a refresh
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub secondary: Vec<String>,
+    /// also take NOTIFY for the secondary zones from these addresses besides each zone's primary (IP or IP/PREFIX; repeatable; others get REFUSED)
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub allow_notify: Vec<String>,
+    /// write each transferred secondary zone into this directory as a master file (ZONE.zone, replaced atomically), and serve those files at start until the primary is asked (default off)
+    #[argh(option)]
+    pub zone_dir: Option<String>,
+    /// most bytes one zone transfer may bring; a larger one is dropped and the data served before stays (default 67108864, 64 MiB)
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
+    pub max_transfer_bytes: Option<usize>,
     /// record every input of the server (queries, upstream replies, timeouts, with their times), its actions, seeds and settings into this journal file, replaced if it exists, for `names replay` (default off)
     #[argh(option)]
     pub record: Option<String>,

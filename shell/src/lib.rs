@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod record;
+pub mod secondary;
 pub mod shutdown;
 pub mod systemd;
 mod tcp;
@@ -52,6 +53,8 @@ pub struct Hooks {
     pub board: Option<Arc<metrics::Board>>,
     /// Where the workers record their inputs (`--record`).
     pub record: Option<record::Recording>,
+    /// Which NOTIFYs the workers accept, and where they pass them on (secondary zones).
+    pub notify: Option<secondary::NotifyRoute>,
 }
 
 impl Default for Hooks {
@@ -61,6 +64,7 @@ impl Default for Hooks {
             shutdown: Shutdown::never(),
             board: None,
             record: None,
+            notify: None,
         }
     }
 }
@@ -80,6 +84,10 @@ pub struct Options {
     pub cache_probe: Option<CacheProbe>,
     /// Record every input of every worker's core into a journal (`names serve --record`).
     pub record: Option<record::Recording>,
+    /// Accept NOTIFY for secondary zones and pass it on (`names serve --secondary`).
+    pub notify: Option<secondary::NotifyRoute>,
+    /// Reads the secondary zones' counters for the metrics endpoint.
+    pub secondary_probe: Option<secondary::SecondaryProbe>,
 }
 
 impl Options {
@@ -92,6 +100,8 @@ impl Options {
             metrics: None,
             cache_probe: None,
             record: None,
+            notify: None,
+            secondary_probe: None,
         })
     }
 }
@@ -172,6 +182,7 @@ pub fn serve_until(
             shutdown,
             board,
             record: options.record,
+            notify: options.notify,
         },
     );
     if let Some(record) = record {

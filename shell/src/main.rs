@@ -9,6 +9,7 @@ mod config_file;
 mod query;
 mod reload;
 mod replay;
+mod secondaries;
 mod serve;
 
 use std::process::ExitCode;

@@ -9,6 +9,7 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
+use names_core::secondary::{Limits, SecondaryZone};
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
 use names_core::zone::{Snapshot, ZoneSet};
@@ -20,6 +21,7 @@ use crate::cli::Serve;
 use crate::config_file;
 use crate::reload;
 use crate::replay;
+use crate::secondaries::Secondaries;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -36,6 +38,8 @@ struct Plan {
     zones: Vec<String>,
     hosts: Option<String>,
     allow_transfer: Vec<Cidr>,
+    /// `--secondary`, `--allow-notify`, `--zone-dir`, `--max-transfer-bytes`.
+    secondaries: Secondaries,
     /// `--record FILE` and `--record-max-bytes`.
     record: Option<(String, u64)>,
     /// The settings that rebuild the chain, as TOML (for the journal's header).
@@ -95,6 +99,7 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         zones,
         hosts,
         allow_transfer,
+        secondaries,
         record,
         settings,
         explicit_limits,
@@ -114,7 +119,8 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     }
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
-    let data = Arc::new(reload::Data::load(zones, hosts)?);
+    let origins: Vec<_> = secondaries.zones.iter().map(|z| z.origin.clone()).collect();
+    let data = Arc::new(reload::Data::load(zones, hosts)?.with_secondaries(origins)?);
     data.clone()
         .reload_on_sighup()
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
@@ -126,7 +132,12 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         cache,
         allow_transfer,
     };
-    let setup = Arc::new(chain.setup(options.workers, data.zones.clone(), data.hosts.clone()));
+    let mut setup = chain.setup(options.workers, data.zones.clone(), data.hosts.clone());
+    if let Some(unavailable) = data.unavailable() {
+        setup = setup.unavailable(unavailable);
+    }
+    let setup = Arc::new(setup);
+    secondaries.start(&mut options, &data)?;
     if setup.cache_stats().is_some() {
         let setup = setup.clone();
         options.cache_probe = Some(names_shell::CacheProbe::new(move || {
@@ -232,6 +243,65 @@ fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp)
     }
 }
 
+/// The secondary zones' flags, checked.
+fn secondaries(f: &Serve) -> Result<Secondaries, Bad> {
+    let zones: Vec<SecondaryZone> = key(
+        "secondary",
+        f.secondary
+            .iter()
+            .map(|s| SecondaryZone::parse(s))
+            .collect(),
+    )?;
+    for (i, z) in zones.iter().enumerate() {
+        if zones[..i].iter().any(|o| o.origin == z.origin) {
+            let e = ConfigError::new(format!(
+                "--secondary: the zone {} is given twice",
+                z.origin.fmt_with_dot()
+            ));
+            return Err(Bad(Some("secondary"), e));
+        }
+    }
+    let allow_notify = key(
+        "allow_notify",
+        f.allow_notify
+            .iter()
+            .map(|c| {
+                Cidr::parse(c).map_err(|e| {
+                    ConfigError::new(e.message.replacen("--allow-transfer", "--allow-notify", 1))
+                })
+            })
+            .collect(),
+    )?;
+    for (given, name, flag) in [
+        (!f.allow_notify.is_empty(), "allow_notify", "--allow-notify"),
+        (f.zone_dir.is_some(), "zone_dir", "--zone-dir"),
+        (
+            f.max_transfer_bytes.is_some(),
+            "max_transfer_bytes",
+            "--max-transfer-bytes",
+        ),
+    ] {
+        if given && zones.is_empty() {
+            let e = ConfigError::new(format!("{flag} needs --secondary ZONE=PRIMARY"));
+            return Err(Bad(Some(name), e));
+        }
+    }
+    let mut limits = Limits::default();
+    if let Some(max) = f.max_transfer_bytes {
+        if max == 0 {
+            let e = ConfigError::new("--max-transfer-bytes must be at least 1");
+            return Err(Bad(Some("max_transfer_bytes"), e));
+        }
+        limits.max_transfer_bytes = max;
+    }
+    Ok(Secondaries {
+        zones,
+        allow_notify,
+        zone_dir: f.zone_dir.clone(),
+        limits,
+    })
+}
+
 fn plan(f: Serve) -> Result<Plan, Bad> {
     // The flags as the journal's header keeps them (without those about this process).
     let mut settings = toml::Value::try_from(&f)
@@ -251,6 +321,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         let e = ConfigError::new("--record-max-bytes needs --record FILE");
         return Err(Bad(Some("record_max_bytes"), e));
     }
+    let secondaries = secondaries(&f)?;
     let record = f
         .record
         .clone()
@@ -359,6 +430,8 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             metrics,
             cache_probe: None,
             record: None,
+            notify: None,
+            secondary_probe: None,
         },
         synth,
         upstreams,
@@ -366,6 +439,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         zones: f.zone,
         hosts: f.hosts,
         allow_transfer,
+        secondaries,
         record,
         settings: settings.to_string(),
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),

@@ -83,6 +83,8 @@ pub struct Server {
     answers_by_source: Vec<u64>,
     /// Whether the sweep that closes idle connections under pressure is armed.
     sweep_armed: bool,
+    /// Which NOTIFYs are taken (none unless set).
+    notify: crate::secondary::NotifyPolicy,
 }
 
 impl Server {
@@ -124,7 +126,15 @@ impl Server {
             name_arena: bytes::BytesMut::new(),
             answers_by_source: vec![0; chain_len + 1],
             sweep_armed: false,
+            notify: Default::default(),
         }
+    }
+
+    /// Takes NOTIFY (RFC 1996) for the secondary zones of `policy`: an accepted one is
+    /// answered and reported as [`Action::Notified`]; without a policy every NOTIFY is
+    /// answered NOTAUTH.
+    pub fn accept_notify(&mut self, policy: crate::secondary::NotifyPolicy) {
+        self.notify = policy;
     }
 
     /// A client UDP datagram (`Origin::Udp`), or bytes read from a client TCP connection
@@ -293,6 +303,9 @@ impl Server {
                 None => return,
             },
         };
+        if crate::secondary::is_notify(bytes) {
+            return self.on_notify(now, origin, client, bytes);
+        }
         match admit_with(
             &mut self.name_arena,
             bytes,
@@ -322,6 +335,28 @@ impl Server {
                 self.stats.queries += 1;
                 self.resolve_from(now, request, 0, 0);
             }
+        }
+    }
+
+    /// A NOTIFY: answered here, never by the chain.
+    fn on_notify(&mut self, now: Instant, origin: Origin, client: SocketAddr, bytes: &[u8]) {
+        let Some((reply, zone)) = crate::secondary::answer_notify(&self.notify, client, bytes)
+        else {
+            self.stats.dropped += 1;
+            if let Origin::Tcp(conn) = origin {
+                if let Some(c) = self.conns.conns.get_mut(&conn) {
+                    c.in_flight -= 1;
+                }
+            }
+            return;
+        };
+        self.stats.queries += 1;
+        let rcode = reply.get(3).map_or(0, |b| u16::from(b & 0x0f));
+        let qtype = question_type(&reply);
+        self.send(now, origin, reply, qtype, rcode);
+        if let Some(zone) = zone {
+            self.actions
+                .push_back(Action::Notified { zone, from: client });
         }
     }
 
