@@ -72,6 +72,8 @@ enum Shape {
         adding: bool,
         step_to: u32,
     },
+    /// The first record is not an SOA.
+    Broken,
 }
 
 /// One transfer being read from its TCP stream.
@@ -181,7 +183,11 @@ impl Incoming {
                 return broken(why);
             }
             self.records.push(rr);
-            if let Some(received) = self.step() {
+            let end = self.step();
+            if let Shape::Broken = self.shape {
+                return broken("the transfer does not start with the zone's SOA".into());
+            }
+            if let Some(received) = end {
                 return match answer.next() {
                     Some(extra) => broken(format!(
                         "records after the closing SOA ({} {})",
@@ -263,10 +269,8 @@ impl Incoming {
         let soa = soa_serial(rr);
         self.shape = match (self.shape, soa) {
             (Shape::Start, Some(serial)) => Shape::Opened(serial),
-            (Shape::Start, None) => {
-                // Not an SOA first: nothing can be built from it; `finish` says why.
-                return Some(Received::Full(std::mem::take(&mut self.records)));
-            }
+            // Not an SOA first: nothing can be built from it.
+            (Shape::Start, None) => Shape::Broken,
             (Shape::Opened(new), Some(serial)) => match self.asked {
                 Asked::Ixfr(ours) if serial == ours && ours == new => {
                     return Some(Received::UpToDate)
@@ -312,6 +316,7 @@ impl Incoming {
                 }
             }
             (shape @ Shape::Diff { .. }, None) => shape,
+            (Shape::Broken, _) => Shape::Broken,
         };
         None
     }

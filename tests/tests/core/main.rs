@@ -14,6 +14,7 @@ mod lookups;
 mod properties;
 mod protocol;
 mod reload_sim;
+mod secondary;
 mod simulation;
 mod tcp_limits;
 mod unbound;
