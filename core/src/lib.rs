@@ -195,6 +195,7 @@ pub mod setup;
 pub mod stats;
 mod tcp;
 mod timers;
+pub mod tsig;
 mod upstream;
 mod wire;
 pub mod zone;

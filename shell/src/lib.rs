@@ -52,6 +52,8 @@ pub struct Hooks {
     pub board: Option<Arc<metrics::Board>>,
     /// Where the workers record their inputs (`--record`).
     pub record: Option<record::Recording>,
+    /// The TSIG keys signed requests are verified with (`--tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 impl Default for Hooks {
@@ -61,6 +63,7 @@ impl Default for Hooks {
             shutdown: Shutdown::never(),
             board: None,
             record: None,
+            tsig_keys: Default::default(),
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct Options {
     pub cache_probe: Option<CacheProbe>,
     /// Record every input of every worker's core into a journal (`names serve --record`).
     pub record: Option<record::Recording>,
+    /// TSIG keys (RFC 8945) for signed requests (`names serve --tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 impl Options {
@@ -92,6 +97,7 @@ impl Options {
             metrics: None,
             cache_probe: None,
             record: None,
+            tsig_keys: Default::default(),
         })
     }
 }
@@ -172,6 +178,7 @@ pub fn serve_until(
             shutdown,
             board,
             record: options.record,
+            tsig_keys: options.tsig_keys,
         },
     );
     if let Some(record) = record {

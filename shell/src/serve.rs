@@ -12,7 +12,7 @@ use names_core::journal::Header;
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
 use names_core::zone::{Snapshot, ZoneSet};
-use names_core::{parse_server, Config, ConfigError, SynthRule};
+use names_core::{parse_server, tsig, Config, ConfigError, SynthRule};
 use names_shell::record::Recording;
 use names_shell::{parse_listen, resolv_conf, Options};
 
@@ -244,6 +244,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         "config",
         "metrics",
         "resolv_conf",
+        "tsig_key", // secrets stay out of journals
     ] {
         settings.remove(k);
     }
@@ -316,6 +317,13 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
         )?
     };
+    let tsig_keys = f
+        .tsig_key
+        .iter()
+        .map(|k| tsig::Key::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(tsig::KeyRing::from_keys);
+    let tsig_keys = key("tsig_key", tsig_keys)?;
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),
@@ -359,6 +367,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             metrics,
             cache_probe: None,
             record: None,
+            tsig_keys,
         },
         synth,
         upstreams,
