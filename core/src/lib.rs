@@ -196,6 +196,7 @@ pub mod setup;
 pub mod stats;
 mod tcp;
 mod timers;
+pub mod tsig;
 mod upstream;
 mod wire;
 pub mod zone;

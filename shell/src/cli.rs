@@ -153,6 +153,10 @@ pub struct Serve {
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::number")]
     pub max_transfer_bytes: Option<usize>,
+    /// a TSIG key (RFC 8945) as NAME:ALGORITHM:BASE64, ALGORITHM one of hmac-sha1, hmac-sha256, hmac-sha384, hmac-sha512; repeatable. Signed requests are verified with these keys and answered signed
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub tsig_key: Vec<String>,
     /// record every input of the server (queries, upstream replies, timeouts, with their times), its actions, seeds and settings into this journal file, replaced if it exists, for `names replay` (default off)
     #[argh(option)]
     pub record: Option<String>,

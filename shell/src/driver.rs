@@ -100,6 +100,8 @@ pub struct WorkerHooks {
     pub record: Option<(Recording, u16)>,
     /// NOTIFYs taken for secondary zones, and where they go.
     pub notify: Option<NotifyRoute>,
+    /// The TSIG keys signed requests are verified with.
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 /// A worker's sockets: per listen address, the UDP socket (listener `i` in
@@ -120,6 +122,12 @@ pub fn run_worker(
     if let Some(route) = &hooks.notify {
         server.accept_notify(route.policy.clone());
     }
+    server.set_tsig_keys(hooks.tsig_keys.clone());
+    // TSIG signs with wall-clock seconds; the core derives them from this one reading.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    server.set_unix_time(Instant::now(), unix);
     let recorder = hooks.record.as_ref().map(|(r, i)| r.worker(*i, seed));
     let server = Core::new(server, recorder);
     let ex = Rc::new(LocalExecutor::new());

@@ -55,6 +55,8 @@ pub struct Hooks {
     pub record: Option<record::Recording>,
     /// Which NOTIFYs the workers accept, and where they pass them on (secondary zones).
     pub notify: Option<secondary::NotifyRoute>,
+    /// The TSIG keys signed requests are verified with (`--tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 impl Default for Hooks {
@@ -65,6 +67,7 @@ impl Default for Hooks {
             board: None,
             record: None,
             notify: None,
+            tsig_keys: Default::default(),
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct Options {
     pub notify: Option<secondary::NotifyRoute>,
     /// Reads the secondary zones' counters for the metrics endpoint.
     pub secondary_probe: Option<secondary::SecondaryProbe>,
+    /// TSIG keys (RFC 8945) for signed requests (`names serve --tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 impl Options {
@@ -102,6 +107,7 @@ impl Options {
             record: None,
             notify: None,
             secondary_probe: None,
+            tsig_keys: Default::default(),
         })
     }
 }
@@ -183,6 +189,7 @@ pub fn serve_until(
             board,
             record: options.record,
             notify: options.notify,
+            tsig_keys: options.tsig_keys,
         },
     );
     if let Some(record) = record {

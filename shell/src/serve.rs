@@ -13,7 +13,7 @@ use names_core::secondary::{Limits, SecondaryZone};
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
 use names_core::zone::{Snapshot, ZoneSet};
-use names_core::{parse_server, Config, ConfigError, SynthRule};
+use names_core::{parse_server, tsig, Config, ConfigError, SynthRule};
 use names_shell::record::Recording;
 use names_shell::{parse_listen, resolv_conf, Options};
 
@@ -314,6 +314,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         "config",
         "metrics",
         "resolv_conf",
+        "tsig_key", // secrets stay out of journals
     ] {
         settings.remove(k);
     }
@@ -387,6 +388,13 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
         )?
     };
+    let tsig_keys = f
+        .tsig_key
+        .iter()
+        .map(|k| tsig::Key::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(tsig::KeyRing::from_keys);
+    let tsig_keys = key("tsig_key", tsig_keys)?;
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),
@@ -432,6 +440,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             record: None,
             notify: None,
             secondary_probe: None,
+            tsig_keys,
         },
         synth,
         upstreams,

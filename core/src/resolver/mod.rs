@@ -236,6 +236,16 @@ impl<'a> Query<'a> {
         self.request.client
     }
 
+    /// The TSIG key the query was signed with, verified (RFC 8945); `None` if unsigned.
+    pub fn tsig_key(&self) -> Option<&crate::tsig::Key> {
+        self.request.tsig.as_ref().map(|t| t.key())
+    }
+
+    /// The client's serial in an IXFR query (the SOA of its authority section).
+    pub fn ixfr_serial(&self) -> Option<u32> {
+        self.request.ixfr_serial
+    }
+
     /// The recursion-desired bit.
     pub fn recursion_desired(&self) -> bool {
         self.request.rd

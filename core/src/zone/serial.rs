@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 /// assert!(Serial(1) > Serial(0));
 /// assert!(Serial(0) > Serial(u32::MAX)); // wrapped: 0 is newer
 /// assert_eq!(Serial(0).partial_cmp(&Serial(1 << 31)), None);
-/// assert_eq!(Serial(u32::MAX).add(2), Serial(1));
+/// assert_eq!(Serial(u32::MAX).plus(2), Serial(1));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Serial(pub u32);
@@ -19,7 +19,7 @@ pub struct Serial(pub u32);
 impl Serial {
     /// The serial `n` ahead (RFC 1982 3.1: `n` must be below 2^31; larger is clamped).
     #[must_use]
-    pub fn add(self, n: u32) -> Serial {
+    pub fn plus(self, n: u32) -> Serial {
         Serial(self.0.wrapping_add(n.min(i32::MAX as u32)))
     }
 
@@ -66,7 +66,7 @@ mod tests {
         assert!(!Serial(1 << 31).is_newer_than(Serial(0)));
         assert!(!Serial(0).is_newer_than(Serial(1 << 31)));
         assert_eq!(
-            Serial(7).add(u32::MAX),
+            Serial(7).plus(u32::MAX),
             Serial(7u32.wrapping_add(i32::MAX as u32))
         );
     }
@@ -75,9 +75,9 @@ mod tests {
         #[test]
         fn adding_less_than_half_the_space_is_newer(s: u32, n in 1u32..(1 << 31)) {
             let a = Serial(s);
-            prop_assert!(a.add(n).is_newer_than(a));
-            prop_assert!(!a.is_newer_than(a.add(n)));
-            prop_assert_eq!(a.add(n).partial_cmp(&a), a.partial_cmp(&a.add(n)).map(|o| o.reverse()));
+            prop_assert!(a.plus(n).is_newer_than(a));
+            prop_assert!(!a.is_newer_than(a.plus(n)));
+            prop_assert_eq!(a.plus(n).partial_cmp(&a), a.partial_cmp(&a.plus(n)).map(|o| o.reverse()));
         }
     }
 }
