@@ -41,6 +41,11 @@ impl Secondaries {
         getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness: {e}"))?;
         let now = Instant::now();
         let mut machine = Secondary::new(self.zones.clone(), self.limits, seed, now);
+        // TSIG signs with wall-clock seconds; the machine derives them from this reading.
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        machine.set_unix_time(now, unix);
         if let Some(dir) = &dir {
             for zone in &self.zones {
                 if let Some(saved) = saved_copy(dir, zone) {

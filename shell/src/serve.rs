@@ -244,12 +244,12 @@ fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp)
 }
 
 /// The secondary zones' flags, checked.
-fn secondaries(f: &Serve) -> Result<Secondaries, Bad> {
+fn secondaries(f: &Serve, keys: &tsig::KeyRing) -> Result<Secondaries, Bad> {
     let zones: Vec<SecondaryZone> = key(
         "secondary",
         f.secondary
             .iter()
-            .map(|s| SecondaryZone::parse(s))
+            .map(|s| SecondaryZone::parse(s, keys))
             .collect(),
     )?;
     for (i, z) in zones.iter().enumerate() {
@@ -315,6 +315,11 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         "metrics",
         "resolv_conf",
         "tsig_key", // secrets stay out of journals
+        // The secondary zones' machine is not recorded: a replay serves without it.
+        "secondary",
+        "allow_notify",
+        "zone_dir",
+        "max_transfer_bytes",
     ] {
         settings.remove(k);
     }
@@ -322,7 +327,14 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         let e = ConfigError::new("--record-max-bytes needs --record FILE");
         return Err(Bad(Some("record_max_bytes"), e));
     }
-    let secondaries = secondaries(&f)?;
+    let tsig_keys = f
+        .tsig_key
+        .iter()
+        .map(|k| tsig::Key::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(tsig::KeyRing::from_keys);
+    let tsig_keys = key("tsig_key", tsig_keys)?;
+    let secondaries = secondaries(&f, &tsig_keys)?;
     let record = f
         .record
         .clone()
@@ -388,13 +400,6 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
         )?
     };
-    let tsig_keys = f
-        .tsig_key
-        .iter()
-        .map(|k| tsig::Key::parse(k))
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(tsig::KeyRing::from_keys);
-    let tsig_keys = key("tsig_key", tsig_keys)?;
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),

@@ -18,6 +18,7 @@ use crate::action::Token;
 use crate::client::{frame, Lookup, Question, Step};
 use crate::record::read_sections;
 use crate::rng::Rng;
+use crate::tsig::{ClientSigner, UnixClock};
 use crate::zone::{Serial, Zone};
 
 /// Shortest and longest refresh and retry intervals taken from an SOA (a primary's SOA
@@ -33,6 +34,8 @@ pub struct Secondary {
     next_token: u64,
     actions: VecDeque<Action>,
     stats: SecondaryStats,
+    /// Wall-clock time for TSIG.
+    clock: UnixClock,
 }
 
 /// One zone's state.
@@ -57,12 +60,14 @@ enum Task {
         token: Token,
         lookup: Lookup,
         deadline: Instant,
+        signer: Option<ClientSigner>,
     },
     /// Reading a transfer.
     Transfer {
         token: Token,
         incoming: Incoming,
         deadline: Instant,
+        signer: Option<ClientSigner>,
     },
 }
 
@@ -136,7 +141,14 @@ impl Secondary {
             next_token: 0,
             actions: VecDeque::new(),
             stats: SecondaryStats::default(),
+            clock: UnixClock::new(now, 0),
         }
+    }
+
+    /// Tells the machine the wall-clock time (for TSIG): `now` was `unix_secs` seconds
+    /// after 1970-01-01 UTC. Until set, the time is the epoch plus the time since `new`.
+    pub fn set_unix_time(&mut self, now: Instant, unix_secs: u64) {
+        self.clock = UnixClock::new(now, unix_secs);
     }
 
     /// Data saved before (`--zone-dir`) for one of the zones, given before the first
@@ -258,8 +270,16 @@ impl Secondary {
                 let step = lookup.handle(primary, bytes);
                 self.checked(i, now, step);
             }
-            Task::Transfer { incoming, .. } => {
-                let progress = incoming.push(bytes, &mut |_, _| Ok(()));
+            Task::Transfer {
+                incoming, signer, ..
+            } => {
+                let unix = self.clock.unix_secs(now);
+                let progress = incoming.push(bytes, &mut |message, _| match signer {
+                    Some(signer) => signer
+                        .verify(&mut message.to_vec(), unix)
+                        .map_err(|e| e.to_string()),
+                    None => Ok(()),
+                });
                 self.transferred(i, now, progress);
             }
         }
@@ -310,15 +330,21 @@ impl Secondary {
         question.rd = false;
         question.edns = None;
         let lookup = Lookup::new(question, slot.config.primary, id);
+        let mut bytes = lookup.message();
+        let signer = match sign(&slot.config, &mut bytes, self.clock.unix_secs(now)) {
+            Ok(signer) => signer,
+            Err(why) => return self.fail(i, now, &why),
+        };
         self.actions.push_back(Action::SendUdp {
             token,
             to: slot.config.primary,
-            bytes: lookup.message(),
+            bytes,
         });
         slot.task = Task::Check {
             token,
             lookup,
             deadline: now + self.limits.query_timeout,
+            signer,
         };
     }
 
@@ -328,11 +354,24 @@ impl Secondary {
             Step::Wait => return,
             Step::Broken => return self.fail(i, now, "a broken reply to the SOA query over TCP"),
             Step::RetryOverTcp => {
-                let Task::Check { token, lookup, .. } = &mut self.zones[i].task else {
+                let unix = self.clock.unix_secs(now);
+                let slot = &mut self.zones[i];
+                let Task::Check {
+                    token,
+                    lookup,
+                    signer,
+                    ..
+                } = &mut slot.task
+                else {
                     return;
                 };
                 let old = *token;
-                let bytes = lookup.message();
+                let mut query = lookup.message().split_off(2);
+                *signer = match sign(&slot.config, &mut query, unix) {
+                    Ok(signer) => signer,
+                    Err(why) => return self.fail(i, now, &why),
+                };
+                let bytes = frame(&query).unwrap_or_default();
                 let to = lookup.server();
                 let new = Token(self.next_token + 1);
                 self.next_token += 1;
@@ -347,6 +386,17 @@ impl Secondary {
             }
             Step::Done(reply) => reply,
         };
+        if let Task::Check {
+            signer: Some(signer),
+            ..
+        } = &mut self.zones[i].task
+        {
+            let mut bytes = reply.message().as_slice().to_vec();
+            let verified = signer.verify(&mut bytes, self.clock.unix_secs(now));
+            if let Err(e) = verified.and_then(|()| signer.clone().done()) {
+                return self.fail(i, now, &format!("the SOA reply: {e}"));
+            }
+        }
         let origin = self.zones[i].config.origin.clone();
         let serial = match read_sections(reply.message()) {
             Ok(s) if s.rcode.rcode() == Rcode::NOERROR => s
@@ -401,6 +451,11 @@ impl Secondary {
             (Asked::Ixfr(serial), Some(_)) => Asked::Ixfr(serial),
             _ => Asked::Axfr,
         };
+        let mut query = query;
+        let signer = match sign(&slot.config, &mut query, self.clock.unix_secs(now)) {
+            Ok(signer) => signer,
+            Err(why) => return self.fail(i, now, &why),
+        };
         self.actions.push_back(Action::Connect {
             token,
             to: slot.config.primary,
@@ -410,6 +465,7 @@ impl Secondary {
             token,
             incoming: Incoming::new(origin, asked, id, self.limits.max_transfer_bytes),
             deadline: now + self.limits.transfer_timeout,
+            signer,
         };
     }
 
@@ -428,10 +484,15 @@ impl Secondary {
             Progress::Failed(Failure::Broken(why)) => return self.fail(i, now, &why),
             Progress::Done(received) => received,
         };
-        let messages = match &self.zones[i].task {
-            Task::Transfer { incoming, .. } => incoming.messages(),
-            _ => 0,
+        let (messages, signer) = match &mut self.zones[i].task {
+            Task::Transfer {
+                incoming, signer, ..
+            } => (incoming.messages(), signer.take()),
+            _ => (0, None),
         };
+        if let Some(Err(e)) = signer.map(ClientSigner::done) {
+            return self.fail(i, now, &format!("the transfer's last message: {e}"));
+        }
         self.close_task(i);
         let slot = &self.zones[i];
         let origin = slot.config.origin.fmt_with_dot().to_string();
@@ -572,6 +633,20 @@ impl Secondary {
         if std::mem::take(&mut slot.recheck) && matches!(slot.task, Task::Idle) {
             self.start_check(i, now);
         }
+    }
+}
+
+/// Signs `query` with the zone's key, if it has one.
+fn sign(
+    zone: &SecondaryZone,
+    query: &mut Vec<u8>,
+    unix_secs: u64,
+) -> Result<Option<ClientSigner>, String> {
+    match &zone.key {
+        None => Ok(None),
+        Some(key) => ClientSigner::sign(key, query, unix_secs)
+            .map(Some)
+            .map_err(|e| e.to_string()),
     }
 }
 

@@ -21,7 +21,7 @@
 //! use std::time::Instant;
 //! use names_core::secondary::{Action, Limits, Secondary, SecondaryZone};
 //!
-//! let zone = SecondaryZone::parse("example.com=127.0.0.1:5300").unwrap();
+//! let zone = SecondaryZone::parse("example.com=127.0.0.1:5300", &Default::default()).unwrap();
 //! let now = Instant::now();
 //! let mut secondary = Secondary::new(vec![zone], Limits::default(), [7; 32], now);
 //! // The first check is due at once: the primary's SOA is asked for, over UDP.
@@ -53,28 +53,60 @@ use domain::base::Name;
 
 use crate::action::Token;
 use crate::parse::{parse_server, ConfigError};
+use crate::tsig::{Key, KeyRing};
 use crate::zone::Zone;
 
-/// One secondary zone: its name and where its primary is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One secondary zone: its name, where its primary is, and the TSIG key of their
+/// exchanges, if any.
+#[derive(Clone, Debug)]
 pub struct SecondaryZone {
     /// The zone's origin.
     pub origin: Name<Bytes>,
     /// The primary server (port 53 unless given).
     pub primary: SocketAddr,
+    /// Signs the SOA queries and transfers (every message of the answers must verify),
+    /// and is required on the NOTIFYs for the zone.
+    pub key: Option<Key>,
 }
 
 impl SecondaryZone {
-    /// Parses `ZONE=PRIMARY[:PORT]` (`--secondary`).
-    pub fn parse(text: &str) -> Result<SecondaryZone, ConfigError> {
+    /// Parses `ZONE=PRIMARY[:PORT][,key=NAME]` (`--secondary`); the key is one of `keys`.
+    pub fn parse(text: &str, keys: &KeyRing) -> Result<SecondaryZone, ConfigError> {
         let bad = |why: String| ConfigError::new(format!("--secondary {text:?}: {why}"));
-        let Some((zone, primary)) = text.split_once('=') else {
-            return Err(bad("expected ZONE=PRIMARY[:PORT]".into()));
+        let Some((zone, rest)) = text.split_once('=') else {
+            return Err(bad("expected ZONE=PRIMARY[:PORT][,key=NAME]".into()));
+        };
+        let (primary, key) = match rest.split_once(',') {
+            None => (rest, None),
+            Some((primary, option)) => match option.trim().strip_prefix("key=") {
+                Some(name) => (primary, Some(name.trim())),
+                None => {
+                    return Err(bad(format!(
+                        "unknown option {option:?} (expected key=NAME)"
+                    )))
+                }
+            },
         };
         let origin = Name::bytes_from_str(zone.trim())
             .map_err(|e| bad(format!("{zone:?} is not a domain name: {e}")))?;
         let primary = parse_server(primary).map_err(|e| bad(e.message))?;
-        Ok(SecondaryZone { origin, primary })
+        let key = match key {
+            None => None,
+            Some(name) => {
+                let found = Name::bytes_from_str(name)
+                    .ok()
+                    .and_then(|n| keys.get(&n).cloned());
+                Some(
+                    found
+                        .ok_or_else(|| bad(format!("no key {name:?} (give it with --tsig-key)")))?,
+                )
+            }
+        };
+        Ok(SecondaryZone {
+            origin,
+            primary,
+            key,
+        })
     }
 }
 

@@ -4,7 +4,8 @@
 //! `--allow-notify`, is answered NOERROR (AA, opcode NOTIFY, the question echoed) and
 //! passed on; from anyone else it is REFUSED; for a zone that is not a secondary here,
 //! NOTAUTH. A message that cannot be read as one question is FORMERR; a NOTIFY response
-//! is dropped (it answers a NOTIFY this server never sent).
+//! is dropped (it answers a NOTIFY this server never sent). For a zone with a TSIG key,
+//! only a NOTIFY signed with that key is taken (NOTAUTH otherwise), and answered signed.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -13,6 +14,7 @@ use domain::base::iana::{Class, Opcode, Rcode};
 use domain::base::{Message, MessageBuilder, Name, ToName};
 
 use super::SecondaryZone;
+use crate::tsig::{verify_request, Key, KeyRing, ServerSigner, Verified};
 use crate::zone::Cidr;
 
 /// Which zones take NOTIFY, and from whom. Every worker's server holds one
@@ -20,33 +22,41 @@ use crate::zone::Cidr;
 /// answers every NOTIFY NOTAUTH.
 #[derive(Clone, Debug, Default)]
 pub struct NotifyPolicy {
-    zones: Vec<(Name<Bytes>, IpAddr)>,
+    zones: Vec<SecondaryZone>,
     allow: Vec<Cidr>,
+    /// The zones' keys: a signed NOTIFY is verified with them.
+    keys: KeyRing,
 }
 
 impl NotifyPolicy {
-    /// NOTIFY for `zones`, from each zone's primary and from `allow` (`--allow-notify`).
+    /// NOTIFY for `zones`, from each zone's primary and from `allow` (`--allow-notify`);
+    /// for a zone with a key, only signed with that key.
     pub fn new(zones: &[SecondaryZone], allow: Vec<Cidr>) -> NotifyPolicy {
+        let mut keys: Vec<Key> = Vec::new();
+        for key in zones.iter().filter_map(|z| z.key.as_ref()) {
+            if !keys.iter().any(|k| k.name() == key.name()) {
+                keys.push(key.clone());
+            }
+        }
         NotifyPolicy {
-            zones: zones
-                .iter()
-                .map(|z| (z.origin.clone(), z.primary.ip()))
-                .collect(),
+            zones: zones.to_vec(),
             allow,
+            keys: KeyRing::from_keys(keys).unwrap_or_default(),
         }
     }
 
-    /// The rcode for a NOTIFY about `zone` from `from`.
-    fn decide(&self, zone: &Name<Bytes>, from: IpAddr) -> Rcode {
-        let primaries: Vec<IpAddr> = self
-            .zones
-            .iter()
-            .filter(|(origin, _)| origin.name_eq(zone))
-            .map(|(_, primary)| primary.to_canonical())
-            .collect();
-        if primaries.is_empty() {
-            Rcode::NOTAUTH
-        } else if primaries.contains(&from.to_canonical())
+    /// The rcode for a NOTIFY about `zone` from `from`, signed with `signed_with`.
+    fn decide(&self, zone: &Name<Bytes>, from: IpAddr, signed_with: Option<&Key>) -> Rcode {
+        let Some(secondary) = self.zones.iter().find(|z| z.origin.name_eq(zone)) else {
+            return Rcode::NOTAUTH;
+        };
+        if let Some(key) = &secondary.key {
+            if signed_with.is_none_or(|k| k.name() != key.name()) {
+                return Rcode::NOTAUTH;
+            }
+        }
+        let from = from.to_canonical();
+        if secondary.primary.ip().to_canonical() == from
             || self.allow.iter().any(|c| c.contains(from))
         {
             Rcode::NOERROR
@@ -61,14 +71,21 @@ pub(crate) fn is_notify(bytes: &[u8]) -> bool {
     bytes.len() >= 12 && bytes[2] & 0x80 == 0 && (bytes[2] >> 3) & 0x0f == Opcode::NOTIFY.to_int()
 }
 
-/// The answer to a NOTIFY from `from`, and the zone to check when it is accepted. `None`:
-/// nothing is sent.
+/// The answer to a NOTIFY from `from` at `unix_secs`, and the zone to check when it is
+/// accepted. `None`: nothing is sent. A signed NOTIFY that does not verify gets the TSIG
+/// error reply (RFC 8945 5.2); a verified one a signed answer.
 pub(crate) fn answer_notify(
     policy: &NotifyPolicy,
     from: SocketAddr,
     bytes: &[u8],
+    unix_secs: u64,
 ) -> Option<(Vec<u8>, Option<Name<Bytes>>)> {
     let msg = Message::from_octets(bytes).ok()?;
+    let mut signer = match verify_request(&policy.keys, bytes, unix_secs) {
+        Verified::Unsigned => None,
+        Verified::Signed(signer) => Some(signer),
+        Verified::Rejected { reply, .. } => return Some((reply, None)),
+    };
     let question = match msg.sole_question() {
         Ok(q) if q.qclass() == Class::IN => Some(q),
         _ => None,
@@ -76,7 +93,7 @@ pub(crate) fn answer_notify(
     let (rcode, zone) = match question {
         Some(q) => {
             let zone = q.qname().to_name::<Bytes>();
-            let rcode = policy.decide(&zone, from.ip());
+            let rcode = policy.decide(&zone, from.ip(), signer.as_ref().map(ServerSigner::key));
             (rcode, (rcode == Rcode::NOERROR).then_some(zone))
         }
         None => (Rcode::FORMERR, None),
@@ -92,5 +109,9 @@ pub(crate) fn answer_notify(
     if let Some(question) = question {
         q.push(question).ok()?;
     }
-    Some((q.finish(), zone))
+    let mut reply = q.finish();
+    if let Some(signer) = signer.as_mut() {
+        signer.sign(&mut reply, unix_secs).ok()?;
+    }
+    Some((reply, zone))
 }

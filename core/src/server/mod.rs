@@ -383,7 +383,8 @@ impl Server {
 
     /// A NOTIFY: answered here, never by the chain.
     fn on_notify(&mut self, now: Instant, origin: Origin, client: SocketAddr, bytes: &[u8]) {
-        let Some((reply, zone)) = crate::secondary::answer_notify(&self.notify, client, bytes)
+        let Some((reply, zone)) =
+            crate::secondary::answer_notify(&self.notify, client, bytes, self.unix_time(now))
         else {
             self.stats.dropped += 1;
             if let Origin::Tcp(conn) = origin {

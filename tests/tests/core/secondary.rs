@@ -13,6 +13,7 @@ use names_core::domain::rdata::{AllRecordData, Soa, A};
 use names_core::secondary::{
     master_file, Action, Level, Limits, NotifyPolicy, Secondary, SecondaryZone,
 };
+use names_core::tsig::{verify_request, ClientSigner, Key, KeyRing, Verified};
 use names_core::zone::{Cidr, Zone};
 use names_core::{Rr, Server, Token};
 use names_tests::build::{frame, name, split_frames};
@@ -120,12 +121,22 @@ fn ixfr(versions: &[(u32, &[u8])]) -> Vec<Rr> {
 
 /// The machine with one zone, its first check due at 0 ms.
 fn machine(limits: Limits) -> Secondary {
+    machine_with(limits, None)
+}
+
+fn machine_with(limits: Limits, key: Option<Key>) -> Secondary {
     let zone = SecondaryZone {
         origin: name(ORIGIN),
         primary: primary(),
+        key,
     };
-    Secondary::new(vec![zone], limits, SEED, at(0))
+    let mut s = Secondary::new(vec![zone], limits, SEED, at(0));
+    s.set_unix_time(at(0), UNIX);
+    s
 }
+
+/// The wall-clock time of `at(0)`.
+const UNIX: u64 = 1_800_000_000;
 
 fn drain(s: &mut Secondary) -> Vec<Action> {
     std::iter::from_fn(|| s.poll_action()).collect()
@@ -712,6 +723,7 @@ fn notify_server() -> Server {
     let zone = SecondaryZone {
         origin: name(ORIGIN),
         primary: primary(),
+        key: None,
     };
     server.accept_notify(NotifyPolicy::new(
         &[zone],
@@ -828,5 +840,123 @@ fn saved_zones_round_trip_through_the_master_file() {
     assert!(
         !up.iter().any(|a| matches!(a, Action::Connect { .. })),
         "same serial: no transfer"
+    );
+}
+
+fn key() -> Key {
+    Key::parse("xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQ=").unwrap()
+}
+
+/// A primary's signer for `query`, checked to be signed with `key()`.
+fn signer_of(query: &[u8]) -> names_core::tsig::ServerSigner {
+    let keys = KeyRing::from_keys(vec![key()]).unwrap();
+    match verify_request(&keys, query, UNIX) {
+        Verified::Signed(signer) => signer,
+        other => panic!("the query is not signed with the key: {other:?}"),
+    }
+}
+
+#[test]
+fn tsig_signs_the_queries_and_every_transfer_message_must_verify() {
+    for forged in [None, Some(0), Some(1), Some(2)] {
+        let mut s = machine_with(Limits::default(), Some(key()));
+        s.handle_timeout(at(0));
+        let actions = drain(&mut s);
+        let (token, query) = soa_query(&actions);
+        let mut signer = signer_of(&query);
+        let mut reply = message(&query, Rcode::NOERROR, &[soa(1)], false);
+        signer.sign(&mut reply, UNIX).unwrap();
+        s.handle_udp(at(1), token, primary(), &reply);
+        let (token, query, _) = transfer_query(&drain(&mut s));
+        let mut signer = signer_of(&query);
+        let records = axfr(1, &[1, 2, 3]);
+        let messages: Vec<Vec<u8>> = records
+            .chunks(2)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let mut m = message(&query, Rcode::NOERROR, chunk, i > 0);
+                signer.sign(&mut m, UNIX).unwrap();
+                if forged == Some(i) {
+                    let last = m.len() - 10;
+                    m[last] ^= 1; // inside the MAC
+                }
+                frame(&m)
+            })
+            .collect();
+        let done = feed(&mut s, at(2), token, &messages);
+        match forged {
+            None => assert_eq!(served(&done).expect("served").0.serial(), 1),
+            Some(i) => {
+                assert!(served(&done).is_none(), "message {i} forged");
+                assert!(warned(&done, "TSIG"), "{done:?}");
+            }
+        }
+    }
+    // An unsigned SOA reply is not taken either.
+    let mut s = machine_with(Limits::default(), Some(key()));
+    s.handle_timeout(at(0));
+    let actions = drain(&mut s);
+    let after = answer_soa(&mut s, at(1), &actions, 1);
+    assert!(warned(&after, "TSIG"), "{after:?}");
+    assert!(!after.iter().any(|a| matches!(a, Action::Connect { .. })));
+}
+
+#[test]
+fn a_zone_with_a_key_takes_only_notify_signed_with_it() {
+    let zone = SecondaryZone {
+        origin: name(ORIGIN),
+        primary: primary(),
+        key: Some(key()),
+    };
+    let mut server = Server::new(names_core::Config::default(), chain(&[]), SEED);
+    server.set_unix_time(at(0), UNIX);
+    server.accept_notify(NotifyPolicy::new(&[zone], Vec::new()));
+    let rcode_of = |server: &mut Server, msg: &[u8]| {
+        server.handle_client(at(0), udp_from(primary()), msg);
+        let actions: Vec<_> = std::iter::from_fn(|| server.poll_action()).collect();
+        let notified = actions
+            .iter()
+            .any(|a| matches!(a, names_core::Action::Notified { .. }));
+        let reply = actions.iter().find_map(|a| match a {
+            names_core::Action::Reply { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        });
+        (
+            Message::from_octets(reply.unwrap())
+                .unwrap()
+                .header()
+                .rcode(),
+            notified,
+        )
+    };
+    assert_eq!(
+        rcode_of(&mut server, &notify_msg(ORIGIN, 1)),
+        (Rcode::NOTAUTH, false),
+        "unsigned"
+    );
+    let mut signed = notify_msg(ORIGIN, 2);
+    let mut client = ClientSigner::sign(&key(), &mut signed, UNIX).unwrap();
+    server.handle_client(at(0), udp_from(primary()), &signed);
+    let actions: Vec<_> = std::iter::from_fn(|| server.poll_action()).collect();
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, names_core::Action::Notified { .. })));
+    let mut reply = actions
+        .iter()
+        .find_map(|a| match a {
+            names_core::Action::Reply { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        })
+        .unwrap();
+    client
+        .verify(&mut reply, UNIX)
+        .expect("the answer is signed with the key");
+    let other = Key::parse("xfr:hmac-sha256:b3RoZXItb3RoZXItb3RoZXI=").unwrap();
+    let mut forged = notify_msg(ORIGIN, 3);
+    ClientSigner::sign(&other, &mut forged, UNIX).unwrap();
+    assert_eq!(
+        rcode_of(&mut server, &forged),
+        (Rcode::NOTAUTH, false),
+        "another secret: BADSIG"
     );
 }
