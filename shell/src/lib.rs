@@ -165,7 +165,7 @@ pub fn serve_until(
                 options.workers,
                 options.cache_probe.clone(),
             ));
-            metrics::spawn(listener, board.clone())?;
+            metrics::spawn(listener, board.clone(), options.secondary_probe.clone())?;
             eprintln!("names: metrics http://{bound}/metrics");
             Some(board)
         }

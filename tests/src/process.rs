@@ -451,3 +451,30 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
+
+/// The bound metrics address from the `names: metrics http://IP:PORT/metrics` line.
+pub fn metrics_addr(server: &Server) -> SocketAddr {
+    let logs = server.logs();
+    let line = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("names: metrics http://"))
+        .unwrap_or_else(|| panic!("no metrics line in:\n{logs}"));
+    line.trim_end_matches("/metrics")
+        .parse()
+        .expect("metrics address")
+}
+
+/// `GET /metrics`, the body.
+pub fn scrape(addr: SocketAddr) -> String {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .expect("connect metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: names\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read metrics reply");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    out.split_once("\r\n\r\n")
+        .expect("head and body")
+        .1
+        .to_string()
+}

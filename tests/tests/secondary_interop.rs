@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use domain::base::iana::{Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
-use names_tests::{dig_at, run_names, send_signal, temp_dir, Server};
+use names_tests::{dig_at, metrics_addr, run_names, scrape, send_signal, temp_dir, Server};
 
 const KEY: &str = "xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
 
@@ -291,9 +291,30 @@ fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
     let zone_dir = dir.join("saved");
     let secondary = format!("example.com=127.0.0.1:{knot_port}");
     let zd = zone_dir.display().to_string();
-    let mut names = names_secondary(names_port, &["--secondary", &secondary, "--zone-dir", &zd]);
+    let mut names = names_secondary(
+        names_port,
+        &[
+            "--secondary",
+            &secondary,
+            "--zone-dir",
+            &zd,
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
     assert!(wait_for(Duration::from_secs(5), || www(names.udp_addr())
         == "192.0.2.2"));
+    let metrics = metrics_addr(&names);
+    let body = scrape(metrics);
+    assert!(
+        body.contains("names_secondary_zone_serial{zone=\"example.com.\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("names_secondary_transfers_ok_total 1\n"),
+        "{body}"
+    );
+    assert!(body.contains("names_secondary_zones_expired 0\n"), "{body}");
     knot.stop();
     let stopped = Instant::now();
     assert!(
@@ -307,6 +328,12 @@ fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
         "served until EXPIRE"
     );
     assert!(names.logs().contains("not refreshed within its SOA EXPIRE"));
+    let body = scrape(metrics);
+    assert!(body.contains("names_secondary_zones_expired 1\n"), "{body}");
+    assert!(
+        body.contains("names_secondary_expirations_total 1\n"),
+        "{body}"
+    );
     let knot = Knot::start(&dir, knot_port, names_port, false);
     assert!(
         wait_for(Duration::from_secs(5), || www(names.udp_addr())
