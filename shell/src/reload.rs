@@ -52,6 +52,8 @@ pub struct Data {
     hosts_path: Option<String>,
     /// The last zone that loaded from each path, in `zone_paths` order.
     loaded: Mutex<Vec<Arc<Zone>>>,
+    /// Versions of each zone whose differences are kept for IXFR (`--ixfr-versions`).
+    ixfr_versions: usize,
 }
 
 impl Data {
@@ -76,7 +78,14 @@ impl Data {
             zone_paths,
             hosts_path,
             loaded: Mutex::new(loaded),
+            ixfr_versions: 0,
         })
+    }
+
+    /// Keeps the differences of up to `n` versions of each zone across reloads, for IXFR.
+    pub fn keep_ixfr_versions(mut self, n: usize) -> Data {
+        self.ixfr_versions = n;
+        self
     }
 
     /// Re-reads every file. A file that fails keeps its old data; each failure is one
@@ -100,7 +109,7 @@ impl Data {
             }
             match ZoneSet::from_shared(next.clone()) {
                 Ok(set) => {
-                    zones.store(set);
+                    zones.store(set.with_history_from(&zones.load(), self.ixfr_versions));
                     *loaded = next;
                 }
                 Err(e) => {

@@ -10,7 +10,7 @@ use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
 use names_core::setup::Setup;
-use names_core::zone::Cidr;
+use names_core::zone::TransferRule;
 use names_core::zone::{Snapshot, ZoneSet};
 use names_core::{parse_server, tsig, Config, ConfigError, SynthRule};
 use names_shell::record::Recording;
@@ -25,6 +25,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// `--record-max-bytes` unless given: 1 GiB.
 const DEFAULT_RECORD_MAX_BYTES: u64 = 1 << 30;
+/// `--ixfr-versions` unless given.
+const DEFAULT_IXFR_VERSIONS: usize = 16;
 
 /// What the flags say, checked.
 struct Plan {
@@ -35,7 +37,8 @@ struct Plan {
     log_level: log::LevelFilter,
     zones: Vec<String>,
     hosts: Option<String>,
-    allow_transfer: Vec<Cidr>,
+    allow_transfer: Vec<TransferRule>,
+    ixfr_versions: usize,
     /// `--record FILE` and `--record-max-bytes`.
     record: Option<(String, u64)>,
     /// The settings that rebuild the chain, as TOML (for the journal's header).
@@ -95,6 +98,7 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         zones,
         hosts,
         allow_transfer,
+        ixfr_versions,
         record,
         settings,
         explicit_limits,
@@ -114,7 +118,7 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     }
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
-    let data = Arc::new(reload::Data::load(zones, hosts)?);
+    let data = Arc::new(reload::Data::load(zones, hosts)?.keep_ixfr_versions(ixfr_versions));
     data.clone()
         .reload_on_sighup()
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
@@ -143,7 +147,7 @@ pub struct Sources {
     pub synth: Vec<SynthRule>,
     pub upstreams: Vec<SocketAddr>,
     pub cache: CacheConfig,
-    pub allow_transfer: Vec<Cidr>,
+    pub allow_transfer: Vec<TransferRule>,
 }
 
 impl Sources {
@@ -309,14 +313,6 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             return Err(Bad(Some(name), e));
         }
     }
-    let allow_transfer = if f.allow_transfer.is_empty() {
-        Cidr::loopback()
-    } else {
-        key(
-            "allow_transfer",
-            f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
-        )?
-    };
     let tsig_keys = f
         .tsig_key
         .iter()
@@ -324,6 +320,23 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         .collect::<Result<Vec<_>, _>>()
         .and_then(tsig::KeyRing::from_keys);
     let tsig_keys = key("tsig_key", tsig_keys)?;
+    let allow_transfer = if f.allow_transfer.is_empty() {
+        TransferRule::loopback()
+    } else {
+        key(
+            "allow_transfer",
+            f.allow_transfer
+                .iter()
+                .map(|c| TransferRule::parse(c))
+                .collect(),
+        )?
+    };
+    for rule in &allow_transfer {
+        if let Some(name) = rule.key.as_ref().filter(|n| tsig_keys.get(*n).is_none()) {
+            let e = ConfigError::new(format!("--allow-transfer: no --tsig-key named {name}"));
+            return Err(Bad(Some("allow_transfer"), e));
+        }
+    }
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),
@@ -375,6 +388,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         zones: f.zone,
         hosts: f.hosts,
         allow_transfer,
+        ixfr_versions: f.ixfr_versions.unwrap_or(DEFAULT_IXFR_VERSIONS),
         record,
         settings: settings.to_string(),
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),

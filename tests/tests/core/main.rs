@@ -9,6 +9,7 @@ mod compress;
 mod fault_sim;
 mod fuzz_corpus;
 mod hosts;
+mod ixfr;
 mod journal;
 mod lookups;
 mod properties;
