@@ -146,6 +146,10 @@ pub struct Serve {
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::number")]
     pub ixfr_versions: Option<usize>,
+    /// send NOTIFY (RFC 1996) to this secondary at start and whenever a reload changes a zone's serial, retried 5 times (1 s, then doubling) until answered: [ZONE=]ADDR[:PORT][,key=NAME] (ZONE: only for that zone; key: sign with that --tsig-key); repeatable
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub notify: Vec<String>,
     /// record every input of the server (queries, upstream replies, timeouts, with their times), its actions, seeds and settings into this journal file, replaced if it exists, for `names replay` (default off)
     #[argh(option)]
     pub record: Option<String>,

@@ -9,6 +9,7 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
+use names_core::notify::NotifyTarget;
 use names_core::setup::Setup;
 use names_core::zone::TransferRule;
 use names_core::zone::{Snapshot, ZoneSet};
@@ -39,6 +40,7 @@ struct Plan {
     hosts: Option<String>,
     allow_transfer: Vec<TransferRule>,
     ixfr_versions: usize,
+    notify: Vec<NotifyTarget>,
     /// `--record FILE` and `--record-max-bytes`.
     record: Option<(String, u64)>,
     /// The settings that rebuild the chain, as TOML (for the journal's header).
@@ -99,6 +101,7 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         hosts,
         allow_transfer,
         ixfr_versions,
+        notify,
         record,
         settings,
         explicit_limits,
@@ -118,7 +121,19 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     }
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
-    let data = Arc::new(reload::Data::load(zones, hosts)?.keep_ixfr_versions(ixfr_versions));
+    let mut data = reload::Data::load(zones, hosts)?.keep_ixfr_versions(ixfr_versions);
+    if !notify.is_empty() {
+        let changes = crate::notify::start(notify, options.tsig_keys.clone())
+            .map_err(|e| format!("cannot start notifying: {e}"))?;
+        // Every zone at start (as NSD and Knot), once the sockets are bound.
+        let all = data.current_soas();
+        let startup = changes.clone();
+        options.on_ready = Some(names_shell::OnReady::new(move || {
+            let _ = startup.try_send(all.clone());
+        }));
+        data = data.notify_to(changes);
+    }
+    let data = Arc::new(data);
     data.clone()
         .reload_on_sighup()
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
@@ -331,10 +346,19 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
                 .collect(),
         )?
     };
-    for rule in &allow_transfer {
-        if let Some(name) = rule.key.as_ref().filter(|n| tsig_keys.get(*n).is_none()) {
-            let e = ConfigError::new(format!("--allow-transfer: no --tsig-key named {name}"));
-            return Err(Bad(Some("allow_transfer"), e));
+    let notify: Vec<NotifyTarget> = key(
+        "notify",
+        f.notify.iter().map(|n| NotifyTarget::parse(n)).collect(),
+    )?;
+    let needed = allow_transfer.iter().map(|r| ("allow_transfer", &r.key));
+    let needed = needed.chain(notify.iter().map(|t: &NotifyTarget| ("notify", &t.key)));
+    for (flag, name) in needed {
+        if let Some(name) = name.as_ref().filter(|n| tsig_keys.get(*n).is_none()) {
+            let e = ConfigError::new(format!(
+                "--{}: no --tsig-key named {name}",
+                flag.replace('_', "-")
+            ));
+            return Err(Bad(Some(flag), e));
         }
     }
     let cache_defaults = CacheConfig::default();
@@ -381,6 +405,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             cache_probe: None,
             record: None,
             tsig_keys,
+            on_ready: None,
         },
         synth,
         upstreams,
@@ -389,6 +414,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         hosts: f.hosts,
         allow_transfer,
         ixfr_versions: f.ixfr_versions.unwrap_or(DEFAULT_IXFR_VERSIONS),
+        notify,
         record,
         settings: settings.to_string(),
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),
