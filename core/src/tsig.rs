@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use domain::base::iana::{Rcode, Rtype};
+use domain::base::iana::{Class, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Record, ToName};
 use domain::dep::octseq::{OctetsBuilder, Truncate};
 use domain::rdata::tsig::{Time48, Tsig};
@@ -331,6 +331,12 @@ pub fn verify_request(keys: &KeyRing, request: &[u8], unix_secs: u64) -> Verifie
     // domain says FORMERR both for a misplaced record and for a wrong MAC; a record that
     // is the last and only TSIG, readable, tells them apart: then it is BADSIG.
     let well_placed = sole_last_tsig(&original);
+    // RFC 8945 4.2: class ANY, TTL 0 (domain leaves them out of its checks).
+    if well_placed
+        && last_tsig(&original).is_some_and(|t| t.class() != Class::ANY || t.ttl().as_secs() != 0)
+    {
+        return reject(request, Rcode::FORMERR, None);
+    }
     let mut message = match Message::from_octets(request.to_vec()) {
         Ok(m) => m,
         Err(_) => return reject(request, Rcode::FORMERR, None),
