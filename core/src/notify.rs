@@ -53,13 +53,7 @@ impl NotifyTarget {
     /// `example.com=192.0.2.7:53`.
     pub fn parse(text: &str) -> Result<NotifyTarget, ConfigError> {
         let bad = |why: &str| ConfigError::new(format!("--notify {text:?}: {why}"));
-        let (rest, key) = match text.split_once(",key=") {
-            Some((rest, key)) => {
-                let key: KeyName = key.parse().map_err(|_| bad("the key is not a name"))?;
-                (rest, Some(key))
-            }
-            None => (text, None),
-        };
+        let (rest, key) = crate::tsig::split_key(text).map_err(bad)?;
         let (zone, addr) = match rest.split_once('=') {
             Some((zone, addr)) => {
                 let zone: Name<Bytes> = zone

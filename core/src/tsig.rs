@@ -56,6 +56,21 @@ use crate::parse::ConfigError;
 pub use domain::base::iana::TsigRcode;
 pub use domain::tsig::{Algorithm, KeyName};
 
+/// Splits an operator's `THING[,key=NAME]` into the thing and the key name (the syntax
+/// of `--allow-transfer` and `--notify`). `Err` names what is wrong.
+pub(crate) fn split_key(text: &str) -> Result<(&str, Option<KeyName>), &'static str> {
+    match text.split_once(',') {
+        None => Ok((text, None)),
+        Some((thing, rest)) => {
+            let name = rest
+                .strip_prefix("key=")
+                .ok_or("expected ,key=NAME after it")?;
+            let name = name.parse().map_err(|_| "the key is not a domain name")?;
+            Ok((thing, Some(name)))
+        }
+    }
+}
+
 /// A TSIG key: a name, an HMAC algorithm and a shared secret. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Key(Arc<domain::tsig::Key>);

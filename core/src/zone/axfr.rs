@@ -97,22 +97,11 @@ pub struct TransferRule {
 impl TransferRule {
     /// Parses `CIDR` or `CIDR,key=NAME`.
     pub fn parse(text: &str) -> Result<TransferRule, ConfigError> {
-        let (net, key) = match text.split_once(',') {
-            None => (text, None),
-            Some((net, rest)) => {
-                let name = rest.strip_prefix("key=").ok_or_else(|| {
-                    ConfigError::new(format!(
-                        "--allow-transfer {text:?}: expected CIDR or CIDR,key=NAME"
-                    ))
-                })?;
-                let name: KeyName = name.parse().map_err(|_| {
-                    ConfigError::new(format!(
-                        "--allow-transfer {text:?}: {name:?} is not a key name"
-                    ))
-                })?;
-                (net, Some(name))
-            }
-        };
+        let (net, key) = crate::tsig::split_key(text).map_err(|why| {
+            ConfigError::new(format!(
+                "--allow-transfer {text:?}: {why} (expected CIDR or CIDR,key=NAME)"
+            ))
+        })?;
         Ok(TransferRule {
             net: Cidr::parse(net)?,
             key,
