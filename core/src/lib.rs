@@ -184,6 +184,7 @@ pub mod hosts;
 pub mod journal;
 mod lookup;
 mod message;
+pub mod notify;
 mod parse;
 mod record;
 mod request;

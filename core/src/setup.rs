@@ -31,7 +31,7 @@ use crate::cache::{Cache, CacheConfig, CacheStats, Store};
 use crate::hosts::{Hosts, HostsResolver};
 use crate::resolver::{Chain, Forwarder, Resolver, Synth, SynthRule};
 use crate::secondary::Unavailable;
-use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
+use crate::zone::{Snapshot, TransferRule, ZoneResolver, ZoneSet};
 use bytes::Bytes;
 use domain::base::Name;
 
@@ -43,7 +43,7 @@ type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
 pub struct Setup {
     zones: Option<Snapshot<ZoneSet>>,
     unavailable: Option<Snapshot<Vec<Name<Bytes>>>>,
-    allow_transfer: Option<Vec<Cidr>>,
+    allow_transfer: Option<Vec<TransferRule>>,
     hosts: Option<Snapshot<Hosts>>,
     synth: Vec<SynthRule>,
     custom: Vec<MakeResolver>,
@@ -84,9 +84,12 @@ impl Setup {
         self
     }
 
-    /// Lets these clients transfer the zones (AXFR); loopback only unless set.
-    pub fn allow_transfer(mut self, allow: Vec<Cidr>) -> Setup {
-        self.allow_transfer = Some(allow);
+    /// Lets these clients transfer the zones (AXFR, IXFR); loopback only unless set.
+    pub fn allow_transfer(
+        mut self,
+        allow: impl IntoIterator<Item = impl Into<TransferRule>>,
+    ) -> Setup {
+        self.allow_transfer = Some(allow.into_iter().map(Into::into).collect());
         self
     }
 

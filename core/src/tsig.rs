@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use domain::base::iana::{Rcode, Rtype};
+use domain::base::iana::{Class, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Record, ToName};
 use domain::dep::octseq::{OctetsBuilder, Truncate};
 use domain::rdata::tsig::{Time48, Tsig};
@@ -55,6 +55,21 @@ use crate::parse::ConfigError;
 
 pub use domain::base::iana::TsigRcode;
 pub use domain::tsig::{Algorithm, KeyName};
+
+/// Splits an operator's `THING[,key=NAME]` into the thing and the key name (the syntax
+/// of `--allow-transfer` and `--notify`). `Err` names what is wrong.
+pub(crate) fn split_key(text: &str) -> Result<(&str, Option<KeyName>), &'static str> {
+    match text.split_once(',') {
+        None => Ok((text, None)),
+        Some((thing, rest)) => {
+            let name = rest
+                .strip_prefix("key=")
+                .ok_or("expected ,key=NAME after it")?;
+            let name = name.parse().map_err(|_| "the key is not a domain name")?;
+            Ok((thing, Some(name)))
+        }
+    }
+}
 
 /// A TSIG key: a name, an HMAC algorithm and a shared secret. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -331,6 +346,12 @@ pub fn verify_request(keys: &KeyRing, request: &[u8], unix_secs: u64) -> Verifie
     // domain says FORMERR both for a misplaced record and for a wrong MAC; a record that
     // is the last and only TSIG, readable, tells them apart: then it is BADSIG.
     let well_placed = sole_last_tsig(&original);
+    // RFC 8945 4.2: class ANY, TTL 0 (domain leaves them out of its checks).
+    if well_placed
+        && last_tsig(&original).is_some_and(|t| t.class() != Class::ANY || t.ttl().as_secs() != 0)
+    {
+        return reject(request, Rcode::FORMERR, None);
+    }
     let mut message = match Message::from_octets(request.to_vec()) {
         Ok(m) => m,
         Err(_) => return reject(request, Rcode::FORMERR, None),

@@ -93,6 +93,26 @@ pub struct Options {
     pub secondary_probe: Option<secondary::SecondaryProbe>,
     /// TSIG keys (RFC 8945) for signed requests (`names serve --tsig-key`).
     pub tsig_keys: names_core::tsig::KeyRing,
+    /// Called once every socket is bound, after the ready line.
+    pub on_ready: Option<OnReady>,
+}
+
+/// What to do once a server's sockets are bound (e.g. send the startup NOTIFYs, which
+/// make secondaries ask at once).
+#[derive(Clone)]
+pub struct OnReady(Arc<dyn Fn() + Send + Sync>);
+
+impl OnReady {
+    /// Calls `f` when ready.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> OnReady {
+        OnReady(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for OnReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnReady")
+    }
 }
 
 impl Options {
@@ -108,6 +128,7 @@ impl Options {
             notify: None,
             secondary_probe: None,
             tsig_keys: Default::default(),
+            on_ready: None,
         })
     }
 }
@@ -180,6 +201,9 @@ pub fn serve_until(
     );
     eprintln!("names: {ready}");
     systemd::ready(&ready);
+    if let Some(OnReady(f)) = &options.on_ready {
+        f();
+    }
     let record = options.record.clone();
     let result = listeners.run_with(
         options.config,

@@ -536,7 +536,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let board = Arc::new(Board::new(0, None));
-        spawn(listener, board).unwrap();
+        spawn(listener, board, None).unwrap();
         let get = |request: &str| {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -65,6 +65,10 @@ pub struct Data {
     /// The secondary zones served, and the origins of those not served (SERVFAIL).
     secondaries: Mutex<Vec<Arc<Zone>>>,
     unavailable: Option<Snapshot<Vec<Name<Bytes>>>>,
+    /// Versions of each zone whose differences are kept for IXFR (`--ixfr-versions`).
+    ixfr_versions: usize,
+    /// Where zones whose serial a reload changed are told (`--notify`).
+    notify: Option<smol::channel::Sender<crate::notify::Changes>>,
 }
 
 impl Data {
@@ -91,6 +95,8 @@ impl Data {
             loaded: Mutex::new(loaded),
             secondaries: Mutex::new(Vec::new()),
             unavailable: None,
+            ixfr_versions: 0,
+            notify: None,
         })
     }
 
@@ -147,6 +153,30 @@ impl Data {
         unavailable.store(down);
     }
 
+    /// Tells `changes` about every zone whose serial a reload changes.
+    pub fn notify_to(mut self, changes: smol::channel::Sender<crate::notify::Changes>) -> Data {
+        self.notify = Some(changes);
+        self
+    }
+
+    /// Every zone's origin and SOA.
+    pub fn current_soas(&self) -> crate::notify::Changes {
+        let Some(zones) = &self.zones else {
+            return Vec::new();
+        };
+        let set = zones.load();
+        set.zones()
+            .iter()
+            .map(|z| (z.origin().clone(), z.soa().clone()))
+            .collect()
+    }
+
+    /// Keeps the differences of up to `n` versions of each zone across reloads, for IXFR.
+    pub fn keep_ixfr_versions(mut self, n: usize) -> Data {
+        self.ixfr_versions = n;
+        self
+    }
+
     /// Re-reads every file. A file that fails keeps its old data; each failure is one
     /// error line. Returns how many files failed.
     pub fn reload(&self) -> usize {
@@ -166,7 +196,21 @@ impl Data {
             let secondaries = lock(&self.secondaries).clone();
             match ZoneSet::from_shared(next.iter().chain(&secondaries).cloned().collect()) {
                 Ok(set) => {
-                    zones.store(set);
+                    let before = zones.load();
+                    let changed: crate::notify::Changes = set
+                        .zones()
+                        .iter()
+                        .filter(|z| {
+                            before
+                                .zone_at(z.origin())
+                                .is_none_or(|b| b.serial() != z.serial())
+                        })
+                        .map(|z| (z.origin().clone(), z.soa().clone()))
+                        .collect();
+                    zones.store(set.with_history_from(&before, self.ixfr_versions));
+                    if let Some(notify) = self.notify.as_ref().filter(|_| !changed.is_empty()) {
+                        let _ = notify.try_send(changed);
+                    }
                     *loaded = next;
                 }
                 Err(e) => {

@@ -9,9 +9,10 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
+use names_core::notify::NotifyTarget;
 use names_core::secondary::{Limits, SecondaryZone};
 use names_core::setup::Setup;
-use names_core::zone::Cidr;
+use names_core::zone::{Cidr, TransferRule};
 use names_core::zone::{Snapshot, ZoneSet};
 use names_core::{parse_server, tsig, Config, ConfigError, SynthRule};
 use names_shell::record::Recording;
@@ -27,6 +28,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// `--record-max-bytes` unless given: 1 GiB.
 const DEFAULT_RECORD_MAX_BYTES: u64 = 1 << 30;
+/// `--ixfr-versions` unless given.
+const DEFAULT_IXFR_VERSIONS: usize = 16;
 
 /// What the flags say, checked.
 struct Plan {
@@ -37,7 +40,9 @@ struct Plan {
     log_level: log::LevelFilter,
     zones: Vec<String>,
     hosts: Option<String>,
-    allow_transfer: Vec<Cidr>,
+    allow_transfer: Vec<TransferRule>,
+    ixfr_versions: usize,
+    notify: Vec<NotifyTarget>,
     /// `--secondary`, `--allow-notify`, `--zone-dir`, `--max-transfer-bytes`.
     secondaries: Secondaries,
     /// `--record FILE` and `--record-max-bytes`.
@@ -99,6 +104,8 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         zones,
         hosts,
         allow_transfer,
+        ixfr_versions,
+        notify,
         secondaries,
         record,
         settings,
@@ -120,7 +127,21 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
     let origins: Vec<_> = secondaries.zones.iter().map(|z| z.origin.clone()).collect();
-    let data = Arc::new(reload::Data::load(zones, hosts)?.with_secondaries(origins)?);
+    let mut data = reload::Data::load(zones, hosts)?
+        .keep_ixfr_versions(ixfr_versions)
+        .with_secondaries(origins)?;
+    if !notify.is_empty() {
+        let changes = crate::notify::start(notify, options.tsig_keys.clone())
+            .map_err(|e| format!("cannot start notifying: {e}"))?;
+        // Every zone at start (as NSD and Knot), once the sockets are bound.
+        let all = data.current_soas();
+        let startup = changes.clone();
+        options.on_ready = Some(names_shell::OnReady::new(move || {
+            let _ = startup.try_send(all.clone());
+        }));
+        data = data.notify_to(changes);
+    }
+    let data = Arc::new(data);
     data.clone()
         .reload_on_sighup()
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
@@ -154,7 +175,7 @@ pub struct Sources {
     pub synth: Vec<SynthRule>,
     pub upstreams: Vec<SocketAddr>,
     pub cache: CacheConfig,
-    pub allow_transfer: Vec<Cidr>,
+    pub allow_transfer: Vec<TransferRule>,
 }
 
 impl Sources {
@@ -393,13 +414,31 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         }
     }
     let allow_transfer = if f.allow_transfer.is_empty() {
-        Cidr::loopback()
+        TransferRule::loopback()
     } else {
         key(
             "allow_transfer",
-            f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
+            f.allow_transfer
+                .iter()
+                .map(|c| TransferRule::parse(c))
+                .collect(),
         )?
     };
+    let notify: Vec<NotifyTarget> = key(
+        "notify",
+        f.notify.iter().map(|n| NotifyTarget::parse(n)).collect(),
+    )?;
+    let needed = allow_transfer.iter().map(|r| ("allow_transfer", &r.key));
+    let needed = needed.chain(notify.iter().map(|t: &NotifyTarget| ("notify", &t.key)));
+    for (flag, name) in needed {
+        if let Some(name) = name.as_ref().filter(|n| tsig_keys.get(*n).is_none()) {
+            let e = ConfigError::new(format!(
+                "--{}: no --tsig-key named {name}",
+                flag.replace('_', "-")
+            ));
+            return Err(Bad(Some(flag), e));
+        }
+    }
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),
@@ -446,6 +485,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
             notify: None,
             secondary_probe: None,
             tsig_keys,
+            on_ready: None,
         },
         synth,
         upstreams,
@@ -453,6 +493,8 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         zones: f.zone,
         hosts: f.hosts,
         allow_transfer,
+        ixfr_versions: f.ixfr_versions.unwrap_or(DEFAULT_IXFR_VERSIONS),
+        notify,
         secondaries,
         record,
         settings: settings.to_string(),

@@ -53,7 +53,7 @@ use domain::base::Name;
 
 use crate::action::Token;
 use crate::parse::{parse_server, ConfigError};
-use crate::tsig::{Key, KeyRing};
+use crate::tsig::{split_key, Key, KeyRing};
 use crate::zone::Zone;
 
 /// One secondary zone: its name, where its primary is, and the TSIG key of their
@@ -73,34 +73,20 @@ impl SecondaryZone {
     /// Parses `ZONE=PRIMARY[:PORT][,key=NAME]` (`--secondary`); the key is one of `keys`.
     pub fn parse(text: &str, keys: &KeyRing) -> Result<SecondaryZone, ConfigError> {
         let bad = |why: String| ConfigError::new(format!("--secondary {text:?}: {why}"));
-        let Some((zone, rest)) = text.split_once('=') else {
+        let (zone_and_primary, key) = split_key(text).map_err(|why| bad(why.into()))?;
+        let Some((zone, primary)) = zone_and_primary.split_once('=') else {
             return Err(bad("expected ZONE=PRIMARY[:PORT][,key=NAME]".into()));
-        };
-        let (primary, key) = match rest.split_once(',') {
-            None => (rest, None),
-            Some((primary, option)) => match option.trim().strip_prefix("key=") {
-                Some(name) => (primary, Some(name.trim())),
-                None => {
-                    return Err(bad(format!(
-                        "unknown option {option:?} (expected key=NAME)"
-                    )))
-                }
-            },
         };
         let origin = Name::bytes_from_str(zone.trim())
             .map_err(|e| bad(format!("{zone:?} is not a domain name: {e}")))?;
         let primary = parse_server(primary).map_err(|e| bad(e.message))?;
         let key = match key {
             None => None,
-            Some(name) => {
-                let found = Name::bytes_from_str(name)
-                    .ok()
-                    .and_then(|n| keys.get(&n).cloned());
-                Some(
-                    found
-                        .ok_or_else(|| bad(format!("no key {name:?} (give it with --tsig-key)")))?,
-                )
-            }
+            Some(name) => Some(
+                keys.get(&name)
+                    .cloned()
+                    .ok_or_else(|| bad(format!("no --tsig-key named {name}")))?,
+            ),
         };
         Ok(SecondaryZone {
             origin,

@@ -19,12 +19,14 @@
 mod answer;
 mod axfr;
 mod index;
+mod ixfr;
 mod load;
 mod serial;
 
 pub use answer::{ZoneSet, MAX_CNAME_CHAIN};
-pub use axfr::{Cidr, ZoneResolver};
+pub use axfr::{Cidr, TransferRule, ZoneResolver};
 pub use index::Zone;
+pub use ixfr::{Diff, History};
 pub use load::{load_zone, Include, LoadError};
 pub use serial::Serial;
 
