@@ -274,7 +274,7 @@ impl Secondary {
                 incoming, signer, ..
             } => {
                 let unix = self.clock.unix_secs(now);
-                let progress = incoming.push(bytes, &mut |message, _| match signer {
+                let progress = incoming.push(bytes, &mut |message| match signer {
                     Some(signer) => signer
                         .verify(&mut message.to_vec(), unix)
                         .map_err(|e| e.to_string()),

@@ -14,6 +14,10 @@ use domain::rdata::AllRecordData;
 use crate::record::{read_sections, Rr};
 use crate::tcp::Framer;
 
+/// A check of each whole message before its records count (a TSIG verification), saying
+/// why it fails.
+pub(crate) type MessageCheck<'a> = dyn FnMut(&[u8]) -> Result<(), String> + 'a;
+
 /// Which transfer was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Asked {
@@ -113,11 +117,7 @@ impl Incoming {
 
     /// Takes the next chunk of the stream. `check` sees every whole message before its
     /// records are taken (the TSIG check of a signed transfer) and says why it fails.
-    pub(crate) fn push(
-        &mut self,
-        chunk: &[u8],
-        check: &mut dyn FnMut(&[u8], usize) -> Result<(), String>,
-    ) -> Progress {
+    pub(crate) fn push(&mut self, chunk: &[u8], check: &mut MessageCheck<'_>) -> Progress {
         self.bytes = self.bytes.saturating_add(chunk.len());
         if self.bytes > self.max_bytes {
             return broken(format!(
@@ -132,7 +132,7 @@ impl Incoming {
                 Ok(None) => return Progress::More,
                 Err(_) => return broken("an empty TCP frame".into()),
             };
-            if let Err(why) = check(&frame, self.messages) {
+            if let Err(why) = check(&frame) {
                 return broken(why);
             }
             match self.message(frame) {
@@ -263,9 +263,7 @@ impl Incoming {
     /// Moves the end-of-transfer search on by the last record; `Some` when it closed the
     /// transfer.
     fn step(&mut self) -> Option<Received> {
-        let Some(rr) = self.records.last() else {
-            return None;
-        };
+        let rr = self.records.last()?;
         let soa = soa_serial(rr);
         self.shape = match (self.shape, soa) {
             (Shape::Start, Some(serial)) => Shape::Opened(serial),

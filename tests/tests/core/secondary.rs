@@ -422,7 +422,8 @@ fn a_hostile_primary_changes_nothing() {
         assert_eq!(serial_now(&s), Some(1), "{what}");
     }
     // Garbage: an empty frame, a frame that is not DNS, another ID, TC, a SERVFAIL.
-    let mut garbage: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>)> = vec![
+    type Reply = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let mut garbage: Vec<(&str, Reply)> = vec![
         ("empty frame", Box::new(|_| vec![0, 0])),
         ("not DNS", Box::new(|_| frame(b"\x01\x02\x03"))),
         (
