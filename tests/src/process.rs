@@ -335,7 +335,15 @@ impl Drop for Server {
     }
 }
 
-fn wait_deadline(child: &mut Child, d: Duration) -> Option<ExitStatus> {
+/// Sends SIGTERM to `child` (by its PID) and waits up to `d` for it to exit (see
+/// [`wait_deadline`]).
+pub fn terminate(child: &mut Child, d: Duration) -> Option<ExitStatus> {
+    send_signal(child.id(), "TERM");
+    wait_deadline(child, d)
+}
+
+/// Waits up to `d` for `child` to exit: its status, or `None` when it had to be killed.
+pub fn wait_deadline(child: &mut Child, d: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + d;
     loop {
         match child.try_wait() {

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use domain::base::iana::{Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
-use names_tests::{dig_at, metrics_addr, run_names, scrape, send_signal, temp_dir, Server};
+use names_tests::{dig_at, metrics_addr, run_names, scrape, temp_dir, terminate, Server};
 
 const KEY: &str = "xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
 
@@ -154,16 +154,7 @@ impl Knot {
     }
 
     fn stop(&mut self) {
-        send_signal(self.child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child, Duration::from_secs(10));
     }
 }
 
@@ -221,18 +212,26 @@ fn names_secondary(port: u16, args: &[&str]) -> Server {
     Server::try_start_raw(&full).unwrap_or_else(|e| panic!("names {full:?}: {e}"))
 }
 
-#[test]
-fn knot_primary_axfr_then_notify_and_ixfr_within_a_second_with_tsig() {
-    let _one = one_at_a_time();
-    let dir = temp_dir("knot-tsig");
+/// Knot serving the zone (serial 1, www 192.0.2.2, refresh an hour) and wanting TSIG for
+/// transfers, and `names` its secondary (`,key=xfr` or not: `key`), with `args`.
+fn knot_and_names(tag: &str, key: &str, args: &[&str]) -> (Knot, Server) {
+    let dir = temp_dir(tag);
     let (knot_port, names_port) = (free_port(), free_port());
     write(
         &dir.join("example.com.zone"),
         &zone_text(1, "3600 600 86400", 2),
     );
     let knot = Knot::start(&dir, knot_port, names_port, true);
-    let secondary = format!("example.com=127.0.0.1:{knot_port},key=xfr");
-    let names = names_secondary(names_port, &["--tsig-key", KEY, "--secondary", &secondary]);
+    let secondary = format!("example.com=127.0.0.1:{knot_port}{key}");
+    let mut all = args.to_vec();
+    all.extend(["--secondary", &secondary]);
+    (knot, names_secondary(names_port, &all))
+}
+
+#[test]
+fn knot_primary_axfr_then_notify_and_ixfr_within_a_second_with_tsig() {
+    let _one = one_at_a_time();
+    let (knot, names) = knot_and_names("knot-tsig", ",key=xfr", &["--tsig-key", KEY]);
     assert!(
         wait_for(Duration::from_secs(5), || www(names.udp_addr())
             == "192.0.2.2"),
@@ -261,15 +260,7 @@ fn knot_primary_axfr_then_notify_and_ixfr_within_a_second_with_tsig() {
 #[test]
 fn unsigned_transfers_are_refused_by_a_primary_that_wants_tsig() {
     let _one = one_at_a_time();
-    let dir = temp_dir("knot-notsig");
-    let (knot_port, names_port) = (free_port(), free_port());
-    write(
-        &dir.join("example.com.zone"),
-        &zone_text(1, "3600 600 86400", 2),
-    );
-    let _knot = Knot::start(&dir, knot_port, names_port, true);
-    let secondary = format!("example.com=127.0.0.1:{knot_port}");
-    let names = names_secondary(names_port, &["--secondary", &secondary]);
+    let (_knot, names) = knot_and_names("knot-notsig", "", &[]);
     thread::sleep(Duration::from_millis(500));
     assert_eq!(
         www(names.udp_addr()),

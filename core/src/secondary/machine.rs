@@ -326,9 +326,7 @@ impl Secondary {
         let token = self.token();
         let id = self.rng.id();
         let slot = &mut self.zones[i];
-        let mut question = Question::new(slot.config.origin.clone(), Rtype::SOA);
-        question.rd = false;
-        question.edns = None;
+        let question = to_primary(&slot.config.origin, Rtype::SOA);
         let lookup = Lookup::new(question, slot.config.primary, id);
         let mut bytes = lookup.message();
         let signer = match sign(&slot.config, &mut bytes, self.clock.unix_secs(now)) {
@@ -440,12 +438,7 @@ impl Secondary {
         let origin = slot.config.origin.clone();
         let query = match (asked, &slot.zone) {
             (Asked::Ixfr(_), Some(zone)) => ixfr_query(id, zone),
-            _ => {
-                let mut question = Question::new(origin.clone(), Rtype::AXFR);
-                question.rd = false;
-                question.edns = None;
-                question.encode(id)
-            }
+            _ => to_primary(&origin, Rtype::AXFR).encode(id),
         };
         let asked = match (asked, &slot.zone) {
             (Asked::Ixfr(serial), Some(_)) => Asked::Ixfr(serial),
@@ -634,6 +627,15 @@ impl Secondary {
             self.start_check(i, now);
         }
     }
+}
+
+/// A question for a primary: no recursion wanted, no EDNS (a primary's answers over UDP
+/// are small; transfers go over TCP).
+fn to_primary(origin: &Name<Bytes>, qtype: Rtype) -> Question {
+    let mut question = Question::new(origin.clone(), qtype);
+    question.rd = false;
+    question.edns = None;
+    question
 }
 
 /// Signs `query` with the zone's key, if it has one.

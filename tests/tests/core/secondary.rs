@@ -100,20 +100,13 @@ fn ixfr(versions: &[(u32, &[u8])]) -> Vec<Rr> {
     let mut out = vec![soa(last)];
     for pair in versions.windows(2) {
         let ((from, old), (to, new)) = (pair[0], pair[1]);
+        let minus = |a: &[u8], b: &[u8]| -> Vec<u8> {
+            a.iter().copied().filter(|h| !b.contains(h)).collect()
+        };
         out.push(soa(from));
-        out.extend(version(
-            &old.iter()
-                .copied()
-                .filter(|h| !new.contains(h))
-                .collect::<Vec<_>>(),
-        ));
+        out.extend(version(&minus(old, new)));
         out.push(soa(to));
-        out.extend(version(
-            &new.iter()
-                .copied()
-                .filter(|h| !old.contains(h))
-                .collect::<Vec<_>>(),
-        ));
+        out.extend(version(&minus(new, old)));
     }
     out.push(soa(last));
     out
@@ -743,6 +736,24 @@ fn notify_msg(zone: &str, id: u16) -> Vec<u8> {
     q.finish()
 }
 
+/// The rcode of the server's answer to `msg` from the primary's address (none: nothing
+/// sent), and whether it passed the NOTIFY on.
+fn answer_of(server: &mut Server, msg: &[u8]) -> Option<(Rcode, bool)> {
+    server.handle_client(at(0), udp_from(primary()), msg);
+    let actions: Vec<_> = std::iter::from_fn(|| server.poll_action()).collect();
+    let notified = actions
+        .iter()
+        .any(|a| matches!(a, names_core::Action::Notified { .. }));
+    let reply = actions.iter().find_map(|a| match a {
+        names_core::Action::Reply { bytes, .. } => Some(bytes.clone()),
+        _ => None,
+    })?;
+    Some((
+        Message::from_octets(reply).unwrap().header().rcode(),
+        notified,
+    ))
+}
+
 #[test]
 fn notify_is_answered_and_passed_on_only_from_the_primary_or_the_acl() {
     let cases = [
@@ -778,36 +789,20 @@ fn notify_is_answered_and_passed_on_only_from_the_primary_or_the_acl() {
     }
     // Without a policy: NOTAUTH; a NOTIFY response: dropped; no question: FORMERR.
     let mut plain = Server::new(names_core::Config::default(), chain(&[]), SEED);
-    plain.handle_client(at(0), udp_from(primary()), &notify_msg(ORIGIN, 1));
-    let Some(names_core::Action::Reply { bytes, .. }) = plain.poll_action() else {
-        panic!()
-    };
-    assert_eq!(
-        Message::from_octets(bytes.as_slice())
-            .unwrap()
-            .header()
-            .rcode(),
-        Rcode::NOTAUTH
-    );
+    let answered = answer_of(&mut plain, &notify_msg(ORIGIN, 1));
+    assert_eq!(answered, Some((Rcode::NOTAUTH, false)));
     let mut server = notify_server();
     let mut response = notify_msg(ORIGIN, 2);
     response[2] |= 0x80;
-    server.handle_client(at(0), udp_from(primary()), &response);
-    assert!(server.poll_action().is_none(), "a response is dropped");
+    assert_eq!(
+        answer_of(&mut server, &response),
+        None,
+        "a response is dropped"
+    );
     let mut bare = notify_msg(ORIGIN, 3);
     bare.truncate(12);
     bare[5] = 0;
-    server.handle_client(at(0), udp_from(primary()), &bare);
-    let Some(names_core::Action::Reply { bytes, .. }) = server.poll_action() else {
-        panic!()
-    };
-    assert_eq!(
-        Message::from_octets(bytes.as_slice())
-            .unwrap()
-            .header()
-            .rcode(),
-        Rcode::FORMERR
-    );
+    assert_eq!(answer_of(&mut server, &bare), Some((Rcode::FORMERR, false)));
     assert!(server.poll_action().is_none());
 }
 
@@ -912,27 +907,9 @@ fn a_zone_with_a_key_takes_only_notify_signed_with_it() {
     let mut server = Server::new(names_core::Config::default(), chain(&[]), SEED);
     server.set_unix_time(at(0), UNIX);
     server.accept_notify(NotifyPolicy::new(&[zone], Vec::new()));
-    let rcode_of = |server: &mut Server, msg: &[u8]| {
-        server.handle_client(at(0), udp_from(primary()), msg);
-        let actions: Vec<_> = std::iter::from_fn(|| server.poll_action()).collect();
-        let notified = actions
-            .iter()
-            .any(|a| matches!(a, names_core::Action::Notified { .. }));
-        let reply = actions.iter().find_map(|a| match a {
-            names_core::Action::Reply { bytes, .. } => Some(bytes.clone()),
-            _ => None,
-        });
-        (
-            Message::from_octets(reply.unwrap())
-                .unwrap()
-                .header()
-                .rcode(),
-            notified,
-        )
-    };
     assert_eq!(
-        rcode_of(&mut server, &notify_msg(ORIGIN, 1)),
-        (Rcode::NOTAUTH, false),
+        answer_of(&mut server, &notify_msg(ORIGIN, 1)),
+        Some((Rcode::NOTAUTH, false)),
         "unsigned"
     );
     let mut signed = notify_msg(ORIGIN, 2);
@@ -956,8 +933,8 @@ fn a_zone_with_a_key_takes_only_notify_signed_with_it() {
     let mut forged = notify_msg(ORIGIN, 3);
     ClientSigner::sign(&other, &mut forged, UNIX).unwrap();
     assert_eq!(
-        rcode_of(&mut server, &forged),
-        (Rcode::NOTAUTH, false),
+        answer_of(&mut server, &forged),
+        Some((Rcode::NOTAUTH, false)),
         "another secret: BADSIG"
     );
 }
