@@ -81,6 +81,14 @@
 //! The core reads no files: the runtime reads them and gives the core their text; what
 //! cannot be used is a [`ConfigError`] or a [`zone::LoadError`] of one line.
 //!
+//! ## Secondary zones
+//!
+//! [`secondary::Secondary`] keeps copies of zones from their primaries (SOA timers,
+//! IXFR/AXFR, TSIG), a sans-IO machine of its own beside the servers: its new zones are
+//! published into the shared [`zone::Snapshot`] like a reload, and
+//! [`secondary::Unavailable`] answers SERVFAIL for those without data. A server given a
+//! [`secondary::NotifyPolicy`] answers NOTIFY and says so with [`Action::Notified`].
+//!
 //! ## A DNS client too
 //!
 //! [`client::Lookup`] is the same sans-IO shape for the other side: it builds a query

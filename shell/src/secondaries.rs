@@ -67,10 +67,11 @@ impl Secondaries {
     }
 }
 
-/// `ZONE.zone` in `dir`, the zone's name with every character but letters, digits, `-`
-/// and `_` (a `/` in an escaped label, say) written `_`; the root zone is `root.zone`.
+/// `ZONE.zone` in `dir`, the zone's name in lowercase with every character but letters,
+/// digits, `.`, `-` and `_` (a `/` in an escaped label, say) written `_`; the root zone
+/// is `root.zone`.
 fn file_of(dir: &Path, origin: &names_core::domain::base::Name<bytes::Bytes>) -> PathBuf {
-    let name = origin.to_string();
+    let name = origin.to_string().to_ascii_lowercase();
     let name: String = name
         .trim_end_matches('.')
         .chars()

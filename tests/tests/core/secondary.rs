@@ -938,3 +938,41 @@ fn a_zone_with_a_key_takes_only_notify_signed_with_it() {
         "another secret: BADSIG"
     );
 }
+
+#[test]
+fn unavailable_zones_get_servfail_unless_a_zone_below_holds_the_name() {
+    use names_core::secondary::Unavailable;
+    use names_core::zone::{load_zone, Snapshot, ZoneSet};
+    use names_core::Chain;
+    let below = "sub.example.com. 300 IN SOA ns1 host 1 60 10 100 300\nwww 300 A 192.0.2.9\n";
+    let below = load_zone("sub", below, &mut |_, _| Err("no".into())).unwrap();
+    let zones = Snapshot::new(ZoneSet::new(vec![below]).unwrap());
+    let origins = Snapshot::new(vec![name(ORIGIN)]);
+    let chain = Chain::new()
+        .with(Unavailable::new(origins.clone(), zones.clone()))
+        .with(names_core::zone::ZoneResolver::new(zones));
+    let mut server = Server::new(names_core::Config::default(), chain, SEED);
+    let rcode = |server: &mut Server, qname: &str| {
+        let q = names_tests::build::query(qname, Rtype::A, 9, false, None);
+        server.handle_client(at(0), udp_from(primary()), &q);
+        let Some(names_core::Action::Reply { bytes, .. }) = server.poll_action() else {
+            panic!("a reply")
+        };
+        Message::from_octets(bytes).unwrap().header().rcode()
+    };
+    assert_eq!(rcode(&mut server, "www.example.com"), Rcode::SERVFAIL);
+    assert_eq!(rcode(&mut server, "EXAMPLE.com"), Rcode::SERVFAIL);
+    assert_eq!(
+        rcode(&mut server, "www.sub.example.com"),
+        Rcode::NOERROR,
+        "served below"
+    );
+    assert_eq!(
+        rcode(&mut server, "example.org"),
+        Rcode::REFUSED,
+        "not ours"
+    );
+    // Served again: the list is emptied, the name passes on.
+    origins.store(Vec::new());
+    assert_eq!(rcode(&mut server, "www.example.com"), Rcode::REFUSED);
+}
