@@ -19,7 +19,7 @@ use crate::zone::Cidr;
 
 /// Which zones take NOTIFY, and from whom. Every worker's server holds one
 /// ([`Server::accept_notify`](crate::Server::accept_notify)); a server without one
-/// answers every NOTIFY NOTAUTH.
+/// answers NOTIFY NOTIMP, as any opcode but QUERY.
 #[derive(Clone, Debug, Default)]
 pub struct NotifyPolicy {
     zones: Vec<SecondaryZone>,

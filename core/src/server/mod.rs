@@ -84,8 +84,8 @@ pub struct Server {
     answers_by_source: Vec<u64>,
     /// Whether the sweep that closes idle connections under pressure is armed.
     sweep_armed: bool,
-    /// Which NOTIFYs are taken (none unless set).
-    notify: crate::secondary::NotifyPolicy,
+    /// Which NOTIFYs are taken; without a policy NOTIFY is an opcode like the others (NOTIMP).
+    notify: Option<crate::secondary::NotifyPolicy>,
     /// TSIG keys signed requests are verified with.
     tsig_keys: KeyRing,
     /// Wall-clock time for TSIG; until set, the Unix epoch.
@@ -131,7 +131,7 @@ impl Server {
             name_arena: bytes::BytesMut::new(),
             answers_by_source: vec![0; chain_len + 1],
             sweep_armed: false,
-            notify: Default::default(),
+            notify: None,
             tsig_keys: KeyRing::default(),
             unix_clock: None,
         }
@@ -162,10 +162,10 @@ impl Server {
     }
 
     /// Takes NOTIFY (RFC 1996) for the secondary zones of `policy`: an accepted one is
-    /// answered and reported as [`Action::Notified`]; without a policy every NOTIFY is
-    /// answered NOTAUTH.
+    /// answered and reported as [`Action::Notified`], one for another zone is NOTAUTH.
+    /// Without a policy a NOTIFY is answered NOTIMP, as every opcode but QUERY.
     pub fn accept_notify(&mut self, policy: crate::secondary::NotifyPolicy) {
-        self.notify = policy;
+        self.notify = Some(policy);
     }
 
     /// A client UDP datagram (`Origin::Udp`), or bytes read from a client TCP connection
@@ -334,7 +334,7 @@ impl Server {
                 None => return,
             },
         };
-        if crate::secondary::is_notify(bytes) {
+        if self.notify.is_some() && crate::secondary::is_notify(bytes) {
             return self.on_notify(now, origin, client, bytes);
         }
         match admit_with(
@@ -383,9 +383,12 @@ impl Server {
 
     /// A NOTIFY: answered here, never by the chain.
     fn on_notify(&mut self, now: Instant, origin: Origin, client: SocketAddr, bytes: &[u8]) {
-        let Some((reply, zone)) =
-            crate::secondary::answer_notify(&self.notify, client, bytes, self.unix_time(now))
-        else {
+        let unix = self.unix_time(now);
+        let answered = self
+            .notify
+            .as_ref()
+            .and_then(|policy| crate::secondary::answer_notify(policy, client, bytes, unix));
+        let Some((reply, zone)) = answered else {
             self.stats.dropped += 1;
             if let Origin::Tcp(conn) = origin {
                 if let Some(c) = self.conns.conns.get_mut(&conn) {

@@ -787,10 +787,11 @@ fn notify_is_answered_and_passed_on_only_from_the_primary_or_the_acl() {
         let notified = actions.iter().any(|a| matches!(a, names_core::Action::Notified { zone: z, from: f } if *z == name(ORIGIN) && *f == from));
         assert_eq!(notified, passed, "{from} {zone}: {actions:?}");
     }
-    // Without a policy: NOTAUTH; a NOTIFY response: dropped; no question: FORMERR.
+    // Without a policy: NOTIMP, as any opcode but QUERY; a NOTIFY response: dropped; no
+    // question: FORMERR.
     let mut plain = Server::new(names_core::Config::default(), chain(&[]), SEED);
     let answered = answer_of(&mut plain, &notify_msg(ORIGIN, 1));
-    assert_eq!(answered, Some((Rcode::NOTAUTH, false)));
+    assert_eq!(answered, Some((Rcode::NOTIMP, false)));
     let mut server = notify_server();
     let mut response = notify_msg(ORIGIN, 2);
     response[2] |= 0x80;
