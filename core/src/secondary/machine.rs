@@ -200,11 +200,6 @@ impl Secondary {
             .collect()
     }
 
-    /// The zones' configuration.
-    pub fn zones(&self) -> impl Iterator<Item = &SecondaryZone> {
-        self.zones.iter().map(|s| &s.config)
-    }
-
     /// A NOTIFY for `origin` was accepted (by a [`Server`](crate::Server)): check the
     /// serial now. While a check or transfer of the zone runs, any number of NOTIFYs add
     /// one check after it (the primary may have changed after it asked), never more.
