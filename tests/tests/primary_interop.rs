@@ -431,3 +431,35 @@ fn a_secondary_with_the_wrong_key_gets_nothing() {
     let logs = server.logs();
     assert!(!logs.contains("rcode=NOERROR"), "nothing answered:\n{logs}");
 }
+
+#[test]
+fn journals_keep_key_names_but_not_secrets() {
+    let dir = temp_dir("tsig-journal");
+    let journal = dir.join("journal");
+    let (mut server, _) = start_primary(
+        &dir,
+        &[
+            "--tsig-key",
+            KEY,
+            "--allow-transfer",
+            "127.0.0.1,key=xfr",
+            "--record",
+            journal.to_str().unwrap(),
+        ],
+    );
+    assert!(dig_at(server.udp_addr(), &["p.test", "SOA"]).contains("status: NOERROR"));
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    let bytes = std::fs::read(&journal).unwrap();
+    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(
+        has("xfr:hmac-sha256:") && !has(SECRET),
+        "the secret was recorded"
+    );
+    let out = run_names(&["replay", journal.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
