@@ -138,10 +138,34 @@ fn tsig_through_dig() {
     let dir = temp_dir("tsig-dig");
     let (server, _) = start_primary(
         &dir,
-        &["--tsig-key", KEY, "--allow-transfer", "127.0.0.1,key=xfr"],
+        &[
+            "--tsig-key",
+            KEY,
+            "--tsig-key",
+            "other:hmac-sha256:b3RoZXItc2VjcmV0",
+            "--allow-transfer",
+            "127.0.0.1,key=xfr",
+        ],
     );
     let at = server.tcp_addr();
     let signed = format!("hmac-sha256:xfr:{SECRET}");
+    // A known key that is not the rule's: NOTAUTH with BADKEY, as Knot answers.
+    let other = dig_at(
+        at,
+        &["-y", "hmac-sha256:other:b3RoZXItc2VjcmV0", "p.test", "AXFR"],
+    );
+    assert!(
+        other.contains("BADKEY") && !other.contains("\tSOA\t"),
+        "{other}"
+    );
+    let other = dig_at(
+        at,
+        &["-y", "hmac-sha256:other:b3RoZXItc2VjcmV0", "p.test", "SOA"],
+    );
+    assert!(
+        other.contains("status: NOERROR") && !other.contains("ouldn't verify"),
+        "{other}"
+    );
 
     // Signed with the key: answered and signed, dig verifies every message.
     for args in [
