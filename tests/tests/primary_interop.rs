@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use names_core::domain::base::iana::{Opcode, Rcode};
+use names_core::domain::base::{Message, MessageBuilder};
+use names_core::domain::rdata::Soa;
 use names_tests::{dig_at, run_names, temp_dir, Server};
 
 /// The secret of the key `xfr` (base64 of "secret-secret-secret").
@@ -486,4 +489,101 @@ fn journals_keep_key_names_but_not_secrets() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Receives one datagram within `limit`.
+fn receive(socket: &UdpSocket, limit: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+    socket.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, from) = socket.recv_from(&mut buf).ok()?;
+    Some((buf[..n].to_vec(), from))
+}
+
+#[test]
+fn notify_is_retried_until_answered_and_sent_again_on_reload() {
+    let secondary = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let other_zone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = temp_dir("notify-retry");
+    let other_path = dir.join("q.test.zone");
+    std::fs::write(
+        &other_path,
+        "q.test. 60 IN SOA ns h 5 1 1 1 1\nq.test. 60 IN NS ns\n",
+    )
+    .unwrap();
+    let all = secondary.local_addr().unwrap().to_string();
+    let only_q = format!("q.test={}", other_zone.local_addr().unwrap());
+    let (server, path) = start_primary(
+        &dir,
+        &[
+            "--zone",
+            other_path.to_str().unwrap(),
+            "--notify",
+            &all,
+            "--notify",
+            &only_q,
+        ],
+    );
+    // At start: one NOTIFY per zone to the first, only q.test to the second.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (bytes, _) = receive(&secondary, Duration::from_secs(5)).expect("a NOTIFY at start");
+        let msg = Message::from_octets(bytes).unwrap();
+        assert_eq!(msg.header().opcode(), Opcode::NOTIFY);
+        assert!(msg.header().aa());
+        seen.push(msg.sole_question().unwrap().qname().to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["p.test", "q.test"]);
+    let (bytes, from) = receive(&other_zone, Duration::from_secs(5)).expect("q.test's NOTIFY");
+    let q = Message::from_octets(bytes).unwrap();
+    assert_eq!(q.sole_question().unwrap().qname().to_string(), "q.test");
+    let answer = MessageBuilder::new_vec()
+        .start_answer(&q, Rcode::NOERROR)
+        .unwrap()
+        .finish();
+    other_zone.send_to(&answer, from).unwrap();
+
+    // Unanswered, the first target gets both again after about a second, with fresh IDs;
+    // answering p.test's ends its retries.
+    let started = Instant::now();
+    let mut retried = Vec::new();
+    while retried.len() < 2 {
+        let (bytes, from) = receive(&secondary, Duration::from_secs(5)).expect("a retry");
+        let msg = Message::from_octets(bytes).unwrap();
+        if msg.sole_question().unwrap().qname().to_string() == "p.test" {
+            let answer = MessageBuilder::new_vec()
+                .start_answer(&msg, Rcode::NOERROR)
+                .unwrap()
+                .finish();
+            secondary.send_to(&answer, from).unwrap();
+        }
+        retried.push(msg.header().id());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(within(Duration::from_secs(2), || server
+        .logs()
+        .contains("answered NOERROR for zone p.test. serial 1")));
+
+    // A reload that changes p.test notifies p.test again, with the new SOA.
+    edit(&server, &path, &zone(9, "192.0.2.9", ""), 9);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no NOTIFY for serial 9");
+        let (bytes, _) = receive(&secondary, Duration::from_secs(5)).expect("a NOTIFY");
+        let msg = Message::from_octets(bytes).unwrap();
+        let soa = msg
+            .answer()
+            .unwrap()
+            .limit_to::<Soa<_>>()
+            .next()
+            .unwrap()
+            .unwrap();
+        if soa.owner().to_string() == "p.test" && soa.data().serial().into_int() == 9 {
+            break;
+        }
+    }
 }
