@@ -104,11 +104,8 @@ impl Key {
         };
         let bad = |why: &str| ConfigError::new(format!("--tsig-key {name}: {why}"));
         let lower = algorithm.to_ascii_lowercase();
-        let algorithm = lower
-            .strip_prefix("hmac-")
-            .unwrap_or(&lower)
+        let algorithm = format!("hmac-{}", lower.trim_start_matches("hmac-"))
             .parse::<Algorithm>()
-            .or_else(|_| format!("hmac-{}", lower.trim_start_matches("hmac-")).parse())
             .map_err(|_| {
                 bad(&format!(
                     "unknown algorithm {algorithm:?} (hmac-sha1, hmac-sha256, hmac-sha384 or hmac-sha512)"
