@@ -18,8 +18,10 @@
 
 mod answer;
 mod axfr;
+mod entries;
 mod index;
 mod load;
+mod presentation;
 
 pub use answer::{ZoneSet, MAX_CNAME_CHAIN};
 pub use axfr::{Cidr, ZoneResolver};

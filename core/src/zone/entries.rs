@@ -1,0 +1,142 @@
+//! A master file split into its entries (RFC 1035 5.1) and their tokens: where each
+//! starts, for error lines and for the record data that `presentation` reads.
+
+use super::presentation::Token;
+
+/// One entry: a record or a `$` directive, possibly spanning lines in parentheses.
+pub(super) struct EntryText<'a> {
+    /// 1-based line of its first token.
+    pub line: usize,
+    /// Whether it starts in column 1 (has an owner, or is a directive).
+    pub has_owner: bool,
+    /// Its tokens, with the byte offset at which each starts.
+    pub tokens: Vec<(Token<'a>, usize)>,
+    /// The byte offset just past its last character (before the newline that ends it).
+    pub end: usize,
+}
+
+impl EntryText<'_> {
+    /// A `$` directive other than `$INCLUDE` (the scanner hands out no entry for those).
+    pub fn is_silent_directive(&self) -> bool {
+        self.has_owner
+            && self.tokens.first().is_some_and(|(t, _)| {
+                t.text.starts_with('$') && !t.text.eq_ignore_ascii_case("$INCLUDE")
+            })
+    }
+}
+
+/// The entries of `text`, in order; blank and comment-only lines are none.
+pub(super) fn entries(text: &str) -> Vec<EntryText<'_>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut current: Option<EntryText<'_>> = None;
+    let (mut line, mut depth, mut line_start) = (1, 0usize, 0);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\n' => {
+                line += 1;
+                line_start = i + 1;
+                if depth == 0 {
+                    out.extend(current.take());
+                }
+                i += 1;
+            }
+            b';' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b' ' | b'\t' | b'\r' => i += 1,
+            _ => {
+                let start = i;
+                let entry = current.get_or_insert_with(|| EntryText {
+                    line,
+                    has_owner: start == line_start,
+                    tokens: Vec::new(),
+                    end: start,
+                });
+                let (token, end) = if b == b'"' {
+                    let end = quoted_end(bytes, start + 1);
+                    // A quoted string may span lines.
+                    line += bytes[start..end].iter().filter(|&&c| c == b'\n').count();
+                    let inner = &text[start + 1..end.saturating_sub(1).max(start + 1)];
+                    (
+                        Token {
+                            text: inner,
+                            quoted: true,
+                        },
+                        end,
+                    )
+                } else {
+                    let end = plain_end(bytes, start);
+                    (
+                        Token {
+                            text: &text[start..end],
+                            quoted: false,
+                        },
+                        end,
+                    )
+                };
+                entry.tokens.push((token, start));
+                entry.end = end;
+                i = end;
+            }
+        }
+    }
+    out.extend(current);
+    out
+}
+
+/// Past the closing quote of a string whose text starts at `i` (or the end of the text).
+fn quoted_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The end of an unquoted token starting at `i`: a blank, a parenthesis, a comment or a
+/// quote ends it; a backslash escapes the next character.
+fn plain_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b';' | b'"' => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entries;
+
+    #[test]
+    fn entries_skip_comments_and_join_continuations() {
+        let text = "$ORIGIN a.\n; c\n@ SOA ns h ( 1 ; x\n 2 3 4 5 )\n\nwww A 1.2.3.4\n$INCLUDE f\n t TXT \"a;( b\" \n";
+        let all = entries(text);
+        let lines: Vec<usize> = all.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1, 3, 6, 7, 8]);
+        assert!(all[0].is_silent_directive() && !all[3].is_silent_directive());
+        assert_eq!(all[1].tokens.len(), 9);
+        assert_eq!(all[2].tokens[0].1, text.find("www").unwrap());
+        assert!(!all[4].has_owner);
+        let last = &all[4].tokens[2].0;
+        assert_eq!((last.text, last.quoted), ("a;( b", true));
+    }
+}
