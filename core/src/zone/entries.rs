@@ -1,6 +1,8 @@
 //! A master file split into its entries (RFC 1035 5.1) and their tokens: where each
 //! starts, for error lines and for the record data that `presentation` reads.
 
+use std::ops::Range;
+
 use super::presentation::Token;
 
 /// One entry: a record or a `$` directive, possibly spanning lines in parentheses.
@@ -9,10 +11,8 @@ pub(super) struct EntryText<'a> {
     pub line: usize,
     /// Whether it starts in column 1 (has an owner, or is a directive).
     pub has_owner: bool,
-    /// Its tokens, with the byte offset at which each starts.
-    pub tokens: Vec<(Token<'a>, usize)>,
-    /// The byte offset just past its last character (before the newline that ends it).
-    pub end: usize,
+    /// Its tokens, with the bytes of the text each covers (quotes included).
+    pub tokens: Vec<(Token<'a>, Range<usize>)>,
 }
 
 impl EntryText<'_> {
@@ -63,7 +63,6 @@ pub(super) fn entries(text: &str) -> Vec<EntryText<'_>> {
                     line,
                     has_owner: start == line_start,
                     tokens: Vec::new(),
-                    end: start,
                 });
                 let (token, end) = if b == b'"' {
                     let end = quoted_end(bytes, start + 1);
@@ -87,8 +86,7 @@ pub(super) fn entries(text: &str) -> Vec<EntryText<'_>> {
                         end,
                     )
                 };
-                entry.tokens.push((token, start));
-                entry.end = end;
+                entry.tokens.push((token, start..end));
                 i = end;
             }
         }
@@ -134,7 +132,7 @@ mod tests {
         assert_eq!(lines, vec![1, 3, 6, 7, 8]);
         assert!(all[0].is_silent_directive() && !all[3].is_silent_directive());
         assert_eq!(all[1].tokens.len(), 9);
-        assert_eq!(all[2].tokens[0].1, text.find("www").unwrap());
+        assert_eq!(all[2].tokens[0].1.start, text.find("www").unwrap());
         assert!(!all[4].has_owner);
         let last = &all[4].tokens[2].0;
         assert_eq!((last.text, last.quoted), ("a;( b", true));

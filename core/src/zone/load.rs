@@ -175,7 +175,7 @@ fn read_file(
             (
                 e.line,
                 if e.has_owner {
-                    e.tokens[0].1
+                    e.tokens[0].1.start
                 } else {
                     text.len()
                 },
@@ -355,23 +355,17 @@ fn generic_forms<'t>(
         {
             at += 1;
         }
-        let Some((type_token, type_start)) = tokens.get(at) else {
+        let Some((type_token, type_span)) = tokens.get(at) else {
             continue;
         };
         let Ok(rtype) = Rtype::from_str(type_token.text) else {
             continue; // The scanner says what is wrong.
         };
         if let Some(why) = presentation::refused(rtype) {
-            return Err((
-                entry.line,
-                format!("type {rtype} cannot be in a zone: {why}"),
-            ));
+            return Err((entry.line, format!("type {rtype} cannot be in a zone: {why}")));
         }
         let data = &tokens[at + 1..];
-        if data
-            .first()
-            .is_some_and(|(t, _)| !t.quoted && t.text == "\\#")
-        {
+        if data.first().is_some_and(|(t, _)| !t.quoted && t.text == "\\#") {
             continue;
         }
         match presentation::reader(rtype) {
@@ -387,25 +381,20 @@ fn generic_forms<'t>(
             }
             Reader::Here => {}
         }
-        let data: Vec<Token<'_>> = data.iter().map(|(t, _)| *t).collect();
+        let values: Vec<Token<'_>> = data.iter().map(|(t, _)| *t).collect();
         let origin = origin.clone().unwrap_or_else(Name::root_bytes);
-        let rdata = presentation::rdata(rtype, &data, &origin)
+        let rdata = presentation::rdata(rtype, &values, &origin)
             .map_err(|msg| (entry.line, format!("{rtype}: {msg}")))?;
-        let breaks = text[*type_start..entry.end].matches('\n').count();
-        out.push_str(&text[copied..*type_start]);
-        out.push_str(&format!("TYPE{} ", rtype.to_int()));
-        if breaks == 0 {
-            out.push_str(&presentation::generic(&rdata));
-        } else {
-            out.push_str(&format!(
-                "( {}{})",
-                presentation::generic(&rdata),
-                "\n".repeat(breaks)
-            ));
+        // Only the tokens change: parentheses, comments and line breaks stay where they are.
+        out.push_str(&text[copied..type_span.start]);
+        out.push_str(&format!("TYPE{} {}", rtype.to_int(), presentation::generic(&rdata)));
+        copied = type_span.end;
+        for (_, span) in data {
+            out.push_str(&text[copied..span.start]);
+            copied = span.end;
         }
-        copied = entry.end;
     }
-    if copied == 0 {
+    if out.is_empty() {
         return Ok(Cow::Borrowed(text));
     }
     out.push_str(&text[copied..]);
