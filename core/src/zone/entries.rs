@@ -11,7 +11,8 @@ pub(super) struct EntryText<'a> {
     pub line: usize,
     /// Whether it starts in column 1 (has an owner, or is a directive).
     pub has_owner: bool,
-    /// Its tokens, with the bytes of the text each covers (quotes included).
+    /// Its tokens, with the bytes of the text each covers (quotes included; none for a
+    /// quoted string that is not closed).
     pub tokens: Vec<(Token<'a>, Range<usize>)>,
 }
 
@@ -64,30 +65,33 @@ pub(super) fn entries(text: &str) -> Vec<EntryText<'_>> {
                     has_owner: start == line_start,
                     tokens: Vec::new(),
                 });
-                let (token, end) = if b == b'"' {
-                    let end = quoted_end(bytes, start + 1);
+                if b == b'"' {
+                    let Some(end) = quoted_end(bytes, start + 1) else {
+                        // Not closed: a token that covers no bytes, which readers refuse.
+                        let token = Token {
+                            text: &text[start + 1..],
+                            quoted: true,
+                        };
+                        entry.tokens.push((token, start..start));
+                        break;
+                    };
                     // A quoted string may span lines.
                     line += bytes[start..end].iter().filter(|&&c| c == b'\n').count();
-                    let inner = &text[start + 1..end.saturating_sub(1).max(start + 1)];
-                    (
-                        Token {
-                            text: inner,
-                            quoted: true,
-                        },
-                        end,
-                    )
+                    let token = Token {
+                        text: &text[start + 1..end - 1],
+                        quoted: true,
+                    };
+                    entry.tokens.push((token, start..end));
+                    i = end;
                 } else {
                     let end = plain_end(bytes, start);
-                    (
-                        Token {
-                            text: &text[start..end],
-                            quoted: false,
-                        },
-                        end,
-                    )
-                };
-                entry.tokens.push((token, start..end));
-                i = end;
+                    let token = Token {
+                        text: &text[start..end],
+                        quoted: false,
+                    };
+                    entry.tokens.push((token, start..end));
+                    i = end;
+                }
             }
         }
     }
@@ -95,16 +99,16 @@ pub(super) fn entries(text: &str) -> Vec<EntryText<'_>> {
     out
 }
 
-/// Past the closing quote of a string whose text starts at `i` (or the end of the text).
-fn quoted_end(bytes: &[u8], mut i: usize) -> usize {
+/// Past the closing quote of a string whose text starts at `i`; `None` when it is not closed.
+fn quoted_end(bytes: &[u8], mut i: usize) -> Option<usize> {
     while i < bytes.len() {
         match bytes[i] {
             b'\\' => i += 2,
-            b'"' => return i + 1,
+            b'"' => return Some(i + 1),
             _ => i += 1,
         }
     }
-    bytes.len()
+    None
 }
 
 /// The end of an unquoted token starting at `i`: a blank, a parenthesis, a comment or a
@@ -112,6 +116,9 @@ fn quoted_end(bytes: &[u8], mut i: usize) -> usize {
 fn plain_end(bytes: &[u8], mut i: usize) -> usize {
     while i < bytes.len() {
         match bytes[i] {
+            // An escaped line break would hide the end of the entry: the backslash stays
+            // alone, and reading it fails.
+            b'\\' if bytes.get(i + 1) == Some(&b'\n') => return i + 1,
             b'\\' => i += 2,
             b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b';' | b'"' => return i,
             _ => i += 1,

@@ -362,10 +362,16 @@ fn generic_forms<'t>(
             continue; // The scanner says what is wrong.
         };
         if let Some(why) = presentation::refused(rtype) {
-            return Err((entry.line, format!("type {rtype} cannot be in a zone: {why}")));
+            return Err((
+                entry.line,
+                format!("type {rtype} cannot be in a zone: {why}"),
+            ));
         }
         let data = &tokens[at + 1..];
-        if data.first().is_some_and(|(t, _)| !t.quoted && t.text == "\\#") {
+        if data
+            .first()
+            .is_some_and(|(t, _)| !t.quoted && t.text == "\\#")
+        {
             continue;
         }
         match presentation::reader(rtype) {
@@ -381,13 +387,23 @@ fn generic_forms<'t>(
             }
             Reader::Here => {}
         }
+        if data.iter().any(|(_, span)| span.is_empty()) {
+            return Err((
+                entry.line,
+                format!("{rtype}: a quoted string is not closed"),
+            ));
+        }
         let values: Vec<Token<'_>> = data.iter().map(|(t, _)| *t).collect();
         let origin = origin.clone().unwrap_or_else(Name::root_bytes);
         let rdata = presentation::rdata(rtype, &values, &origin)
             .map_err(|msg| (entry.line, format!("{rtype}: {msg}")))?;
         // Only the tokens change: parentheses, comments and line breaks stay where they are.
         out.push_str(&text[copied..type_span.start]);
-        out.push_str(&format!("TYPE{} {}", rtype.to_int(), presentation::generic(&rdata)));
+        out.push_str(&format!(
+            "TYPE{} {}",
+            rtype.to_int(),
+            presentation::generic(&rdata)
+        ));
         copied = type_span.end;
         for (_, span) in data {
             out.push_str(&text[copied..span.start]);

@@ -19,3 +19,4 @@ mod tcp_limits;
 mod unbound;
 mod upstream_hardening;
 mod zone;
+mod zone_types;
