@@ -339,7 +339,7 @@ fn generic_forms<'t>(
         let tokens = &entry.tokens;
         if entry.has_owner && tokens[0].0.text.eq_ignore_ascii_case("$ORIGIN") {
             if let Some((name, _)) = tokens.get(1) {
-                origin = absolute(name.text, origin.as_ref());
+                origin = presentation::absolute(name.text, origin.as_ref());
             }
             continue;
         }
@@ -415,16 +415,4 @@ fn generic_forms<'t>(
     }
     out.push_str(&text[copied..]);
     Ok(Cow::Owned(out))
-}
-
-/// `name` made absolute below `origin` (as `$ORIGIN` takes it), if it is a valid name.
-fn absolute(name: &str, origin: Option<&Name<Bytes>>) -> Option<Name<Bytes>> {
-    if name.ends_with('.') && !name.ends_with("\\.") {
-        return Name::bytes_from_str(name).ok();
-    }
-    match origin {
-        Some(o) if o.is_root() => Name::bytes_from_str(&format!("{name}.")).ok(),
-        Some(o) => Name::bytes_from_str(&format!("{name}.{}", o.fmt_with_dot())).ok(),
-        None => None,
-    }
 }

@@ -333,17 +333,28 @@ fn cert_type(text: &str, out: &mut Vec<u8>) -> Result<(), String> {
 /// A domain name, relative ones below `origin`, uncompressed.
 fn name(text: &str, origin: &Name<Bytes>, out: &mut Vec<u8>) -> Result<(), String> {
     let full = if text == "@" {
-        origin.clone()
-    } else if text.ends_with('.') && !text.ends_with("\\.") {
-        Name::bytes_from_str(text).map_err(|e| format!("bad name {text:?}: {e}"))?
-    } else if origin.is_root() {
-        Name::bytes_from_str(&format!("{text}.")).map_err(|e| format!("bad name {text:?}: {e}"))?
+        Some(origin.clone())
     } else {
-        Name::bytes_from_str(&format!("{text}.{}", origin.fmt_with_dot()))
-            .map_err(|e| format!("bad name {text:?}: {e}"))?
+        absolute(text, Some(origin))
     };
+    let full = full.ok_or_else(|| format!("{text:?} is not a domain name"))?;
     out.extend_from_slice(full.as_slice());
     Ok(())
+}
+
+/// `name` made absolute below `origin` (as `$ORIGIN` takes it), if it is a valid name.
+pub(super) fn absolute(name: &str, origin: Option<&Name<Bytes>>) -> Option<Name<Bytes>> {
+    // A final dot ends an absolute name unless escaped (an odd run of backslashes).
+    if let Some(head) = name.strip_suffix('.') {
+        if head.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 0 {
+            return Name::bytes_from_str(name).ok();
+        }
+    }
+    match origin {
+        Some(o) if o.is_root() => Name::bytes_from_str(&format!("{name}.")).ok(),
+        Some(o) => Name::bytes_from_str(&format!("{name}.{}", o.fmt_with_dot())).ok(),
+        None => None,
+    }
 }
 
 /// A character string (RFC 1035 5.1): escapes decoded, at most 255 octets.
@@ -669,6 +680,8 @@ mod tests {
         let cases = [
             (Rtype::SPF, r#""v=spf1 -all""#, "0b763d73706631202d616c6c"),
             (Rtype::AFSDB, "1 x", "00010178076578616d706c6500"),
+            (Rtype::KX, r"1 a\.", "000102612e076578616d706c6500"),
+            (Rtype::KX, r"1 a\\.", "000102615c00"),
             (Rtype::L32, "10 10.1.2.0", "000a0a010200"),
             (Rtype::L64, "10 2001:0db8:1140:1000", "000a20010db811401000"),
             (Rtype::EUI48, "00-00-5e-00-53-2a", "00005e00532a"),
