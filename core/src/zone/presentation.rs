@@ -115,6 +115,8 @@ const HERE: &[Rtype] = &[
     Rtype::APL,
     Rtype::NSAP,
     Rtype::WKS,
+    Rtype::SIG,
+    Rtype::NXT,
 ];
 
 /// A token of record data: its text (quotes removed) and whether it was quoted.
@@ -232,6 +234,28 @@ pub(super) fn rdata(
             out.extend(hex(&digits.replace('.', ""))?);
         }
         Rtype::WKS => wks(&mut t, &mut out)?,
+        Rtype::SIG => sig(&mut t, origin, &mut out)?,
+        Rtype::NXT => {
+            // RFC 2535 5.2: the next name, then one bit a type (types 1 to 127).
+            name(t.plain()?, origin, &mut out)?;
+            let mut bitmap = Vec::new();
+            while let Some(token) = t.maybe() {
+                let rtype = Rtype::from_str(token.text)
+                    .map_err(|_| format!("{} is not a record type", token.text))?;
+                let value = rtype.to_int();
+                if value == 0 || value > 127 {
+                    return Err(format!(
+                        "{rtype} cannot be in an NXT bitmap (types 1 to 127)"
+                    ));
+                }
+                let byte = usize::from(value / 8);
+                if bitmap.len() <= byte {
+                    bitmap.resize(byte + 1, 0);
+                }
+                bitmap[byte] |= 0x80 >> (value % 8);
+            }
+            out.extend_from_slice(&bitmap);
+        }
         _ => return Err(format!("no presentation-form reader for {rtype}")),
     }
     if let Some(extra) = t.maybe() {
@@ -501,6 +525,29 @@ fn wks(t: &mut Tokens<'_, '_>, out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
+/// SIG (RFC 2535 7.2), written as RRSIG is (RFC 4034 3.2): type covered, algorithm,
+/// labels, original TTL, expiration, inception, key tag, signer, signature.
+fn sig(t: &mut Tokens<'_, '_>, origin: &Name<Bytes>, out: &mut Vec<u8>) -> Result<(), String> {
+    let covered = t.plain()?;
+    let covered =
+        Rtype::from_str(covered).map_err(|_| format!("{covered} is not a record type"))?;
+    out.extend_from_slice(&covered.to_int().to_be_bytes());
+    algorithm(t.plain()?, out)?;
+    u8_(t.plain()?, out)?;
+    let ttl: u32 = t.plain()?.parse().map_err(|_| "expected an original TTL")?;
+    out.extend_from_slice(&ttl.to_be_bytes());
+    for _ in 0..2 {
+        let text = t.plain()?;
+        let time = domain::rdata::dnssec::Timestamp::from_str(text)
+            .map_err(|_| format!("{text:?} is not a signature time"))?;
+        out.extend_from_slice(&time.into_int().to_be_bytes());
+    }
+    u16_(t.plain()?, out)?;
+    name(t.plain()?, origin, out)?;
+    out.extend(base64(&t.rest()?)?);
+    Ok(())
+}
+
 /// LOC (RFC 1876 3):
 /// `d1 [m1 [s1]] N|S d2 [m2 [s2]] E|W alt[m] [size[m] [hp[m] [vp[m]]]]`.
 fn loc(t: &mut Tokens<'_, '_>, out: &mut Vec<u8>) -> Result<(), String> {
@@ -693,6 +740,12 @@ mod tests {
             (Rtype::CSYNC, "66 3 A NS AAAA", "000000420003000460000008"),
             (Rtype::WKS, "192.0.2.1 6 25", "c00002010600000040"),
             (Rtype::CERT, "PGP 0 0 AQID", "0003000000010203"),
+            (
+                Rtype::SIG,
+                "A 5 2 3600 20300101000000 20200101000000 12345 example. AQID",
+                "0001050200000e1070dbd8805e0be1003039076578616d706c6500010203",
+            ),
+            (Rtype::NXT, "a.example. A NS", "0161076578616d706c650060"),
         ];
         for (rtype, text, nsd) in cases {
             let got = wire(rtype, text).unwrap();
