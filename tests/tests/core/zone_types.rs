@@ -209,3 +209,99 @@ fn hostile_presentation_data_is_an_error_not_a_panic() {
         assert!(result.is_err(), "{:.60}: loaded", record);
     }
 }
+
+/// The rdata of `x.example TYPE ...` loaded from `record` (`TYPE ...`), in hex.
+fn wire(record: &str) -> Result<String, LoadError> {
+    let zone = load(&with_soa(&format!("x {record}")))?;
+    let rtype: Rtype = record.split_whitespace().next().unwrap().parse().unwrap();
+    let set = ZoneSet::new(vec![zone]).unwrap();
+    Ok(rdata(&set, "x.example", rtype)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+#[test]
+fn loc_rfc1876_examples_give_nsds_bytes() {
+    // RFC 1876 4's examples and the extremes; the bytes are NSD 4.6's for the same text.
+    for (text, nsd) in [
+        (
+            "42 21 54 N 71 06 18 W -24m 30m",
+            "0033161389172dd070be15f000988d20",
+        ),
+        (
+            "42 21 43.952 N 71 5 6.344 W -24m 1m 200m",
+            "001224138917069070bf2dd800988d20",
+        ),
+        (
+            "52 14 05 N 00 08 50 E 10m",
+            "001216138b3556c88008165000989a68",
+        ),
+        (
+            "32 7 19 S 116 2 25 E 10m",
+            "00121613791b7d2898e6486800989a68",
+        ),
+        (
+            "90 S 180 W -100000m 90000000m 0 0.01m",
+            "009900106cb0270059604e0000000000",
+        ),
+    ] {
+        assert_eq!(wire(&format!("LOC {text}")).unwrap(), nsd, "{text}");
+    }
+    for bad in [
+        "91 N 0 E 0m",
+        "0 N 181 E 0m",
+        "0 60 N 0 E 0m",
+        "0 N 0 E",
+        "0 N 0 E 0m 1m 1m 1m 1m",
+        "0 N 0 E 0m 90000001m",
+        "0 N 0 E 42849673m",
+        "1 2 3 4 N 0 E 0m",
+        "0 0 60 N 0 E 0m",
+    ] {
+        assert!(wire(&format!("LOC {bad}")).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn each_shape_gives_nsds_bytes() {
+    for (record, nsd) in [
+        (r#"SPF "v=spf1 -all""#, "0b763d73706631202d616c6c"),
+        ("AFSDB 1 x", "00010178076578616d706c6500"),
+        (r"KX 1 a\.", "000102612e076578616d706c6500"),
+        (r"KX 1 a\\.", "000102615c00"),
+        ("L32 10 10.1.2.0", "000a0a010200"),
+        ("L64 10 2001:0db8:1140:1000", "000a20010db811401000"),
+        ("EUI48 00-00-5e-00-53-2a", "00005e00532a"),
+        (
+            "APL 1:192.168.32.0/21 !1:192.168.38.0/28",
+            "00011503c0a82000011c83c0a826",
+        ),
+        ("CSYNC 66 3 A NS AAAA", "000000420003000460000008"),
+        ("WKS 192.0.2.1 6 25", "c00002010600000040"),
+        ("CERT PGP 0 0 AQID", "0003000000010203"),
+        (
+            "SIG A 5 2 3600 20300101000000 20200101000000 12345 example. AQID",
+            "0001050200000e1070dbd8805e0be1003039076578616d706c6500010203",
+        ),
+        ("NXT a.example. A NS", "0161076578616d706c650060"),
+    ] {
+        assert_eq!(wire(record).unwrap(), nsd, "{record}");
+    }
+    for bad in [
+        "EUI48 00-00-5e-00-53",
+        "L64 1 2001:db8:1",
+        "APL 3:1.2.3.4/8",
+        "APL 1:1.2.3.4/33",
+        "AFSDB 65536 x",
+        "AFSDB 1 x extra",
+        "WKS 192.0.2.1 tcp smtp",
+        r"X25 \256",
+        "URI 1 1",
+        "NXT a.example. CAA",
+    ] {
+        assert!(wire(bad).is_err(), "{bad}");
+    }
+    assert!(wire(&format!("SPF \"{}\"", "a".repeat(256))).is_err());
+    assert!(wire(&format!("SPF \"{}\"", "a".repeat(255))).is_ok());
+}
