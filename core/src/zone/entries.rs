@@ -26,77 +26,98 @@ impl EntryText<'_> {
     }
 }
 
-/// The entries of `text`, in order; blank and comment-only lines are none.
-pub(super) fn entries(text: &str) -> Vec<EntryText<'_>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut current: Option<EntryText<'_>> = None;
-    let (mut line, mut depth, mut line_start) = (1, 0usize, 0);
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'\n' => {
-                line += 1;
-                line_start = i + 1;
-                if depth == 0 {
-                    out.extend(current.take());
+/// The entries of `text`, in order; blank and comment-only lines are none. An iterator,
+/// so that a large zone's tokens are never all held at once.
+pub(super) fn entries(text: &str) -> Entries<'_> {
+    Entries {
+        text,
+        i: 0,
+        line: 1,
+        line_start: 0,
+        depth: 0,
+    }
+}
+
+/// The iterator [`entries`] returns.
+pub(super) struct Entries<'a> {
+    text: &'a str,
+    i: usize,
+    line: usize,
+    line_start: usize,
+    depth: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = EntryText<'a>;
+
+    fn next(&mut self) -> Option<EntryText<'a>> {
+        let (text, bytes) = (self.text, self.text.as_bytes());
+        let mut current: Option<EntryText<'a>> = None;
+        while self.i < bytes.len() {
+            let b = bytes[self.i];
+            match b {
+                b'\n' => {
+                    self.line += 1;
+                    self.i += 1;
+                    self.line_start = self.i;
+                    if self.depth == 0 && current.is_some() {
+                        return current;
+                    }
                 }
-                i += 1;
-            }
-            b';' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
+                b';' => {
+                    while self.i < bytes.len() && bytes[self.i] != b'\n' {
+                        self.i += 1;
+                    }
                 }
-            }
-            b'(' => {
-                depth += 1;
-                i += 1;
-            }
-            b')' => {
-                depth = depth.saturating_sub(1);
-                i += 1;
-            }
-            b' ' | b'\t' | b'\r' => i += 1,
-            _ => {
-                let start = i;
-                let entry = current.get_or_insert_with(|| EntryText {
-                    line,
-                    has_owner: start == line_start,
-                    tokens: Vec::new(),
-                });
-                if b == b'"' {
-                    let Some(end) = quoted_end(bytes, start + 1) else {
-                        // Not closed: a token that covers no bytes, which readers refuse.
+                b'(' => {
+                    self.depth += 1;
+                    self.i += 1;
+                }
+                b')' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.i += 1;
+                }
+                b' ' | b'\t' | b'\r' => self.i += 1,
+                _ => {
+                    let start = self.i;
+                    let entry = current.get_or_insert_with(|| EntryText {
+                        line: self.line,
+                        has_owner: start == self.line_start,
+                        tokens: Vec::new(),
+                    });
+                    if b == b'"' {
+                        let Some(end) = quoted_end(bytes, start + 1) else {
+                            // Not closed: a token that covers no bytes, which readers refuse.
+                            let token = Token {
+                                text: &text[start + 1..],
+                                quoted: true,
+                            };
+                            entry.tokens.push((token, start..start));
+                            self.i = bytes.len();
+                            break;
+                        };
+                        // A quoted string may span lines.
+                        self.line += bytes[start..end].iter().filter(|&&c| c == b'\n').count();
                         let token = Token {
-                            text: &text[start + 1..],
+                            text: &text[start + 1..end - 1],
                             quoted: true,
                         };
-                        entry.tokens.push((token, start..start));
-                        break;
-                    };
-                    // A quoted string may span lines.
-                    line += bytes[start..end].iter().filter(|&&c| c == b'\n').count();
-                    let token = Token {
-                        text: &text[start + 1..end - 1],
-                        quoted: true,
-                    };
-                    entry.tokens.push((token, start..end));
-                    i = end;
-                } else {
-                    let end = plain_end(bytes, start);
-                    let token = Token {
-                        text: &text[start..end],
-                        quoted: false,
-                    };
-                    entry.tokens.push((token, start..end));
-                    i = end;
+                        entry.tokens.push((token, start..end));
+                        self.i = end;
+                    } else {
+                        let end = plain_end(bytes, start);
+                        let token = Token {
+                            text: &text[start..end],
+                            quoted: false,
+                        };
+                        entry.tokens.push((token, start..end));
+                        self.i = end;
+                    }
                 }
             }
         }
+        current
     }
-    out.extend(current);
-    out
 }
 
 /// Past the closing quote of a string whose text starts at `i`; `None` when it is not closed.
@@ -134,7 +155,7 @@ mod tests {
     #[test]
     fn entries_skip_comments_and_join_continuations() {
         let text = "$ORIGIN a.\n; c\n@ SOA ns h ( 1 ; x\n 2 3 4 5 )\n\nwww A 1.2.3.4\n$INCLUDE f\n t TXT \"a;( b\" \n";
-        let all = entries(text);
+        let all: Vec<_> = entries(text).collect();
         let lines: Vec<usize> = all.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![1, 3, 6, 7, 8]);
         assert!(all[0].is_silent_directive() && !all[3].is_silent_directive());

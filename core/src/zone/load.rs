@@ -16,7 +16,7 @@ use domain::dep::octseq::Parser;
 use domain::rdata::{AllRecordData, ZoneRecordData};
 use domain::zonefile::inplace::{Entry, Zonefile};
 
-use super::entries::{entries, EntryText};
+use super::entries::entries;
 use super::index::Zone;
 use super::presentation::{self, Reader, Token};
 use crate::record::Rr;
@@ -165,11 +165,9 @@ fn read_file(
     files: &mut Vec<String>,
     out: &mut Vec<Placed>,
 ) -> Result<(), LoadError> {
-    let entries = entries(text);
     // Where each entry that the scanner hands out starts: its line, and the offset of its
     // owner (the text's end for a blank owner).
-    let lines: Vec<(usize, usize)> = entries
-        .iter()
+    let lines: Vec<(usize, usize)> = entries(text)
         .filter(|e| !e.is_silent_directive())
         .map(|e| {
             (
@@ -185,7 +183,7 @@ fn read_file(
     // Without an origin, the first record's owner, if absolute, is the origin
     // (so `example.org. SOA ns1 host ...` may use relative names from its rdata on).
     let origin = origin.or_else(|| first_owner(text, &lines));
-    let text = generic_forms(text, &entries, origin.clone())
+    let text = generic_forms(text, origin.clone())
         .map_err(|(line, msg)| LoadError::new(&files[file], Some(line), msg))?;
     let mut zf = Zonefile::from(text.as_ref());
     if !text.ends_with('\n') {
@@ -330,12 +328,11 @@ fn to_rr(record: &Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>) -> Re
 /// so lines stay where they were); refuses meta types and types no reader knows.
 fn generic_forms<'t>(
     text: &'t str,
-    entries: &[EntryText<'_>],
     mut origin: Option<Name<Bytes>>,
 ) -> Result<Cow<'t, str>, (usize, String)> {
     let mut out = String::new();
     let mut copied = 0;
-    for entry in entries {
+    for entry in entries(text) {
         let tokens = &entry.tokens;
         if entry.has_owner && tokens[0].0.text.eq_ignore_ascii_case("$ORIGIN") {
             if let Some((name, _)) = tokens.get(1) {
