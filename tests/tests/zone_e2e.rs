@@ -524,6 +524,18 @@ fn dname_redirects_names_below_it_through_dig() {
             "gone.old.dname.test. 600 IN CNAME gone.new.dname.test."
         ]
     );
+    // Asked for the CNAME itself: the synthesised one is the answer, not followed (a
+    // target that does not exist makes no NXDOMAIN).
+    let out = ask(&["gone.old.dname.test", "CNAME"]);
+    assert_eq!(status(&out), "NOERROR");
+    assert_eq!(
+        section(&out, "ANSWER"),
+        [
+            "old.dname.test. 600 IN DNAME new.dname.test.",
+            "gone.old.dname.test. 600 IN CNAME gone.new.dname.test."
+        ]
+    );
+    assert_eq!(section(&out, "AUTHORITY").len(), 0, "{out}");
     // The owner itself is an ordinary name.
     assert_eq!(short(&server, &["old.dname.test", "A"]), "192.0.2.9");
     assert_eq!(

@@ -163,6 +163,11 @@ impl ZoneSet {
                                         _ => break,
                                     };
                                     answer.answer.push(cname);
+                                    if qtype == Rtype::CNAME {
+                                        // The synthesised CNAME is the answer asked for
+                                        // (RFC 1034 4.3.2 step 3a), as NSD answers.
+                                        break;
+                                    }
                                     if target.ends_with(rr.owner()) {
                                         // Into its own subtree: every step would grow the
                                         // name by the same labels. Stop, as NSD does.
