@@ -1,0 +1,216 @@
+//! The differential tests (issue 14): `names --zone` against NSD on the zone files of
+//! `tests/conformance/`, and the `names` forwarder against Unbound, both forwarding to one
+//! NSD, the query set sent twice so the second pass compares cache hits with the first
+//! answers. Every difference not in `tests/conformance/allowed.toml` fails the test with the
+//! `dig` commands that show it on both servers. Loopback only; NSD and Unbound are started
+//! from the templates beside the zone files and stopped by PID. Skipped, saying so, when NSD
+//! or Unbound is not installed (`.ci/run` installs them).
+
+mod compare;
+mod peers;
+mod queries;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use names_tests::*;
+
+use compare::{differences, load_allowed, read, Allowed, Outcome};
+use peers::{data, Daemon};
+use queries::Query;
+
+/// Queries in flight at once, per server.
+const CONCURRENCY: usize = 12;
+/// The zones, as (origin, file in `tests/conformance/`).
+const ZONES: &[(&str, &str)] = &[
+    ("conf.test", "conf.test.zone"),
+    ("apex-dname.test", "apex-dname.test.zone"),
+];
+
+/// How long one exchange may take; a UDP query unanswered in time is sent once more (a
+/// loaded machine may drop a datagram), a malformed one is not (silence is an answer).
+const WAIT: Duration = Duration::from_millis(1500);
+const WAIT_MALFORMED: Duration = Duration::from_millis(400);
+
+/// Asks `server` one query.
+fn ask(server: SocketAddr, q: &Query, id: u16) -> Option<Vec<u8>> {
+    let wire = q.wire(id);
+    if q.tcp {
+        return tcp_exchange_timeout(server, &[wire], WAIT)
+            .into_iter()
+            .next();
+    }
+    if q.raw.is_some() {
+        return udp_exchange(server, &wire, WAIT_MALFORMED);
+    }
+    (0..2).find_map(|_| udp_exchange(server, &wire, WAIT))
+}
+
+/// Every query asked of each server in `servers`, `CONCURRENCY` at a time; the raw replies
+/// in query order, one per server.
+fn ask_all(queries: &[Query], servers: &[SocketAddr]) -> Vec<Vec<Option<Vec<u8>>>> {
+    let next = AtomicUsize::new(0);
+    let replies = Mutex::new(vec![Vec::new(); queries.len()]);
+    thread::scope(|s| {
+        for _ in 0..CONCURRENCY {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(q) = queries.get(i) else { break };
+                let id = (i as u16).wrapping_mul(7919);
+                let got: Vec<_> = servers.iter().map(|&srv| ask(srv, q, id)).collect();
+                replies.lock().unwrap()[i] = got;
+            });
+        }
+    });
+    replies.into_inner().unwrap()
+}
+
+/// The allowed differences, read once.
+fn allowed() -> Vec<Allowed> {
+    let text = std::fs::read_to_string(data("allowed.toml")).expect("read allowed.toml");
+    load_allowed(&text)
+}
+
+/// Differences found, and how many each allowed entry covered.
+#[derive(Default)]
+struct Verdict {
+    failures: Vec<String>,
+    used: BTreeMap<String, usize>,
+    compared: usize,
+}
+
+impl Verdict {
+    /// Compares one pair of outcomes of `test`; an uncovered difference becomes a failure
+    /// naming the dig commands that show it.
+    fn check(
+        &mut self,
+        allowed: &[Allowed],
+        test: &str,
+        q: &Query,
+        (names, peer): (&Outcome, &Outcome),
+        (names_dig, peer_dig): (&str, &str),
+        ttl_slack: u32,
+    ) {
+        self.compared += 1;
+        for d in differences(names, peer, ttl_slack) {
+            match allowed.iter().find(|a| a.covers(test, q, &d)) {
+                Some(a) => *self.used.entry(a.id.clone()).or_default() += 1,
+                None => self.failures.push(format!(
+                    "{test}: {d}\n    {names_dig} {args}\n    {peer_dig} {args}",
+                    args = q.dig_args()
+                )),
+            }
+        }
+    }
+
+    fn finish(self, what: &str, min_compared: usize) {
+        eprintln!("{what}: {} replies compared", self.compared);
+        for (id, n) in &self.used {
+            eprintln!("  allowed {id}: {n}");
+        }
+        assert!(
+            self.compared >= min_compared,
+            "{what}: only {} compared",
+            self.compared
+        );
+        if let Some(path) = std::env::var_os("CONFORMANCE_DUMP") {
+            std::fs::write(path, self.failures.join("\n")).expect("write the dump");
+        }
+        // One example of each kind of difference (its first line), with its count.
+        let mut kinds: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+        for f in &self.failures {
+            let kind = f.lines().next().unwrap_or("");
+            kinds.entry(kind).or_insert((0, f)).0 += 1;
+        }
+        assert!(
+            self.failures.is_empty(),
+            "{what}: {} differences not in tests/conformance/allowed.toml, {} kinds (first 60):\n{}",
+            self.failures.len(),
+            kinds.len(),
+            kinds
+                .values()
+                .take(60)
+                .map(|(n, f)| format!("[{n}x] {f}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// The owners of every zone file.
+fn all_owners() -> Vec<String> {
+    ZONES
+        .iter()
+        .flat_map(|(_, file)| {
+            queries::owners(&std::fs::read_to_string(data(file)).expect("read zone"))
+        })
+        .collect()
+}
+
+/// NSD serving the zone files.
+fn nsd(tag: &str) -> Daemon {
+    let files: Vec<_> = ZONES.iter().map(|(o, f)| (*o, data(f))).collect();
+    let zones: Vec<_> = files.iter().map(|(o, f)| (*o, f.as_path())).collect();
+    peers::nsd(tag, &zones)
+}
+
+/// Whether the reference programs are there; if not, says so (the test then passes).
+fn have(programs: &[&str]) -> bool {
+    let missing = peers::missing(programs);
+    if !missing.is_empty() {
+        eprintln!(
+            "SKIPPED: {} not installed (apt-get install nsd unbound; .ci/run does)",
+            missing.join(", ")
+        );
+    }
+    missing.is_empty()
+}
+
+fn names_dig(addr: SocketAddr) -> String {
+    format!("dig @{} -p {}", addr.ip(), addr.port())
+}
+
+#[test]
+fn names_answers_as_nsd_does() {
+    if !have(&["nsd"]) {
+        return;
+    }
+    eprintln!("against {}", peers::version("nsd", "-v"));
+    let nsd = nsd("auth");
+    let mut args = vec!["--no-forward".to_string()];
+    for (_, file) in ZONES {
+        args.push("--zone".into());
+        args.push(data(file).to_str().unwrap().into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let names = Server::start(&args);
+
+    let set = queries::authoritative(&all_owners());
+    let start = Instant::now();
+    let replies = ask_all(&set, &[names.udp_addr(), nsd.addr]);
+    eprintln!(
+        "{} queries to each server in {:?}",
+        set.len(),
+        start.elapsed()
+    );
+
+    let allowed = allowed();
+    let mut verdict = Verdict::default();
+    let digs = (names_dig(names.udp_addr()), nsd.dig_prefix());
+    for (q, r) in set.iter().zip(&replies) {
+        let (a, b) = (read(r[0].as_deref()), read(r[1].as_deref()));
+        verdict.check(
+            &allowed,
+            "authoritative",
+            q,
+            (&a, &b),
+            (&digs.0, &digs.1),
+            0,
+        );
+    }
+    verdict.finish("authoritative", 3000);
+}
