@@ -175,9 +175,26 @@ fn opt_text(opt: &Option<Opt>) -> String {
     }
 }
 
-/// The records of `a` with no partner in `b`: same owner, type, class and rdata, TTLs at
-/// most `ttl_slack` apart (0: equal).
-fn unmatched(a: &[Record], b: &[Record], ttl_slack: u32) -> Vec<Record> {
+/// How far the TTL of names' record may be from the peer's: names' TTL in
+/// `peer - below ..= peer + above` (both 0: equal).
+#[derive(Clone, Copy, Debug)]
+pub struct TtlWindow {
+    pub below: u32,
+    pub above: u32,
+}
+
+impl TtlWindow {
+    /// TTLs must be equal.
+    pub const EXACT: TtlWindow = TtlWindow { below: 0, above: 0 };
+
+    fn fits(self, names: u32, peer: u32) -> bool {
+        names >= peer.saturating_sub(self.below) && names <= peer.saturating_add(self.above)
+    }
+}
+
+/// The records of `a` with no partner in `b`: same owner, type, class and rdata, TTLs
+/// within `ttl` (`fits(ttl of a, ttl of b)`).
+fn unmatched(a: &[Record], b: &[Record], fits: impl Fn(u32, u32) -> bool) -> Vec<Record> {
     let mut taken = vec![false; b.len()];
     let mut out = Vec::new();
     for r in a {
@@ -185,7 +202,7 @@ fn unmatched(a: &[Record], b: &[Record], ttl_slack: u32) -> Vec<Record> {
             !taken[i]
                 && (o.owner.as_str(), o.rtype, o.class, o.rdata.as_str())
                     == (r.owner.as_str(), r.rtype, r.class, r.rdata.as_str())
-                && o.ttl.abs_diff(r.ttl) <= ttl_slack
+                && fits(r.ttl, o.ttl)
         });
         match partner {
             Some(i) => taken[i] = true,
@@ -197,7 +214,7 @@ fn unmatched(a: &[Record], b: &[Record], ttl_slack: u32) -> Vec<Record> {
 }
 
 /// Every field in which `names` and `peer` differ.
-pub fn differences(names: &Outcome, peer: &Outcome, ttl_slack: u32) -> Vec<Difference> {
+pub fn differences(names: &Outcome, peer: &Outcome, ttl: TtlWindow) -> Vec<Difference> {
     let simple = |field, a: String, b: String| Difference {
         field,
         names: a,
@@ -239,8 +256,8 @@ pub fn differences(names: &Outcome, peer: &Outcome, ttl_slack: u32) -> Vec<Diffe
         ));
     }
     for (i, field) in SECTIONS.into_iter().enumerate() {
-        let only_names = unmatched(&a.sections[i], &b.sections[i], ttl_slack);
-        let only_peer = unmatched(&b.sections[i], &a.sections[i], ttl_slack);
+        let only_names = unmatched(&a.sections[i], &b.sections[i], |x, y| ttl.fits(x, y));
+        let only_peer = unmatched(&b.sections[i], &a.sections[i], |x, y| ttl.fits(y, x));
         if !only_names.is_empty() || !only_peer.is_empty() {
             out.push(Difference {
                 field,

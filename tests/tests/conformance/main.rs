@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use names_tests::*;
 
-use compare::{differences, load_allowed, read, Allowed, Outcome};
+use compare::{differences, load_allowed, read, Allowed, Outcome, TtlWindow};
 use peers::{data, Daemon};
 use queries::Query;
 
@@ -93,10 +93,10 @@ impl Verdict {
         q: &Query,
         (names, peer): (&Outcome, &Outcome),
         (names_dig, peer_dig): (&str, &str),
-        ttl_slack: u32,
+        ttl: TtlWindow,
     ) {
         self.compared += 1;
-        for d in differences(names, peer, ttl_slack) {
+        for d in differences(names, peer, ttl) {
             match allowed.iter().find(|a| a.covers(test, q, &d)) {
                 Some(a) => *self.used.entry(a.id.clone()).or_default() += 1,
                 None => self.failures.push(format!(
@@ -209,8 +209,86 @@ fn names_answers_as_nsd_does() {
             q,
             (&a, &b),
             (&digs.0, &digs.1),
-            0,
+            TtlWindow::EXACT,
         );
     }
     verdict.finish("authoritative", 3000);
+}
+
+#[test]
+fn names_forwards_as_unbound_does() {
+    if !have(&["nsd", "unbound"]) {
+        return;
+    }
+    eprintln!(
+        "against {} forwarding to {}",
+        peers::version("unbound", "-V"),
+        peers::version("nsd", "-v")
+    );
+    let nsd = nsd("forward");
+    let upstream = nsd.addr.to_string();
+    let names = Server::start(&["--upstream", &upstream, "--cache-size", "100000"]);
+    let unbound = peers::unbound(nsd.addr, ZONES[0].0);
+
+    let set = queries::forwarding(&all_owners());
+    let servers = [names.udp_addr(), unbound.addr];
+    let start = Instant::now();
+    let first = ask_all(&set, &servers);
+    let second = ask_all(&set, &servers);
+    let took = start.elapsed();
+    eprintln!("{} queries to each server, twice, in {took:?}", set.len());
+
+    // Both servers fetched each answer from NSD during the run, so their TTLs are the
+    // zone's less at most the run's length; a cache hit's TTL is at most the first
+    // answer's and at least that less the run's length.
+    let run = took.as_secs() as u32 + 2;
+    let across = TtlWindow {
+        below: run,
+        above: run,
+    };
+    let since_first = TtlWindow {
+        below: run,
+        above: 0,
+    };
+    let allowed = allowed();
+    let mut verdict = Verdict::default();
+    let (names_dig, unbound_dig) = (names_dig(names.udp_addr()), unbound.dig_prefix());
+    for (i, q) in set.iter().enumerate() {
+        let names_first = read(first[i][0].as_deref());
+        let names_second = read(second[i][0].as_deref());
+        let pairs = [
+            (
+                "forwarding",
+                &names_first,
+                read(first[i][1].as_deref()),
+                &unbound_dig,
+                across,
+            ),
+            (
+                "cached",
+                &names_second,
+                read(second[i][1].as_deref()),
+                &unbound_dig,
+                across,
+            ),
+            (
+                "cache-vs-first",
+                &names_second,
+                names_first.clone(),
+                &names_dig,
+                since_first,
+            ),
+        ];
+        for (test, names_reply, peer_reply, peer_dig, ttl) in pairs {
+            verdict.check(
+                &allowed,
+                test,
+                q,
+                (names_reply, &peer_reply),
+                (&names_dig, peer_dig),
+                ttl,
+            );
+        }
+    }
+    verdict.finish("forwarding", 3 * 3000);
 }
