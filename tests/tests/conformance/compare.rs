@@ -417,6 +417,11 @@ fn all_of(records: &[Record], types: &[String]) -> bool {
 }
 
 impl Allowed {
+    /// Whether the entry is about test `test`.
+    pub fn applies_to(&self, test: &str) -> bool {
+        self.tests.iter().any(|t| t == test)
+    }
+
     /// Whether this entry covers `d`, seen by test `test` for query `q`.
     pub fn covers(&self, test: &str, q: &Query, d: &Difference) -> bool {
         let qname = q.name.to_ascii_lowercase();

@@ -249,15 +249,22 @@ pub fn forwarding(owners: &[String]) -> Vec<Query> {
                 let mut q = Query::new(&name, ty.parse::<Rtype>().unwrap().to_int());
                 q.rd = true;
                 n += 1;
-                match n % 5 {
+                match n % 6 {
                     0 => q.edns = None,
                     1 => q.edns = Some((1232, true)),
                     2 => q.tcp = true,
                     3 => q.name = mixed_case(&q.name),
+                    4 => q.cd = true,
                     _ => {}
                 }
                 out.push(q);
             }
+        }
+        // Classes no upstream serves (NSD answers HS without a question).
+        for class in [Class::CH, Class::HS] {
+            let mut q = Query::new(owner, Rtype::A.to_int());
+            (q.class, q.rd) = (class.to_int(), true);
+            out.push(q);
         }
     }
     out
