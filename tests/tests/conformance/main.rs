@@ -1,10 +1,10 @@
-//! The differential tests (issue 14): `names --zone` against NSD on the zone files of
-//! `tests/conformance/`, and the `names` forwarder against Unbound, both forwarding to one
+//! The differential tests (issue 14): `names --zone` against NSD and Knot on the zone
+//! files of `tests/conformance/`, and the `names` forwarder against Unbound, both forwarding to one
 //! NSD, the query set sent twice so the second pass compares cache hits with the first
 //! answers. Every difference not in `tests/conformance/allowed.toml` fails the test with the
 //! `dig` commands that show it on both servers. Loopback only; NSD and Unbound are started
-//! from the templates beside the zone files and stopped by PID. Skipped, saying so, when NSD
-//! or Unbound is not installed (`.ci/run` installs them).
+//! from the templates beside the zone files and stopped by PID. Each test is skipped, saying
+//! so, when its reference server is not installed (`.ci/run` installs them).
 
 mod compare;
 mod peers;
@@ -114,21 +114,6 @@ impl Verdict {
         for (id, n) in &self.used {
             eprintln!("  allowed {id}: {n}");
         }
-        let stale: Vec<&str> = allowed
-            .iter()
-            .filter(|a| tests.iter().any(|t| a.applies_to(t)))
-            .filter(|a| !self.used.contains_key(&a.id))
-            .map(|a| a.id.as_str())
-            .collect();
-        assert!(
-            stale.is_empty(),
-            "{what}: allowed differences that no longer occur: {stale:?}"
-        );
-        assert!(
-            self.compared >= min_compared,
-            "{what}: only {} compared",
-            self.compared
-        );
         if let Some(path) = std::env::var_os("CONFORMANCE_DUMP") {
             std::fs::write(path, self.failures.join("\n")).expect("write the dump");
         }
@@ -149,6 +134,21 @@ impl Verdict {
                 .map(|(n, f)| format!("[{n}x] {f}"))
                 .collect::<Vec<_>>()
                 .join("\n")
+        );
+        let stale: Vec<&str> = allowed
+            .iter()
+            .filter(|a| tests.iter().any(|t| a.applies_to(t)))
+            .filter(|a| !self.used.contains_key(&a.id))
+            .map(|a| a.id.as_str())
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "{what}: allowed differences that no longer occur: {stale:?}"
+        );
+        assert!(
+            self.compared >= min_compared,
+            "{what}: only {} compared",
+            self.compared
         );
     }
 }
@@ -192,7 +192,23 @@ fn names_answers_as_nsd_does() {
         return;
     }
     eprintln!("against {}", peers::version("nsd", "-v"));
-    let nsd = nsd("auth");
+    answers_as("nsd", &nsd("auth"));
+}
+
+#[test]
+fn names_answers_as_knot_does() {
+    if !have(&["knotd"]) {
+        return;
+    }
+    eprintln!("against {}", peers::version("knotd", "-V"));
+    let files: Vec<_> = ZONES.iter().map(|(o, f)| (*o, data(f))).collect();
+    let zones: Vec<_> = files.iter().map(|(o, f)| (*o, f.as_path())).collect();
+    answers_as("knot", &peers::knot(&zones));
+}
+
+/// `names --zone` on the zone files against `peer` serving the same: the authoritative
+/// query set, compared as test `test` (its name in `allowed.toml`).
+fn answers_as(test: &str, peer: &Daemon) {
     let mut args = vec!["--no-forward".to_string()];
     for (_, file) in ZONES {
         args.push("--zone".into());
@@ -203,28 +219,28 @@ fn names_answers_as_nsd_does() {
 
     let set = queries::authoritative(&all_owners());
     let start = Instant::now();
-    let replies = ask_all(&set, &[names.udp_addr(), nsd.addr]);
+    let replies = ask_all(&set, &[names.udp_addr(), peer.addr]);
     eprintln!(
-        "{} queries to each server in {:?}",
+        "{test}: {} queries to each server in {:?}",
         set.len(),
         start.elapsed()
     );
 
     let allowed = allowed();
     let mut verdict = Verdict::default();
-    let digs = (names_dig(names.udp_addr()), nsd.dig_prefix());
+    let digs = (names_dig(names.udp_addr()), peer.dig_prefix());
     for (q, r) in set.iter().zip(&replies) {
         let (a, b) = (read(r[0].as_deref()), read(r[1].as_deref()));
         verdict.check(
             &allowed,
-            "authoritative",
+            test,
             q,
             (&a, &b),
             (&digs.0, &digs.1),
             TtlWindow::EXACT,
         );
     }
-    verdict.finish("authoritative", &["authoritative"], &allowed, 3000);
+    verdict.finish(test, &[test], &allowed, 3000);
 }
 
 #[test]

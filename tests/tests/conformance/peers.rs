@@ -85,8 +85,14 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     text
 }
 
-/// Starts `program args` and waits until it answers an SOA query for `probe`.
-fn start(what: &'static str, mut cmd: Command, port: u16, dir: PathBuf, probe: &str) -> Daemon {
+/// Starts `cmd` and waits until it answers an SOA query for `probe` with NOERROR.
+fn start(
+    what: &'static str,
+    mut cmd: Command,
+    port: u16,
+    dir: PathBuf,
+    probe_name: &str,
+) -> Daemon {
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -102,7 +108,7 @@ fn start(what: &'static str, mut cmd: Command, port: u16, dir: PathBuf, probe: &
         dir,
     };
     let deadline = Instant::now() + READY;
-    let probe = query(probe, Rtype::SOA, 1, true, None);
+    let probe = query(probe_name, Rtype::SOA, 1, true, None);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = daemon.child.try_wait() {
             panic!(
@@ -111,12 +117,18 @@ fn start(what: &'static str, mut cmd: Command, port: u16, dir: PathBuf, probe: &
                 std::fs::read_to_string(daemon.dir.join("stderr")).unwrap_or_default()
             );
         }
-        if udp_exchange(daemon.addr, &probe, Duration::from_millis(200)).is_some() {
+        // NOERROR: the zone is loaded (a server that failed to load it answers SERVFAIL).
+        let reply = udp_exchange(daemon.addr, &probe, Duration::from_millis(200));
+        if reply
+            .and_then(|r| try_parse(&r).ok())
+            .is_some_and(|p| p.rcode == 0)
+        {
             return daemon;
         }
+        sleep(Duration::from_millis(50));
     }
     panic!(
-        "{what} did not answer within {READY:?}:\n{}",
+        "{what} did not answer {probe_name} SOA with NOERROR within {READY:?}:\n{}",
         std::fs::read_to_string(daemon.dir.join("stderr")).unwrap_or_default()
     );
 }
@@ -143,6 +155,30 @@ pub fn nsd(tag: &str, zones: &[(&str, &Path)]) -> Daemon {
     let mut cmd = Command::new("nsd");
     cmd.arg("-d").arg("-c").arg(&path);
     start("NSD", cmd, port, dir, zones[0].0)
+}
+
+/// Knot DNS serving `zones` (origin, file) on a free loopback port.
+pub fn knot(zones: &[(&str, &Path)]) -> Daemon {
+    let dir = temp_dir("knot");
+    let port = free_port();
+    let mut conf = fill(
+        "knot.conf",
+        &[
+            ("@WORK@", dir.to_str().unwrap()),
+            ("@PORT@", &port.to_string()),
+        ],
+    );
+    for (origin, file) in zones {
+        conf.push_str(&format!(
+            "  - domain: \"{origin}\"\n    file: \"{}\"\n",
+            file.display()
+        ));
+    }
+    let path = dir.join("knot.conf");
+    std::fs::write(&path, conf).expect("write knot.conf");
+    let mut cmd = Command::new("knotd");
+    cmd.arg("-c").arg(&path);
+    start("Knot", cmd, port, dir, zones[0].0)
 }
 
 /// Unbound forwarding everything to `upstream`, on a free loopback port.
