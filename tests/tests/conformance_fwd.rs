@@ -8,6 +8,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use domain::base::iana::Class;
+use domain::base::message_builder::AnswerBuilder;
 use domain::base::{Message, MessageBuilder, Name, Serial, Ttl};
 use domain::rdata::{Cname, Soa};
 use names_tests::*;
@@ -193,10 +194,7 @@ fn a_negative_answer_keeps_its_soa_ttl_beside_a_cached_positive_soa() {
 
 /// `example.` SOA, TTL 3600, as the answer to an SOA question.
 fn soa_answer(query: &[u8]) -> Vec<u8> {
-    let q = Message::from_octets(query).unwrap();
-    let mut b = MessageBuilder::new_vec()
-        .start_answer(&q, Rcode::NOERROR)
-        .unwrap();
+    let mut b = reply_to(query, Rcode::NOERROR);
     b.header_mut().set_aa(true);
     let zone: Name<Vec<u8>> = "example".parse().unwrap();
     b.push((&zone, Class::IN, 3600, example_soa())).unwrap();
@@ -205,14 +203,17 @@ fn soa_answer(query: &[u8]) -> Vec<u8> {
 
 /// NXDOMAIN with the `example.` SOA (TTL 3600, MINIMUM 300).
 fn nxdomain(query: &[u8]) -> Vec<u8> {
-    let q = Message::from_octets(query).unwrap();
-    let b = MessageBuilder::new_vec()
-        .start_answer(&q, Rcode::NXDOMAIN)
-        .unwrap();
+    let b = reply_to(query, Rcode::NXDOMAIN);
     let zone: Name<Vec<u8>> = "example".parse().unwrap();
     let mut auth = b.authority();
     auth.push((&zone, Class::IN, 3600, example_soa())).unwrap();
     auth.finish()
+}
+
+/// The start of a reply to `query` with `rcode`, its answer section next.
+fn reply_to(query: &[u8], rcode: Rcode) -> AnswerBuilder<Vec<u8>> {
+    let q = Message::from_octets(query).unwrap();
+    MessageBuilder::new_vec().start_answer(&q, rcode).unwrap()
 }
 
 /// The `example.` SOA: MINIMUM 300.
@@ -233,10 +234,7 @@ fn example_soa() -> Soa<Name<Vec<u8>>> {
 /// `alias.example CNAME gone.example` (TTL 3600), NXDOMAIN, and `example.` SOA with
 /// TTL 3600 and MINIMUM 300.
 fn cname_to_nxdomain(query: &[u8]) -> Vec<u8> {
-    let q = Message::from_octets(query).unwrap();
-    let mut b = MessageBuilder::new_vec()
-        .start_answer(&q, Rcode::NXDOMAIN)
-        .unwrap();
+    let mut b = reply_to(query, Rcode::NXDOMAIN);
     b.header_mut().set_ra(true);
     let alias: Name<Vec<u8>> = "alias.example".parse().unwrap();
     let gone: Name<Vec<u8>> = "gone.example".parse().unwrap();

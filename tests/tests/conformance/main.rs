@@ -174,9 +174,18 @@ fn nsd(tag: &str) -> Daemon {
 fn have(programs: &[&str]) -> bool {
     let missing = peers::missing(programs);
     if !missing.is_empty() {
+        let package = |p: &String| {
+            if p == "knotd" {
+                "knot".into()
+            } else {
+                p.clone()
+            }
+        };
+        let packages: Vec<String> = missing.iter().map(package).collect();
         eprintln!(
-            "SKIPPED: {} not installed (apt-get install nsd unbound; .ci/run does)",
-            missing.join(", ")
+            "SKIPPED: {} not installed (apt-get install {}; .ci/run does)",
+            missing.join(", "),
+            packages.join(" ")
         );
     }
     missing.is_empty()

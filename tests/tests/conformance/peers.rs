@@ -135,50 +135,59 @@ fn start(
 
 /// NSD serving `zones` (origin, file) on a free loopback port.
 pub fn nsd(tag: &str, zones: &[(&str, &Path)]) -> Daemon {
-    let dir = temp_dir(&format!("nsd-{tag}"));
-    let port = free_port();
-    let mut conf = fill(
+    let zone = |origin: &str, file: &str| {
+        format!("\nzone:\n    name: \"{origin}\"\n    zonefile: \"{file}\"\n")
+    };
+    serve_zones(
+        "NSD",
+        &format!("nsd-{tag}"),
         "nsd.conf",
-        &[
-            ("@WORK@", dir.to_str().unwrap()),
-            ("@PORT@", &port.to_string()),
-        ],
-    );
-    for (origin, file) in zones {
-        conf.push_str(&format!(
-            "\nzone:\n    name: \"{origin}\"\n    zonefile: \"{}\"\n",
-            file.display()
-        ));
-    }
-    let path = dir.join("nsd.conf");
-    std::fs::write(&path, conf).expect("write nsd.conf");
-    let mut cmd = Command::new("nsd");
-    cmd.arg("-d").arg("-c").arg(&path);
-    start("NSD", cmd, port, dir, zones[0].0)
+        zones,
+        zone,
+        |conf| {
+            let mut cmd = Command::new("nsd");
+            cmd.arg("-d").arg("-c").arg(conf);
+            cmd
+        },
+    )
 }
 
 /// Knot DNS serving `zones` (origin, file) on a free loopback port.
 pub fn knot(zones: &[(&str, &Path)]) -> Daemon {
-    let dir = temp_dir("knot");
+    let zone =
+        |origin: &str, file: &str| format!("  - domain: \"{origin}\"\n    file: \"{file}\"\n");
+    serve_zones("Knot", "knot", "knot.conf", zones, zone, |conf| {
+        let mut cmd = Command::new("knotd");
+        cmd.arg("-c").arg(conf);
+        cmd
+    })
+}
+
+/// An authoritative server from `template` (its `@WORK@` and `@PORT@` filled in, then one
+/// `zone(origin, file)` entry per zone appended), started by `command(config path)`.
+fn serve_zones(
+    what: &'static str,
+    tag: &str,
+    template: &str,
+    zones: &[(&str, &Path)],
+    zone: impl Fn(&str, &str) -> String,
+    command: impl FnOnce(&Path) -> Command,
+) -> Daemon {
+    let dir = temp_dir(tag);
     let port = free_port();
     let mut conf = fill(
-        "knot.conf",
+        template,
         &[
             ("@WORK@", dir.to_str().unwrap()),
             ("@PORT@", &port.to_string()),
         ],
     );
     for (origin, file) in zones {
-        conf.push_str(&format!(
-            "  - domain: \"{origin}\"\n    file: \"{}\"\n",
-            file.display()
-        ));
+        conf.push_str(&zone(origin, &file.display().to_string()));
     }
-    let path = dir.join("knot.conf");
-    std::fs::write(&path, conf).expect("write knot.conf");
-    let mut cmd = Command::new("knotd");
-    cmd.arg("-c").arg(&path);
-    start("Knot", cmd, port, dir, zones[0].0)
+    let path = dir.join(template);
+    std::fs::write(&path, conf).unwrap_or_else(|e| panic!("write {template}: {e}"));
+    start(what, command(&path), port, dir, zones[0].0)
 }
 
 /// Unbound forwarding everything to `upstream`, on a free loopback port.

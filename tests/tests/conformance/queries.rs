@@ -46,6 +46,15 @@ impl Query {
         }
     }
 
+    /// An A question for `name` in `class`.
+    fn in_class(name: &str, class: Class, rd: bool) -> Query {
+        Query {
+            class: class.to_int(),
+            rd,
+            ..Query::new(name, Rtype::A.to_int())
+        }
+    }
+
     /// The message, with ID `id`.
     pub fn wire(&self, id: u16) -> Vec<u8> {
         if let Some(raw) = &self.raw {
@@ -195,31 +204,35 @@ fn variant(q: &mut Query, n: usize) {
     }
 }
 
+/// Every name around every owner, asked for every type of [`TYPES`].
+fn names_by_types(owners: &[String]) -> impl Iterator<Item = Query> + '_ {
+    owners.iter().flat_map(|owner| {
+        names_around(owner).into_iter().flat_map(|name| {
+            TYPES.iter().map(move |ty| {
+                Query::new(&name, ty.parse::<Rtype>().expect("a known type").to_int())
+            })
+        })
+    })
+}
+
 /// The authoritative set: names x types, each once plain and once in a variant; odd
 /// types, classes and opcodes at the owners; malformed messages.
 pub fn authoritative(owners: &[String]) -> Vec<Query> {
     let mut out = Vec::new();
-    let mut n = 0;
-    for owner in owners {
-        for name in names_around(owner) {
-            for ty in TYPES {
-                let qtype = ty.parse::<Rtype>().expect("a known type").to_int();
-                out.push(Query::new(&name, qtype));
-                let mut q = Query::new(&name, qtype);
-                n += 1;
-                variant(&mut q, n);
-                if n % 8 != 0 {
-                    out.push(q);
-                }
-            }
+    for (n, q) in names_by_types(owners).enumerate() {
+        out.push(q.clone());
+        if (n + 1) % 8 != 0 {
+            let mut q = q;
+            variant(&mut q, n + 1);
+            out.push(q);
         }
+    }
+    for owner in owners {
         for &qtype in ODD_TYPES {
             out.push(Query::new(owner, qtype));
         }
         for class in [Class::CH, Class::HS, Class::NONE, Class::ANY] {
-            let mut q = Query::new(owner, Rtype::A.to_int());
-            q.class = class.to_int();
-            out.push(q);
+            out.push(Query::in_class(owner, class, false));
         }
         for opcode in [1, 2, 4, 5, 6] {
             let mut q = Query::new(owner, Rtype::SOA.to_int());
@@ -239,32 +252,25 @@ pub fn authoritative(owners: &[String]) -> Vec<Query> {
     out
 }
 
-/// The forwarding set: names x types with RD, in the variants a stub sends.
+/// The forwarding set: names x types with RD, in the variants a stub sends; classes no
+/// upstream serves (NSD answers HS without a question).
 pub fn forwarding(owners: &[String]) -> Vec<Query> {
     let mut out = Vec::new();
-    let mut n = 0;
-    for owner in owners {
-        for name in names_around(owner) {
-            for ty in TYPES {
-                let mut q = Query::new(&name, ty.parse::<Rtype>().unwrap().to_int());
-                q.rd = true;
-                n += 1;
-                match n % 6 {
-                    0 => q.edns = None,
-                    1 => q.edns = Some((1232, true)),
-                    2 => q.tcp = true,
-                    3 => q.name = mixed_case(&q.name),
-                    4 => q.cd = true,
-                    _ => {}
-                }
-                out.push(q);
-            }
+    for (n, mut q) in names_by_types(owners).enumerate() {
+        q.rd = true;
+        match (n + 1) % 6 {
+            0 => q.edns = None,
+            1 => q.edns = Some((1232, true)),
+            2 => q.tcp = true,
+            3 => q.name = mixed_case(&q.name),
+            4 => q.cd = true,
+            _ => {}
         }
-        // Classes no upstream serves (NSD answers HS without a question).
+        out.push(q);
+    }
+    for owner in owners {
         for class in [Class::CH, Class::HS] {
-            let mut q = Query::new(owner, Rtype::A.to_int());
-            (q.class, q.rd) = (class.to_int(), true);
-            out.push(q);
+            out.push(Query::in_class(owner, class, true));
         }
     }
     out
