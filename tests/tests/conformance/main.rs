@@ -1,10 +1,11 @@
 //! The differential tests (issue 14): `names --zone` against NSD and Knot on the zone
-//! files of `tests/conformance/`, and the `names` forwarder against Unbound, both forwarding to one
-//! NSD, the query set sent twice so the second pass compares cache hits with the first
-//! answers. Every difference not in `tests/conformance/allowed.toml` fails the test with the
-//! `dig` commands that show it on both servers. Loopback only; NSD and Unbound are started
-//! from the templates beside the zone files and stopped by PID. Each test is skipped, saying
-//! so, when its reference server is not installed (`.ci/run` installs them).
+//! files of `tests/conformance/`, and the `names` forwarder against Unbound, both
+//! forwarding to one NSD, the query set sent twice so the second pass compares cache hits
+//! with the first answers. Every difference not in `tests/conformance/allowed.toml` fails
+//! the test with the `dig` commands that show it on both servers. Loopback only; NSD, Knot
+//! and Unbound are started from the templates beside the zone files and stopped by PID.
+//! Each test is skipped, saying so, when its reference server is not installed (`.ci/run`
+//! installs them). `CONFORMANCE_DUMP=FILE` writes every unlisted difference to FILE.
 
 mod compare;
 mod peers;
