@@ -20,9 +20,11 @@
 
 mod answer;
 mod axfr;
+mod entries;
 mod index;
 mod ixfr;
 mod load;
+mod presentation;
 mod serial;
 
 pub use answer::{ZoneSet, MAX_CNAME_CHAIN};

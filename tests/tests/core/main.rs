@@ -22,3 +22,4 @@ mod tsig;
 mod unbound;
 mod upstream_hardening;
 mod zone;
+mod zone_types;
