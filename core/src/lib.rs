@@ -81,13 +81,20 @@
 //! The core reads no files: the runtime reads them and gives the core their text; what
 //! cannot be used is a [`ConfigError`] or a [`zone::LoadError`] of one line.
 //!
-//! ## Secondary zones
+//! ## Replication: transfers, NOTIFY, TSIG
 //!
-//! [`secondary::Secondary`] keeps copies of zones from their primaries (SOA timers,
-//! IXFR/AXFR, TSIG), a sans-IO machine of its own beside the servers: its new zones are
-//! published into the shared [`zone::Snapshot`] like a reload, and
-//! [`secondary::Unavailable`] answers SERVFAIL for those without data. A server given a
-//! [`secondary::NotifyPolicy`] answers NOTIFY and says so with [`Action::Notified`].
+//! The zone resolver answers AXFR and IXFR ([`zone::ZoneSet::incremental`], from the
+//! differences a reload keeps: [`zone::ZoneSet::with_history_from`]) to the clients its
+//! [`zone::TransferRule`]s allow; [`zone::Serial`] compares serials (RFC 1982).
+//! [`notify::Notifier`] tells secondaries that a zone changed, a small sans-IO machine of
+//! its own. [`tsig`] signs and verifies messages (RFC 8945): a server given keys
+//! ([`Server::set_tsig_keys`]) and the wall-clock time ([`Server::set_unix_time`])
+//! verifies every signed request and signs its replies.
+//! [`secondary::Secondary`] is the other side, another sans-IO machine: it keeps copies of
+//! zones from their primaries (SOA timers, IXFR or AXFR, TSIG) and publishes them into
+//! the shared [`zone::Snapshot`] like a reload; [`secondary::Unavailable`] answers
+//! SERVFAIL for those without data, and a server given a [`secondary::NotifyPolicy`]
+//! answers NOTIFY and says so with [`Action::Notified`].
 //!
 //! ## A DNS client too
 //!

@@ -104,11 +104,8 @@ impl Key {
         };
         let bad = |why: &str| ConfigError::new(format!("--tsig-key {name}: {why}"));
         let lower = algorithm.to_ascii_lowercase();
-        let algorithm = lower
-            .strip_prefix("hmac-")
-            .unwrap_or(&lower)
+        let algorithm = format!("hmac-{}", lower.trim_start_matches("hmac-"))
             .parse::<Algorithm>()
-            .or_else(|_| format!("hmac-{}", lower.trim_start_matches("hmac-")).parse())
             .map_err(|_| {
                 bad(&format!(
                     "unknown algorithm {algorithm:?} (hmac-sha1, hmac-sha256, hmac-sha384 or hmac-sha512)"
@@ -297,6 +294,10 @@ impl ClientSigner {
 #[derive(Clone, Debug)]
 pub struct ServerSigner {
     sequence: Box<ServerSequence<Key>>,
+    /// The request's TSIG time signed and fudge, echoed in an error.
+    signed_at: (Time48, u16),
+    /// Set by [`ServerSigner::refuse`]: the answer carries this error, unsigned.
+    refused: Option<TsigRcode>,
 }
 
 impl ServerSigner {
@@ -310,11 +311,49 @@ impl ServerSigner {
         usize::from(self.sequence.key().compose_len())
     }
 
+    /// Makes the answer an error of the key (RFC 8945 5.2.2: a known key that may not do
+    /// what was asked gets BADKEY, as Knot answers): from now on [`sign`](Self::sign)
+    /// adds an unsigned TSIG record with this error and an empty MAC.
+    pub fn refuse(&mut self, error: TsigRcode) {
+        self.refused = Some(error);
+    }
+
     /// Signs the next answer message (a whole message, without a TSIG record).
     pub fn sign(&mut self, answer: &mut Vec<u8>, unix_secs: u64) -> Result<(), Failure> {
+        if let Some(error) = self.refused {
+            return self.append_error(answer, error);
+        }
         let mut builder = resume(answer)?;
         self.sequence
             .answer(&mut builder, Time48::from_u64(unix_secs))
+            .map_err(|_| Failure::NoRoom)?;
+        *answer = builder.finish().bytes;
+        Ok(())
+    }
+}
+
+impl ServerSigner {
+    fn append_error(&self, answer: &mut Vec<u8>, error: TsigRcode) -> Result<(), Failure> {
+        let id = Message::from_octets(&answer[..])
+            .map_err(|_| Failure::Malformed)?
+            .header()
+            .id();
+        let key = self.sequence.key();
+        let (time_signed, fudge) = self.signed_at;
+        let empty: &[u8] = b"";
+        let tsig = Tsig::new(
+            key.algorithm().to_name(),
+            time_signed,
+            fudge,
+            empty,
+            id,
+            error,
+            empty,
+        )
+        .map_err(|_| Failure::NoRoom)?;
+        let mut builder = resume(answer)?;
+        builder
+            .push((key.name(), Class::ANY, 0, tsig))
             .map_err(|_| Failure::NoRoom)?;
         *answer = builder.finish().bytes;
         Ok(())
@@ -360,6 +399,10 @@ pub fn verify_request(keys: &KeyRing, request: &[u8], unix_secs: u64) -> Verifie
         Ok(None) => Verified::Unsigned,
         Ok(Some(sequence)) => Verified::Signed(ServerSigner {
             sequence: Box::new(sequence),
+            signed_at: last_tsig(&original).map_or((Time48::from_u64(unix_secs), 300), |t| {
+                (t.data().time_signed(), t.data().fudge())
+            }),
+            refused: None,
         }),
         Err(e) => {
             let error = match e.error() {

@@ -63,9 +63,18 @@ pub fn start(targets: Vec<NotifyTarget>, keys: KeyRing) -> io::Result<Sender<Cha
 /// Forwards every datagram the socket receives.
 async fn read(socket: UdpSocket, to: Sender<(SocketAddr, Vec<u8>)>) {
     let mut buf = vec![0u8; 65535];
-    while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-        if to.send((from, buf[..n].to_vec())).await.is_err() {
-            return;
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                if to.send((from, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            // An ICMP error or the like: the socket still works; pause, never spin.
+            Err(e) => {
+                log::debug!("notify: receive: {e}");
+                smol::Timer::after(std::time::Duration::from_millis(100)).await;
+            }
         }
     }
 }

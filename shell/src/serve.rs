@@ -28,6 +28,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// `--record-max-bytes` unless given: 1 GiB.
 const DEFAULT_RECORD_MAX_BYTES: u64 = 1 << 30;
+/// What a journal keeps of each `--tsig-key` secret: base64 of "redacted".
+const REDACTED_SECRET: &str = "cmVkYWN0ZWQ=";
 /// `--ixfr-versions` unless given.
 const DEFAULT_IXFR_VERSIONS: usize = 16;
 
@@ -335,7 +337,6 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         "config",
         "metrics",
         "resolv_conf",
-        "tsig_key", // secrets stay out of journals
         // The secondary zones' machine is not recorded: a replay serves without it.
         "secondary",
         "allow_notify",
@@ -344,6 +345,12 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
     ] {
         settings.remove(k);
     }
+    // Secrets stay out of journals: the key names stay (rules name them), the secrets do not.
+    let redacted = f.tsig_key.iter().map(|k| {
+        let name_and_algorithm = k.rsplit_once(':').map_or(k.as_str(), |(head, _)| head);
+        toml::Value::from(format!("{name_and_algorithm}:{REDACTED_SECRET}"))
+    });
+    settings.insert("tsig_key".into(), toml::Value::Array(redacted.collect()));
     if f.record.is_none() && f.record_max_bytes.is_some() {
         let e = ConfigError::new("--record-max-bytes needs --record FILE");
         return Err(Bad(Some("record_max_bytes"), e));

@@ -486,3 +486,13 @@ pub fn scrape(addr: SocketAddr) -> String {
         .1
         .to_string()
 }
+
+/// Whether `program` is on the PATH; if not, says the test is skipped.
+pub fn installed(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|d| d.join(program).is_file());
+    if !found {
+        eprintln!("SKIPPED: {program} is not installed (.ci/run installs it)");
+    }
+    found
+}

@@ -1,8 +1,9 @@
 //! `names` as a primary, end to end through the real binary: IXFR replies, TSIG and the
 //! refused cases with `dig`, and NSD and Knot as secondaries on loopback ports (initial
 //! AXFR, a zone edit + SIGHUP -> NOTIFY -> IXFR, TSIG on, a wrong key refused).
-//! `.ci/run` installs `nsd` and `knot`; each daemon runs with a temporary config and is
-//! stopped by its PID. All traffic stays on 127.0.0.1.
+//! `.ci/run` installs `nsd` and `knot` (a test whose daemon is missing is skipped, saying
+//! so); each daemon runs with a temporary config and is stopped by its PID. All traffic
+//! stays on 127.0.0.1.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use names_tests::{dig_at, run_names, temp_dir, Server};
+use names_core::domain::base::iana::{Opcode, Rcode};
+use names_core::domain::base::{Message, MessageBuilder};
+use names_core::domain::rdata::Soa;
+use names_tests::{dig_at, installed, run_names, temp_dir, Server};
 
 /// The secret of the key `xfr` (base64 of "secret-secret-secret").
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQ=";
@@ -138,10 +142,34 @@ fn tsig_through_dig() {
     let dir = temp_dir("tsig-dig");
     let (server, _) = start_primary(
         &dir,
-        &["--tsig-key", KEY, "--allow-transfer", "127.0.0.1,key=xfr"],
+        &[
+            "--tsig-key",
+            KEY,
+            "--tsig-key",
+            "other:hmac-sha256:b3RoZXItc2VjcmV0",
+            "--allow-transfer",
+            "127.0.0.1,key=xfr",
+        ],
     );
     let at = server.tcp_addr();
     let signed = format!("hmac-sha256:xfr:{SECRET}");
+    // A known key that is not the rule's: NOTAUTH with BADKEY, as Knot answers.
+    let other = dig_at(
+        at,
+        &["-y", "hmac-sha256:other:b3RoZXItc2VjcmV0", "p.test", "AXFR"],
+    );
+    assert!(
+        other.contains("BADKEY") && !other.contains("\tSOA\t"),
+        "{other}"
+    );
+    let other = dig_at(
+        at,
+        &["-y", "hmac-sha256:other:b3RoZXItc2VjcmV0", "p.test", "SOA"],
+    );
+    assert!(
+        other.contains("status: NOERROR") && !other.contains("ouldn't verify"),
+        "{other}"
+    );
 
     // Signed with the key: answered and signed, dig verifies every message.
     for args in [
@@ -337,7 +365,10 @@ type Secondary = fn(&Path, SocketAddr, u16, &str) -> Daemon;
 
 /// `names` as the primary of `secondary`, TSIG on: the initial AXFR, then a zone edit +
 /// SIGHUP -> NOTIFY -> IXFR, the new serial served within a few seconds.
-fn follows(secondary: Secondary, tag: &str) {
+fn follows(secondary: Secondary, program: &str, tag: &str) {
+    if !installed(program) {
+        return;
+    }
     let dir = temp_dir(tag);
     // The secondary's port is picked first, so names can be told to notify it.
     let port = free_port();
@@ -396,20 +427,25 @@ fn follows(secondary: Secondary, tag: &str) {
     );
     let www = dig_at(secondary.addr, &["+short", "www.p.test", "A"]);
     assert_eq!(www.trim(), "192.0.2.2");
+    // names first: no NOTIFY retry may go to the secondary's port once it is free again.
+    drop(server);
 }
 
 #[test]
 fn nsd_follows_by_notify_and_ixfr_with_tsig() {
-    follows(nsd, "nsd");
+    follows(nsd, "nsd", "nsd");
 }
 
 #[test]
 fn knot_follows_by_notify_and_ixfr_with_tsig() {
-    follows(knot, "knot");
+    follows(knot, "knotd", "knot");
 }
 
 #[test]
 fn a_secondary_with_the_wrong_key_gets_nothing() {
+    if !installed("nsd") {
+        return;
+    }
     let dir = temp_dir("nsd-wrong-key");
     let (server, _) = start_primary(
         &dir,
@@ -430,4 +466,133 @@ fn a_secondary_with_the_wrong_key_gets_nothing() {
     assert_eq!(secondary.serial(), None, "{}", secondary.log());
     let logs = server.logs();
     assert!(!logs.contains("rcode=NOERROR"), "nothing answered:\n{logs}");
+}
+
+#[test]
+fn journals_keep_key_names_but_not_secrets() {
+    let dir = temp_dir("tsig-journal");
+    let journal = dir.join("journal");
+    let (mut server, _) = start_primary(
+        &dir,
+        &[
+            "--tsig-key",
+            KEY,
+            "--allow-transfer",
+            "127.0.0.1,key=xfr",
+            "--record",
+            journal.to_str().unwrap(),
+        ],
+    );
+    assert!(dig_at(server.udp_addr(), &["p.test", "SOA"]).contains("status: NOERROR"));
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    let bytes = std::fs::read(&journal).unwrap();
+    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(
+        has("xfr:hmac-sha256:") && !has(SECRET),
+        "the secret was recorded"
+    );
+    let out = run_names(&["replay", journal.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Receives one datagram within `limit`.
+fn receive(socket: &UdpSocket, limit: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+    socket.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, from) = socket.recv_from(&mut buf).ok()?;
+    Some((buf[..n].to_vec(), from))
+}
+
+#[test]
+fn notify_is_retried_until_answered_and_sent_again_on_reload() {
+    let secondary = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let other_zone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = temp_dir("notify-retry");
+    let other_path = dir.join("q.test.zone");
+    std::fs::write(
+        &other_path,
+        "q.test. 60 IN SOA ns h 5 1 1 1 1\nq.test. 60 IN NS ns\n",
+    )
+    .unwrap();
+    let all = secondary.local_addr().unwrap().to_string();
+    let only_q = format!("q.test={}", other_zone.local_addr().unwrap());
+    let (server, path) = start_primary(
+        &dir,
+        &[
+            "--zone",
+            other_path.to_str().unwrap(),
+            "--notify",
+            &all,
+            "--notify",
+            &only_q,
+        ],
+    );
+    // At start: one NOTIFY per zone to the first, only q.test to the second.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (bytes, _) = receive(&secondary, Duration::from_secs(5)).expect("a NOTIFY at start");
+        let msg = Message::from_octets(bytes).unwrap();
+        assert_eq!(msg.header().opcode(), Opcode::NOTIFY);
+        assert!(msg.header().aa());
+        seen.push(msg.sole_question().unwrap().qname().to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["p.test", "q.test"]);
+    let (bytes, from) = receive(&other_zone, Duration::from_secs(5)).expect("q.test's NOTIFY");
+    let q = Message::from_octets(bytes).unwrap();
+    assert_eq!(q.sole_question().unwrap().qname().to_string(), "q.test");
+    let answer = MessageBuilder::new_vec()
+        .start_answer(&q, Rcode::NOERROR)
+        .unwrap()
+        .finish();
+    other_zone.send_to(&answer, from).unwrap();
+
+    // Unanswered, the first target gets both again after about a second, with fresh IDs;
+    // answering p.test's ends its retries.
+    let started = Instant::now();
+    let mut retried = Vec::new();
+    while retried.len() < 2 {
+        let (bytes, from) = receive(&secondary, Duration::from_secs(5)).expect("a retry");
+        let msg = Message::from_octets(bytes).unwrap();
+        if msg.sole_question().unwrap().qname().to_string() == "p.test" {
+            let answer = MessageBuilder::new_vec()
+                .start_answer(&msg, Rcode::NOERROR)
+                .unwrap()
+                .finish();
+            secondary.send_to(&answer, from).unwrap();
+        }
+        retried.push(msg.header().id());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(within(Duration::from_secs(2), || server
+        .logs()
+        .contains("answered NOERROR for zone p.test. serial 1")));
+
+    // A reload that changes p.test notifies p.test again, with the new SOA.
+    edit(&server, &path, &zone(9, "192.0.2.9", ""), 9);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no NOTIFY for serial 9");
+        let (bytes, _) = receive(&secondary, Duration::from_secs(5)).expect("a NOTIFY");
+        let msg = Message::from_octets(bytes).unwrap();
+        let soa = msg
+            .answer()
+            .unwrap()
+            .limit_to::<Soa<_>>()
+            .next()
+            .unwrap()
+            .unwrap();
+        if soa.owner().to_string() == "p.test" && soa.data().serial().into_int() == 9 {
+            break;
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! reaching names by NOTIFY and IXFR within a second, TSIG, EXPIRE, `--zone-dir`), and
 //! `names` as the primary of three `names` secondaries. Loopback only; every process
 //! (knotd, names) stopped by PID. Knot comes from Debian's `knot` package (`.ci/run`
-//! installs it).
+//! installs it; without it the Knot tests are skipped, saying so).
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,9 @@ use std::str::FromStr;
 
 use domain::base::iana::{Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
-use names_tests::{dig_at, metrics_addr, run_names, scrape, temp_dir, terminate, Server};
+use names_tests::{
+    dig_at, installed, metrics_addr, run_names, scrape, temp_dir, terminate, Server,
+};
 
 const KEY: &str = "xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
 
@@ -99,16 +101,12 @@ impl Knot {
     }
 
     fn start(dir: &Path, port: u16, notify: u16, tsig: bool) -> Knot {
-        let knotd = ["/usr/sbin/knotd", "/usr/bin/knotd"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("knotd is required for these tests (apt-get install knot; .ci/run does)");
         write(
             &dir.join("knot.conf"),
             &Knot::config(dir, port, notify, tsig),
         );
         let log = std::fs::File::create(dir.join("knot.log")).unwrap();
-        let child = Command::new(knotd)
+        let child = Command::new("knotd")
             .arg("-c")
             .arg(dir.join("knot.conf"))
             .stdin(Stdio::null())
@@ -230,6 +228,9 @@ fn knot_and_names(tag: &str, key: &str, args: &[&str]) -> (Knot, Server) {
 
 #[test]
 fn knot_primary_axfr_then_notify_and_ixfr_within_a_second_with_tsig() {
+    if !installed("knotd") {
+        return;
+    }
     let _one = one_at_a_time();
     let (knot, names) = knot_and_names("knot-tsig", ",key=xfr", &["--tsig-key", KEY]);
     assert!(
@@ -259,6 +260,9 @@ fn knot_primary_axfr_then_notify_and_ixfr_within_a_second_with_tsig() {
 
 #[test]
 fn unsigned_transfers_are_refused_by_a_primary_that_wants_tsig() {
+    if !installed("knotd") {
+        return;
+    }
     let _one = one_at_a_time();
     let (_knot, names) = knot_and_names("knot-notsig", "", &[]);
     thread::sleep(Duration::from_millis(500));
@@ -273,6 +277,9 @@ fn unsigned_transfers_are_refused_by_a_primary_that_wants_tsig() {
 
 #[test]
 fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
+    if !installed("knotd") {
+        return;
+    }
     let _one = one_at_a_time();
     let dir = temp_dir("knot-expire");
     let (knot_port, names_port) = (free_port(), free_port());

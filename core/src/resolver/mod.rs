@@ -151,6 +151,8 @@ pub struct Context {
     now: Instant,
     background: bool,
     prefetch: bool,
+    /// A TSIG error for the answer (a transfer rule refusing the request's key).
+    tsig_error: Option<crate::tsig::TsigRcode>,
 }
 
 impl Context {
@@ -159,6 +161,7 @@ impl Context {
             now,
             background: false,
             prefetch: false,
+            tsig_error: None,
         }
     }
 
@@ -183,6 +186,16 @@ impl Context {
 
     pub(crate) fn prefetch_asked(&self) -> bool {
         self.prefetch
+    }
+
+    /// Asks the server to answer with this TSIG error, unsigned (a signed request whose
+    /// key may not do what it asks: BADKEY, RFC 8945 5.2.2).
+    pub(crate) fn refuse_key(&mut self, error: crate::tsig::TsigRcode) {
+        self.tsig_error = Some(error);
+    }
+
+    pub(crate) fn tsig_error(&self) -> Option<crate::tsig::TsigRcode> {
+        self.tsig_error
     }
 
     /// The time the server was last given.

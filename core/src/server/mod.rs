@@ -408,7 +408,7 @@ impl Server {
     }
 
     /// Asks the chain from `start` on.
-    fn resolve_from(&mut self, now: Instant, request: Request, start: usize, depth: u8) {
+    fn resolve_from(&mut self, now: Instant, mut request: Request, start: usize, depth: u8) {
         let mut index = start;
         loop {
             let Some(resolver) = self.chain.get_mut(index) else {
@@ -418,6 +418,9 @@ impl Server {
             match resolver.resolve(&Query::new(&request), &mut cx) {
                 Resolution::Pass => index += 1,
                 other => {
+                    if let (Some(error), Some(signer)) = (cx.tsig_error(), &mut request.tsig) {
+                        signer.refuse(error);
+                    }
                     // A cache hit near expiry: the client is answered now, and the same
                     // question goes on, without a client, to the resolvers after it.
                     let refresh = (cx.prefetch_asked() && !request.background).then(|| Request {

@@ -165,6 +165,11 @@ impl ZoneSet {
                                         _ => break,
                                     };
                                     answer.answer.push(cname);
+                                    if qtype == Rtype::CNAME {
+                                        // The synthesised CNAME is the answer asked for
+                                        // (RFC 1034 4.3.2 step 3a), as NSD answers.
+                                        break;
+                                    }
                                     if target.ends_with(rr.owner()) {
                                         // Into its own subtree: every step would grow the
                                         // name by the same labels. Stop, as NSD does.
@@ -225,13 +230,18 @@ impl ZoneSet {
         Some(answer)
     }
 
-    /// In-zone addresses of MX, NS and SRV targets in the answer section.
+    /// In-zone addresses of MX, NS, SRV, SVCB and HTTPS targets in the answer section.
     fn additional(&self, answer: &mut Answer) {
         for i in 0..answer.answer.len() {
             let target = match answer.answer[i].data() {
                 AllRecordData::Mx(mx) => mx.exchange(),
                 AllRecordData::Ns(ns) => ns.nsdname(),
                 AllRecordData::Srv(srv) => srv.target(),
+                // RFC 9460 4.1: the addresses of SVCB and HTTPS targets in the zone, as Knot
+                // adds them ("." names the owner itself, whose addresses the client asks
+                // for anyway).
+                AllRecordData::Svcb(svcb) if !svcb.target().is_root() => svcb.target(),
+                AllRecordData::Https(https) if !https.target().is_root() => https.target(),
                 _ => continue,
             };
             let key = Key::new(target);

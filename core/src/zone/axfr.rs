@@ -4,9 +4,10 @@
 //! Transfer rules: AXFR over UDP -> REFUSED (AXFR is defined over TCP only, RFC 5936
 //! 4.2; NSD answers NOTIMP there); a name that is not the apex of a served zone ->
 //! NOTAUTH; a client no `--allow-transfer` rule covers -> REFUSED; covered only by rules
-//! that name a TSIG key and not signed with one of those keys -> NOTAUTH (as Knot; a
-//! signed request whose key is unknown or whose MAC is wrong never gets here: the server
-//! answers it NOTAUTH with BADKEY or BADSIG); otherwise the zone, SOA first and last.
+//! that name a TSIG key and not signed with one of those keys -> NOTAUTH, with the TSIG
+//! error BADKEY when signed with another known key (as Knot; a signed request whose key
+//! is unknown or whose MAC is wrong never gets here: the server answers it NOTAUTH with
+//! BADKEY or BADSIG); otherwise the zone, SOA first and last.
 //! IXFR over UDP gets the current SOA alone, whatever the client's serial (as Knot: the
 //! client then asks over TCP, RFC 1995 2); over TCP, [`ZoneSet::incremental`]. The
 //! server splits a TCP transfer into several messages.
@@ -22,7 +23,7 @@ use crate::action::Transport;
 use crate::cache::store::{key_of, MAX_KEY};
 use crate::parse::ConfigError;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
-use crate::tsig::KeyName;
+use crate::tsig::{KeyName, TsigRcode};
 use crate::wire::Prebuilt;
 
 /// An address prefix, e.g. `127.0.0.0/8` or `::1` (a bare address is a /32 or /128).
@@ -219,7 +220,13 @@ impl ZoneResolver {
     }
 
     /// AXFR, and IXFR (`incremental`).
-    fn transfer(&self, zones: &ZoneSet, query: &Query<'_>, incremental: bool) -> Answer {
+    fn transfer(
+        &self,
+        zones: &ZoneSet,
+        query: &Query<'_>,
+        cx: &mut Context,
+        incremental: bool,
+    ) -> Answer {
         let udp = query.transport() != Transport::Tcp;
         if udp && !incremental {
             return Answer::new(Rcode::REFUSED.into());
@@ -230,7 +237,12 @@ impl ZoneResolver {
         // The ACL before the records: building them copies the whole zone.
         match permission(&self.allow_transfer, query) {
             Permission::Allowed => {}
-            Permission::KeyRequired => return Answer::new(Rcode::NOTAUTH.into()),
+            Permission::KeyRequired => {
+                if query.tsig_key().is_some() {
+                    cx.refuse_key(TsigRcode::BADKEY); // a known key, not this rule's (as Knot)
+                }
+                return Answer::new(Rcode::NOTAUTH.into());
+            }
             Permission::Refused => return Answer::refused(),
         }
         let records = match (incremental, udp) {
@@ -253,7 +265,7 @@ impl Resolver for ZoneResolver {
         "zones"
     }
 
-    fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
+    fn resolve(&mut self, query: &Query<'_>, cx: &mut Context) -> Resolution {
         if query.qclass() != Class::IN {
             return Resolution::Pass;
         }
@@ -277,9 +289,9 @@ impl Resolver for ZoneResolver {
             return Resolution::Prebuilt(prebuilt.clone());
         }
         match query.qtype() {
-            Rtype::AXFR => Resolution::Answer(self.transfer(&zones, query, false)),
+            Rtype::AXFR => Resolution::Answer(self.transfer(&zones, query, cx, false)),
             Rtype::IXFR if zones.serves(query.qname()) => {
-                Resolution::Answer(self.transfer(&zones, query, true))
+                Resolution::Answer(self.transfer(&zones, query, cx, true))
             }
             qtype => match zones.answer(query.qname(), qtype) {
                 Some(answer) => match self.encode(key, query, &answer) {

@@ -23,3 +23,4 @@ mod tsig;
 mod unbound;
 mod upstream_hardening;
 mod zone;
+mod zone_types;

@@ -115,18 +115,27 @@ fn a_keyed_rule_transfers_only_to_requests_signed_with_its_key() {
     signer.done().unwrap();
     assert_eq!(records, 1500 + 4);
 
-    // Unsigned: NOTAUTH, no records; signed with another known key: NOTAUTH, signed.
+    // Unsigned: NOTAUTH, no records; signed with another known key: NOTAUTH with the
+    // TSIG error BADKEY (as Knot).
     let (q, _) = request(Rtype::AXFR, None, UNIX);
     let replies = over_tcp(&mut s, t0, &q);
     assert_eq!(replies.len(), 1);
     assert_eq!(rcode(&replies[0]), Rcode::NOTAUTH);
+    assert_eq!(tsig_error(&replies[0]), None);
     let (q, signer) = request(Rtype::IXFR, Some(&other()), UNIX);
+    let mut replies = over_tcp(&mut s, t0, &q);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(rcode(&replies[0]), Rcode::NOTAUTH);
+    assert_eq!(tsig_error(&replies[0]), Some(TsigRcode::BADKEY));
+    assert_eq!(
+        signer.unwrap().verify(&mut replies[0], UNIX),
+        Err(Failure::BadKey)
+    );
+    // The same key may still ask what no rule limits (here: the SOA), signed.
+    let (q, signer) = request(Rtype::SOA, Some(&other()), UNIX);
     let mut reply = over_tcp(&mut s, t0, &q).remove(0);
-    assert_eq!(rcode(&reply), Rcode::NOTAUTH);
-    signer
-        .unwrap()
-        .verify(&mut reply, UNIX)
-        .expect("answered with the key it was asked with");
+    assert_eq!(rcode(&reply), Rcode::NOERROR);
+    signer.unwrap().verify(&mut reply, UNIX).unwrap();
     assert_eq!(
         s.stats().tsig_rejected,
         0,
