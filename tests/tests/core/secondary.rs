@@ -977,3 +977,28 @@ fn unavailable_zones_get_servfail_unless_a_zone_below_holds_the_name() {
     origins.store(Vec::new());
     assert_eq!(rcode(&mut server, "www.example.com"), Rcode::REFUSED);
 }
+
+#[test]
+fn master_files_written_load_back_to_the_same_records() {
+    let text = r#"example.com. 300 IN SOA ns1 host 7 60 10 100 300
+@ NS ns1
+ns1 A 192.0.2.1
+v6 AAAA 2001:db8::1
+txt TXT "two words" "a \"quoted\" one" "semi;colon"
+@ MX 10 mail
+_sip._tcp SRV 10 20 5060 sip
+@ CAA 0 issue "ca.example"
+odd TYPE65280 \# 3 010203
+alias CNAME www
+ptr PTR www.example.org.
+@ HINFO "cpu" "os"
+_x._udp SRV 0 0 53 .
+empty TYPE65281 \# 0
+"#;
+    let zone = names_core::zone::load_zone("t", text, &mut |_, _| Err("no".into())).unwrap();
+    let written = master_file(&zone);
+    let again = names_core::zone::load_zone("saved", &written, &mut |_, _| Err("no".into()))
+        .unwrap_or_else(|e| panic!("{e}\n{written}"));
+    assert_eq!(lines(&again), lines(&zone), "{written}");
+    assert_eq!(again.record_count(), zone.record_count());
+}
