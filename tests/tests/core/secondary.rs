@@ -1002,3 +1002,119 @@ empty TYPE65281 \# 0
     assert_eq!(lines(&again), lines(&zone), "{written}");
     assert_eq!(again.record_count(), zone.record_count());
 }
+
+/// Days of simulated time in milliseconds of real time: a primary that changes its zone
+/// now and then, is down for hours at a time, and answers with IXFR or the whole zone.
+/// At every step the zone served is the primary's of some moment, never older than what
+/// was served before, served exactly while refreshed within EXPIRE.
+#[test]
+fn days_of_refreshes_outages_and_changes_in_simulated_time() {
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let mut s = machine(Limits::default());
+    let mut now = at(0);
+    let end = at(0) + std::time::Duration::from_secs(4 * 24 * 3600);
+    // The primary: its versions (serial -> hosts), and when it is down until.
+    let mut versions: Vec<(u32, Vec<u8>)> = vec![(1, vec![1, 2, 3])];
+    let mut down_until = at(0);
+    let mut last_refreshed: Option<Instant> = None;
+    let mut served_serial: Option<u32> = None;
+    let (mut transfers, mut outages, mut expiries) = (0, 0, 0);
+    let mut steps = 0;
+    s.handle_timeout(now);
+    let mut pending = drain(&mut s);
+    while now < end {
+        steps += 1;
+        assert!(steps < 100_000, "bounded");
+        // The primary changes now and then, and sometimes goes down for up to 3 minutes.
+        if rng.next_u32() % 20 == 0 {
+            let (serial, hosts) = versions.last().unwrap().clone();
+            let mut next = hosts.clone();
+            next.retain(|_| rng.next_u32() % 3 != 0);
+            next.push((rng.next_u32() % 40) as u8 + 1);
+            next.sort();
+            next.dedup();
+            versions.push((serial + 1, next));
+        }
+        if rng.next_u32() % 50 == 0 && now >= down_until {
+            down_until = now + std::time::Duration::from_secs(u64::from(rng.next_u32() % 180));
+            outages += 1;
+        }
+        let up = now >= down_until;
+        let (serial, hosts) = versions.last().unwrap().clone();
+        for action in std::mem::take(&mut pending) {
+            match action {
+                Action::SendUdp { token, bytes, .. } if up => {
+                    if served_or_held(&s) == Some(serial) {
+                        last_refreshed = Some(now); // up to date: a refresh
+                    }
+                    let reply = message(&bytes, Rcode::NOERROR, &[soa(serial)], false);
+                    s.handle_udp(now, token, primary(), &reply);
+                }
+                Action::Connect { token, bytes, .. } if up => {
+                    let query = &bytes[2..];
+                    let msg = Message::from_octets(query).unwrap();
+                    let asked = msg.sole_question().unwrap().qtype();
+                    let records = match (asked, served_or_held(&s)) {
+                        (Rtype::IXFR, Some(from)) if rng.next_u32() % 2 == 0 => {
+                            let steps: Vec<(u32, &[u8])> = versions
+                                .iter()
+                                .filter(|(v, _)| *v >= from)
+                                .map(|(v, h)| (*v, h.as_slice()))
+                                .collect();
+                            ixfr(&steps)
+                        }
+                        _ => axfr(serial, &hosts),
+                    };
+                    s.handle_tcp(now, token, &frames(query, &records, 3).concat());
+                }
+                Action::Serve { zone, transferred } => {
+                    if transferred {
+                        transfers += 1;
+                        let expected = versions.iter().find(|(v, _)| *v == zone.serial());
+                        let (v, h) = expected.expect("a version the primary had");
+                        assert_eq!(lines(&zone), by_axfr(*v, h), "serial {v}");
+                    }
+                    if let Some(before) = served_serial {
+                        assert!(zone.serial() >= before, "never older");
+                    }
+                    served_serial = Some(zone.serial());
+                    last_refreshed = Some(now);
+                }
+                Action::Expire { .. } => {
+                    expiries += 1;
+                    let refreshed = last_refreshed.expect("served before");
+                    assert!(
+                        now - refreshed >= std::time::Duration::from_secs(100),
+                        "expired early"
+                    );
+                }
+                _ => {}
+            }
+        }
+        let mut produced = drain(&mut s);
+        if produced.is_empty() {
+            let Some(t) = s.poll_timeout() else { break };
+            now = t.max(now);
+            s.handle_timeout(now);
+            produced = drain(&mut s);
+        }
+        if let Some(refreshed) = last_refreshed {
+            if now - refreshed < std::time::Duration::from_secs(100) {
+                assert!(s.status()[0].served, "served within EXPIRE of a refresh");
+            }
+        }
+        pending = produced;
+    }
+    eprintln!("{steps} steps, {transfers} transfers, {outages} outages, {expiries} expiries, serial {served_serial:?}");
+    assert!(
+        transfers > 10 && outages > 10,
+        "the run saw changes and outages"
+    );
+    assert!(s.stats().transfers_ok as usize == transfers);
+}
+
+/// The serial of the data the machine holds.
+fn served_or_held(s: &Secondary) -> Option<u32> {
+    s.status()[0].serial
+}
