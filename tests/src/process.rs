@@ -496,3 +496,17 @@ pub fn installed(program: &str) -> bool {
     }
     found
 }
+
+/// Polls `check` every 20 ms until it holds or `limit` has passed; whether it held.
+pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}

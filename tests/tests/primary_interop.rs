@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use names_core::domain::base::iana::{Opcode, Rcode};
 use names_core::domain::base::{Message, MessageBuilder};
 use names_core::domain::rdata::Soa;
-use names_tests::{dig_at, installed, run_names, temp_dir, Server};
+use names_tests::{dig_at, installed, run_names, temp_dir, within, Server};
 
 /// The secret of the key `xfr` (base64 of "secret-secret-secret").
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQ=";
@@ -24,18 +24,6 @@ fn zone(serial: u32, www: &str, extra: &str) -> String {
     format!(
         "$ORIGIN p.test.\n@ 3600 IN SOA ns h {serial} 7200 900 1209600 60\n@ NS ns\nns A 192.0.2.53\nwww 60 A {www}\n{extra}"
     )
-}
-
-/// Polls `check` every 50 ms for up to `limit`.
-fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    check()
 }
 
 /// Writes the zone, sends SIGHUP and waits for the reload line naming `serial`.

@@ -7,12 +7,12 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use domain::base::iana::{Class, Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name, Record, Serial, Ttl};
 use domain::rdata::{Soa, A};
-use names_tests::{dig_at, Server};
+use names_tests::{dig_at, within, Server};
 
 /// How a fake primary answers a transfer.
 #[derive(Clone, Copy)]
@@ -157,17 +157,6 @@ impl Drop for FakePrimary {
     }
 }
 
-fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    check()
-}
-
 fn status(server: SocketAddr) -> String {
     let out = dig_at(server, &["+norec", "www.example.com", "A"]);
     out.lines()
@@ -188,7 +177,7 @@ fn an_endless_transfer_is_cut_at_max_transfer_bytes() {
         "1000000",
     ]);
     assert!(
-        wait_for(Duration::from_secs(10), || names
+        within(Duration::from_secs(10), || names
             .logs()
             .contains("exceeds --max-transfer-bytes 1000000")),
         "{}",
@@ -206,9 +195,8 @@ fn an_endless_transfer_is_cut_at_max_transfer_bytes() {
 fn a_notify_flood_is_coalesced_into_a_few_checks() {
     let primary = FakePrimary::start(Transfer::Whole);
     let names = Server::start(&["--no-forward", "--secondary", &primary.secondary_arg()]);
-    assert!(wait_for(Duration::from_secs(5), || status(
-        names.udp_addr()
-    ) == "NOERROR"));
+    assert!(within(Duration::from_secs(5), || status(names.udp_addr())
+        == "NOERROR"));
     let before = primary.soa_queries.load(Ordering::Relaxed);
     // 2000 NOTIFYs from the primary's address, as fast as they go.
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use domain::base::iana::{Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
 use names_tests::{
-    dig_at, installed, metrics_addr, run_names, scrape, temp_dir, terminate, Server,
+    dig_at, installed, metrics_addr, run_names, scrape, temp_dir, terminate, within, Server,
 };
 
 const KEY: &str = "xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
@@ -129,7 +129,7 @@ impl Knot {
 
     /// Waits until knotd answers for the zone (at most 10 s).
     fn wait_serving(&self) {
-        let ok = wait_for(Duration::from_secs(10), || {
+        let ok = within(Duration::from_secs(10), || {
             dig_at(self.addr(), &["+norec", "example.com", "SOA"]).contains("status: NOERROR")
         });
         assert!(ok, "knotd did not come up:\n{}", self.log());
@@ -160,20 +160,6 @@ impl Drop for Knot {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Polls `check` every 20 ms until it holds or `limit` passes.
-fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -234,7 +220,7 @@ fn knot_primary_axfr_then_notify_and_ixfr_within_a_second_with_tsig() {
     let _one = one_at_a_time();
     let (knot, names) = knot_and_names("knot-tsig", ",key=xfr", &["--tsig-key", KEY]);
     assert!(
-        wait_for(Duration::from_secs(5), || www(names.udp_addr())
+        within(Duration::from_secs(5), || www(names.udp_addr())
             == "192.0.2.2"),
         "initial AXFR: {}\n{}",
         names.logs(),
@@ -245,7 +231,7 @@ fn knot_primary_axfr_then_notify_and_ixfr_within_a_second_with_tsig() {
     let changed = Instant::now();
     knot.change(&zone_text(2, "3600 600 86400", 22));
     assert!(
-        wait_for(Duration::from_secs(1), || www(names.udp_addr())
+        within(Duration::from_secs(1), || www(names.udp_addr())
             == "192.0.2.22"),
         "the change did not arrive within a second: {}\n{}",
         names.logs(),
@@ -300,7 +286,7 @@ fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
             "127.0.0.1:0",
         ],
     );
-    assert!(wait_for(Duration::from_secs(5), || www(names.udp_addr())
+    assert!(within(Duration::from_secs(5), || www(names.udp_addr())
         == "192.0.2.2"));
     let metrics = metrics_addr(&names);
     let body = scrape(metrics);
@@ -316,7 +302,7 @@ fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
     knot.stop();
     let stopped = Instant::now();
     assert!(
-        wait_for(Duration::from_secs(8), || www(names.udp_addr())
+        within(Duration::from_secs(8), || www(names.udp_addr())
             == "SERVFAIL"),
         "not expired: {}",
         names.logs()
@@ -334,7 +320,7 @@ fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
     );
     let knot = Knot::start(&dir, knot_port, names_port, false);
     assert!(
-        wait_for(Duration::from_secs(5), || www(names.udp_addr())
+        within(Duration::from_secs(5), || www(names.udp_addr())
             == "192.0.2.2"),
         "not back: {}\n{}",
         names.logs(),
@@ -377,7 +363,7 @@ fn names_primary_and_three_names_secondaries() {
         .collect();
     for s in &secondaries {
         assert!(
-            wait_for(Duration::from_secs(5), || www(s.udp_addr()) == "192.0.2.2"),
+            within(Duration::from_secs(5), || www(s.udp_addr()) == "192.0.2.2"),
             "{}",
             s.logs()
         );
@@ -387,7 +373,7 @@ fn names_primary_and_three_names_secondaries() {
     primary.signal("HUP");
     for s in &secondaries {
         assert!(
-            wait_for(Duration::from_secs(2), || www(s.udp_addr()) == "192.0.2.22"),
+            within(Duration::from_secs(2), || www(s.udp_addr()) == "192.0.2.22"),
             "not by NOTIFY: {}\n{}",
             s.logs(),
             primary.logs()
