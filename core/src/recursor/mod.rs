@@ -52,6 +52,7 @@ mod delegation;
 mod hints;
 mod infra;
 mod iterate;
+mod judge;
 mod select;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +65,7 @@ pub use hints::{HintServer, RootHints};
 pub use select::RTT_BAND_MS;
 
 use crate::resolver::{Answer, Context, Exchanged, Query, Resolution, Resolver};
-use delegation::Delegations;
+use delegation::{Delegations, Point};
 use infra::Infra;
 
 /// The recursor's settings; `RecursorConfig::default()` gives the documented defaults.
@@ -254,7 +255,11 @@ impl Resolver for Recursor {
             return Resolution::Answer(Answer::refused());
         }
         if !q.recursion_desired() {
-            return Resolution::Answer(iterate::referral_answer(&self.shared, q, cx.now()));
+            // Never resolved: the closest delegation known (the root from the hints
+            // when nothing is) as a referral.
+            let point = (self.shared.0.delegations.closest(cx.now(), q.qname()))
+                .unwrap_or_else(|| Point::hints(&self.shared.config().root_hints));
+            return Resolution::Answer(point.referral());
         }
         iterate::start(&self.shared, q, cx)
     }

@@ -13,6 +13,7 @@ mod journal;
 mod lookups;
 mod properties;
 mod protocol;
+mod recursor;
 mod reload_sim;
 mod simulation;
 mod tcp_limits;
