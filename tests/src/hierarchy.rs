@@ -41,6 +41,7 @@ use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, Via};
 use crate::build::{frame, query_wire, unframe, with_tc, Flags};
 use crate::drive::{at, udp, SEED};
 use crate::parse::{parse, Parsed};
+use crate::scenario::Canned;
 
 /// How an authoritative server of the world behaves.
 pub enum Behaviour {
@@ -425,6 +426,46 @@ pub fn example_com() -> String {
             deep.ent.example.com. A 192.0.2.210\n\
             signed.example.com. A 192.0.2.211\n\
             signed.example.com. RRSIG A 13 3 3600 20300101000000 20200101000000 12345 example.com. dGVzdA==\n")
+}
+
+/// A server answering from a table of canned replies by question, as the `RANGE` of an
+/// Unbound scenario: `"www.example.com. A"` matches that question (case-insensitive),
+/// `"*.example.com."` any question at or below the name (the rpl's `MATCH subdomain`).
+/// The first entry that matches answers, RA clear; anything else gets REFUSED.
+pub fn canned(table: Vec<(&str, Canned)>) -> Behaviour {
+    table_server(table, false)
+}
+
+/// [`canned`] for a server that answers as a recursive server does: RA set, as the rpl's
+/// `REPLY QR RA ...`.
+pub fn canned_recursive(table: Vec<(&str, Canned)>) -> Behaviour {
+    table_server(table, true)
+}
+
+fn table_server(table: Vec<(&str, Canned)>, ra: bool) -> Behaviour {
+    let table: Vec<(String, Option<Rtype>, Canned)> = table
+        .into_iter()
+        .map(|(question, reply)| {
+            let mut it = question.split_whitespace();
+            let name = it.next().unwrap_or_default().to_ascii_lowercase();
+            let rtype = it.next().map(|t| t.parse().expect("a known type"));
+            (name, rtype, Canned { ra, ..reply })
+        })
+        .collect();
+    Behaviour::Script(Box::new(move |q: &Message<Bytes>| {
+        let question = q.first_question()?;
+        let qname = format!("{}.", question.qname()).to_ascii_lowercase();
+        let found = table
+            .iter()
+            .find(|(name, rtype, _)| match name.strip_prefix("*.") {
+                Some(zone) => qname == zone || qname.ends_with(&format!(".{zone}")),
+                None => qname == *name && *rtype == Some(question.qtype()),
+            });
+        match found {
+            Some((_, _, reply)) => reply.reply_to(q.as_slice()),
+            None => Some(rcode_reply(q, Rcode::REFUSED)),
+        }
+    }))
 }
 
 /// A client query with RD as given and EDNS (DO as given).

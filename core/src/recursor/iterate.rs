@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use domain::base::iana::{Class, Rcode, Rtype};
-use domain::base::Name;
+use domain::base::{Message, Name};
 use domain::rdata::AllRecordData;
 
 use super::delegation::{Point, Target};
@@ -52,6 +52,8 @@ pub(super) struct Goal {
     /// The CNAME/DNAME chain so far (the client gets it all).
     pub(super) chain: Vec<Rr>,
     pub(super) chain_steps: usize,
+    /// A recursive server's reply (RA without AA), used when no other server is left.
+    pub(super) last_resort: Option<(Waiting, Message<Bytes>)>,
 }
 
 impl Goal {
@@ -68,6 +70,7 @@ impl Goal {
             minimised: 0,
             chain: Vec::new(),
             chain_steps: 0,
+            last_resort: None,
         }
     }
 
@@ -94,6 +97,7 @@ impl Goal {
 }
 
 /// The exchange in flight.
+#[derive(Clone)]
 pub(super) struct Waiting {
     pub(super) server: SocketAddr,
     pub(super) zone: Name<Bytes>,
@@ -175,7 +179,7 @@ pub(super) fn resume(
         }
         Exchanged::Failed(_) => goal.tried.push(w.server),
         Exchanged::Reply(reply) => {
-            if let Some(outcome) = judge(shared, goal, &w, &reply, now) {
+            if let Some(outcome) = judge(shared, goal, &w, &reply, now, false) {
                 if let Some(done) = finish(shared, it, outcome, now) {
                     return done;
                 }
@@ -278,7 +282,18 @@ fn step(shared: &Shared, it: &mut Iteration, now: Instant) -> Resolution {
             }
             continue;
         }
-        if let Some(done) = finish(shared, it, Outcome::Failed, now) {
+        // Nothing else left: a recursive server's reply, if one came.
+        let Some(goal) = it.goals.last_mut() else {
+            continue;
+        };
+        let outcome = match goal.last_resort.take() {
+            Some((w, reply)) => match judge(shared, goal, &w, &reply, now, true) {
+                Some(outcome) => outcome,
+                None => continue,
+            },
+            None => Outcome::Failed,
+        };
+        if let Some(done) = finish(shared, it, outcome, now) {
             return done;
         }
     }

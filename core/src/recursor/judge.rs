@@ -2,7 +2,8 @@
 //! `response_type_from_server` as the model): after scrubbing it to the zone asked, an
 //! answer (whose chain may lead elsewhere), NXDOMAIN or NODATA with the SOA, a referral
 //! down (kept, with its in-bailiwick glue), a step of QNAME minimisation, or a lame server
-//! (an error rcode, a referral up or sideways, an answer without AA) to skip.
+//! to skip (an error rcode, a referral up or sideways, a recursive server's answer: RA
+//! without AA).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -21,24 +22,25 @@ use crate::scrub::{scrub, Scrubbed};
 use crate::zone::MAX_CNAME_CHAIN;
 
 /// Judges a reply to the goal on top: `Some` when it ends the goal, `None` when the goal
-/// goes on (a referral, a server to skip, a minimisation step).
+/// goes on (a referral, a server to skip, a minimisation step). A recursive server's
+/// reply (RA without AA) is put aside unless it is the `last_resort`: the server is
+/// asked only when nothing else is left, and its reply used then (as Unbound does).
 pub(super) fn judge(
     shared: &Shared,
     goal: &mut Goal,
     w: &Waiting,
     reply: &Message<Bytes>,
     now: Instant,
+    last_resort: bool,
 ) -> Option<Outcome> {
     let infra = &shared.0.infra;
     let zone_key = lower(&w.zone);
-    infra.replied(
-        now,
-        w.server,
-        &zone_key,
-        now.saturating_duration_since(w.sent_at),
-    );
-    if w.edns && reply.opt().is_none() {
-        infra.no_edns(now, w.server, &zone_key);
+    if !last_resort {
+        let rtt = now.saturating_duration_since(w.sent_at);
+        infra.replied(now, w.server, &zone_key, rtt);
+        if w.edns && reply.opt().is_none() {
+            infra.no_edns(now, w.server, &zone_key);
+        }
     }
     let rcode = reply.header().rcode();
     let lame = |goal: &mut Goal| {
@@ -57,26 +59,28 @@ pub(super) fn judge(
         goal.tried.push(w.server);
         return None;
     };
+    // A recursive server's reply (RA without AA) is no authoritative data (Unbound's
+    // REC_LAME). Without RA, data without AA is taken, as Unbound takes it.
+    if reply.header().ra() && !reply.header().aa() && !last_resort {
+        infra.rec_lame(now, w.server, &zone_key);
+        goal.tried.push(w.server);
+        goal.last_resort = Some((w.clone(), reply.clone()));
+        return None;
+    }
     if w.minimised {
         return minimised(shared, goal, w, s, now);
     }
     if rcode == Rcode::NXDOMAIN {
-        if !s.aa {
-            return lame(goal);
-        }
         let mut answer = std::mem::take(&mut goal.chain);
         answer.extend(s.answer);
         return Some(Outcome::Answer {
             rcode,
             answer,
-            authority: negative_authority(s.authority),
+            authority: s.authority,
             additional: Vec::new(),
         });
     }
     if !s.answer.is_empty() {
-        if !s.aa {
-            return lame(goal);
-        }
         let (last, steps, complete) = chain_end(&w.qname, w.qtype, &s.answer);
         goal.chain.extend(s.answer);
         goal.chain_steps += steps;
@@ -84,7 +88,7 @@ pub(super) fn judge(
             return Some(Outcome::Answer {
                 rcode,
                 answer: std::mem::take(&mut goal.chain),
-                authority: Vec::new(),
+                authority: s.authority,
                 additional: s.additional,
             });
         }
@@ -97,16 +101,18 @@ pub(super) fn judge(
     if let Some((zone, ns)) = referral(&w.zone, &w.qname, &s) {
         return descend(shared, goal, zone, &ns, &s, now);
     }
-    if s.aa || s.authority.iter().any(|rr| rr.rtype() == Rtype::SOA) {
+    let soa = s.authority.iter().any(|rr| rr.rtype() == Rtype::SOA);
+    if soa || s.aa || last_resort {
         let answer = std::mem::take(&mut goal.chain);
         return Some(Outcome::Answer {
             rcode,
             answer,
-            authority: negative_authority(s.authority),
+            authority: s.authority,
             additional: Vec::new(),
         });
     }
-    lame(goal) // up or sideways, or nothing usable without authority
+    // A referral up or sideways (to the zone itself, without AA), or nothing usable.
+    lame(goal)
 }
 
 /// A reply to a minimised question: a referral goes down, any other answer means no
@@ -255,14 +261,6 @@ fn point_of(
         targets,
         from_hints: false,
     }
-}
-
-/// The authority section of a negative answer: the SOA and the DNSSEC records proving it.
-fn negative_authority(authority: Vec<Rr>) -> Vec<Rr> {
-    authority
-        .into_iter()
-        .filter(|rr| rr.rtype() != Rtype::NS)
-        .collect()
 }
 
 /// Where the answer's chain from `qname` ends: the last name, the CNAME steps taken, and

@@ -23,10 +23,11 @@
 //!   relaxed, as Unbound's default: a server answering NXDOMAIN, REFUSED, SERVFAIL or
 //!   FORMERR to a minimised name is asked the full name instead, and after 10 minimised
 //!   questions the full name is asked;
-//! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, referring up or sideways, or
-//!   answering without AA is *lame*: skipped for this query and for that zone for
-//!   `infra_ttl` (900 s); one that times out is skipped for this query and its timeout
-//!   doubles;
+//! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, referring up or sideways
+//!   (to its own zone or above, without AA), or answering as a recursive server does (RA
+//!   without AA) is *lame*: skipped for this query and for that zone for `infra_ttl`
+//!   (900 s); one that times out is skipped for this query and its timeout doubles. As in
+//!   Unbound, an answer without AA from a server that does not offer recursion is used;
 //! - servers at 127.0.0.0/8, ::1 (and 0.0.0.0, ::) are never asked unless
 //!   [`RecursorConfig::query_localhost`]; with nothing else left, the answer is SERVFAIL.
 //!

@@ -14,6 +14,7 @@ mod lookups;
 mod properties;
 mod protocol;
 mod recursor;
+mod recursor_unbound;
 mod reload_sim;
 mod simulation;
 mod tcp_limits;
