@@ -318,14 +318,29 @@ impl World {
     /// Sends `query` from a client to `server` and plays the world until the reply
     /// (or `None` when it stays silent: the loop is bounded in steps and in time).
     pub fn resolve(&mut self, server: &mut Server, query: &[u8]) -> Option<Parsed> {
-        self.next_client_port = self.next_client_port.wrapping_add(1).max(30000);
-        let client = udp(self.next_client_port);
-        server.handle_client(self.now(), client, query);
+        self.resolve_all(server, &[query.to_vec()]).pop().flatten()
+    }
+
+    /// Sends every query at once, each from its own client, and plays the world until
+    /// each has its reply (`None` for one that never came).
+    pub fn resolve_all(&mut self, server: &mut Server, queries: &[Vec<u8>]) -> Vec<Option<Parsed>> {
+        let mut clients = Vec::new();
+        for query in queries {
+            self.next_client_port = self.next_client_port.wrapping_add(1).max(30000);
+            let client = udp(self.next_client_port);
+            clients.push(client);
+            server.handle_client(self.now(), client, query);
+        }
+        let mut got: Vec<Option<Parsed>> = vec![None; queries.len()];
         for _ in 0..100_000 {
             let mut replies: Vec<(Token, SocketAddr, Vec<u8>)> = Vec::new();
             while let Some(action) = server.poll_action() {
                 match action {
-                    Action::Reply { to, bytes } if to == client => return Some(parse(&bytes)),
+                    Action::Reply { to, bytes } => {
+                        if let Some(i) = clients.iter().position(|c| *c == to) {
+                            got[i] = Some(parse(&bytes));
+                        }
+                    }
                     Action::SendUpstream {
                         token,
                         to,
@@ -339,12 +354,17 @@ impl World {
                     _ => {}
                 }
             }
+            if got.iter().all(Option::is_some) {
+                break;
+            }
             if replies.is_empty() {
-                let next = server.poll_timeout()?;
+                let Some(next) = server.poll_timeout() else {
+                    break;
+                };
                 let ms = u64::try_from(next.saturating_duration_since(at(0)).as_millis())
                     .unwrap_or(u64::MAX);
                 if ms > self.now_ms + 60_000 {
-                    return None; // nothing for a minute: silent
+                    break; // nothing for a minute: silent
                 }
                 self.now_ms = self.now_ms.max(ms);
                 server.handle_timeout(self.now());
@@ -355,7 +375,7 @@ impl World {
                 server.handle_upstream(self.now(), token, from, &bytes);
             }
         }
-        None
+        got
     }
 
     /// Asks `server` for `qname` `qtype` with RD and EDNS (DO as given).

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use names_core::domain::base::iana::{Rcode, Rtype};
-use names_core::domain::base::{Message, MessageBuilder, Name, Ttl};
-use names_core::domain::rdata::{Ns, A};
+use names_core::domain::base::{Message, MessageBuilder, Name, ToName, Ttl};
+use names_core::domain::rdata::{Cname, Ns, A};
 use names_core::recursor::{RecursorConfig, RootHints};
 use names_core::stats::Kind;
 use names_core::Stats;
@@ -498,4 +498,122 @@ fn root_hints_parse_the_iana_format_and_name_bad_lines() {
         RootHints::iana(),
         "the built-in hints by default"
     );
+}
+
+#[test]
+fn a_flood_of_the_same_question_shares_the_exchanges() {
+    let mut world = World::standard();
+    let cfg = config();
+    let (setup, mut server) = recursive_server(cfg.clone(), true);
+    let query = client_query("www.sub.example.com", Rtype::A, true, false);
+    let replies = world.resolve_all(&mut server, &vec![query; 50]);
+    for reply in &replies {
+        let reply = reply.as_ref().expect("every client answered");
+        assert_eq!(addrs(reply), [v4("192.0.2.201")]);
+    }
+    // Identical exchanges in flight are shared: far fewer than 50 resolutions' worth.
+    assert!(
+        world.asked.len() <= 12,
+        "{} queries sent",
+        world.asked.len()
+    );
+    assert!(server.stats().coalesced > 0);
+    assert_eq!(setup.recursor_stats().unwrap().resolutions, 50);
+}
+
+#[test]
+fn a_cname_loop_across_zones_ends_in_servfail() {
+    let mut world = World::standard();
+    for last in [40, 41] {
+        let mut honest = authoritative(&[example_com()]);
+        world.set_behaviour(
+            ip(last),
+            Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
+                let qname = q.first_question()?.qname().to_string();
+                if qname != "loop.example.com" {
+                    return answer_udp(&mut honest, q.as_slice());
+                }
+                let mut b = MessageBuilder::new_vec()
+                    .start_answer(q, Rcode::NOERROR)
+                    .ok()?;
+                b.header_mut().set_aa(true);
+                let target: Name<bytes::Bytes> = "loop.example.net".parse().unwrap();
+                b.push((q.first_question()?.qname(), 60, Cname::new(target)))
+                    .ok()?;
+                Some(b.finish())
+            })),
+        );
+    }
+    world.set_behaviour(
+        ip(60),
+        Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
+            let mut b = MessageBuilder::new_vec()
+                .start_answer(q, Rcode::NOERROR)
+                .ok()?;
+            b.header_mut().set_aa(true);
+            let target: Name<bytes::Bytes> = "loop.example.com".parse().unwrap();
+            b.push((q.first_question()?.qname(), 60, Cname::new(target)))
+                .ok()?;
+            Some(b.finish())
+        })),
+    );
+    let cfg = config();
+    let (_setup, mut server) = recursive_server(cfg.clone(), false);
+    let reply = world.ask(&mut server, "loop.example.com", Rtype::A, false);
+    assert_eq!(reply.rcode, SERVFAIL);
+    assert!(world.asked.len() <= packet_bound(&cfg));
+}
+
+#[test]
+fn the_root_is_primed_again_when_its_ns_set_expires() {
+    let mut world = World::standard();
+    let (_setup, mut server) = recursive_server(config(), false);
+    world.ask(&mut server, "host.example.com", Rtype::A, false);
+    let primings = |w: &World| {
+        w.asked
+            .iter()
+            .filter(|a| a.qname.is_empty() && a.qtype == Rtype::NS)
+            .count()
+    };
+    assert_eq!(primings(&world), 1);
+    world.ask(&mut server, "www.example.net", Rtype::A, false);
+    assert_eq!(primings(&world), 1, "primed once while the NS set lives");
+    world.now_ms += 3_601_000; // the root NS TTL of the world is 3600 s
+    world.ask(&mut server, "www.example.net", Rtype::A, false);
+    assert_eq!(primings(&world), 2);
+}
+
+#[test]
+fn a_server_flooding_referrals_and_ns_names_cannot_make_unbounded_work() {
+    let mut world = World::standard();
+    // The example.com servers refer every name one label deeper, to ever new zones with
+    // 1000 glueless NS names each.
+    for last in [40, 41] {
+        world.set_behaviour(
+            ip(last),
+            Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
+                let qname: Name<bytes::Bytes> = q.first_question()?.qname().to_name();
+                let b = MessageBuilder::new_vec()
+                    .start_answer(q, Rcode::NOERROR)
+                    .ok()?;
+                let mut auth = b.authority();
+                for i in 0..1000 {
+                    let ns: Name<bytes::Bytes> = format!("ns{i}.victim.org").parse().unwrap();
+                    auth.push((&qname, 60, Ns::new(ns))).ok()?;
+                }
+                Some(auth.finish())
+            })),
+        );
+    }
+    let cfg = config();
+    let (setup, mut server) = recursive_server(cfg.clone(), false);
+    let reply = world.ask(&mut server, "a.b.c.d.e.f.example.com", Rtype::A, false);
+    assert_eq!(reply.rcode, SERVFAIL);
+    assert!(
+        world.asked.len() <= packet_bound(&cfg),
+        "{}",
+        world.asked.len()
+    );
+    assert!(world.asked_of(ip(100)).len() <= 2 * cfg.max_targets_per_delegation as usize);
+    assert!(setup.recursor_stats().unwrap().delegation_entries < 100);
 }
