@@ -215,23 +215,18 @@ impl World {
         let example = example_com();
         w.serve(ip(40), std::slice::from_ref(&example), Behaviour::Serve);
         w.serve(ip(41), &[example], Behaviour::Serve);
-        let sub = zone(
+        let sub = single_server_zone(
             "sub.example.com.",
             "ns.sub.example.com.",
-            "\
-            sub.example.com. NS ns.sub.example.com.\n\
-            ns.sub.example.com. A 192.0.2.50\n\
-            www.sub.example.com. A 192.0.2.201\n",
+            "192.0.2.50",
+            "www.sub.example.com. A 192.0.2.201\n",
         );
         w.serve(ip(50), &[sub], Behaviour::Serve);
-        let example_net = zone(
+        let example_net = single_server_zone(
             "example.net.",
             "ns.example.net.",
-            "\
-            example.net. NS ns.example.net.\n\
-            ns.example.net. A 192.0.2.60\n\
-            www.example.net. A 192.0.2.202\n\
-            x.example.net. A 192.0.2.203\n",
+            "192.0.2.60",
+            "www.example.net. A 192.0.2.202\nx.example.net. A 192.0.2.203\n",
         );
         let glueless = zone(
             "glueless.com.",
@@ -258,32 +253,21 @@ impl World {
         w.serve(ip(70), std::slice::from_ref(&lame), Behaviour::Refuse);
         w.serve(ip(71), std::slice::from_ref(&lame), Behaviour::Serve);
         w.serve(ip(72), &[lame], Behaviour::Dead);
-        let tc = zone(
+        let tc = single_server_zone(
             "tc.com.",
             "ns.tc.com.",
-            "\
-            tc.com. NS ns.tc.com.\n\
-            ns.tc.com. A 192.0.2.80\n\
-            www.tc.com. A 192.0.2.206\n",
+            "192.0.2.80",
+            "www.tc.com. A 192.0.2.206\n",
         );
         w.serve(ip(80), &[tc], Behaviour::TcpOnly);
-        let old = zone(
+        let old = single_server_zone(
             "old.com.",
             "ns.old.com.",
-            "\
-            old.com. NS ns.old.com.\n\
-            ns.old.com. A 192.0.2.90\n\
-            www.old.com. A 192.0.2.207\n\
-            ftp.old.com. A 192.0.2.217\n",
+            "192.0.2.90",
+            "www.old.com. A 192.0.2.207\nftp.old.com. A 192.0.2.217\n",
         );
         w.serve(ip(90), &[old], Behaviour::NoEdns);
-        let victim = zone(
-            "victim.org.",
-            "ns.victim.org.",
-            "\
-            victim.org. NS ns.victim.org.\n\
-            ns.victim.org. A 192.0.2.100\n",
-        );
+        let victim = single_server_zone("victim.org.", "ns.victim.org.", "192.0.2.100", "");
         w.serve(ip(100), &[victim], Behaviour::Serve);
         let up = zone(
             "up.com.",
@@ -298,13 +282,11 @@ impl World {
         );
         w.serve(ip(110), std::slice::from_ref(&up), Behaviour::Upward);
         w.serve(ip(111), &[up], Behaviour::Serve);
-        let lo = zone(
+        let lo = single_server_zone(
             "lo.com.",
             "ns.lo.com.",
-            "\
-            lo.com. NS ns.lo.com.\n\
-            ns.lo.com. A 127.0.0.53\n\
-            www.lo.com. A 192.0.2.209\n",
+            "127.0.0.53",
+            "www.lo.com. A 192.0.2.209\n",
         );
         w.serve(IpAddr::from([127, 0, 0, 53]), &[lo], Behaviour::Serve);
         w
@@ -533,6 +515,16 @@ pub fn authoritative(zones: &[String]) -> Server {
 /// `server`'s reply to `query` over UDP.
 pub fn answer_udp(server: &mut Server, query: &[u8]) -> Option<Vec<u8>> {
     zone_answer(server, at(0), ConnId(0), query, false)
+}
+
+/// A zone served by one name server in it: its SOA, NS and the server's address, then
+/// `records`.
+pub fn single_server_zone(origin: &str, server: &str, addr: &str, records: &str) -> String {
+    zone(
+        origin,
+        server,
+        &format!("{origin} NS {server}\n{server} A {addr}\n{records}"),
+    )
 }
 
 /// The authoritative server's own reply (unframed).

@@ -262,8 +262,7 @@ mod tests {
     use super::*;
 
     fn name(s: &str) -> Name<Bytes> {
-        let n: Name<Vec<u8>> = s.parse().unwrap();
-        Name::from_octets(Bytes::from(n.into_octets())).unwrap()
+        s.parse().unwrap()
     }
 
     #[test]

@@ -12,8 +12,8 @@ use names_core::recursor::{RecursorConfig, RootHints};
 use names_core::stats::Kind;
 use names_core::Stats;
 use names_tests::hierarchy::{
-    answer_udp, authoritative, client_query, config, example_com, ip, recursive_server, Behaviour,
-    World,
+    answer_udp, authoritative, client_query, config, example_com, ip, rcode_reply,
+    recursive_server, Behaviour, World,
 };
 use names_tests::parse::Parsed;
 
@@ -40,6 +40,40 @@ fn kinds(rrs: &[names_tests::parse::Rr]) -> Vec<String> {
     rrs.iter()
         .map(|r| format!("{} {}", r.owner, Rtype::from_int(r.rtype)))
         .collect()
+}
+
+/// Makes both example.com servers answer `special` with `reply` (or nothing) and every
+/// other question honestly from the zone.
+fn example_com_answers(
+    world: &mut World,
+    special: &'static str,
+    reply: fn(&Message<bytes::Bytes>) -> Option<Vec<u8>>,
+) {
+    for last in [40, 41] {
+        let mut honest = authoritative(&[example_com()]);
+        world.set_behaviour(
+            ip(last),
+            Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
+                if q.first_question()?.qname().to_string() == special {
+                    reply(q)
+                } else {
+                    answer_udp(&mut honest, q.as_slice())
+                }
+            })),
+        );
+    }
+}
+
+/// An authoritative reply (AA) to `q`: `owner CNAME target`.
+fn cname_reply(q: &Message<bytes::Bytes>, target: &str) -> Option<Vec<u8>> {
+    let mut b = MessageBuilder::new_vec()
+        .start_answer(q, Rcode::NOERROR)
+        .ok()?;
+    b.header_mut().set_aa(true);
+    let target: Name<bytes::Bytes> = target.parse().ok()?;
+    b.push((q.first_question()?.qname(), 60, Cname::new(target)))
+        .ok()?;
+    Some(b.finish())
 }
 
 #[test]
@@ -121,31 +155,21 @@ fn out_of_bailiwick_glue_is_ignored_and_not_cached() {
     let mut world = World::standard();
     // The example.com servers refer poison.example.com to a name in org, with "glue" for
     // it and an address for www.example.net: neither is theirs to give.
-    for last in [40, 41] {
-        let mut honest = authoritative(&[example_com()]);
-        world.set_behaviour(
-            ip(last),
-            Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
-                let qname = q.first_question()?.qname().to_string();
-                if qname != "poison.example.com" {
-                    return answer_udp(&mut honest, q.as_slice());
-                }
-                let b = MessageBuilder::new_vec()
-                    .start_answer(q, Rcode::NOERROR)
-                    .ok()?;
-                let mut auth = b.authority();
-                let owner: Name<bytes::Bytes> = "poison.example.com".parse().unwrap();
-                let ns: Name<bytes::Bytes> = "ns.example.org".parse().unwrap();
-                auth.push((&owner, 3600, Ns::new(ns.clone()))).ok()?;
-                let mut add = auth.additional();
-                add.push((&ns, 3600, A::new(v4("192.0.2.66")))).ok()?;
-                let www: Name<bytes::Bytes> = "www.example.net".parse().unwrap();
-                add.push((&www, Ttl::from_secs(3600), A::new(v4("192.0.2.66"))))
-                    .ok()?;
-                Some(add.finish())
-            })),
-        );
-    }
+    example_com_answers(&mut world, "poison.example.com", |q| {
+        let b = MessageBuilder::new_vec()
+            .start_answer(q, Rcode::NOERROR)
+            .ok()?;
+        let mut auth = b.authority();
+        let owner: Name<bytes::Bytes> = "poison.example.com".parse().unwrap();
+        let ns: Name<bytes::Bytes> = "ns.example.org".parse().unwrap();
+        auth.push((&owner, 3600, Ns::new(ns.clone()))).ok()?;
+        let mut add = auth.additional();
+        add.push((&ns, 3600, A::new(v4("192.0.2.66")))).ok()?;
+        let www: Name<bytes::Bytes> = "www.example.net".parse().unwrap();
+        add.push((&www, Ttl::from_secs(3600), A::new(v4("192.0.2.66"))))
+            .ok()?;
+        Some(add.finish())
+    });
     let cfg = config();
     let (_setup, mut server) = recursive_server(cfg.clone(), true);
     let reply = world.ask(&mut server, "poison.example.com", Rtype::A, false);
@@ -234,20 +258,9 @@ fn minimisation_falls_back_to_the_full_name_on_a_wrong_nxdomain() {
     let mut world = World::standard();
     // Servers that answer NXDOMAIN for the empty non-terminal ent.example.com, which has
     // a name below it: an old bug RFC 8020 servers do not have.
-    for last in [40, 41] {
-        let mut honest = authoritative(&[example_com()]);
-        world.set_behaviour(
-            ip(last),
-            Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
-                let qname = q.first_question()?.qname().to_string();
-                let mut reply = answer_udp(&mut honest, q.as_slice())?;
-                if qname == "ent.example.com" {
-                    reply[3] = (reply[3] & 0xf0) | 3; // NXDOMAIN
-                }
-                Some(reply)
-            })),
-        );
-    }
+    example_com_answers(&mut world, "ent.example.com", |q| {
+        Some(rcode_reply(q, Rcode::NXDOMAIN))
+    });
     let (_setup, mut server) = recursive_server(config(), false);
     let reply = world.ask(&mut server, "deep.ent.example.com", Rtype::A, false);
     assert_eq!(addrs(&reply), [v4("192.0.2.210")], "{:?}", world.asked);
@@ -524,37 +537,13 @@ fn a_flood_of_the_same_question_shares_the_exchanges() {
 #[test]
 fn a_cname_loop_across_zones_ends_in_servfail() {
     let mut world = World::standard();
-    for last in [40, 41] {
-        let mut honest = authoritative(&[example_com()]);
-        world.set_behaviour(
-            ip(last),
-            Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
-                let qname = q.first_question()?.qname().to_string();
-                if qname != "loop.example.com" {
-                    return answer_udp(&mut honest, q.as_slice());
-                }
-                let mut b = MessageBuilder::new_vec()
-                    .start_answer(q, Rcode::NOERROR)
-                    .ok()?;
-                b.header_mut().set_aa(true);
-                let target: Name<bytes::Bytes> = "loop.example.net".parse().unwrap();
-                b.push((q.first_question()?.qname(), 60, Cname::new(target)))
-                    .ok()?;
-                Some(b.finish())
-            })),
-        );
-    }
+    example_com_answers(&mut world, "loop.example.com", |q| {
+        cname_reply(q, "loop.example.net")
+    });
     world.set_behaviour(
         ip(60),
-        Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
-            let mut b = MessageBuilder::new_vec()
-                .start_answer(q, Rcode::NOERROR)
-                .ok()?;
-            b.header_mut().set_aa(true);
-            let target: Name<bytes::Bytes> = "loop.example.com".parse().unwrap();
-            b.push((q.first_question()?.qname(), 60, Cname::new(target)))
-                .ok()?;
-            Some(b.finish())
+        Behaviour::Script(Box::new(|q: &Message<bytes::Bytes>| {
+            cname_reply(q, "loop.example.com")
         })),
     );
     let cfg = config();

@@ -39,6 +39,47 @@ fn root_priming() -> (&'static str, Canned) {
     )
 }
 
+/// The root server of iter_cycle.rpl and iter_lame_nosoa.rpl: priming, and referrals
+/// to com (a.gtld-servers.net) and net (e.gtld-servers.net) for any name below them.
+fn root_referring_com_and_net() -> Vec<(&'static str, Canned)> {
+    vec![
+        root_priming(),
+        (
+            "*.com.",
+            Canned::new(
+                "",
+                "com. IN NS a.gtld-servers.net.",
+                "a.gtld-servers.net. IN A 192.5.6.30",
+            ),
+        ),
+        (
+            "*.net.",
+            Canned::new(
+                "",
+                "net. IN NS e.gtld-servers.net.",
+                "e.gtld-servers.net. IN A 192.12.94.30",
+            ),
+        ),
+    ]
+}
+
+/// The answer for www.example.com of iter_resolve.rpl and iter_primenoglue.rpl.
+const WWW: [&str; 3] = [
+    "www.example.com. IN A 10.20.30.40",
+    "example.com. IN NS ns.example.com.",
+    "ns.example.com. IN A 1.2.3.4",
+];
+
+/// The server's reply carrying [`WWW`] (no AA, as in the scenarios).
+fn www_answer() -> Canned {
+    Canned::new(WWW[0], WWW[1], WWW[2])
+}
+
+/// Asserts the client got [`WWW`].
+fn expect_www(reply: &names_tests::parse::Parsed, what: &str) {
+    expect(reply, &Expected::new(WWW[0], WWW[1], WWW[2]), 0, what);
+}
+
 /// iter_resolve.rpl: a basic iterative resolve of www.example.com.
 #[test]
 fn iter_resolve() {
@@ -92,28 +133,12 @@ fn iter_resolve() {
                     "ns.example.com. IN A 1.2.3.4",
                 ),
             ),
-            (
-                "www.example.com. A",
-                Canned::new(
-                    "www.example.com. IN A 10.20.30.40",
-                    "example.com. IN NS ns.example.com.",
-                    "ns.example.com. IN A 1.2.3.4",
-                ),
-            ),
+            ("www.example.com. A", www_answer()),
         ]),
     );
     let (_setup, mut server) = recursive_server(config(), false);
     let reply = world.ask(&mut server, "www.example.com", Rtype::A, false);
-    expect(
-        &reply,
-        &Expected::new(
-            "www.example.com. IN A 10.20.30.40",
-            "example.com. IN NS ns.example.com.",
-            "ns.example.com. IN A 1.2.3.4",
-        ),
-        0,
-        "iter_resolve",
-    );
+    expect_www(&reply, "iter_resolve");
 }
 
 /// iter_lame_noaa.rpl: a server that refers the query to its own zone without AA is lame;
@@ -260,28 +285,12 @@ fn iter_primenoglue() {
                 Canned::new("ns.example.net. IN A 1.2.3.4", "", "").aa(),
             ),
             ("ns.example.net. AAAA", Canned::new("", "", "").aa()),
-            (
-                "www.example.com. A",
-                Canned::new(
-                    "www.example.com. IN A 10.20.30.40",
-                    "example.com. IN NS ns.example.com.",
-                    "ns.example.com. IN A 1.2.3.4",
-                ),
-            ),
+            ("www.example.com. A", www_answer()),
         ]),
     );
     let (_setup, mut server) = recursive_server(config(), false);
     let reply = world.ask(&mut server, "www.example.com", Rtype::A, false);
-    expect(
-        &reply,
-        &Expected::new(
-            "www.example.com. IN A 10.20.30.40",
-            "example.com. IN NS ns.example.com.",
-            "ns.example.com. IN A 1.2.3.4",
-        ),
-        0,
-        "iter_primenoglue",
-    );
+    expect_www(&reply, "iter_primenoglue");
     // The root's NS set from the priming reply, its address from the hints: priming
     // answered, the rest went to the servers the referrals named.
     assert!(world
@@ -298,25 +307,7 @@ fn iter_cycle() {
     world.serve(
         addr("193.0.14.129"),
         &[],
-        canned(vec![
-            root_priming(),
-            (
-                "*.com.",
-                Canned::new(
-                    "",
-                    "com. IN NS a.gtld-servers.net.",
-                    "a.gtld-servers.net. IN A 192.5.6.30",
-                ),
-            ),
-            (
-                "*.net.",
-                Canned::new(
-                    "",
-                    "net. IN NS e.gtld-servers.net.",
-                    "e.gtld-servers.net. IN A 192.12.94.30",
-                ),
-            ),
-        ]),
+        canned(root_referring_com_and_net()),
     );
     world.serve(
         addr("192.5.6.30"),
@@ -366,25 +357,7 @@ fn iter_lame_nosoa() {
     world.serve(
         addr("193.0.14.129"),
         &[],
-        canned(vec![
-            root_priming(),
-            (
-                "*.com.",
-                Canned::new(
-                    "",
-                    "com. IN NS a.gtld-servers.net.",
-                    "a.gtld-servers.net. IN A 192.5.6.30",
-                ),
-            ),
-            (
-                "*.net.",
-                Canned::new(
-                    "",
-                    "net. IN NS e.gtld-servers.net.",
-                    "e.gtld-servers.net. IN A 192.12.94.30",
-                ),
-            ),
-        ]),
+        canned(root_referring_com_and_net()),
     );
     world.serve(
         addr("192.5.6.30"),
