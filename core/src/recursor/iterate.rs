@@ -173,7 +173,8 @@ pub(super) fn resume(
     };
     let zone_key = lower(&w.zone);
     match done {
-        Exchanged::Failed(ExchangeFailure::TimedOut) => {
+        // Silent, or unreachable (no route, a broken TCP stream): its timeout doubles.
+        Exchanged::Failed(ExchangeFailure::TimedOut | ExchangeFailure::AllFailed) => {
             shared.0.infra.timed_out(now, w.server, &zone_key);
             goal.tried.push(w.server);
         }
