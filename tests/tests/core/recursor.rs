@@ -606,3 +606,26 @@ fn a_server_flooding_referrals_and_ns_names_cannot_make_unbounded_work() {
     assert!(world.asked_of(ip(100)).len() <= 2 * cfg.max_targets_per_delegation as usize);
     assert!(setup.recursor_stats().unwrap().delegation_entries < 100);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Servers losing, corrupting, cutting, re-coding and truncating replies at random:
+    /// every client still gets one reply within its budget, and no query sends more than
+    /// the packet bound.
+    #[test]
+    fn chaotic_servers_never_break_the_bounds(seed: u64) {
+        let mut world = World::standard();
+        world.chaos(seed);
+        let cfg = config();
+        let (_setup, mut server) = recursive_server(cfg.clone(), true);
+        for name in ["www.sub.example.com", "www.example.com", "www.glueless.com", "x.dname.example.com", "www.lame.com", "nonexistent.example.com"] {
+            let (sent, start) = (world.asked.len(), world.now_ms);
+            let reply = world.resolve(&mut server, &client_query(name, Rtype::A, true, false));
+            let reply = reply.expect("a reply");
+            proptest::prop_assert!(reply.qr && reply.id == 4242);
+            proptest::prop_assert!(world.now_ms - start <= 5001, "{} ms", world.now_ms - start);
+            proptest::prop_assert!(world.asked.len() - sent <= packet_bound(&cfg));
+        }
+    }
+}
