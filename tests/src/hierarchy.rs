@@ -442,6 +442,7 @@ pub fn example_com() -> String {
             sub.example.com. NS ns.sub.example.com.\n\
             ns.sub.example.com. A 192.0.2.50\n\
             deep.ent.example.com. A 192.0.2.210\n\
+            a.b.c.d.e.f.g.h.i.j.k.l.deep.example.com. A 192.0.2.212\n\
             signed.example.com. A 192.0.2.211\n\
             signed.example.com. RRSIG A 13 3 3600 20300101000000 20200101000000 12345 example.com. dGVzdA==\n")
 }

@@ -272,6 +272,23 @@ fn minimisation_falls_back_to_the_full_name_on_a_wrong_nxdomain() {
 }
 
 #[test]
+fn minimisation_stops_after_its_limit_and_asks_the_full_name() {
+    let mut world = World::standard();
+    let cfg = config();
+    let (_setup, mut server) = recursive_server(cfg.clone(), false);
+    let qname = "a.b.c.d.e.f.g.h.i.j.k.l.deep.example.com";
+    let reply = world.ask(&mut server, qname, Rtype::A, false);
+    assert_eq!(addrs(&reply), [v4("192.0.2.212")]);
+    let minimised = world
+        .asked
+        .iter()
+        .filter(|a| a.qname != qname && !a.qname.is_empty())
+        .count();
+    assert_eq!(minimised, cfg.max_minimise as usize, "{:?}", world.asked);
+    assert_eq!(world.asked.last().unwrap().qname, qname);
+}
+
+#[test]
 fn lame_upward_and_dead_servers_are_skipped_and_remembered() {
     let mut world = World::standard();
     let (setup, mut server) = recursive_server(config(), false);
