@@ -21,8 +21,8 @@
 //! - QNAME minimisation (RFC 9156, on by default): a server is asked `A` for the name one
 //!   label below its zone, not the full name, until the zone cut above the name is found;
 //!   relaxed, as Unbound's default: a server answering NXDOMAIN, REFUSED, SERVFAIL or
-//!   FORMERR to a minimised name is asked the full name instead, and after 10 minimised
-//!   questions the full name is asked;
+//!   FORMERR to a minimised name, or not answering it, is asked the full name instead,
+//!   and after 10 minimised questions the full name is asked;
 //! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, referring up or sideways
 //!   (to its own zone or above, without AA), or answering as a recursive server does (RA
 //!   without AA) is *lame*: skipped for this query and for that zone for `infra_ttl`

@@ -272,6 +272,24 @@ fn minimisation_falls_back_to_the_full_name_on_a_wrong_nxdomain() {
 }
 
 #[test]
+fn minimisation_falls_back_to_the_full_name_when_a_server_ignores_it() {
+    let mut world = World::standard();
+    example_com_answers(&mut world, "ent.example.com", |_| None);
+    let (_setup, mut server) = recursive_server(config(), false);
+    let reply = world.ask(&mut server, "deep.ent.example.com", Rtype::A, false);
+    assert_eq!(addrs(&reply), [v4("192.0.2.210")], "{:?}", world.asked);
+    let names: Vec<&str> = world.asked.iter().map(|a| a.qname.as_str()).collect();
+    assert_eq!(
+        &names[names.len() - 2..],
+        ["ent.example.com", "deep.ent.example.com"]
+    );
+    assert!(
+        world.now_ms >= 376,
+        "after the timeout of a server never heard from"
+    );
+}
+
+#[test]
 fn minimisation_stops_after_its_limit_and_asks_the_full_name() {
     let mut world = World::standard();
     let cfg = config();
