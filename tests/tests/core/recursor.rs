@@ -102,6 +102,7 @@ fn plain_a_and_aaaa_primed_minimised_rd0_upstream() {
     );
     assert!([ip(40), ip(41)].contains(&asked[3].0));
     assert!(world.asked.iter().all(|a| !a.rd && a.edns && !a.dnssec_ok));
+    assert!(world.asked.iter().all(|a| a.to.port() == 53));
 
     let reply = world.ask(&mut server, "host.example.com", Rtype::AAAA, false);
     assert_eq!(reply.rcode, NOERROR);
@@ -114,6 +115,19 @@ fn plain_a_and_aaaa_primed_minimised_rd0_upstream() {
         stats.infra_entries >= 3 && stats.delegation_entries >= 3,
         "{stats:?}"
     );
+}
+
+#[test]
+fn every_server_is_asked_on_the_configured_port() {
+    let mut world = World::standard();
+    let cfg = RecursorConfig {
+        port: 5353,
+        ..config()
+    };
+    let (_setup, mut server) = recursive_server(cfg, false);
+    let reply = world.ask(&mut server, "www.glueless.com", Rtype::A, false);
+    assert_eq!(addrs(&reply), [v4("192.0.2.204")]);
+    assert!(world.asked.iter().all(|a| a.to.port() == 5353));
 }
 
 #[test]
