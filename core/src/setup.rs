@@ -29,7 +29,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::cache::{Cache, CacheConfig, CacheStats, Store};
 use crate::hosts::{Hosts, HostsResolver};
-use crate::resolver::{Chain, Forwarder, Resolver, Synth, SynthRule};
+use crate::resolver::{Chain, ForwardRoute, Forwarder, Resolver, Synth, SynthRule};
 use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
 
 /// Makes one of the caller's resolvers for a worker's chain.
@@ -46,6 +46,7 @@ pub struct Setup {
     cache: Option<(CacheConfig, usize)>,
     store: OnceLock<Option<Arc<Store>>>,
     upstreams: Option<Arc<[SocketAddr]>>,
+    routes: Vec<ForwardRoute>,
 }
 
 impl fmt::Debug for Setup {
@@ -57,6 +58,7 @@ impl fmt::Debug for Setup {
             .field("custom", &self.custom.len())
             .field("cache", &self.cache)
             .field("upstreams", &self.upstreams)
+            .field("routes", &self.routes)
             .finish()
     }
 }
@@ -118,11 +120,24 @@ impl Setup {
         self
     }
 
+    /// Forwards the names of these zones to their own servers (conditional forwarding,
+    /// see [`Forwarder::with_routes`]); the rest goes where it would without them.
+    pub fn forward_zones(mut self, routes: Vec<ForwardRoute>) -> Setup {
+        self.routes = routes;
+        self.store = OnceLock::new();
+        self
+    }
+
+    /// Whether anything is forwarded: to default upstreams or by a route.
+    fn forwards(&self) -> bool {
+        self.upstreams.is_some() || !self.routes.is_empty()
+    }
+
     /// The shared cache store, made on first use, if there is a cache.
     fn store(&self) -> Option<&Arc<Store>> {
         self.store
-            .get_or_init(|| match (self.cache, &self.upstreams) {
-                (Some((config, workers)), Some(_)) if config.size > 0 => {
+            .get_or_init(|| match self.cache {
+                Some((config, workers)) if config.size > 0 && self.forwards() => {
                     Some(Arc::new(Store::new(config.size, workers)))
                 }
                 _ => None,
@@ -158,8 +173,9 @@ impl Setup {
         if let (Some(store), Some((config, _))) = (self.store(), self.cache) {
             chain = chain.with(Cache::new(store.clone(), config));
         }
-        if let Some(upstreams) = &self.upstreams {
-            chain = chain.with(Forwarder::new(upstreams.clone()));
+        if self.forwards() {
+            let upstreams = self.upstreams.clone().unwrap_or_else(|| Arc::new([]));
+            chain = chain.with(Forwarder::new(upstreams).with_routes(self.routes.clone()));
         }
         chain
     }
@@ -196,5 +212,9 @@ mod tests {
         assert_eq!(no_cache.build().names(), ["forward"]);
         assert_eq!(no_cache.cache_stats(), None);
         assert!(Setup::new().forward_to(Vec::new()).build().is_empty());
+        let routed = Setup::new()
+            .forward_zones(vec![ForwardRoute::parse("corp.example=192.0.2.1").unwrap()])
+            .cache(CacheConfig::default(), 1);
+        assert_eq!(routed.build().names(), ["cache", "forward"]);
     }
 }
