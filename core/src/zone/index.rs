@@ -48,6 +48,11 @@ impl Key {
             key.labels += 1;
             pos += usize::from(key.buf[pos]) + 1;
         }
+        // Where the root label starts, so that the ancestor with no label is the root
+        // (a name has at most 127 labels, so there is room).
+        if key.labels < MAX_LABELS {
+            key.starts[key.labels] = pos.min(key.len.saturating_sub(1)) as u8;
+        }
         key
     }
 
