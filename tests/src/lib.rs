@@ -4,6 +4,8 @@
 //! * [`process`]: finds (or builds) the real `names` binary, starts and stops
 //!   `names serve` ([`Server`]), runs one-shot commands and `dig` with deadlines.
 //! * [`upstream`]: [`FakeUpstream`], a programmable upstream over loopback UDP and TCP.
+//! * [`hierarchy`]: [`Hierarchy`], a DNS tree (root, TLDs, second-level zones and odd
+//!   servers) on loopback addresses at port 53, for the recursion tests.
 //! * [`net`]: tiny UDP and TCP clients with deadlines.
 //! * [`build`]: message builders (with `domain` directly) and TCP framing.
 //! * [`mod@parse`]: reply parsing for asserts.
@@ -21,6 +23,7 @@
 pub mod build;
 pub mod drive;
 pub mod fuzz;
+pub mod hierarchy;
 pub mod net;
 pub mod parse;
 pub mod process;
@@ -31,6 +34,7 @@ pub mod upstream;
 pub use build::*;
 pub use domain::base::iana::{Opcode, Rcode};
 pub use domain::base::Rtype;
+pub use hierarchy::Hierarchy;
 pub use net::*;
 pub use parse::*;
 pub use process::*;
