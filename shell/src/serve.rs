@@ -12,7 +12,7 @@ use names_core::journal::Header;
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
 use names_core::zone::{Snapshot, ZoneSet};
-use names_core::{parse_server, Config, ConfigError, SynthRule};
+use names_core::{parse_server, Config, ConfigError, ForwardRoute, SynthRule};
 use names_shell::record::Recording;
 use names_shell::{parse_listen, resolv_conf, Options};
 
@@ -31,6 +31,8 @@ struct Plan {
     options: Options,
     synth: Vec<SynthRule>,
     upstreams: Vec<SocketAddr>,
+    routes: Vec<ForwardRoute>,
+    recursion: Option<Recursion>,
     cache: CacheConfig,
     log_level: log::LevelFilter,
     zones: Vec<String>,
@@ -90,6 +92,8 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         mut options,
         synth,
         upstreams,
+        routes,
+        recursion,
         cache,
         log_level: _,
         zones,
@@ -123,6 +127,8 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     let chain = Sources {
         synth,
         upstreams,
+        routes,
+        recursion,
         cache,
         allow_transfer,
     };
@@ -138,10 +144,20 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--recursive`: where resolution starts and whom it may ask.
+pub struct Recursion {
+    /// `--root-hints FILE` and its text; `None`: the hints built in.
+    pub hints: Option<(String, String)>,
+    /// `--query-localhost`.
+    pub query_localhost: bool,
+}
+
 /// What the chain is built from besides the zone and hosts data.
 pub struct Sources {
     pub synth: Vec<SynthRule>,
     pub upstreams: Vec<SocketAddr>,
+    pub routes: Vec<ForwardRoute>,
+    pub recursion: Option<Recursion>,
     pub cache: CacheConfig,
     pub allow_transfer: Vec<Cidr>,
 }
@@ -159,7 +175,8 @@ impl Sources {
             .allow_transfer(self.allow_transfer)
             .synth(self.synth)
             .cache(self.cache, workers)
-            .forward_to(self.upstreams);
+            .forward_to(self.upstreams)
+            .forward_zones(self.routes);
         if let Some(zones) = zones {
             setup = setup.zones(zones);
         }
@@ -181,6 +198,8 @@ pub fn replay_sources(settings: &str) -> Result<(Sources, Vec<String>, Option<St
         Sources {
             synth: plan.synth,
             upstreams: plan.upstreams,
+            routes: plan.routes,
+            recursion: plan.recursion,
             cache: plan.cache,
             allow_transfer: plan.allow_transfer,
         },
@@ -255,6 +274,11 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         .record
         .clone()
         .map(|p| (p, f.record_max_bytes.unwrap_or(DEFAULT_RECORD_MAX_BYTES)));
+    let routes = key(
+        "forward",
+        f.forward.iter().map(|r| ForwardRoute::parse(r)).collect(),
+    )?;
+    let recursion = recursion(&f)?;
     let listen = if f.listen.is_empty() {
         vec![DEFAULT_LISTEN.to_string()]
     } else {
@@ -265,7 +289,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         "synth",
         f.synth.iter().map(|s| SynthRule::parse(s)).collect(),
     )?;
-    let upstreams = if f.no_forward {
+    let upstreams = if f.no_forward || recursion.is_some() {
         Vec::new()
     } else if !f.upstream.is_empty() {
         key(
@@ -279,7 +303,8 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
     // The upstreams as resolved here, so a replay does not read resolv.conf.
     let resolved = upstreams.iter().map(|u| toml::Value::from(u.to_string()));
     settings.insert("upstream".into(), toml::Value::Array(resolved.collect()));
-    settings.insert("no_forward".into(), toml::Value::from(upstreams.is_empty()));
+    let no_forward = upstreams.is_empty() && recursion.is_none();
+    settings.insert("no_forward".into(), toml::Value::from(no_forward));
     let defaults = Config::default();
     let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
     let config = Config {
@@ -362,6 +387,8 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         },
         synth,
         upstreams,
+        routes,
+        recursion,
         cache,
         zones: f.zone,
         hosts: f.hosts,
@@ -371,4 +398,45 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),
         log_level,
     })
+}
+
+/// `--recursive` and the flags that go with it, checked: one clear line for a flag that
+/// contradicts it or needs it.
+fn recursion(f: &Serve) -> Result<Option<Recursion>, Bad> {
+    if !f.recursive {
+        for (given, flag, key) in [
+            (f.root_hints.is_some(), "--root-hints", "root_hints"),
+            (f.query_localhost, "--query-localhost", "query_localhost"),
+        ] {
+            if given {
+                let e = ConfigError::new(format!("{flag} needs --recursive"));
+                return Err(Bad(Some(key), e));
+            }
+        }
+        return Ok(None);
+    }
+    for (given, flag, key) in [
+        (!f.upstream.is_empty(), "--upstream", "upstream"),
+        (f.resolv_conf.is_some(), "--resolv-conf", "resolv_conf"),
+        (f.no_forward, "--no-forward", "no_forward"),
+    ] {
+        if given {
+            let e = ConfigError::new(format!(
+                "{flag} and --recursive exclude each other: a recursive server asks the root name servers (--forward ZONE=ADDR sends a zone's names elsewhere)"
+            ));
+            return Err(Bad(Some(key), e));
+        }
+    }
+    let hints = match &f.root_hints {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new(format!("cannot read root hints {path}: {e}")));
+            Some((path.clone(), key("root_hints", text)?))
+        }
+        None => None,
+    };
+    Ok(Some(Recursion {
+        hints,
+        query_localhost: f.query_localhost,
+    }))
 }

@@ -144,6 +144,23 @@ impl Hierarchy {
         self.fake(k).count()
     }
 
+    /// Queries for `qname` or a name under it (lower case, with the trailing dot) that
+    /// host `k` received so far.
+    pub fn asked(&self, k: u8, qname: &str) -> usize {
+        let under = |n: &str| n == qname || n.ends_with(&format!(".{qname}")) || qname == ".";
+        if let Some((_, server)) = self.names.iter().find(|(host, _)| *host == k) {
+            let logs = server.logs().to_ascii_lowercase();
+            return logs
+                .lines()
+                .filter_map(|l| l.split(" name=").nth(1)?.split(' ').next())
+                .filter(|n| under(n))
+                .count();
+        }
+        let received = self.fake(k).received();
+        let names = received.iter().filter_map(|r| question(&r.bytes));
+        names.filter(|(n, _)| under(n)).count()
+    }
+
     /// Queries that every server of the hierarchy received so far.
     pub fn all_queries(&self) -> usize {
         let hosts = self.names.iter().map(|(k, _)| *k);
