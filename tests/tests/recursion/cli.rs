@@ -2,8 +2,6 @@
 
 use names_tests::run_names;
 
-use crate::{hierarchy, Block};
-
 /// `names serve ARGS` ends at once with exit code 2 and one stderr line containing `want`.
 fn refused(args: &[&str], want: &str) {
     let mut full = vec!["serve", "--listen", "127.0.0.1:0"];
@@ -65,16 +63,22 @@ fn contradicting_and_orphan_flags_are_one_line_errors() {
 
 #[test]
 fn a_bad_hints_file_names_its_line() {
-    let h = hierarchy(Block::Localhost);
     let dir = names_tests::temp_dir("recursion-hints");
     let hints = dir.join("bad.hints");
-    let good = std::fs::read_to_string(h.hints()).unwrap();
-    std::fs::write(&hints, format!("{good}a.root. 3600000 A not-an-address\n")).unwrap();
+    let good = ".\t3600000\tNS\ta.root.\na.root.\t3600000\tA\t127.53.0.1\n";
+    std::fs::write(
+        &hints,
+        format!(";; root\n{good}a.root. 3600000 A not-an-address\n"),
+    )
+    .unwrap();
     let path = hints.display().to_string();
     refused(
         &["--recursive", "--root-hints", &path],
-        &format!("{path}:4"),
+        &format!("{path}:4: "),
     );
     std::fs::write(&hints, ";; nothing here\n").unwrap();
-    refused(&["--recursive", "--root-hints", &path], &path);
+    refused(
+        &["--recursive", "--root-hints", &path],
+        &format!("{path}: "),
+    );
 }

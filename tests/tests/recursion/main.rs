@@ -20,6 +20,7 @@ use names_tests::{dig_at, Hierarchy, Server};
 pub enum Block {
     Layout = 1,
     Resolution = 2,
+    Negative = 10,
     OddServers = 3,
     Poisoning = 4,
     Loops = 5,

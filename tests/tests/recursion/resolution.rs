@@ -1,1 +1,143 @@
-//! placeholder
+//! Resolution through the hierarchy: answers as the authoritative servers give them, from
+//! the root down, with the cache in front; RD=0 from the cache only; loopback servers
+//! never asked without `--query-localhost`.
+
+use std::time::Duration;
+
+use names_tests::hierarchy::*;
+use names_tests::Server;
+
+use crate::{answers, ask, authority, eventually, hierarchy, recursor, status, Block};
+
+#[test]
+fn resolves_from_the_root_through_referrals_glueless_cname_and_dname() {
+    let h = hierarchy(Block::Resolution);
+    let srv = recursor(&h, &[]);
+    assert!(
+        srv.ready_line().contains("chain=cache,recurse"),
+        "{}",
+        srv.ready_line()
+    );
+    let www = ask(&srv, &["www.example.test", "A"]);
+    assert_eq!(
+        answers(&www),
+        [format!("www.example.test. a {WWW_A}")],
+        "{www}\n{}",
+        srv.logs()
+    );
+    assert!(www.contains("flags: qr rd ra;"), "RA set, AA not: {www}");
+    let aaaa = ask(&srv, &["www.example.test", "AAAA"]);
+    assert_eq!(
+        answers(&aaaa),
+        [format!("www.example.test. aaaa {WWW_AAAA}")],
+        "{aaaa}"
+    );
+    // Three referrals: the root, test., example.test., then sub.example.test. answers.
+    let deep = ask(&srv, &["deep.sub.example.test"]);
+    assert_eq!(
+        answers(&deep),
+        [format!("deep.sub.example.test. a {DEEP_A}")],
+        "{deep}"
+    );
+    assert!(h.asked(4, "sub.example.test.") >= 1);
+    // Glueless: the name server's address is resolved first, in example.test.
+    let glueless = ask(&srv, &["www.glueless.other"]);
+    assert_eq!(
+        answers(&glueless),
+        [format!("www.glueless.other. a {GLUELESS_A}")],
+        "{glueless}"
+    );
+    assert!(h.asked(3, "ns-glueless.example.test.") >= 1);
+    // CNAME into another TLD, DNAME too.
+    let alias = ask(&srv, &["alias.example.test"]);
+    assert_eq!(
+        answers(&alias),
+        [
+            "alias.example.test. cname www.other.",
+            &format!("www.other. a {OTHER_A}")
+        ],
+        "{alias}"
+    );
+    let dname = ask(&srv, &["www.dname.example.test"]);
+    let records = answers(&dname);
+    assert!(
+        records.contains(&"dname.example.test. dname other.".to_string()),
+        "{dname}"
+    );
+    assert!(
+        records.contains(&format!("www.other. a {OTHER_A}")),
+        "{dname}"
+    );
+    // Asked again: the cache answers, nobody is asked.
+    let before = h.all_queries();
+    assert_eq!(answers(&ask(&srv, &["www.example.test"])), answers(&www));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(h.all_queries(), before, "a cached answer asks nobody");
+}
+
+#[test]
+fn nxdomain_and_nodata_at_every_level_carry_the_soa_of_the_zone_that_said_so() {
+    let h = hierarchy(Block::Negative);
+    let srv = recursor(&h, &[]);
+    for (qname, zone) in [
+        ("nope.", "."),
+        ("nope.test.", "test."),
+        ("nope.example.test.", "example.test."),
+        ("nope.sub.example.test.", "sub.example.test."),
+        ("nope.glueless.other.", "glueless.other."),
+    ] {
+        let out = ask(&srv, &[qname, "A"]);
+        assert_eq!(status(&out), "NXDOMAIN", "{qname}: {out}\n{}", srv.logs());
+        let soa = authority(&out);
+        assert!(
+            soa.len() == 1 && soa[0].starts_with(&format!("{zone} soa ")),
+            "{qname}: {out}"
+        );
+    }
+    for (qname, qtype, zone) in [
+        (".", "TXT", "."),
+        ("test.", "TXT", "test."),
+        ("www.example.test.", "MX", "example.test."),
+        ("deep.sub.example.test.", "TXT", "sub.example.test."),
+    ] {
+        let out = ask(&srv, &[qname, qtype]);
+        assert_eq!(status(&out), "NOERROR", "{qname} {qtype}: {out}");
+        assert!(answers(&out).is_empty(), "{qname} {qtype}: {out}");
+        let soa = authority(&out);
+        assert!(
+            soa.len() == 1 && soa[0].starts_with(&format!("{zone} soa ")),
+            "{qname}: {out}"
+        );
+    }
+}
+
+#[test]
+fn rd0_is_answered_from_the_cache_only() {
+    let h = hierarchy(Block::RecursionDesired);
+    let srv = recursor(&h, &[]);
+    let cold = ask(&srv, &["+norec", "www.example.test"]);
+    assert!(answers(&cold).is_empty(), "nothing cached yet: {cold}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(h.all_queries(), 0, "RD=0 sends nothing: {cold}");
+    let warm = ask(&srv, &["www.example.test"]);
+    assert_eq!(
+        answers(&warm),
+        [format!("www.example.test. a {WWW_A}")],
+        "{warm}"
+    );
+    let sent = h.all_queries();
+    let cached = ask(&srv, &["+norec", "www.example.test"]);
+    assert_eq!(answers(&cached), answers(&warm), "{cached}");
+    assert!(cached.contains(" ra"), "RA set: {cached}");
+    assert_eq!(h.all_queries(), sent);
+}
+
+#[test]
+fn loopback_servers_are_never_asked_without_query_localhost() {
+    let h = hierarchy(Block::Localhost);
+    let hints = h.hints().display().to_string();
+    let srv = Server::start(&["--recursive", "--root-hints", &hints]);
+    let out = ask(&srv, &["www.example.test"]);
+    assert_eq!(status(&out), "SERVFAIL", "{out}");
+    assert!(!eventually(Duration::from_millis(300), || h.all_queries() > 0));
+}
