@@ -75,7 +75,9 @@
 //! - [`cache::Cache`]: upstream answers, in a [`cache::Store`] shared by the workers;
 //! - [`Forwarder`]: everything else, to upstream servers ([`parse_server`] reads an
 //!   address, [`nameservers`] the servers of a resolv.conf), the names of a zone to that
-//!   zone's servers ([`ForwardRoute`]: conditional forwarding).
+//!   zone's servers ([`ForwardRoute`]: conditional forwarding);
+//! - and after it, or in its place, [`recursor::Recursor`]: resolution from the root
+//!   itself (root hints, referrals, an infrastructure cache shared by the workers).
 //!
 //! [`setup::Setup`] puts them together in that order, leaving out what has nothing to do,
 //! and builds one [`Chain`] per worker (your own resolvers go after synth, before the cache).
@@ -187,6 +189,7 @@ mod lookup;
 mod message;
 mod parse;
 mod record;
+pub mod recursor;
 mod request;
 mod resolver;
 mod rng;

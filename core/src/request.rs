@@ -50,6 +50,8 @@ pub struct Request {
     pub received: Instant,
     /// A background refresh (prefetch): no client waits for its reply.
     pub background: bool,
+    /// The resolver's state for this query (`Context::state`).
+    pub(crate) state: crate::resolver::StateSlot,
 }
 
 impl Request {
@@ -212,6 +214,7 @@ fn parse_plain(
         edns,
         received: now,
         background: false,
+        state: Default::default(),
     };
     Some((request, version))
 }
@@ -276,6 +279,7 @@ fn parse(
         edns,
         received: now,
         background: false,
+        state: Default::default(),
     };
     Ok((request, version))
 }

@@ -1,6 +1,6 @@
 //! The one way the built-in resolvers are put together: zones, then hosts, then synth,
-//! then your own resolvers, then the cache, then the forwarder; each left out when it
-//! has nothing to do.
+//! then your own resolvers, then the cache, then the forwarder or the recursor; each left
+//! out when it has nothing to do.
 //!
 //! A [`Setup`] is built once and shared by the workers; each worker calls
 //! [`Setup::build`] for its own [`Chain`]. What is shared stays shared: the zone and hosts
@@ -29,6 +29,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::cache::{Cache, CacheConfig, CacheStats, Store};
 use crate::hosts::{Hosts, HostsResolver};
+use crate::parse::ConfigError;
+use crate::recursor::{Recursor, RecursorConfig, RecursorStats, Shared};
 use crate::resolver::{Chain, ForwardRoute, Forwarder, Resolver, Synth, SynthRule};
 use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
 
@@ -47,6 +49,7 @@ pub struct Setup {
     store: OnceLock<Option<Arc<Store>>>,
     upstreams: Option<Arc<[SocketAddr]>>,
     routes: Vec<ForwardRoute>,
+    recursor: Option<Shared>,
 }
 
 impl fmt::Debug for Setup {
@@ -59,6 +62,7 @@ impl fmt::Debug for Setup {
             .field("cache", &self.cache)
             .field("upstreams", &self.upstreams)
             .field("routes", &self.routes)
+            .field("recursor", &self.recursor.is_some())
             .finish()
     }
 }
@@ -121,23 +125,50 @@ impl Setup {
     }
 
     /// Forwards the names of these zones to their own servers (conditional forwarding,
-    /// see [`Forwarder::with_routes`]); the rest goes where it would without them.
+    /// see [`Forwarder::with_routes`]); the rest goes where it would without them (to the
+    /// upstreams, or to the recursor).
     pub fn forward_zones(mut self, routes: Vec<ForwardRoute>) -> Setup {
         self.routes = routes;
         self.store = OnceLock::new();
         self
     }
 
-    /// Whether anything is forwarded: to default upstreams or by a route.
-    fn forwards(&self) -> bool {
-        self.upstreams.is_some() || !self.routes.is_empty()
+    /// Resolves what nobody answered from the root (last in the chain, in the forwarder's
+    /// place), with one shared state for every worker's recursor. Together with
+    /// [`forward_to`](Setup::forward_to) it is an error ([`Setup::validate`]); the
+    /// recursor wins in [`build`](Setup::build).
+    pub fn recurse(mut self, config: RecursorConfig) -> Setup {
+        self.recursor = Some(Shared::new(&config));
+        self.store = OnceLock::new();
+        self
+    }
+
+    /// Whether the settings fit together: forwarding to upstreams and recursing do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.recursor.is_some() && self.upstreams.is_some() {
+            return Err(ConfigError::new(
+                "upstream servers and recursion exclude each other: give one of them",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The shared recursor's counters, if there is a recursor.
+    pub fn recursor_stats(&self) -> Option<RecursorStats> {
+        self.recursor.as_ref().map(Shared::stats)
+    }
+
+    /// Whether anything is asked of other servers: upstreams, routed zones' servers or,
+    /// recursing, authoritative servers. Only then is there anything to cache.
+    fn asks_out(&self) -> bool {
+        self.upstreams.is_some() || !self.routes.is_empty() || self.recursor.is_some()
     }
 
     /// The shared cache store, made on first use, if there is a cache.
     fn store(&self) -> Option<&Arc<Store>> {
         self.store
             .get_or_init(|| match self.cache {
-                Some((config, workers)) if config.size > 0 && self.forwards() => {
+                Some((config, workers)) if config.size > 0 && self.asks_out() => {
                     Some(Arc::new(Store::new(config.size, workers)))
                 }
                 _ => None,
@@ -150,8 +181,8 @@ impl Setup {
         self.store().map(|store| store.stats())
     }
 
-    /// A worker's chain: zones, hosts, synth, the caller's resolvers, cache, forwarder,
-    /// each present only when it has something to do.
+    /// A worker's chain: zones, hosts, synth, the caller's resolvers, cache, and the
+    /// recursor or else the forwarder, each present only when it has something to do.
     pub fn build(&self) -> Chain {
         let mut chain = Chain::new();
         if let Some(zones) = &self.zones {
@@ -173,9 +204,17 @@ impl Setup {
         if let (Some(store), Some((config, _))) = (self.store(), self.cache) {
             chain = chain.with(Cache::new(store.clone(), config));
         }
-        if self.forwards() {
-            let upstreams = self.upstreams.clone().unwrap_or_else(|| Arc::new([]));
+        // The forwarder takes the routed zones and, without a recursor, the rest; with one,
+        // it passes the rest on to it.
+        let upstreams = match (&self.recursor, &self.upstreams) {
+            (None, Some(upstreams)) => upstreams.clone(),
+            _ => Arc::new([]),
+        };
+        if !upstreams.is_empty() || !self.routes.is_empty() {
             chain = chain.with(Forwarder::new(upstreams).with_routes(self.routes.clone()));
+        }
+        if let Some(shared) = &self.recursor {
+            chain = chain.with(Recursor::new(shared.clone()));
         }
         chain
     }
@@ -216,5 +255,26 @@ mod tests {
             .forward_zones(vec![ForwardRoute::parse("corp.example=192.0.2.1").unwrap()])
             .cache(CacheConfig::default(), 1);
         assert_eq!(routed.build().names(), ["cache", "forward"]);
+    }
+
+    #[test]
+    fn recursion_replaces_the_forwarder_and_excludes_upstreams() {
+        let setup = Setup::new()
+            .cache(CacheConfig::default(), 1)
+            .recurse(RecursorConfig::default());
+        assert_eq!(setup.build().names(), ["cache", "recurse"]);
+        assert!(setup.build().recursion_available());
+        assert!(setup.validate().is_ok());
+        assert_eq!(setup.recursor_stats(), Some(RecursorStats::default()));
+        let both = setup.forward_to(vec!["192.0.2.53:53".parse().unwrap()]);
+        let err = both.validate().unwrap_err().to_string();
+        assert!(err.contains("recursion") && !err.contains('\n'), "{err}");
+        assert_eq!(Setup::new().recursor_stats(), None);
+        let route = ForwardRoute::parse("corp.example=192.0.2.1").unwrap();
+        let routed = Setup::new()
+            .cache(CacheConfig::default(), 1)
+            .recurse(RecursorConfig::default())
+            .forward_zones(vec![route]);
+        assert_eq!(routed.build().names(), ["cache", "forward", "recurse"]);
     }
 }
