@@ -55,7 +55,7 @@ pub struct Serve {
     /// resolve from the root name servers instead of forwarding: no --upstream, no resolv.conf (default off)
     #[argh(switch)]
     pub recursive: bool,
-    /// with --recursive: the root name servers, from this file in named.root format (default: the IANA root hints built in)
+    /// with --recursive: the root name servers, from this file in named.root format, read at start only (default: the IANA root hints built in)
     #[argh(option)]
     pub root_hints: Option<String>,
     /// with --recursive: also query name servers at loopback addresses (127.0.0.0/8, ::1), which are never queried otherwise (default off; for tests)

@@ -9,6 +9,7 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
+use names_core::recursor::{RecursorConfig, RootHints};
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
 use names_core::zone::{Snapshot, ZoneSet};
@@ -132,11 +133,19 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         cache,
         allow_transfer,
     };
+    if let Some(recursion) = &chain.recursion {
+        log::info!("{}", recursion.describe());
+    }
     let setup = Arc::new(chain.setup(options.workers, data.zones.clone(), data.hosts.clone()));
-    if setup.cache_stats().is_some() {
+    if setup.cache_stats().is_some() || setup.recursor_stats().is_some() {
         let setup = setup.clone();
-        options.cache_probe = Some(names_shell::CacheProbe::new(move || {
-            setup.cache_stats().unwrap_or_default()
+        options.cache_probe = Some(names_shell::CacheProbe::adding(move |stats| {
+            if let Some(cache) = setup.cache_stats() {
+                stats.set_cache(cache);
+            }
+            if let Some(recursor) = setup.recursor_stats() {
+                stats.set_recursor(recursor);
+            }
         }));
     }
     let make_chain = move || setup.build();
@@ -144,12 +153,31 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--recursive`: where resolution starts and whom it may ask.
+/// `--recursive`: the recursor's settings, and where its root hints came from.
 pub struct Recursion {
-    /// `--root-hints FILE` and its text; `None`: the hints built in.
-    pub hints: Option<(String, String)>,
-    /// `--query-localhost`.
-    pub query_localhost: bool,
+    pub config: RecursorConfig,
+    /// The `--root-hints` file, or `None` for the hints built in.
+    pub hints_file: Option<String>,
+}
+
+impl Recursion {
+    /// What the startup log says about the hints: where from, how many servers.
+    fn describe(&self) -> String {
+        let hints = &self.config.root_hints;
+        format!(
+            "recursion from {} root servers ({} addresses) of {}{}",
+            hints.servers().len(),
+            hints.addresses(self.config.port).len(),
+            self.hints_file
+                .as_deref()
+                .unwrap_or("the IANA root hints built in"),
+            if self.config.query_localhost {
+                ", loopback servers asked"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 /// What the chain is built from besides the zone and hosts data.
@@ -177,6 +205,9 @@ impl Sources {
             .cache(self.cache, workers)
             .forward_to(self.upstreams)
             .forward_zones(self.routes);
+        if let Some(recursion) = self.recursion {
+            setup = setup.recurse(recursion.config);
+        }
         if let Some(zones) = zones {
             setup = setup.zones(zones);
         }
@@ -427,16 +458,32 @@ fn recursion(f: &Serve) -> Result<Option<Recursion>, Bad> {
             return Err(Bad(Some(key), e));
         }
     }
-    let hints = match &f.root_hints {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::new(format!("cannot read root hints {path}: {e}")));
-            Some((path.clone(), key("root_hints", text)?))
-        }
-        None => None,
+    let root_hints = match &f.root_hints {
+        Some(path) => key("root_hints", read_root_hints(path))?,
+        None => RootHints::iana(),
     };
     Ok(Some(Recursion {
-        hints,
-        query_localhost: f.query_localhost,
+        config: RecursorConfig {
+            root_hints,
+            query_localhost: f.query_localhost,
+            ..RecursorConfig::default()
+        },
+        hints_file: f.root_hints.clone(),
     }))
+}
+
+/// Reads and parses a root hints file; an error names the file and its line
+/// (`FILE:LINE: what`).
+fn read_root_hints(path: &str) -> Result<RootHints, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(format!("cannot read root hints {path}: {e}")))?;
+    RootHints::parse(&text).map_err(|e| {
+        let message = e.to_string();
+        let at_line = message.strip_prefix("root hints line ").and_then(|rest| {
+            let (line, what) = rest.split_once(": ")?;
+            Some(format!("{path}:{line}: {what}"))
+        });
+        let whole = message.strip_prefix("root hints: ").unwrap_or(&message);
+        ConfigError::new(at_line.unwrap_or_else(|| format!("{path}: {whole}")))
+    })
 }

@@ -98,7 +98,11 @@ fn a_delegation_loop_fails_within_the_budget_with_bounded_work() {
     assert!(started.elapsed() < Duration::from_millis(2600));
     std::thread::sleep(Duration::from_millis(100));
     let sent = h.all_queries();
-    assert!(sent <= 64, "{sent} queries for one looping name");
+    // 4 were seen: each of the two loop delegations asked once, then the loop is found.
+    assert!(
+        (2..=32).contains(&sent),
+        "{sent} queries for one looping name"
+    );
 }
 
 #[test]
@@ -114,6 +118,10 @@ fn an_nxns_referral_costs_a_bounded_number_of_queries() {
     let sent = h.all_queries();
     // Of 100 glueless names, a few are looked up (Unbound's target-fetch-policy); the
     // client query as a whole is bounded (32 sends, sub-queries included).
-    assert!(victim <= 16, "{victim} queries reached the victim");
-    assert!(sent <= 40, "{sent} queries for one client query");
+    // 6 and 11 were seen.
+    assert!(
+        (1..=16).contains(&victim),
+        "{victim} queries reached the victim"
+    );
+    assert!(sent <= 32, "{sent} queries for one client query");
 }

@@ -5,19 +5,22 @@
 use std::time::Duration;
 
 use names_tests::hierarchy::*;
-use names_tests::Server;
+use names_tests::{metrics_addr, sample, scrape, Server};
 
 use crate::{answers, ask, authority, eventually, hierarchy, recursor, status, Block};
 
 #[test]
 fn resolves_from_the_root_through_referrals_glueless_cname_and_dname() {
     let h = hierarchy(Block::Resolution);
-    let srv = recursor(&h, &[]);
+    let srv = recursor(&h, &["--metrics", "127.0.0.1:0"]);
     assert!(
         srv.ready_line().contains("chain=cache,recurse"),
         "{}",
         srv.ready_line()
     );
+    let hints = h.hints().display().to_string();
+    let said = format!("recursion from 1 root servers (1 addresses) of {hints}, loopback");
+    assert!(srv.logs().contains(&said), "{}", srv.logs());
     let www = ask(&srv, &["www.example.test", "A"]);
     assert_eq!(
         answers(&www),
@@ -73,6 +76,17 @@ fn resolves_from_the_root_through_referrals_glueless_cname_and_dname() {
     assert_eq!(answers(&ask(&srv, &["www.example.test"])), answers(&www));
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(h.all_queries(), before, "a cached answer asks nobody");
+    // The recursor's metrics, from the shared state, on the endpoint.
+    let body = scrape(metrics_addr(&srv));
+    let value = |series: &str| sample(&body, series).unwrap_or_else(|| panic!("{series}: {body}"));
+    assert!(value("names_recursor_resolutions_total") >= 6.0);
+    assert!(
+        value("names_recursor_infra_entries") >= 5.0,
+        "a server per zone at least"
+    );
+    let histogram = value("names_recursor_upstream_queries_per_query_count");
+    assert_eq!(histogram, value("names_recursor_resolutions_total"));
+    assert!(value("names_recursor_upstream_queries_per_query_sum") >= 10.0);
 }
 
 #[test]
