@@ -218,6 +218,25 @@ mod tests {
     }
 
     #[test]
+    fn recursion_keys() {
+        let file = parse_serve(
+            "recursive = true\nroot_hints = \"/etc/root.hints\"\nquery_localhost = true\nforward = [\"corp.example=192.0.2.1,192.0.2.2\", \"lab.example=192.0.2.3\"]\n",
+        )
+        .unwrap();
+        let (serve, from_file) = file.under(Serve::default());
+        assert!(serve.recursive && serve.query_localhost);
+        assert_eq!(serve.root_hints.as_deref(), Some("/etc/root.hints"));
+        assert_eq!(
+            serve.forward,
+            ["corp.example=192.0.2.1,192.0.2.2", "lab.example=192.0.2.3"]
+        );
+        assert_eq!(
+            from_file,
+            ["forward", "recursive", "root_hints", "query_localhost"]
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named_with_the_file() {
         let err = parse_serve("listen = [\"127.0.0.1:0\"]\nlisten_on = 5\n").unwrap_err();
         assert!(err.contains("test.toml"), "{err}");
