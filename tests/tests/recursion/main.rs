@@ -48,6 +48,25 @@ pub fn ask(server: &Server, args: &[&str]) -> String {
     dig_at(server.udp_addr(), args)
 }
 
+/// Asks `server` for the A of `qname` and checks that it is `addr` alone; the dig output.
+pub fn resolves(server: &Server, qname: &str, addr: impl std::fmt::Display) -> String {
+    let out = ask(server, &[qname, "A"]);
+    let want = format!("{}. a {addr}", qname.trim_end_matches('.'));
+    assert_eq!(answers(&out), [want], "{out}\n{}", server.logs());
+    out
+}
+
+/// Asks `server` for `qname`, which must fail (SERVFAIL) within `budget`; then waits a
+/// moment for late queries and returns how many queries the hierarchy received.
+pub fn fails_within(server: &Server, h: &Hierarchy, qname: &str, budget: Duration) -> usize {
+    let started = std::time::Instant::now();
+    let out = ask(server, &[qname]);
+    assert_eq!(status(&out), "SERVFAIL", "{out}\n{}", server.logs());
+    assert!(started.elapsed() < budget + Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(200));
+    h.all_queries()
+}
+
 /// The `status:` of a dig output (`NOERROR`, `NXDOMAIN`, ...), or the whole output.
 pub fn status(dig: &str) -> &str {
     dig.split("status: ")

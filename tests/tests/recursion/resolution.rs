@@ -7,7 +7,7 @@ use std::time::Duration;
 use names_tests::hierarchy::*;
 use names_tests::{metrics_addr, sample, scrape, Server};
 
-use crate::{answers, ask, authority, eventually, hierarchy, recursor, status, Block};
+use crate::{answers, ask, authority, eventually, hierarchy, recursor, resolves, status, Block};
 
 #[test]
 fn resolves_from_the_root_through_referrals_glueless_cname_and_dname() {
@@ -21,13 +21,7 @@ fn resolves_from_the_root_through_referrals_glueless_cname_and_dname() {
     let hints = h.hints().display().to_string();
     let said = format!("recursion from 1 root servers (1 addresses) of {hints}, loopback");
     assert!(srv.logs().contains(&said), "{}", srv.logs());
-    let www = ask(&srv, &["www.example.test", "A"]);
-    assert_eq!(
-        answers(&www),
-        [format!("www.example.test. a {WWW_A}")],
-        "{www}\n{}",
-        srv.logs()
-    );
+    let www = resolves(&srv, "www.example.test", WWW_A);
     assert!(www.contains("flags: qr rd ra;"), "RA set, AA not: {www}");
     let aaaa = ask(&srv, &["www.example.test", "AAAA"]);
     assert_eq!(
@@ -36,20 +30,10 @@ fn resolves_from_the_root_through_referrals_glueless_cname_and_dname() {
         "{aaaa}"
     );
     // Three referrals: the root, test., example.test., then sub.example.test. answers.
-    let deep = ask(&srv, &["deep.sub.example.test"]);
-    assert_eq!(
-        answers(&deep),
-        [format!("deep.sub.example.test. a {DEEP_A}")],
-        "{deep}"
-    );
+    resolves(&srv, "deep.sub.example.test", DEEP_A);
     assert!(h.asked(4, "sub.example.test.") >= 1);
     // Glueless: the name server's address is resolved first, in example.test.
-    let glueless = ask(&srv, &["www.glueless.other"]);
-    assert_eq!(
-        answers(&glueless),
-        [format!("www.glueless.other. a {GLUELESS_A}")],
-        "{glueless}"
-    );
+    resolves(&srv, "www.glueless.other", GLUELESS_A);
     assert!(h.asked(3, "ns-glueless.example.test.") >= 1);
     // CNAME into another TLD, DNAME too.
     let alias = ask(&srv, &["alias.example.test"]);
@@ -133,12 +117,7 @@ fn rd0_is_answered_from_the_cache_only() {
     assert!(answers(&cold).is_empty(), "nothing cached yet: {cold}");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(h.all_queries(), 0, "RD=0 sends nothing: {cold}");
-    let warm = ask(&srv, &["www.example.test"]);
-    assert_eq!(
-        answers(&warm),
-        [format!("www.example.test. a {WWW_A}")],
-        "{warm}"
-    );
+    let warm = resolves(&srv, "www.example.test", WWW_A);
     let sent = h.all_queries();
     let cached = ask(&srv, &["+norec", "www.example.test"]);
     assert_eq!(answers(&cached), answers(&warm), "{cached}");
