@@ -1,463 +1,608 @@
-//! [`Hierarchy`]: a DNS tree on loopback for the recursion tests. A root, TLDs and
-//! second-level zones, each served by its own `names serve --zone FILE --no-forward` on its
-//! own address at port 53, odd servers ([`FakeUpstream`]s) on more addresses, and a root
-//! hints file (named.root format) that points at the root.
+//! A DNS hierarchy in memory for the recursor's tests: authoritative servers by address,
+//! each a `names_core::Server` over its zones (the core's own zone module answers, as
+//! `names --zone` would), or misbehaving on purpose ([`Behaviour`]); and a driver that
+//! plays the runtime of a recursive `Server`, answering each `SendUpstream` by its `to`
+//! address, in simulated time. Nothing leaves the process.
 //!
-//! Block `B` (one per test, so tests never share an address) uses 127.53.B.k, port 53:
+//! [`World::standard`] is the hierarchy of the tests (the addresses are documentation
+//! addresses, 192.0.2.0/24, and one loopback one; all in memory):
 //!
-//! | k  | server | zone, behaviour |
-//! |----|--------|-----------------|
-//! | 1  | names  | `.` (NS `a.root.`) |
-//! | 2  | names  | `test.` (delegates everything below, and `loop1.test`/`loop2.test` to each other, glueless) |
-//! | 3  | names  | `example.test.`: `www` A+AAAA, `alias` CNAME `www.other.`, `dname` DNAME `other.` |
-//! | 4  | names  | `sub.example.test.`: `deep` A (three referrals from the root) |
-//! | 5  | names  | `other.`: `www` A |
-//! | 6  | names  | `glueless.other.`, delegated to `ns-glueless.example.test.` (no glue) |
-//! | 10 | names  | `mixed.test.`: `www` A; its other name servers are 11, 12, 13 |
-//! | 11 | fake   | lame: REFUSED to everything |
-//! | 12 | fake   | dead: never answers |
-//! | 13 | fake   | upward referral: refers every query to the root |
-//! | 20 | fake   | `tc.test.`: TC over UDP, answers over TCP only |
-//! | 21 | fake   | `formerr.test.`: FORMERR to a query with EDNS, answers one without |
-//! | 22 | fake   | `evil.test.`: answers, and slips in out-of-bailiwick glue and NS for `example.test` |
-//! | 23 | fake   | `nxns.test.`: refers every name to 100 glueless NS names under `victim.test` |
-//! | 24 | fake   | `victim.test.`: NXDOMAIN to everything (counts what the NXNS referral costs it) |
-//!
-//! Binding port 53 needs root (or CAP_NET_BIND_SERVICE), as the tests have in CI; the
-//! recursor only ever asks port 53, so there is no high-port fallback. Every process is
-//! stopped by PID when the hierarchy is dropped.
+//! | zone | servers |
+//! |---|---|
+//! | `.` | a.root-servers.net 192.0.2.1 |
+//! | `com`, `net` | a.gtld-servers.net 192.0.2.2 |
+//! | `org` | ns.nic.org 192.0.2.3 |
+//! | `example.com` ([`example_com`]: CNAME to example.net, DNAME, `sub` delegated, an empty non-terminal, an RRSIG) | .40, .41 |
+//! | `sub.example.com` | .50 |
+//! | `example.net`, `glueless.com` (NS ns.example.net, no glue in com) | .60 |
+//! | `lame.com` | .70 REFUSED, .71 good, .72 dead |
+//! | `tc.com` | .80, UDP replies truncated |
+//! | `old.com` | .90, FORMERR to EDNS |
+//! | `victim.org` | .100 (the NXNS target: `nxns.com` has 100 NS names there, no glue) |
+//! | `up.com` | .110 refers up to the root, .111 good |
+//! | `lo.com` | 127.0.0.53 |
+//! | `loop1.com`, `loop2.com` | each NS in the other, no glue |
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use bytes::Bytes;
 use domain::base::iana::{Class, Rcode, Rtype};
-use domain::base::{Name, Record, Serial, Ttl};
-use domain::rdata::{AllRecordData, Ns, Soa, A};
+use domain::base::{Message, MessageBuilder, Name, Ttl};
+use domain::rdata::{Ns, A};
+use names_core::cache::CacheConfig;
+use names_core::recursor::{RecursorConfig, RootHints};
+use names_core::setup::Setup;
+use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
+use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, Via};
 
-use crate::build::{name, raw_header, reply_sections, with_tc};
-use crate::parse::{msg_id, parse, question_bytes};
-use crate::process::{temp_dir, Server};
-use crate::upstream::{FakeUpstream, Received, Reply};
+use crate::build::{frame, query_wire, unframe, with_tc, Flags};
+use crate::drive::{at, udp, SEED};
+use crate::parse::{parse, Parsed};
+use crate::scenario::Canned;
 
-/// `www.example.test` A.
-pub const WWW_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-/// `www.example.test` AAAA.
-pub const WWW_AAAA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-/// `deep.sub.example.test` A.
-pub const DEEP_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 4);
-/// `www.other` A (also the end of `alias.example.test` and `www.dname.example.test`).
-pub const OTHER_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
-/// `www.glueless.other` A.
-pub const GLUELESS_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 6);
-/// `www.mixed.test` A.
-pub const MIXED_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-/// `www.tc.test` A (over TCP only).
-pub const TC_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
-/// `www.formerr.test` A (without EDNS only).
-pub const FORMERR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 21);
-/// Any name under `evil.test` A.
-pub const EVIL_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 22);
-/// The address `evil.test`'s server tries to plant for `www.example.test`.
-pub const POISON_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
-/// How many glueless NS names the NXNS referral carries.
-pub const NXNS_NAMES: usize = 100;
-
-/// What an odd server does with each query.
-type Behaviour = Box<dyn Fn(&Received) -> Vec<Reply> + Send + Sync>;
-
-/// A running loopback hierarchy (see the module doc for its layout).
-pub struct Hierarchy {
-    block: u8,
-    hints: PathBuf,
-    /// The authoritative `names` processes, by host number.
-    names: Vec<(u8, Server)>,
-    /// The odd servers, by host number.
-    fakes: Vec<(u8, FakeUpstream)>,
+/// How an authoritative server of the world behaves.
+pub enum Behaviour {
+    /// Answers from its zones.
+    Serve,
+    /// REFUSED to everything.
+    Refuse,
+    /// Never answers.
+    Dead,
+    /// Over UDP its answers come truncated (TC=1); over TCP whole.
+    TcpOnly,
+    /// FORMERR (without OPT) to any query with an OPT record, as a server from before
+    /// EDNS; answers the rest from its zones.
+    NoEdns,
+    /// Refers every query up to the root (NOERROR, no AA): a lame delegation.
+    Upward,
+    /// A script: the reply to each query (unframed), `None` for silence.
+    Script(Script),
 }
 
-impl Hierarchy {
-    /// Starts the whole hierarchy on 127.53.`block`.k (`block` 1..=255, one per test).
-    pub fn start(block: u8) -> Hierarchy {
-        assert!(block > 0, "block 0 is left unused");
-        let dir = temp_dir(&format!("hierarchy-{block}"));
-        let ip = |k: u8| Ipv4Addr::new(127, 53, block, k);
-        let hints = dir.join("root.hints");
-        std::fs::write(
-            &hints,
-            format!(
-                ";; the loopback hierarchy's root\n.\t3600000\tNS\ta.root.\na.root.\t3600000\tA\t{}\n",
-                ip(1)
-            ),
-        )
-        .expect("write root hints");
-        let mut hierarchy = Hierarchy {
-            block,
-            hints,
-            names: Vec::new(),
-            fakes: Vec::new(),
-        };
-        for (k, origin, body) in zones(block) {
-            let path = dir.join(format!("{k}.zone"));
-            std::fs::write(&path, zone_file(origin, &body)).expect("write zone file");
-            hierarchy.serve_names(k, &path);
+/// A scripted server: the reply to each query (unframed), `None` for silence.
+pub type Script = Box<dyn FnMut(&Message<Bytes>) -> Option<Vec<u8>>>;
+
+struct Auth {
+    server: Server,
+    behaviour: Behaviour,
+}
+
+/// One query a recursor sent into the world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asked {
+    pub to: SocketAddr,
+    pub qname: String,
+    pub qtype: Rtype,
+    pub tcp: bool,
+    pub edns: bool,
+    pub dnssec_ok: bool,
+    pub rd: bool,
+}
+
+/// The authoritative servers, and every query sent to them.
+pub struct World {
+    servers: BTreeMap<IpAddr, Auth>,
+    /// Every query sent, in order.
+    pub asked: Vec<Asked>,
+    /// Simulated milliseconds since the epoch of [`crate::drive::at`].
+    pub now_ms: u64,
+    next_conn: u64,
+    next_client_port: u16,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World {
+            servers: BTreeMap::new(),
+            asked: Vec::new(),
+            now_ms: 0,
+            next_conn: 1,
+            next_client_port: 30000,
         }
-        hierarchy.start_fakes();
-        hierarchy
+    }
+}
+
+/// The root hints of the standard world.
+pub const HINTS: &str =
+    ". 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A 192.0.2.1\n";
+
+/// `192.0.2.last`.
+pub fn ip(last: u8) -> IpAddr {
+    IpAddr::from([192, 0, 2, last])
+}
+
+impl World {
+    /// An empty world.
+    pub fn new() -> World {
+        World::default()
     }
 
-    /// The address of host `k` of this block, port 53.
-    pub fn addr(&self, k: u8) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::new(127, 53, self.block, k), 53))
-    }
-
-    /// The root hints file (named.root format) pointing at host 1.
-    pub fn hints(&self) -> &Path {
-        &self.hints
-    }
-
-    /// `--recursive --query-localhost --root-hints FILE`, for `names serve`.
-    pub fn recursive_args(&self) -> Vec<String> {
-        vec![
-            "--recursive".into(),
-            "--query-localhost".into(),
-            "--root-hints".into(),
-            self.hints.display().to_string(),
-        ]
-    }
-
-    /// The odd server on host `k`.
-    pub fn fake(&self, k: u8) -> &FakeUpstream {
-        self.fakes
+    /// Adds a server at `addr` serving `zones` (master-file texts), behaving so.
+    pub fn serve(&mut self, addr: IpAddr, zones: &[String], behaviour: Behaviour) {
+        let zones = zones
             .iter()
-            .find(|(host, _)| *host == k)
-            .map(|(_, fake)| fake)
-            .unwrap_or_else(|| panic!("no fake server on host {k}"))
+            .map(|text| {
+                load_zone("world.zone", text, &mut |p, _| {
+                    Err(format!("no include {p}"))
+                })
+                .unwrap_or_else(|e| panic!("a zone of the world: {e}\n{text}"))
+            })
+            .collect();
+        let set = ZoneSet::new(zones).expect("zones that do not overlap");
+        let chain = Chain::new().with(ZoneResolver::new(Snapshot::new(set)));
+        let server = Server::new(Config::default(), chain, SEED);
+        self.servers.insert(addr, Auth { server, behaviour });
     }
 
-    /// Queries that host `k` received so far (a `names` server's answered ones, from its
-    /// query log; a fake's, all of them).
-    pub fn queries(&self, k: u8) -> usize {
-        if let Some((_, server)) = self.names.iter().find(|(host, _)| *host == k) {
-            return server.logs().matches("names: query ").count();
-        }
-        self.fake(k).count()
-    }
-
-    /// Queries for `qname` or a name under it (lower case, with the trailing dot) that
-    /// host `k` received so far.
-    pub fn asked(&self, k: u8, qname: &str) -> usize {
-        let under = |n: &str| n == qname || n.ends_with(&format!(".{qname}")) || qname == ".";
-        if let Some((_, server)) = self.names.iter().find(|(host, _)| *host == k) {
-            let logs = server.logs().to_ascii_lowercase();
-            return logs
-                .lines()
-                .filter_map(|l| l.split(" name=").nth(1)?.split(' ').next())
-                .filter(|n| under(n))
-                .count();
-        }
-        let received = self.fake(k).received();
-        let names = received.iter().filter_map(|r| question(&r.bytes));
-        names.filter(|(n, _)| under(n)).count()
-    }
-
-    /// Queries that every server of the hierarchy received so far.
-    pub fn all_queries(&self) -> usize {
-        let hosts = self.names.iter().map(|(k, _)| *k);
-        hosts
-            .chain(self.fakes.iter().map(|(k, _)| *k))
-            .map(|k| self.queries(k))
-            .sum()
-    }
-
-    fn serve_names(&mut self, k: u8, zone: &Path) {
-        let listen = self.addr(k).to_string();
-        let zone = zone.display().to_string();
-        let args = [
-            "serve",
-            "--listen",
-            &listen,
-            "--zone",
-            &zone,
-            "--no-forward",
-            "--workers",
-            "1",
-            "--log-queries",
-        ];
-        match Server::try_start_raw(&args) {
-            Ok(server) => self.names.push((k, server)),
-            Err(e) => panic!(
-                "the hierarchy's server {listen} did not start (binding port 53 needs root):\n{e}"
-            ),
+    /// Changes how the server at `addr` behaves.
+    pub fn set_behaviour(&mut self, addr: IpAddr, behaviour: Behaviour) {
+        if let Some(auth) = self.servers.get_mut(&addr) {
+            auth.behaviour = behaviour;
         }
     }
 
-    fn start_fakes(&mut self) {
-        let block = self.block;
-        let ip = move |k: u8| Ipv4Addr::new(127, 53, block, k);
-        let root_ns = rr(".", Ns::new(name("a.root.")));
-        let root_glue = rr("a.root.", A::new(ip(1)));
-        let tc = Authority::new("tc.test.", ip(20), &[("www.tc.test.", TC_A)]);
-        let formerr = Authority::new("formerr.test.", ip(21), &[("www.formerr.test.", FORMERR_A)]);
-        let victim = Authority::new("victim.test.", ip(24), &[]);
-        let fakes: Vec<(u8, Behaviour)> = vec![
-            (11, Box::new(|r| send(refused(&r.bytes)))),
-            (12, Box::new(|_| vec![Reply::Nothing])),
-            (
-                13,
-                Box::new(move |r| {
-                    let (ns, glue) = (root_ns.clone(), root_glue.clone());
-                    send(reply_sections(
-                        &r.bytes,
-                        Rcode::NOERROR,
-                        false,
-                        [&[], &[ns], &[glue]],
-                    ))
-                }),
-            ),
-            (
-                20,
-                Box::new(move |r| {
-                    let full = tc.reply(&r.bytes);
-                    send(if r.tcp {
-                        full
-                    } else {
-                        with_tc(&empty(&r.bytes))
-                    })
-                }),
-            ),
-            (
-                21,
-                Box::new(move |r| {
-                    let edns = parse(&r.bytes).has_opt;
-                    send(if edns {
-                        formerr_reply(&r.bytes)
-                    } else {
-                        formerr.reply(&r.bytes)
-                    })
-                }),
-            ),
-            (22, Box::new(move |r| send(evil(&r.bytes, ip(22))))),
-            (23, Box::new(|r| send(nxns(&r.bytes)))),
-            (24, Box::new(move |r| send(victim.reply(&r.bytes)))),
-        ];
-        for (k, handler) in fakes {
-            let fake = FakeUpstream::start_on(self.addr(k), handler);
-            self.fakes.push((k, fake));
+    /// The hierarchy described in the module documentation.
+    pub fn standard() -> World {
+        let mut w = World::new();
+        let root = zone(
+            ".",
+            "a.root-servers.net.",
+            "\
+            . NS a.root-servers.net.\n\
+            a.root-servers.net. A 192.0.2.1\n\
+            com. NS a.gtld-servers.net.\n\
+            net. NS a.gtld-servers.net.\n\
+            org. NS ns.nic.org.\n\
+            a.gtld-servers.net. A 192.0.2.2\n\
+            ns.nic.org. A 192.0.2.3\n",
+        );
+        w.serve(ip(1), &[root], Behaviour::Serve);
+        let mut com = String::from(
+            "\
+            com. NS a.gtld-servers.net.\n\
+            example.com. NS ns1.example.com.\n\
+            example.com. NS ns2.example.com.\n\
+            ns1.example.com. A 192.0.2.40\n\
+            ns2.example.com. A 192.0.2.41\n\
+            glueless.com. NS ns.example.net.\n\
+            lame.com. NS ns1.lame.com.\n\
+            lame.com. NS ns2.lame.com.\n\
+            lame.com. NS ns3.lame.com.\n\
+            ns1.lame.com. A 192.0.2.70\n\
+            ns2.lame.com. A 192.0.2.71\n\
+            ns3.lame.com. A 192.0.2.72\n\
+            tc.com. NS ns.tc.com.\n\
+            ns.tc.com. A 192.0.2.80\n\
+            old.com. NS ns.old.com.\n\
+            ns.old.com. A 192.0.2.90\n\
+            loop1.com. NS ns.loop2.com.\n\
+            loop2.com. NS ns.loop1.com.\n\
+            up.com. NS ns1.up.com.\n\
+            up.com. NS ns2.up.com.\n\
+            ns1.up.com. A 192.0.2.110\n\
+            ns2.up.com. A 192.0.2.111\n\
+            lo.com. NS ns.lo.com.\n\
+            ns.lo.com. A 127.0.0.53\n",
+        );
+        for i in 1..=100 {
+            let _ = writeln!(com, "nxns.com. NS ns{i}.victim.org.");
         }
+        let com = zone("com.", "a.gtld-servers.net.", &com);
+        let net = zone(
+            "net.",
+            "a.gtld-servers.net.",
+            "\
+            net. NS a.gtld-servers.net.\n\
+            a.gtld-servers.net. A 192.0.2.2\n\
+            a.root-servers.net. A 192.0.2.1\n\
+            example.net. NS ns.example.net.\n\
+            ns.example.net. A 192.0.2.60\n",
+        );
+        w.serve(ip(2), &[com, net], Behaviour::Serve);
+        let org = zone(
+            "org.",
+            "ns.nic.org.",
+            "\
+            org. NS ns.nic.org.\n\
+            ns.nic.org. A 192.0.2.3\n\
+            victim.org. NS ns.victim.org.\n\
+            ns.victim.org. A 192.0.2.100\n",
+        );
+        w.serve(ip(3), &[org], Behaviour::Serve);
+        let example = example_com();
+        w.serve(ip(40), std::slice::from_ref(&example), Behaviour::Serve);
+        w.serve(ip(41), &[example], Behaviour::Serve);
+        let sub = single_server_zone(
+            "sub.example.com.",
+            "ns.sub.example.com.",
+            "192.0.2.50",
+            "www.sub.example.com. A 192.0.2.201\n",
+        );
+        w.serve(ip(50), &[sub], Behaviour::Serve);
+        let example_net = single_server_zone(
+            "example.net.",
+            "ns.example.net.",
+            "192.0.2.60",
+            "www.example.net. A 192.0.2.202\nx.example.net. A 192.0.2.203\n",
+        );
+        let glueless = zone(
+            "glueless.com.",
+            "ns.example.net.",
+            "\
+            glueless.com. NS ns.example.net.\n\
+            www.glueless.com. A 192.0.2.204\n",
+        );
+        w.serve(ip(60), &[example_net, glueless], Behaviour::Serve);
+        let lame = zone(
+            "lame.com.",
+            "ns2.lame.com.",
+            "\
+            lame.com. NS ns1.lame.com.\n\
+            lame.com. NS ns2.lame.com.\n\
+            lame.com. NS ns3.lame.com.\n\
+            ns1.lame.com. A 192.0.2.70\n\
+            ns2.lame.com. A 192.0.2.71\n\
+            ns3.lame.com. A 192.0.2.72\n\
+            www.lame.com. A 192.0.2.205\n\
+            ftp.lame.com. A 192.0.2.215\n\
+            mail.lame.com. A 192.0.2.225\n",
+        );
+        w.serve(ip(70), std::slice::from_ref(&lame), Behaviour::Refuse);
+        w.serve(ip(71), std::slice::from_ref(&lame), Behaviour::Serve);
+        w.serve(ip(72), &[lame], Behaviour::Dead);
+        let tc = single_server_zone(
+            "tc.com.",
+            "ns.tc.com.",
+            "192.0.2.80",
+            "www.tc.com. A 192.0.2.206\n",
+        );
+        w.serve(ip(80), &[tc], Behaviour::TcpOnly);
+        let old = single_server_zone(
+            "old.com.",
+            "ns.old.com.",
+            "192.0.2.90",
+            "www.old.com. A 192.0.2.207\nftp.old.com. A 192.0.2.217\n",
+        );
+        w.serve(ip(90), &[old], Behaviour::NoEdns);
+        let victim = single_server_zone("victim.org.", "ns.victim.org.", "192.0.2.100", "");
+        w.serve(ip(100), &[victim], Behaviour::Serve);
+        let up = zone(
+            "up.com.",
+            "ns2.up.com.",
+            "\
+            up.com. NS ns1.up.com.\n\
+            up.com. NS ns2.up.com.\n\
+            ns1.up.com. A 192.0.2.110\n\
+            ns2.up.com. A 192.0.2.111\n\
+            www.up.com. A 192.0.2.208\n\
+            ftp.up.com. A 192.0.2.218\n",
+        );
+        w.serve(ip(110), std::slice::from_ref(&up), Behaviour::Upward);
+        w.serve(ip(111), &[up], Behaviour::Serve);
+        let lo = single_server_zone(
+            "lo.com.",
+            "ns.lo.com.",
+            "127.0.0.53",
+            "www.lo.com. A 192.0.2.209\n",
+        );
+        w.serve(IpAddr::from([127, 0, 0, 53]), &[lo], Behaviour::Serve);
+        w
+    }
+
+    /// The queries sent to `ip`.
+    pub fn asked_of(&self, ip: IpAddr) -> Vec<&Asked> {
+        self.asked.iter().filter(|a| a.to.ip() == ip).collect()
+    }
+
+    /// Sends `query` from a client to `server` and plays the world until the reply
+    /// (or `None` when it stays silent: the loop is bounded in steps and in time).
+    pub fn resolve(&mut self, server: &mut Server, query: &[u8]) -> Option<Parsed> {
+        self.resolve_all(server, &[query.to_vec()]).pop().flatten()
+    }
+
+    /// Sends every query at once, each from its own client, and plays the world until
+    /// each has its reply (`None` for one that never came).
+    pub fn resolve_all(&mut self, server: &mut Server, queries: &[Vec<u8>]) -> Vec<Option<Parsed>> {
+        let mut clients = Vec::new();
+        for query in queries {
+            self.next_client_port = self.next_client_port.wrapping_add(1).max(30000);
+            let client = udp(self.next_client_port);
+            clients.push(client);
+            server.handle_client(self.now(), client, query);
+        }
+        let mut got: Vec<Option<Parsed>> = vec![None; queries.len()];
+        for _ in 0..100_000 {
+            let mut replies: Vec<(Token, SocketAddr, Vec<u8>)> = Vec::new();
+            while let Some(action) = server.poll_action() {
+                match action {
+                    Action::Reply { to, bytes } => {
+                        if let Some(i) = clients.iter().position(|c| *c == to) {
+                            got[i] = Some(parse(&bytes));
+                        }
+                    }
+                    Action::SendUpstream {
+                        token,
+                        to,
+                        via,
+                        bytes,
+                    } => {
+                        if let Some(reply) = self.answer(to, via, &bytes) {
+                            replies.push((token, to, reply));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if got.iter().all(Option::is_some) {
+                break;
+            }
+            if replies.is_empty() {
+                let Some(next) = server.poll_timeout() else {
+                    break;
+                };
+                let ms = u64::try_from(next.saturating_duration_since(at(0)).as_millis())
+                    .unwrap_or(u64::MAX);
+                if ms > self.now_ms + 60_000 {
+                    break; // nothing for a minute: silent
+                }
+                self.now_ms = self.now_ms.max(ms);
+                server.handle_timeout(self.now());
+                continue;
+            }
+            self.now_ms += 1;
+            for (token, from, bytes) in replies {
+                server.handle_upstream(self.now(), token, from, &bytes);
+            }
+        }
+        got
+    }
+
+    /// Asks `server` for `qname` `qtype` with RD and EDNS (DO as given).
+    pub fn ask(
+        &mut self,
+        server: &mut Server,
+        qname: &str,
+        qtype: Rtype,
+        dnssec_ok: bool,
+    ) -> Parsed {
+        let query = client_query(qname, qtype, true, dnssec_ok);
+        self.resolve(server, &query)
+            .unwrap_or_else(|| panic!("no reply to {qname} {qtype}"))
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> Instant {
+        at(self.now_ms)
+    }
+
+    /// The reply of the server at `to` to a query sent `via` (framed over TCP).
+    fn answer(&mut self, to: SocketAddr, via: Via, bytes: &[u8]) -> Option<Vec<u8>> {
+        let tcp = matches!(via, Via::Tcp);
+        let message = if tcp { unframe(bytes) } else { bytes };
+        let msg = Message::from_octets(Bytes::copy_from_slice(message)).ok()?;
+        let question = msg.first_question()?;
+        self.asked.push(Asked {
+            to,
+            qname: question.qname().to_string(),
+            qtype: question.qtype(),
+            tcp,
+            edns: msg.opt().is_some(),
+            dnssec_ok: msg.opt().is_some_and(|o| o.dnssec_ok()),
+            rd: msg.header().rd(),
+        });
+        let now = self.now();
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let auth = self.servers.get_mut(&to.ip())?;
+        let reply = match &mut auth.behaviour {
+            Behaviour::Dead => return None,
+            Behaviour::Script(script) => script(&msg)?,
+            Behaviour::Refuse => rcode_reply(&msg, Rcode::REFUSED),
+            Behaviour::NoEdns if msg.opt().is_some() => rcode_reply(&msg, Rcode::FORMERR),
+            Behaviour::Upward => upward(&msg),
+            Behaviour::TcpOnly if !tcp => {
+                with_tc(&zone_answer(&mut auth.server, now, conn, message, false)?)
+            }
+            _ => zone_answer(&mut auth.server, now, conn, message, tcp)?,
+        };
+        Some(if tcp { frame(&reply) } else { reply })
     }
 }
 
-/// The zones the `names` servers serve: host, origin, records besides SOA and NS.
-fn zones(block: u8) -> Vec<(u8, &'static str, String)> {
-    let ip = |k: u8| Ipv4Addr::new(127, 53, block, k);
-    let delegate =
-        |zone: &str, k: u8| format!("{zone} NS {ns}\n{ns} A {}\n", ip(k), ns = ns_host(zone));
-    let mut test = String::new();
-    for (zone, k) in [
-        ("example.test.", 3),
-        ("tc.test.", 20),
-        ("formerr.test.", 21),
-        ("evil.test.", 22),
-        ("nxns.test.", 23),
-        ("victim.test.", 24),
-    ] {
-        test.push_str(&delegate(zone, k));
-    }
-    for (host, k) in [("good", 10), ("lame", 11), ("dead", 12), ("upward", 13)] {
-        test.push_str(&format!(
-            "mixed.test. NS {host}.mixed.test.\n{host}.mixed.test. A {}\n",
-            ip(k)
-        ));
-    }
-    test.push_str("loop1.test. NS ns.loop2.test.\nloop2.test. NS ns.loop1.test.\n");
-    let mixed: String = test
-        .lines()
-        .filter(|l| l.contains("mixed.test. "))
-        .map(|l| format!("{l}\n"))
+/// The text of the standard world's `example.com` zone (served by .40 and .41).
+pub fn example_com() -> String {
+    zone("example.com.", "ns1.example.com.", "\
+            example.com. NS ns1.example.com.\n\
+            example.com. NS ns2.example.com.\n\
+            ns1.example.com. A 192.0.2.40\n\
+            ns2.example.com. A 192.0.2.41\n\
+            host.example.com. A 192.0.2.200\n\
+            host.example.com. AAAA 2001:db8::200\n\
+            www.example.com. CNAME www.example.net.\n\
+            dname.example.com. DNAME example.net.\n\
+            sub.example.com. NS ns.sub.example.com.\n\
+            ns.sub.example.com. A 192.0.2.50\n\
+            deep.ent.example.com. A 192.0.2.210\n\
+            signed.example.com. A 192.0.2.211\n\
+            signed.example.com. RRSIG A 13 3 3600 20300101000000 20200101000000 12345 example.com. dGVzdA==\n")
+}
+
+/// A server answering from a table of canned replies by question, as the `RANGE` of an
+/// Unbound scenario: `"www.example.com. A"` matches that question (case-insensitive),
+/// `"*.example.com."` any question at or below the name (the rpl's `MATCH subdomain`).
+/// The first entry that matches answers, RA clear; anything else gets REFUSED.
+pub fn canned(table: Vec<(&str, Canned)>) -> Behaviour {
+    table_server(table, false)
+}
+
+/// [`canned`] for a server that answers as a recursive server does: RA set, as the rpl's
+/// `REPLY QR RA ...`.
+pub fn canned_recursive(table: Vec<(&str, Canned)>) -> Behaviour {
+    table_server(table, true)
+}
+
+fn table_server(table: Vec<(&str, Canned)>, ra: bool) -> Behaviour {
+    let table: Vec<(String, Option<Rtype>, Canned)> = table
+        .into_iter()
+        .map(|(question, reply)| {
+            let mut it = question.split_whitespace();
+            let name = it.next().unwrap_or_default().to_ascii_lowercase();
+            let rtype = it.next().map(|t| t.parse().expect("a known type"));
+            (name, rtype, Canned { ra, ..reply })
+        })
         .collect();
-    let glueless = "glueless.other. NS ns-glueless.example.test.\n";
-    vec![
-        (1, ".", delegate(".", 1) + &delegate("test.", 2) + &delegate("other.", 5)),
-        (2, "test.", delegate("test.", 2) + &test),
-        (
-            3,
-            "example.test.",
-            delegate("example.test.", 3)
-                + &format!(
-                    "www A {WWW_A}\nwww AAAA {WWW_AAAA}\nalias CNAME www.other.\ndname DNAME other.\nns-glueless A {}\n",
-                    ip(6)
-                )
-                + &delegate("sub.example.test.", 4),
-        ),
-        (4, "sub.example.test.", delegate("sub.example.test.", 4) + &format!("deep A {DEEP_A}\n")),
-        (5, "other.", delegate("other.", 5) + &format!("www A {OTHER_A}\n{glueless}")),
-        (6, "glueless.other.", format!("{glueless}www A {GLUELESS_A}\n")),
-        (10, "mixed.test.", format!("{mixed}www A {MIXED_A}\n")),
-    ]
+    Behaviour::Script(Box::new(move |q: &Message<Bytes>| {
+        let question = q.first_question()?;
+        let qname = format!("{}.", question.qname()).to_ascii_lowercase();
+        let found = table
+            .iter()
+            .find(|(name, rtype, _)| match name.strip_prefix("*.") {
+                Some(zone) => qname == zone || qname.ends_with(&format!(".{zone}")),
+                None => qname == *name && *rtype == Some(question.qtype()),
+            });
+        match found {
+            Some((_, _, reply)) => reply.reply_to(q.as_slice()),
+            None => Some(rcode_reply(q, Rcode::REFUSED)),
+        }
+    }))
 }
 
-/// The name server host of `zone`: `a.root.` for the root, `ns.ZONE` otherwise.
-fn ns_host(zone: &str) -> String {
-    match zone {
-        "." => "a.root.".to_string(),
-        zone => format!("ns.{zone}"),
-    }
-}
-
-/// A master file: the SOA, then `body` (the apex NS first).
-fn zone_file(origin: &str, body: &str) -> String {
-    let hostmaster = if origin == "." {
-        "hostmaster.".to_string()
-    } else {
-        format!("hostmaster.{origin}")
+/// A client query with RD as given and EDNS (DO as given).
+pub fn client_query(qname: &str, qtype: Rtype, rd: bool, dnssec_ok: bool) -> Vec<u8> {
+    let flags = Flags {
+        rd,
+        cd: false,
+        opcode: domain::base::iana::Opcode::QUERY,
     };
-    format!(
-        "$ORIGIN {origin}\n$TTL 3600\n{origin} SOA {} {hostmaster} 1 3600 600 86400 300\n{body}",
-        ns_host(origin)
+    let name: Name<Bytes> = crate::build::name(qname);
+    query_wire(
+        &name,
+        qtype,
+        Class::IN,
+        4242,
+        flags,
+        Some((1232, 0, dnssec_ok)),
     )
 }
 
-/// A record of class IN, TTL 3600.
-fn rr(owner: &str, data: impl Into<AllRecordData<Bytes, Name<Bytes>>>) -> names_core::Rr {
-    Record::new(name(owner), Class::IN, Ttl::from_secs(3600), data.into())
+/// A zone's text: its SOA and NS-server boilerplate, then `records`.
+pub fn zone(origin: &str, primary: &str, records: &str) -> String {
+    let mut text = format!(
+        "$TTL 3600\n{origin} IN SOA {primary} hostmaster.{} 1 1800 900 604800 300\n",
+        if origin == "." { "" } else { origin }
+    );
+    for line in records.lines() {
+        text.push_str(line.trim());
+        text.push('\n');
+    }
+    text
 }
 
-fn send(bytes: Vec<u8>) -> Vec<Reply> {
-    vec![Reply::Send(bytes)]
+/// An authoritative server over `zones` (master-file texts), to answer from in a
+/// [`Behaviour::Script`] with [`answer_udp`].
+pub fn authoritative(zones: &[String]) -> Server {
+    let mut w = World::new();
+    w.serve(ip(0), zones, Behaviour::Serve);
+    match w.servers.remove(&ip(0)) {
+        Some(auth) => auth.server,
+        None => unreachable!("just added"),
+    }
 }
 
-fn refused(query: &[u8]) -> Vec<u8> {
-    reply_sections(query, Rcode::REFUSED, false, [&[], &[], &[]])
+/// `server`'s reply to `query` over UDP.
+pub fn answer_udp(server: &mut Server, query: &[u8]) -> Option<Vec<u8>> {
+    zone_answer(server, at(0), ConnId(0), query, false)
 }
 
-fn empty(query: &[u8]) -> Vec<u8> {
-    reply_sections(query, Rcode::NOERROR, true, [&[], &[], &[]])
+/// A zone served by one name server in it: its SOA, NS and the server's address, then
+/// `records`.
+pub fn single_server_zone(origin: &str, server: &str, addr: &str, records: &str) -> String {
+    zone(
+        origin,
+        server,
+        &format!("{origin} NS {server}\n{server} A {addr}\n{records}"),
+    )
 }
 
-/// FORMERR without OPT (the question echoed, RD kept), as an old server that does not
-/// know EDNS answers.
-fn formerr_reply(query: &[u8]) -> Vec<u8> {
-    let rd = u16::from(query.get(2).is_some_and(|b| b & 1 == 1)) << 8;
-    let flags = 0x8000 | rd | u16::from(Rcode::FORMERR.to_int());
-    let mut reply = raw_header(msg_id(query), flags, 1, 0, 0, 0);
-    reply.extend_from_slice(question_bytes(query));
+/// The authoritative server's own reply (unframed).
+fn zone_answer(
+    server: &mut Server,
+    now: Instant,
+    conn: ConnId,
+    query: &[u8],
+    tcp: bool,
+) -> Option<Vec<u8>> {
+    let peer: SocketAddr = "192.0.2.254:4000".parse().ok()?;
+    let origin = if tcp {
+        server.handle_tcp_open(now, conn, peer);
+        server.handle_client(now, Origin::Tcp(conn), &frame(query));
+        Origin::Tcp(conn)
+    } else {
+        let origin = Origin::Udp { listener: 0, peer };
+        server.handle_client(now, origin, query);
+        origin
+    };
+    let mut reply = None;
+    while let Some(action) = server.poll_action() {
+        if let Action::Reply { to, bytes } = action {
+            if to == origin {
+                reply = Some(if tcp { unframe(&bytes).to_vec() } else { bytes });
+            }
+        }
+    }
+    if tcp {
+        server.handle_tcp_closed(now, conn);
+    }
     reply
 }
 
-/// The question of a query: its name (lower case, with the trailing dot) and type.
-fn question(query: &[u8]) -> Option<(String, u16)> {
-    let (qname, qtype) = parse(query).question?;
-    Some((
-        format!("{}.", qname.trim_end_matches('.')).to_ascii_lowercase(),
-        qtype,
-    ))
-}
-
-/// A small authoritative server for one zone with A records only.
-struct Authority {
-    origin: String,
-    ns: (String, Ipv4Addr),
-    records: Vec<(String, Ipv4Addr)>,
-}
-
-impl Authority {
-    fn new(origin: &str, ns_addr: Ipv4Addr, records: &[(&str, Ipv4Addr)]) -> Authority {
-        Authority {
-            origin: origin.to_string(),
-            ns: (ns_host(origin), ns_addr),
-            records: records.iter().map(|(n, a)| (n.to_string(), *a)).collect(),
-        }
-    }
-
-    fn soa(&self) -> names_core::Rr {
-        let t = Ttl::from_secs;
-        let host = name(&format!("hostmaster.{}", self.origin));
-        let soa = Soa::new(
-            name(&self.ns.0),
-            host,
-            Serial(1),
-            t(3600),
-            t(600),
-            t(86400),
-            t(300),
-        );
-        rr(&self.origin, soa)
-    }
-
-    /// The authoritative reply to `query`: the A asked for, the apex NS, NODATA or
-    /// NXDOMAIN with the SOA.
-    fn reply(&self, query: &[u8]) -> Vec<u8> {
-        let Some((qname, qtype)) = question(query) else {
-            return refused(query);
-        };
-        if !qname.ends_with(&self.origin) {
-            return refused(query);
-        }
-        let (ns, ns_a) = (
-            rr(&self.origin, Ns::new(name(&self.ns.0))),
-            rr(&self.ns.0, A::new(self.ns.1)),
-        );
-        let a = |addr: Ipv4Addr| rr(&qname, A::new(addr));
-        let found: Vec<Ipv4Addr> = self
-            .records
-            .iter()
-            .chain(std::iter::once(&self.ns))
-            .filter(|(owner, _)| *owner == qname)
-            .map(|(_, addr)| *addr)
-            .collect();
-        let ok = Rcode::NOERROR;
-        if qname == self.origin && qtype == Rtype::NS.to_int() {
-            return reply_sections(query, ok, true, [&[ns], &[], &[ns_a]]);
-        }
-        if qtype == Rtype::A.to_int() && !found.is_empty() {
-            let answer: Vec<_> = found.into_iter().map(a).collect();
-            return reply_sections(query, ok, true, [&answer, &[], &[]]);
-        }
-        let exists = !found.is_empty() || qname == self.origin;
-        let rcode = if exists { ok } else { Rcode::NXDOMAIN };
-        reply_sections(query, rcode, true, [&[], &[self.soa()], &[]])
+/// An empty reply with `rcode`, the question echoed, no OPT.
+pub fn rcode_reply(query: &Message<Bytes>, rcode: Rcode) -> Vec<u8> {
+    match MessageBuilder::new_vec().start_answer(query, rcode) {
+        Ok(b) => b.finish(),
+        Err(_) => Vec::new(),
     }
 }
 
-/// `evil.test`'s server: the A asked for, with an NS for `example.test` in the authority
-/// section and addresses for `www.example.test` and `ns.example.test` in the additional
-/// one: out of its bailiwick, all to be dropped.
-fn evil(query: &[u8], own: Ipv4Addr) -> Vec<u8> {
-    let Some((qname, _)) = question(query) else {
-        return refused(query);
+/// A referral up to the root: `. NS a.root-servers.net.` and its address, no AA.
+fn upward(query: &Message<Bytes>) -> Vec<u8> {
+    let Ok(b) = MessageBuilder::new_vec().start_answer(query, Rcode::NOERROR) else {
+        return Vec::new();
     };
-    let answer = [rr(&qname, A::new(EVIL_A))];
-    let authority = [
-        rr("evil.test.", Ns::new(name("ns.evil.test."))),
-        rr("example.test.", Ns::new(name("ns.evil.test."))),
-    ];
-    let additional = [
-        rr("ns.evil.test.", A::new(own)),
-        rr("www.example.test.", A::new(POISON_A)),
-        rr("ns.example.test.", A::new(own)),
-    ];
-    reply_sections(
-        query,
-        Rcode::NOERROR,
-        true,
-        [&answer, &authority, &additional],
-    )
+    let mut auth = b.authority();
+    let root = Name::root_bytes();
+    let ns: Name<Bytes> = crate::build::name("a.root-servers.net");
+    let _ = auth.push((&root, Class::IN, Ttl::from_secs(3600), Ns::new(ns.clone())));
+    let mut add = auth.additional();
+    let _ = add.push((
+        &ns,
+        Class::IN,
+        Ttl::from_secs(3600),
+        A::new([192, 0, 2, 1].into()),
+    ));
+    add.finish()
 }
 
-/// `nxns.test`'s server: every name is referred to [`NXNS_NAMES`] glueless name servers
-/// under `victim.test`.
-fn nxns(query: &[u8]) -> Vec<u8> {
-    let Some((qname, _)) = question(query) else {
-        return refused(query);
-    };
-    let cut = if qname == "nxns.test." {
-        "x.nxns.test.".to_string()
-    } else {
-        qname
-    };
-    let authority: Vec<_> = (0..NXNS_NAMES)
-        .map(|i| rr(&cut, Ns::new(name(&format!("ns{i}.victim.test.")))))
-        .collect();
-    reply_sections(query, Rcode::NOERROR, false, [&[], &authority, &[]])
+/// A server with a cache (unless `cache` is false) and a recursor over the standard
+/// world's hints (`query_localhost` as given), and the setup holding their shared state.
+pub fn recursive_server(config: RecursorConfig, cache: bool) -> (Setup, Server) {
+    let mut setup = Setup::new();
+    if cache {
+        setup = setup.cache(CacheConfig::default(), 1);
+    }
+    let setup = setup.recurse(config);
+    let server = Server::new(Config::default(), setup.build(), SEED);
+    (setup, server)
+}
+
+/// The recursor configuration of the standard world: its hints, loopback allowed.
+pub fn config() -> RecursorConfig {
+    RecursorConfig {
+        root_hints: RootHints::parse(HINTS).expect("the world's hints"),
+        query_localhost: true,
+        ..RecursorConfig::default()
+    }
 }

@@ -105,7 +105,7 @@ impl FakeUpstream {
     }
 
     /// Like [`FakeUpstream::start`], on the loopback address `at` (a name server of the
-    /// [`Hierarchy`](crate::hierarchy::Hierarchy) at port 53); panics if it is taken.
+    /// [`Hierarchy`](crate::loopback::Hierarchy) at port 53); panics if it is taken.
     pub fn start_on<F>(at: SocketAddr, handler: F) -> FakeUpstream
     where
         F: Fn(&Received) -> Vec<Reply> + Send + Sync + 'static,

@@ -11,10 +11,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use domain::base::{Name, ToName};
+use domain::base::iana::{Class, Rcode};
+use domain::base::{Name, Record, ToName, Ttl};
+use domain::rdata::{Aaaa, AllRecordData, Ns, A};
 
 use super::hints::RootHints;
 use crate::cache::rrset::lower;
+use crate::resolver::Answer;
 
 /// One name server of a delegation: its name and the addresses known for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +69,32 @@ impl Point {
 
 /// Addresses kept per NS name.
 const MAX_ADDRS_PER_NAME: usize = 8;
+
+impl Point {
+    /// The point as a referral answer (an RD=0 query's, Unbound's
+    /// `answer_norec_from_cache`): NOERROR, no AA, its NS set in authority and the
+    /// addresses known in additional, TTL 0 (the recursor keeps no TTL per record here).
+    pub fn referral(&self) -> Answer {
+        let mut answer = Answer::new(Rcode::NOERROR.into());
+        let ttl = Ttl::from_secs(0);
+        for t in &self.targets {
+            let ns = AllRecordData::Ns(Ns::new(t.name.clone()));
+            answer
+                .authority
+                .push(Record::new(self.zone.clone(), Class::IN, ttl, ns));
+            for addr in &t.addrs {
+                let data = match addr {
+                    IpAddr::V4(v4) => AllRecordData::A(A::new(*v4)),
+                    IpAddr::V6(v6) => AllRecordData::Aaaa(Aaaa::new(*v6)),
+                };
+                answer
+                    .additional
+                    .push(Record::new(t.name.clone(), Class::IN, ttl, data));
+            }
+        }
+        answer
+    }
+}
 
 struct ZoneEntry {
     zone: Name<Bytes>,
@@ -233,8 +262,7 @@ mod tests {
     use super::*;
 
     fn name(s: &str) -> Name<Bytes> {
-        let n: Name<Vec<u8>> = s.parse().unwrap();
-        Name::from_octets(Bytes::from(n.into_octets())).unwrap()
+        s.parse().unwrap()
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub(crate) struct ServerInfo {
     /// It answered REFUSED, SERVFAIL or NOTIMP, or referred up or sideways, or answered
     /// without authority: not asked for this zone until the entry expires.
     pub lame: bool,
+    /// It answered as a recursive server does (RA without AA, Unbound's `rec_lame`):
+    /// asked only when no other server is left.
+    pub rec_lame: bool,
 }
 
 impl Default for ServerInfo {
@@ -34,6 +37,7 @@ impl Default for ServerInfo {
             rto_ms: UNKNOWN_RTO_MS,
             no_edns: false,
             lame: false,
+            rec_lame: false,
         }
     }
 }
@@ -150,6 +154,11 @@ impl Infra {
     pub fn lame(&self, now: Instant, server: SocketAddr, zone: &[u8]) {
         self.lame_marked.fetch_add(1, Ordering::Relaxed);
         self.update(now, server, zone, |e| e.info.lame = true);
+    }
+
+    /// The server answers as a recursive server for `zone`.
+    pub fn rec_lame(&self, now: Instant, server: SocketAddr, zone: &[u8]) {
+        self.update(now, server, zone, |e| e.info.rec_lame = true);
     }
 
     /// The server does not speak EDNS.

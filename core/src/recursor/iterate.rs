@@ -9,25 +9,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
-use domain::base::{Message, Name, Record, ToName, Ttl};
-use domain::rdata::{Aaaa, AllRecordData, Ns, A};
+use domain::base::iana::{Class, Rcode, Rtype};
+use domain::base::{Message, Name};
+use domain::rdata::AllRecordData;
 
 use super::delegation::{Point, Target};
+use super::judge::{judge, learn_delegation};
 use super::select::choose;
 use super::Shared;
 use crate::cache::rrset::lower;
 use crate::record::Rr;
 use crate::resolver::{Answer, Context, Exchange, ExchangeFailure, Exchanged, Query, Resolution};
-use crate::scrub::{scrub, Scrubbed};
-use crate::zone::MAX_CNAME_CHAIN;
 
 /// Steps of the state machine per call, a guard beyond the limits that bound it anyway.
 const MAX_STEPS: usize = 256;
 
 /// What a goal is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Purpose {
+pub(super) enum Purpose {
     /// The client's question.
     Client,
     /// The root's NS set, asked of a root server from the hints.
@@ -37,22 +36,24 @@ enum Purpose {
 }
 
 /// A name and type to resolve.
-struct Goal {
-    purpose: Purpose,
-    qname: Name<Bytes>,
-    qtype: Rtype,
+pub(super) struct Goal {
+    pub(super) purpose: Purpose,
+    pub(super) qname: Name<Bytes>,
+    pub(super) qtype: Rtype,
     /// The delegation being asked; `None`: find the closest known one.
-    point: Option<Point>,
+    pub(super) point: Option<Point>,
     /// Servers that failed this goal (timeout, lame, unusable reply).
-    tried: Vec<SocketAddr>,
-    referrals: u32,
+    pub(super) tried: Vec<SocketAddr>,
+    pub(super) referrals: u32,
     /// Labels below the zone asked in the minimised question; `None`: the full name.
-    minimise: Option<usize>,
+    pub(super) minimise: Option<usize>,
     /// Minimised questions asked.
-    minimised: u32,
+    pub(super) minimised: u32,
     /// The CNAME/DNAME chain so far (the client gets it all).
-    chain: Vec<Rr>,
-    chain_steps: usize,
+    pub(super) chain: Vec<Rr>,
+    pub(super) chain_steps: usize,
+    /// A recursive server's reply (RA without AA), used when no other server is left.
+    pub(super) last_resort: Option<(Waiting, Message<Bytes>)>,
 }
 
 impl Goal {
@@ -69,6 +70,7 @@ impl Goal {
             minimised: 0,
             chain: Vec::new(),
             chain_steps: 0,
+            last_resort: None,
         }
     }
 
@@ -85,7 +87,7 @@ impl Goal {
     }
 
     /// Starts the goal over at `qname` (a CNAME/DNAME target).
-    fn restart(&mut self, qname: Name<Bytes>) {
+    pub(super) fn restart(&mut self, qname: Name<Bytes>) {
         self.qname = qname;
         self.point = None;
         self.tried.clear();
@@ -95,14 +97,15 @@ impl Goal {
 }
 
 /// The exchange in flight.
-struct Waiting {
-    server: SocketAddr,
-    zone: Name<Bytes>,
-    qname: Name<Bytes>,
-    qtype: Rtype,
-    minimised: bool,
-    edns: bool,
-    sent_at: Instant,
+#[derive(Clone)]
+pub(super) struct Waiting {
+    pub(super) server: SocketAddr,
+    pub(super) zone: Name<Bytes>,
+    pub(super) qname: Name<Bytes>,
+    pub(super) qtype: Rtype,
+    pub(super) minimised: bool,
+    pub(super) edns: bool,
+    pub(super) sent_at: Instant,
 }
 
 /// A query's resolution state.
@@ -121,7 +124,7 @@ pub(super) struct Iteration {
 }
 
 /// How a goal ended.
-enum Outcome {
+pub(super) enum Outcome {
     Answer {
         rcode: Rcode,
         answer: Vec<Rr>,
@@ -176,7 +179,7 @@ pub(super) fn resume(
         }
         Exchanged::Failed(_) => goal.tried.push(w.server),
         Exchanged::Reply(reply) => {
-            if let Some(outcome) = judge(shared, goal, &w, &reply, now) {
+            if let Some(outcome) = judge(shared, goal, &w, &reply, now, false) {
                 if let Some(done) = finish(shared, it, outcome, now) {
                     return done;
                 }
@@ -205,7 +208,15 @@ fn step(shared: &Shared, it: &mut Iteration, now: Instant) -> Resolution {
                 goal.qname.clone()
             };
             match shared.0.delegations.closest(now, &lookup) {
-                Some(point) => goal.point = Some(point),
+                Some(mut point) => {
+                    if point.zone.is_root() {
+                        // A priming reply without glue: the hints know the addresses.
+                        for hint in config.root_hints.servers() {
+                            point.learn(&hint.name, &hint.addrs);
+                        }
+                    }
+                    goal.point = Some(point);
+                }
                 None if primed || goal.purpose == Purpose::Priming => {
                     goal.point = Some(Point::hints(&config.root_hints));
                 }
@@ -271,7 +282,18 @@ fn step(shared: &Shared, it: &mut Iteration, now: Instant) -> Resolution {
             }
             continue;
         }
-        if let Some(done) = finish(shared, it, Outcome::Failed, now) {
+        // Nothing else left: a recursive server's reply, if one came.
+        let Some(goal) = it.goals.last_mut() else {
+            continue;
+        };
+        let outcome = match goal.last_resort.take() {
+            Some((w, reply)) => match judge(shared, goal, &w, &reply, now, true) {
+                Some(outcome) => outcome,
+                None => continue,
+            },
+            None => Outcome::Failed,
+        };
+        if let Some(done) = finish(shared, it, outcome, now) {
             return done;
         }
     }
@@ -401,273 +423,6 @@ fn finish(
     None
 }
 
-/// Judges a reply to the goal on top: `Some` when it ends the goal, `None` when the goal
-/// goes on (a referral, a server to skip, a minimisation step).
-fn judge(
-    shared: &Shared,
-    goal: &mut Goal,
-    w: &Waiting,
-    reply: &Message<Bytes>,
-    now: Instant,
-) -> Option<Outcome> {
-    let infra = &shared.0.infra;
-    let zone_key = lower(&w.zone);
-    infra.replied(
-        now,
-        w.server,
-        &zone_key,
-        now.saturating_duration_since(w.sent_at),
-    );
-    if w.edns && reply.opt().is_none() {
-        infra.no_edns(now, w.server, &zone_key);
-    }
-    let rcode = reply.header().rcode();
-    let lame = |goal: &mut Goal| {
-        infra.lame(now, w.server, &zone_key);
-        goal.tried.push(w.server);
-        None
-    };
-    if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
-        if w.minimised {
-            goal.minimise = None; // relaxed: the full name instead
-            return None;
-        }
-        return lame(goal);
-    }
-    let Some(s) = scrub(&w.qname, w.qtype, Class::IN, reply, &w.zone) else {
-        goal.tried.push(w.server);
-        return None;
-    };
-    if w.minimised {
-        return minimised(shared, goal, w, s, now);
-    }
-    if rcode == Rcode::NXDOMAIN {
-        if !s.aa {
-            return lame(goal);
-        }
-        let mut answer = std::mem::take(&mut goal.chain);
-        answer.extend(s.answer);
-        return Some(Outcome::Answer {
-            rcode,
-            answer,
-            authority: negative_authority(s.authority),
-            additional: Vec::new(),
-        });
-    }
-    if !s.answer.is_empty() {
-        if !s.aa {
-            return lame(goal);
-        }
-        let (last, steps, complete) = chain_end(&w.qname, w.qtype, &s.answer);
-        goal.chain.extend(s.answer);
-        goal.chain_steps += steps;
-        if complete {
-            return Some(Outcome::Answer {
-                rcode,
-                answer: std::mem::take(&mut goal.chain),
-                authority: Vec::new(),
-                additional: s.additional,
-            });
-        }
-        if goal.chain_steps > MAX_CNAME_CHAIN {
-            return Some(Outcome::Failed);
-        }
-        goal.restart(last);
-        return None;
-    }
-    if let Some((zone, ns, ttl)) = referral(&w.zone, &w.qname, &s) {
-        if goal.referrals >= shared.config().max_referrals {
-            return Some(Outcome::Failed);
-        }
-        goal.referrals += 1;
-        learn_delegation(shared, now, &zone, &s.authority, &s.additional);
-        goal.point = Some(point_of(shared, now, zone, &ns, &s.additional, ttl));
-        goal.tried.clear();
-        goal.minimise = goal.minimise.map(|_| 1);
-        return None;
-    }
-    if s.aa || s.authority.iter().any(|rr| rr.rtype() == Rtype::SOA) {
-        let answer = std::mem::take(&mut goal.chain);
-        return Some(Outcome::Answer {
-            rcode,
-            answer,
-            authority: negative_authority(s.authority),
-            additional: Vec::new(),
-        });
-    }
-    lame(goal) // up or sideways, or nothing usable without authority
-}
-
-/// A reply to a minimised question: a referral goes down, any other answer means no
-/// zone cut at that name (one label more), NXDOMAIN the full name (relaxed).
-fn minimised(
-    shared: &Shared,
-    goal: &mut Goal,
-    w: &Waiting,
-    s: Scrubbed,
-    now: Instant,
-) -> Option<Outcome> {
-    if s.rcode == OptRcode::from(Rcode::NXDOMAIN) {
-        goal.minimise = None;
-        return None;
-    }
-    if s.answer.is_empty() {
-        if let Some((zone, ns, ttl)) = referral(&w.zone, &w.qname, &s) {
-            if goal.referrals >= shared.config().max_referrals {
-                return Some(Outcome::Failed);
-            }
-            goal.referrals += 1;
-            learn_delegation(shared, now, &zone, &s.authority, &s.additional);
-            goal.point = Some(point_of(shared, now, zone, &ns, &s.additional, ttl));
-            goal.tried.clear();
-            goal.minimise = goal.minimise.map(|_| 1);
-            return None;
-        }
-    }
-    goal.minimise = goal.minimise.map(|n| n + 1);
-    None
-}
-
-/// A referral down from `zone` towards `qname`: the child zone, its NS names and TTL.
-fn referral(
-    zone: &Name<Bytes>,
-    qname: &Name<Bytes>,
-    s: &Scrubbed,
-) -> Option<(Name<Bytes>, Vec<Name<Bytes>>, u32)> {
-    if s.authority.iter().any(|rr| rr.rtype() == Rtype::SOA) {
-        return None;
-    }
-    let first = s.authority.iter().find(|rr| rr.rtype() == Rtype::NS)?;
-    let child = first.owner().clone();
-    if child.label_count() <= zone.label_count()
-        || !child.ends_with(zone)
-        || !qname.ends_with(&child)
-    {
-        return None;
-    }
-    let ns: Vec<Name<Bytes>> = s
-        .authority
-        .iter()
-        .filter(|rr| rr.rtype() == Rtype::NS && rr.owner().name_eq(&child))
-        .filter_map(|rr| match rr.data() {
-            AllRecordData::Ns(ns) => Some(ns.nsdname().clone()),
-            _ => None,
-        })
-        .collect();
-    Some((child, ns, first.ttl().as_secs()))
-}
-
-/// Keeps the NS set of `zone` among `records` and the addresses of its names among
-/// `glue` (already scrubbed to the bailiwick of the server that sent them).
-fn learn_delegation(
-    shared: &Shared,
-    now: Instant,
-    zone: &Name<Bytes>,
-    records: &[Rr],
-    glue: &[Rr],
-) {
-    let ns: Vec<&Rr> = records
-        .iter()
-        .filter(|rr| rr.rtype() == Rtype::NS && rr.owner().name_eq(zone))
-        .collect();
-    let names: Vec<Name<Bytes>> = ns
-        .iter()
-        .filter_map(|rr| match rr.data() {
-            AllRecordData::Ns(ns) => Some(ns.nsdname().clone()),
-            _ => None,
-        })
-        .collect();
-    let Some(ttl) = ns.iter().map(|rr| rr.ttl().as_secs()).min() else {
-        return;
-    };
-    shared.0.delegations.put_zone(now, zone, &names, ttl);
-    for rr in glue {
-        if !names.iter().any(|n| n.name_eq(rr.owner())) {
-            continue;
-        }
-        let addr = match rr.data() {
-            AllRecordData::A(a) => IpAddr::V4(a.addr()),
-            AllRecordData::Aaaa(a) => IpAddr::V6(a.addr()),
-            _ => continue,
-        };
-        shared
-            .0
-            .delegations
-            .put_addr(now, rr.owner(), addr, rr.ttl().as_secs());
-    }
-}
-
-/// The delegation point of a referral: its NS names with the glue and known addresses.
-fn point_of(
-    shared: &Shared,
-    now: Instant,
-    zone: Name<Bytes>,
-    ns: &[Name<Bytes>],
-    glue: &[Rr],
-    _ttl: u32,
-) -> Point {
-    let targets = ns
-        .iter()
-        .take(shared.config().max_ns_per_delegation)
-        .map(|name| {
-            let mut addrs = shared.0.delegations.addrs(now, name);
-            for rr in glue.iter().filter(|rr| rr.owner().name_eq(name)) {
-                let addr = match rr.data() {
-                    AllRecordData::A(a) => IpAddr::V4(a.addr()),
-                    AllRecordData::Aaaa(a) => IpAddr::V6(a.addr()),
-                    _ => continue,
-                };
-                if !addrs.contains(&addr) {
-                    addrs.push(addr);
-                }
-            }
-            Target {
-                name: name.clone(),
-                addrs,
-                fetched: false,
-            }
-        })
-        .collect();
-    Point {
-        zone,
-        targets,
-        from_hints: false,
-    }
-}
-
-/// The authority section of a negative answer: the SOA and the DNSSEC records proving it.
-fn negative_authority(authority: Vec<Rr>) -> Vec<Rr> {
-    authority
-        .into_iter()
-        .filter(|rr| rr.rtype() != Rtype::NS)
-        .collect()
-}
-
-/// Where the answer's chain from `qname` ends: the last name, the CNAME steps taken, and
-/// whether the RRset asked for is there (or the chain is the answer).
-fn chain_end(qname: &Name<Bytes>, qtype: Rtype, answer: &[Rr]) -> (Name<Bytes>, usize, bool) {
-    let mut name = qname.clone();
-    for steps in 0..=MAX_CNAME_CHAIN {
-        let here = |t: Rtype| {
-            answer
-                .iter()
-                .any(|rr| rr.rtype() == t && rr.owner().name_eq(&name))
-        };
-        if qtype == Rtype::ANY && answer.iter().any(|rr| rr.owner().name_eq(&name)) || here(qtype) {
-            return (name, steps, true);
-        }
-        let next = answer.iter().find_map(|rr| match rr.data() {
-            AllRecordData::Cname(c) if rr.owner().name_eq(&name) => Some(c.cname().clone()),
-            _ => None,
-        });
-        match next {
-            Some(target) => name = target,
-            None => return (name, steps, false),
-        }
-    }
-    (name, MAX_CNAME_CHAIN + 1, false)
-}
-
 /// The last `labels` labels of `name` (its suffix with that many labels, the root one).
 fn suffix(name: &Name<Bytes>, labels: usize) -> Name<Bytes> {
     let skip = name.label_count().saturating_sub(labels);
@@ -685,43 +440,12 @@ fn parent(name: &Name<Bytes>) -> Name<Bytes> {
     suffix(name, name.label_count().saturating_sub(1).max(1))
 }
 
-/// The answer to an RD=0 query the cache could not answer: a referral to the closest
-/// delegation known (the root from the hints when nothing is), NOERROR, no AA.
-pub(super) fn referral_answer(shared: &Shared, q: &Query<'_>, now: Instant) -> Answer {
-    let point = shared
-        .0
-        .delegations
-        .closest(now, q.qname())
-        .unwrap_or_else(|| Point::hints(&shared.config().root_hints));
-    let mut answer = Answer::new(Rcode::NOERROR.into());
-    let ttl = Ttl::from_secs(0);
-    for t in &point.targets {
-        answer.authority.push(Record::new(
-            point.zone.clone(),
-            Class::IN,
-            ttl,
-            AllRecordData::Ns(Ns::new(t.name.clone())),
-        ));
-        for addr in &t.addrs {
-            let data = match addr {
-                IpAddr::V4(v4) => AllRecordData::A(A::new(*v4)),
-                IpAddr::V6(v6) => AllRecordData::Aaaa(Aaaa::new(*v6)),
-            };
-            answer
-                .additional
-                .push(Record::new(t.name.clone(), Class::IN, ttl, data));
-        }
-    }
-    answer
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn name(s: &str) -> Name<Bytes> {
-        let n: Name<Vec<u8>> = s.parse().unwrap();
-        Name::from_octets(Bytes::from(n.into_octets())).unwrap()
+        s.parse().unwrap()
     }
 
     #[test]

@@ -23,10 +23,11 @@
 //!   relaxed, as Unbound's default: a server answering NXDOMAIN, REFUSED, SERVFAIL or
 //!   FORMERR to a minimised name is asked the full name instead, and after 10 minimised
 //!   questions the full name is asked;
-//! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, referring up or sideways, or
-//!   answering without AA is *lame*: skipped for this query and for that zone for
-//!   `infra_ttl` (900 s); one that times out is skipped for this query and its timeout
-//!   doubles;
+//! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, referring up or sideways
+//!   (to its own zone or above, without AA), or answering as a recursive server does (RA
+//!   without AA) is *lame*: skipped for this query and for that zone for `infra_ttl`
+//!   (900 s); one that times out is skipped for this query and its timeout doubles. As in
+//!   Unbound, an answer without AA from a server that does not offer recursion is used;
 //! - servers at 127.0.0.0/8, ::1 (and 0.0.0.0, ::) are never asked unless
 //!   [`RecursorConfig::query_localhost`]; with nothing else left, the answer is SERVFAIL.
 //!
@@ -52,6 +53,7 @@ mod delegation;
 mod hints;
 mod infra;
 mod iterate;
+mod judge;
 mod select;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +66,7 @@ pub use hints::{HintServer, RootHints};
 pub use select::RTT_BAND_MS;
 
 use crate::resolver::{Answer, Context, Exchanged, Query, Resolution, Resolver};
-use delegation::Delegations;
+use delegation::{Delegations, Point};
 use infra::Infra;
 
 /// The recursor's settings; `RecursorConfig::default()` gives the documented defaults.
@@ -254,7 +256,11 @@ impl Resolver for Recursor {
             return Resolution::Answer(Answer::refused());
         }
         if !q.recursion_desired() {
-            return Resolution::Answer(iterate::referral_answer(&self.shared, q, cx.now()));
+            // Never resolved: the closest delegation known (the root from the hints
+            // when nothing is) as a referral.
+            let point = (self.shared.0.delegations.closest(cx.now(), q.qname()))
+                .unwrap_or_else(|| Point::hints(&self.shared.config().root_hints));
+            return Resolution::Answer(point.referral());
         }
         iterate::start(&self.shared, q, cx)
     }

@@ -2,7 +2,8 @@
 //! delegation's addresses not tried yet for this goal, not lame for the zone and allowed
 //! (loopback only with `query_localhost`), those whose timeout is within
 //! [`RTT_BAND_MS`] of the best are equally likely; the draw comes from the server's
-//! seeded RNG.
+//! seeded RNG. A server that answered as a recursive server counts as
+//! [`REC_LAME_PENALTY_MS`] slower, so it is asked only when nothing else is left.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -15,6 +16,10 @@ use crate::cache::rrset::lower;
 /// Servers within this many milliseconds of the best timeout are chosen among at random
 /// (Unbound's `RTT_BAND`), so a slightly slower server is still explored now and then.
 pub const RTT_BAND_MS: u32 = 400;
+
+/// What a recursive server's answers (RA without AA) add to its timeout in the choice
+/// (Unbound's `USEFUL_SERVER_TOP_TIMEOUT`).
+pub const REC_LAME_PENALTY_MS: u32 = 120_000;
 
 /// A server chosen, with what is known of it.
 #[derive(Clone, Copy, Debug)]
@@ -59,10 +64,18 @@ pub(crate) fn choose(
             }
         }
     }
-    let best = candidates.iter().map(|c| c.info.rto_ms).min()?;
+    let cost = |c: &Choice| {
+        let penalty = if c.info.rec_lame {
+            REC_LAME_PENALTY_MS
+        } else {
+            0
+        };
+        c.info.rto_ms.saturating_add(penalty)
+    };
+    let best = candidates.iter().map(cost).min()?;
     let band: Vec<Choice> = candidates
         .into_iter()
-        .filter(|c| c.info.rto_ms <= best.saturating_add(RTT_BAND_MS))
+        .filter(|c| cost(c) <= best.saturating_add(RTT_BAND_MS))
         .collect();
     band.get((random % band.len() as u64) as usize).copied()
 }

@@ -48,11 +48,6 @@ impl Key {
             key.labels += 1;
             pos += usize::from(key.buf[pos]) + 1;
         }
-        // Where the root label starts, so that the ancestor with no label is the root
-        // (a name has at most 127 labels, so there is room).
-        if key.labels < MAX_LABELS {
-            key.starts[key.labels] = pos.min(key.len.saturating_sub(1)) as u8;
-        }
         key
     }
 
@@ -70,6 +65,10 @@ impl Key {
     pub(crate) fn suffix(&self, keep: usize) -> &[u8] {
         if keep >= self.labels {
             return self.full();
+        }
+        if keep == 0 {
+            // The root: the last byte (no label starts there, so `starts` has no entry).
+            return &self.buf[self.len.saturating_sub(1)..self.len];
         }
         let start = usize::from(self.starts[self.labels - keep]);
         &self.buf[start..self.len]

@@ -13,6 +13,8 @@ mod journal;
 mod lookups;
 mod properties;
 mod protocol;
+mod recursor;
+mod recursor_unbound;
 mod reload_sim;
 mod simulation;
 mod tcp_limits;

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use names_tests::hierarchy::WWW_A;
+use names_tests::loopback::WWW_A;
 use names_tests::*;
 
 use crate::{answers, ask, hierarchy, recursor, status, Block};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use names_tests::dig_at;
-use names_tests::hierarchy::*;
+use names_tests::loopback::*;
 
 use crate::{answers, authority, hierarchy, status, Block};
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use names_tests::hierarchy::*;
+use names_tests::loopback::*;
 
 use crate::{ask, fails_within, hierarchy, recursor, resolves, status, Block};
 

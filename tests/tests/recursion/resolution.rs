@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use names_tests::hierarchy::*;
+use names_tests::loopback::*;
 use names_tests::{metrics_addr, sample, scrape, Server};
 
 use crate::{answers, ask, authority, eventually, hierarchy, recursor, resolves, status, Block};
