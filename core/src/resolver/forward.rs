@@ -18,8 +18,9 @@ use crate::scrub::scrub;
 ///
 /// A name at or under the zone of a [`ForwardRoute`] goes to that route's servers (the
 /// longest matching zone wins, compared label by label, case-insensitively); every other
-/// name to the default servers, or, when there are none, to the next resolver (a recursor:
-/// [`Resolution::Pass`]).
+/// name to the default servers, or, when there are routes but no default servers, to the
+/// next resolver (a recursor: [`Resolution::Pass`]). A forwarder with no server at all
+/// answers SERVFAIL.
 ///
 /// Replies are scrubbed after Unbound's iter_scrub.c: only the question's chain, the NS
 /// and SOA of its zone and the addresses they point to are kept; a reply that cannot be
@@ -92,7 +93,8 @@ impl ForwardRoute {
 
 impl Forwarder {
     /// A forwarder to `servers`, tried in order (the next one after a per-try timeout
-    /// or a SERVFAIL, REFUSED or NOTIMP reply). None: only routed names are forwarded.
+    /// or a SERVFAIL, REFUSED or NOTIMP reply). None, with routes: only routed names are
+    /// forwarded.
     pub fn new(servers: impl Into<Arc<[SocketAddr]>>) -> Forwarder {
         Forwarder {
             servers: servers.into(),
@@ -130,7 +132,7 @@ impl Resolver for Forwarder {
 
     fn resolve(&mut self, q: &Query<'_>, _: &mut Context) -> Resolution {
         let servers = self.servers_for(q.qname());
-        if servers.is_empty() {
+        if servers.is_empty() && !self.routes.is_empty() {
             return Resolution::Pass;
         }
         // Zone transfers are answered by the zones we serve (resolvers before this one),
