@@ -21,6 +21,7 @@ pub enum Block {
     Layout = 1,
     Resolution = 2,
     Negative = 10,
+    Flood = 11,
     OddServers = 3,
     Poisoning = 4,
     Loops = 5,

@@ -3,9 +3,11 @@
 //! glue, a delegation loop and an NXNS referral. Every client gets its answer (or a
 //! SERVFAIL) within its budget, and the work per client query is bounded.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use names_tests::loopback::*;
+use names_tests::{parse, query, Rcode, Rtype, UdpClient};
 
 use crate::{ask, fails_within, hierarchy, recursor, resolves, status, Block};
 
@@ -87,4 +89,70 @@ fn an_nxns_referral_costs_a_bounded_number_of_queries() {
         "{victim} queries reached the victim"
     );
     assert!(sent <= 32, "{sent} queries for one client query");
+}
+
+#[test]
+fn a_flood_of_new_names_is_answered_with_bounded_work() {
+    let h = hierarchy(Block::Flood);
+    let srv = recursor(&h, &["--timeout", BUDGET_MS]);
+    // Warm the delegations first, so the flood costs one query per new name.
+    resolves(&srv, "www.example.test", WWW_A);
+    let before = h.all_queries();
+    let upper = h.queries(1) + h.queries(2);
+    const FLOOD: u16 = 300;
+    let client = UdpClient::new(srv.udp_addr());
+    let mut rcodes: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut take = |reply: Option<Vec<u8>>, seen: &mut BTreeSet<u16>| {
+        let Some(reply) = reply else { return };
+        let reply = parse(&reply);
+        if seen.insert(reply.id) {
+            *rcodes.entry(reply.rcode).or_default() += 1;
+        }
+    };
+    // In bursts of 50, the replies read in between: a socket's receive buffer holds a few
+    // hundred datagrams, the client's as much as the server's. A query left without an
+    // answer is sent again once, as dig does: on a loaded machine the kernel may drop one.
+    for round in 0..2 {
+        let unanswered: Vec<u16> = (0..FLOOD).filter(|i| !seen.contains(i)).collect();
+        for burst in unanswered.chunks(50) {
+            for &i in burst {
+                client.send(&query(
+                    &format!("flood{i}.example.test"),
+                    Rtype::A,
+                    i,
+                    true,
+                    None,
+                ));
+            }
+            while let Some(reply) = client.recv(Duration::from_millis(2)) {
+                take(Some(reply), &mut seen);
+            }
+        }
+        let deadline = Instant::now() + BUDGET + Duration::from_millis(500);
+        while seen.len() < usize::from(FLOOD) && Instant::now() < deadline {
+            take(client.recv(Duration::from_millis(100)), &mut seen);
+        }
+        if round == 0 {
+            let lost = usize::from(FLOOD) - seen.len();
+            assert!(
+                lost <= usize::from(FLOOD) / 20,
+                "{lost} of {FLOOD} unanswered"
+            );
+        }
+    }
+    assert_eq!(seen.len(), usize::from(FLOOD), "every query answered");
+    let nxdomain = rcodes[&u16::from(Rcode::NXDOMAIN.to_int())];
+    assert!(nxdomain >= usize::from(FLOOD) * 9 / 10, "{rcodes:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = h.all_queries() - before;
+    assert!(
+        sent <= usize::from(FLOOD) * 2,
+        "{sent} queries for {FLOOD} new names"
+    );
+    assert_eq!(
+        h.queries(1) + h.queries(2),
+        upper,
+        "the delegations came from the cache"
+    );
 }
