@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use names_tests::loopback::*;
-use names_tests::{metrics_addr, sample, scrape, Server};
+use names_tests::{metrics_addr, sample, scrape, FakeUpstream, Server};
 
 use crate::{answers, ask, authority, eventually, hierarchy, recursor, resolves, status, Block};
 
@@ -129,8 +129,12 @@ fn rd0_is_answered_from_the_cache_only() {
 fn loopback_servers_are_never_asked_without_query_localhost() {
     let h = hierarchy(Block::Localhost);
     let hints = h.hints().display().to_string();
-    let srv = Server::start(&["--recursive", "--root-hints", &hints]);
+    // A route the operator gave is asked, loopback or not.
+    let corp = FakeUpstream::answering(&[OTHER_A]);
+    let route = format!("corp.test={}", corp.arg());
+    let srv = Server::start(&["--recursive", "--root-hints", &hints, "--forward", &route]);
     let out = ask(&srv, &["www.example.test"]);
     assert_eq!(status(&out), "SERVFAIL", "{out}");
     assert!(!eventually(Duration::from_millis(300), || h.all_queries() > 0));
+    resolves(&srv, "www.corp.test", OTHER_A);
 }
