@@ -60,8 +60,10 @@
 //! A resolver that needs other I/O (a database, an HTTP service registry) returns
 //! [`Resolution::Lookup`] with a job of its own type in a [`Payload`]; the runtime runs it
 //! without blocking other queries and the resolver is resumed with a [`LookupOutcome`]
-//! (its result, or the end of the query's budget). The [`Resolver`] trait shows a
-//! user-written resolver, [`Resolution::Lookup`] a runtime carrying a lookup.
+//! (its result, or the end of the query's budget). A resolver that answers in several
+//! steps keeps what it learnt of one query in [`Context::state`], which waits with the
+//! query and is freed with it. The [`Resolver`] trait shows a user-written resolver,
+//! [`Resolution::Lookup`] a runtime carrying a lookup.
 //!
 //! ## The built-in resolvers and their data
 //!

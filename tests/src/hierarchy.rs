@@ -37,6 +37,8 @@ use names_core::recursor::{RecursorConfig, RootHints};
 use names_core::setup::Setup;
 use names_core::zone::{load_zone, Snapshot, ZoneResolver, ZoneSet};
 use names_core::{Action, Chain, Config, ConnId, Origin, Server, Token, Via};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 
 use crate::build::{frame, query_wire, unframe, with_tc, Flags};
 use crate::drive::{at, udp, SEED};
@@ -91,6 +93,8 @@ pub struct World {
     pub now_ms: u64,
     next_conn: u64,
     next_client_port: u16,
+    /// When set, every reply is mangled at random ([`World::chaos`]).
+    chaos: Option<ChaCha20Rng>,
 }
 
 impl Default for World {
@@ -101,6 +105,7 @@ impl Default for World {
             now_ms: 0,
             next_conn: 1,
             next_client_port: 30000,
+            chaos: None,
         }
     }
 }
@@ -292,6 +297,13 @@ impl World {
         w
     }
 
+    /// From now on every server misbehaves at random (seeded): of its replies, about one
+    /// in ten is lost, one in five has a byte changed, one in ten is cut short, one in ten
+    /// gets another rcode, one in twenty TC; the rest go out as they were.
+    pub fn chaos(&mut self, seed: u64) {
+        self.chaos = Some(ChaCha20Rng::seed_from_u64(seed));
+    }
+
     /// The queries sent to `ip`.
     pub fn asked_of(&self, ip: IpAddr) -> Vec<&Asked> {
         self.asked.iter().filter(|a| a.to.ip() == ip).collect()
@@ -408,6 +420,10 @@ impl World {
             }
             _ => zone_answer(&mut auth.server, now, conn, message, tcp)?,
         };
+        let reply = match self.chaos.as_mut() {
+            Some(rng) => mangle(rng, reply)?,
+            None => reply,
+        };
         Some(if tcp { frame(&reply) } else { reply })
     }
 }
@@ -426,6 +442,7 @@ pub fn example_com() -> String {
             sub.example.com. NS ns.sub.example.com.\n\
             ns.sub.example.com. A 192.0.2.50\n\
             deep.ent.example.com. A 192.0.2.210\n\
+            a.b.c.d.e.f.g.h.i.j.k.l.deep.example.com. A 192.0.2.212\n\
             signed.example.com. A 192.0.2.211\n\
             signed.example.com. RRSIG A 13 3 3600 20300101000000 20200101000000 12345 example.com. dGVzdA==\n")
 }
@@ -515,6 +532,37 @@ pub fn authoritative(zones: &[String]) -> Server {
 /// `server`'s reply to `query` over UDP.
 pub fn answer_udp(server: &mut Server, query: &[u8]) -> Option<Vec<u8>> {
     zone_answer(server, at(0), ConnId(0), query, false)
+}
+
+/// `reply` as a chaotic network and server leave it (`None`: lost).
+fn mangle(rng: &mut ChaCha20Rng, mut reply: Vec<u8>) -> Option<Vec<u8>> {
+    let roll = rng.next_u32() % 100;
+    let at = |rng: &mut ChaCha20Rng, len: usize| (rng.next_u32() as usize) % len.max(1);
+    match roll {
+        0..=9 => return None,
+        10..=29 => {
+            let i = at(rng, reply.len());
+            if let Some(b) = reply.get_mut(i) {
+                *b ^= 1 << (rng.next_u32() % 8);
+            }
+        }
+        30..=39 => {
+            let keep = at(rng, reply.len());
+            reply.truncate(keep);
+        }
+        40..=49 => {
+            if let Some(b) = reply.get_mut(3) {
+                *b = (*b & 0xf0) | (rng.next_u32() % 16) as u8;
+            }
+        }
+        50..=54 => {
+            if let Some(b) = reply.get_mut(2) {
+                *b |= 0x02;
+            }
+        }
+        _ => {}
+    }
+    Some(reply)
 }
 
 /// A zone served by one name server in it: its SOA, NS and the server's address, then

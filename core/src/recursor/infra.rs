@@ -153,7 +153,11 @@ impl Infra {
     /// The server is lame for `zone`.
     pub fn lame(&self, now: Instant, server: SocketAddr, zone: &[u8]) {
         self.lame_marked.fetch_add(1, Ordering::Relaxed);
-        self.update(now, server, zone, |e| e.info.lame = true);
+        let until = now + self.host_ttl; // remembered a full host TTL from now
+        self.update(now, server, zone, |e| {
+            e.info.lame = true;
+            e.expires = until;
+        });
     }
 
     /// The server answers as a recursive server for `zone`.

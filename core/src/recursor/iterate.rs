@@ -173,9 +173,16 @@ pub(super) fn resume(
     };
     let zone_key = lower(&w.zone);
     match done {
-        Exchanged::Failed(ExchangeFailure::TimedOut) => {
+        // Silent, or unreachable (no route, a broken TCP stream): its timeout doubles.
+        // Silent to a minimised question, it is asked the full name (relaxed: some
+        // servers drop questions they find odd); silent to that too, it is skipped.
+        Exchanged::Failed(ExchangeFailure::TimedOut | ExchangeFailure::AllFailed) => {
             shared.0.infra.timed_out(now, w.server, &zone_key);
-            goal.tried.push(w.server);
+            if w.minimised {
+                goal.minimise = None;
+            } else {
+                goal.tried.push(w.server);
+            }
         }
         Exchanged::Failed(_) => goal.tried.push(w.server),
         Exchanged::Reply(reply) => {

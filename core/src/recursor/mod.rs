@@ -8,10 +8,11 @@
 //! one authoritative server at a time (RD=0), as Unbound's iterator does:
 //!
 //! - each query to an authoritative server is an [`Exchange`](crate::Exchange) of the
-//!   core's engine (fresh ID and port, TCP after TC, EDNS dropped after FORMERR), to one
-//!   server chosen by smoothed RTT: any server whose timeout is within 400 ms of the best is
-//!   equally likely, so slower ones are still explored; a try waits that server's timeout
-//!   (376 ms for a server never heard from, doubled after each timeout);
+//!   core's engine (fresh ID and port, TCP after TC, EDNS dropped after FORMERR and from
+//!   then on for that server), to one server chosen by smoothed RTT: any server whose
+//!   timeout is within 400 ms of the best is equally likely, so slower ones are still
+//!   explored; a try waits that server's timeout (376 ms for a server never heard from,
+//!   doubled after each timeout);
 //! - every reply is scrubbed to the zone asked (its *bailiwick*): records outside it,
 //!   glue for names outside it included, are never used nor kept;
 //! - referrals are followed with the glue they carry; a delegation without glue has its
@@ -21,13 +22,14 @@
 //! - QNAME minimisation (RFC 9156, on by default): a server is asked `A` for the name one
 //!   label below its zone, not the full name, until the zone cut above the name is found;
 //!   relaxed, as Unbound's default: a server answering NXDOMAIN, REFUSED, SERVFAIL or
-//!   FORMERR to a minimised name is asked the full name instead, and after 10 minimised
-//!   questions the full name is asked;
-//! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, referring up or sideways
-//!   (to its own zone or above, without AA), or answering as a recursive server does (RA
-//!   without AA) is *lame*: skipped for this query and for that zone for `infra_ttl`
-//!   (900 s); one that times out is skipped for this query and its timeout doubles. As in
-//!   Unbound, an answer without AA from a server that does not offer recursion is used;
+//!   FORMERR to a minimised name, or not answering it, is asked the full name instead,
+//!   and after 10 minimised questions the full name is asked;
+//! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, or referring up or
+//!   sideways (to its own zone or above, without AA) is *lame*: skipped for this query and
+//!   for that zone for `infra_ttl` (900 s); one that times out is skipped for this query
+//!   and its timeout doubles; one answering as a recursive server does (RA without AA) is
+//!   asked last, its reply used only when no other server is left (Unbound's rec-lame).
+//!   As in Unbound, an answer without AA from a server that does not recurse is used;
 //! - servers at 127.0.0.0/8, ::1 (and 0.0.0.0, ::) are never asked unless
 //!   [`RecursorConfig::query_localhost`]; with nothing else left, the answer is SERVFAIL.
 //!

@@ -219,6 +219,44 @@ impl Context {
     /// [`Resolver::on_exchange`] and [`Resolver::on_lookup`] calls, freed when the query
     /// is answered. The first call makes a `T::default()`; asking for another type
     /// replaces it (one resolver works on a query at a time).
+    ///
+    /// A resolver asking its upstreams once more after a failure, counting per query:
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use std::sync::Arc;
+    /// use names_core::{Answer, Context, Exchange, Exchanged, Query, Resolution, Resolver};
+    ///
+    /// struct Twice(Arc<[SocketAddr]>);
+    ///
+    /// #[derive(Default)]
+    /// struct Tries(u8);
+    ///
+    /// impl Resolver for Twice {
+    ///     fn name(&self) -> &str {
+    ///         "twice"
+    ///     }
+    ///
+    ///     fn resolve(&mut self, q: &Query<'_>, cx: &mut Context) -> Resolution {
+    ///         cx.state::<Tries>().0 = 1;
+    ///         Resolution::Exchange(Exchange::forward(q, self.0.clone()))
+    ///     }
+    ///
+    ///     fn on_exchange(&mut self, q: &Query<'_>, done: Exchanged, cx: &mut Context) -> Resolution {
+    ///         let tries = cx.state::<Tries>();
+    ///         match done {
+    ///             Exchanged::Failed(_) if tries.0 < 2 => {
+    ///                 tries.0 += 1;
+    ///                 Resolution::Exchange(Exchange::forward(q, self.0.clone()))
+    ///             }
+    ///             Exchanged::Failed(_) => Resolution::Answer(Answer::servfail()),
+    ///             Exchanged::Reply(reply) => {
+    ///                 Resolution::Answer(Answer::from_upstream(&reply).unwrap_or_else(Answer::servfail))
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn state<T: Default + Send + 'static>(&mut self) -> &mut T {
         let boxed = self.state.get_or_insert_with(|| Box::new(T::default()));
         if !boxed.is::<T>() {

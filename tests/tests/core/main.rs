@@ -13,6 +13,7 @@ mod journal;
 mod lookups;
 mod properties;
 mod protocol;
+mod query_state;
 mod recursor;
 mod recursor_unbound;
 mod reload_sim;

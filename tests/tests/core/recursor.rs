@@ -102,6 +102,7 @@ fn plain_a_and_aaaa_primed_minimised_rd0_upstream() {
     );
     assert!([ip(40), ip(41)].contains(&asked[3].0));
     assert!(world.asked.iter().all(|a| !a.rd && a.edns && !a.dnssec_ok));
+    assert!(world.asked.iter().all(|a| a.to.port() == 53));
 
     let reply = world.ask(&mut server, "host.example.com", Rtype::AAAA, false);
     assert_eq!(reply.rcode, NOERROR);
@@ -114,6 +115,19 @@ fn plain_a_and_aaaa_primed_minimised_rd0_upstream() {
         stats.infra_entries >= 3 && stats.delegation_entries >= 3,
         "{stats:?}"
     );
+}
+
+#[test]
+fn every_server_is_asked_on_the_configured_port() {
+    let mut world = World::standard();
+    let cfg = RecursorConfig {
+        port: 5353,
+        ..config()
+    };
+    let (_setup, mut server) = recursive_server(cfg, false);
+    let reply = world.ask(&mut server, "www.glueless.com", Rtype::A, false);
+    assert_eq!(addrs(&reply), [v4("192.0.2.204")]);
+    assert!(world.asked.iter().all(|a| a.to.port() == 5353));
 }
 
 #[test]
@@ -269,6 +283,41 @@ fn minimisation_falls_back_to_the_full_name_on_a_wrong_nxdomain() {
         &names[names.len() - 2..],
         ["ent.example.com", "deep.ent.example.com"]
     );
+}
+
+#[test]
+fn minimisation_falls_back_to_the_full_name_when_a_server_ignores_it() {
+    let mut world = World::standard();
+    example_com_answers(&mut world, "ent.example.com", |_| None);
+    let (_setup, mut server) = recursive_server(config(), false);
+    let reply = world.ask(&mut server, "deep.ent.example.com", Rtype::A, false);
+    assert_eq!(addrs(&reply), [v4("192.0.2.210")], "{:?}", world.asked);
+    let names: Vec<&str> = world.asked.iter().map(|a| a.qname.as_str()).collect();
+    assert_eq!(
+        &names[names.len() - 2..],
+        ["ent.example.com", "deep.ent.example.com"]
+    );
+    assert!(
+        world.now_ms >= 376,
+        "after the timeout of a server never heard from"
+    );
+}
+
+#[test]
+fn minimisation_stops_after_its_limit_and_asks_the_full_name() {
+    let mut world = World::standard();
+    let cfg = config();
+    let (_setup, mut server) = recursive_server(cfg.clone(), false);
+    let qname = "a.b.c.d.e.f.g.h.i.j.k.l.deep.example.com";
+    let reply = world.ask(&mut server, qname, Rtype::A, false);
+    assert_eq!(addrs(&reply), [v4("192.0.2.212")]);
+    let minimised = world
+        .asked
+        .iter()
+        .filter(|a| a.qname != qname && !a.qname.is_empty())
+        .count();
+    assert_eq!(minimised, cfg.max_minimise as usize, "{:?}", world.asked);
+    assert_eq!(world.asked.last().unwrap().qname, qname);
 }
 
 #[test]
@@ -605,4 +654,27 @@ fn a_server_flooding_referrals_and_ns_names_cannot_make_unbounded_work() {
     );
     assert!(world.asked_of(ip(100)).len() <= 2 * cfg.max_targets_per_delegation as usize);
     assert!(setup.recursor_stats().unwrap().delegation_entries < 100);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Servers losing, corrupting, cutting, re-coding and truncating replies at random:
+    /// every client still gets one reply within its budget, and no query sends more than
+    /// the packet bound.
+    #[test]
+    fn chaotic_servers_never_break_the_bounds(seed: u64) {
+        let mut world = World::standard();
+        world.chaos(seed);
+        let cfg = config();
+        let (_setup, mut server) = recursive_server(cfg.clone(), true);
+        for name in ["www.sub.example.com", "www.example.com", "www.glueless.com", "x.dname.example.com", "www.lame.com", "nonexistent.example.com"] {
+            let (sent, start) = (world.asked.len(), world.now_ms);
+            let reply = world.resolve(&mut server, &client_query(name, Rtype::A, true, false));
+            let reply = reply.expect("a reply");
+            proptest::prop_assert!(reply.qr && reply.id == 4242);
+            proptest::prop_assert!(world.now_ms - start <= 5001, "{} ms", world.now_ms - start);
+            proptest::prop_assert!(world.asked.len() - sent <= packet_bound(&cfg));
+        }
+    }
 }

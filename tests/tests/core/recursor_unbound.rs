@@ -440,3 +440,89 @@ fn iter_lame_nosoa() {
         "iter_lame_nosoa mail",
     );
 }
+
+/// iter_ranoaa_lame.rpl: the server with glue (ns.example.com) is a recursive server
+/// answering from its cache (RA without AA, a wrong address); the glueless one
+/// (ns.example.net) is looked up and gives the authoritative answer.
+#[test]
+fn iter_ranoaa_lame() {
+    let mut world = World::new();
+    world.serve(
+        addr("193.0.14.129"),
+        &[],
+        canned(root_referring_com_and_net()),
+    );
+    let ns = "example.com. IN NS ns.example.com.\nexample.com. IN NS ns.example.net.";
+    world.serve(
+        addr("192.5.6.30"),
+        &[],
+        canned(vec![(
+            "www.example.com. A",
+            Canned::new("", ns, "ns.example.com. IN A 1.2.3.55"),
+        )]),
+    );
+    world.serve(
+        addr("192.12.94.30"),
+        &[],
+        canned(vec![(
+            "*.example.net.",
+            Canned::new(
+                "",
+                "example.net. IN NS ns.example.net.",
+                "ns.example.net. IN A 1.2.3.44",
+            ),
+        )]),
+    );
+    world.serve(
+        addr("1.2.3.44"),
+        &[],
+        canned(vec![
+            (
+                "ns.example.net. A",
+                Canned::new(
+                    "ns.example.net. IN A 1.2.3.44",
+                    "example.net. IN NS ns.example.net.",
+                    "",
+                ),
+            ),
+            (
+                "www.example.com. A",
+                Canned::new(
+                    "www.example.com. IN A 10.20.30.40",
+                    ns,
+                    "ns.example.net. IN A 1.2.3.44",
+                )
+                .aa(),
+            ),
+        ]),
+    );
+    world.serve(
+        addr("1.2.3.55"),
+        &[],
+        canned_recursive(vec![(
+            "www.example.com. A",
+            Canned::new(
+                "www.example.com. IN A 10.20.30.50",
+                ns,
+                "ns.example.com. IN A 1.2.3.55",
+            ),
+        )]),
+    );
+    let (setup, mut server) = recursive_server(config(), false);
+    let reply = world.ask(&mut server, "www.example.com", Rtype::A, false);
+    expect(
+        &reply,
+        &Expected::new("www.example.com. IN A 10.20.30.40", ns, ""),
+        0,
+        "iter_ranoaa_lame",
+    );
+    assert!(
+        !world.asked_of(addr("1.2.3.55")).is_empty(),
+        "the glued server first"
+    );
+    // The recursive server is asked last from now on.
+    let before = world.asked.len();
+    world.ask(&mut server, "www.example.com", Rtype::A, false);
+    assert_eq!(world.asked[before].to.ip(), addr("1.2.3.44"));
+    assert!(setup.recursor_stats().unwrap().resolutions == 2);
+}
