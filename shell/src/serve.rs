@@ -61,10 +61,10 @@ fn key<T>(key: &'static str, r: Result<T, ConfigError>) -> Result<T, Bad> {
 /// the config file is named with the file and its key.
 fn checked_plan(flags: Serve) -> Result<Plan, String> {
     let Some(path) = flags.config.clone() else {
-        return plan(flags).map_err(|Bad(_, e)| e.to_string());
+        return plan(flags, &read_disk).map_err(|Bad(_, e)| e.to_string());
     };
     let (flags, from_file) = config_file::load(&path)?.under(flags);
-    plan(flags).map_err(|Bad(key, e)| match key {
+    plan(flags, &read_disk).map_err(|Bad(key, e)| match key {
         Some(key) if from_file.contains(&key) => {
             format!("config file {path}: key {key:?}: {e}")
         }
@@ -106,13 +106,18 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     } = plan;
     fit_descriptor_limit(&mut options, explicit_limits);
     if let Some((path, max_bytes)) = record {
-        let header = Header {
+        let mut header = Header {
             names_version: env!("CARGO_PKG_VERSION").to_string(),
             workers: u16::try_from(options.workers).unwrap_or(u16::MAX),
             config: options.config.clone(),
             settings: settings.into_bytes(),
             files: replay::gather_files(&zones, hosts.as_deref())?,
         };
+        // The root hints too, so a replay resolves from the hints recorded.
+        if let Some(path) = recursion.as_ref().and_then(|r| r.hints_file.clone()) {
+            let text = read_disk(&path)?;
+            header.files.push((path, text));
+        }
         let recording = Recording::start(&path, max_bytes, &header)
             .map_err(|e| format!("cannot record: {e}"))?;
         options.record = Some(recording);
@@ -218,13 +223,24 @@ impl Sources {
     }
 }
 
-/// The settings of a journal's header, checked as `names serve` checks its flags: the
-/// chain's sources and the number of workers.
-pub fn replay_sources(settings: &str) -> Result<(Sources, Vec<String>, Option<String>), String> {
+/// Reads a file the flags name (a root hints file): from disk, or from a journal.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
+/// A file from disk, the error one line naming it.
+fn read_disk(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+/// The settings of a journal's header, checked as `names serve` checks its flags (the
+/// files they name read by `read`): the chain's sources and the number of workers.
+pub fn replay_sources(
+    settings: &str,
+    read: ReadFile<'_>,
+) -> Result<(Sources, Vec<String>, Option<String>), String> {
     let flags = config_file::parse("the journal's settings", settings)?
         .under(Serve::default())
         .0;
-    let plan = plan(flags).map_err(|Bad(_, e)| format!("the journal's settings: {e}"))?;
+    let plan = plan(flags, read).map_err(|Bad(_, e)| format!("the journal's settings: {e}"))?;
     Ok((
         Sources {
             synth: plan.synth,
@@ -282,7 +298,7 @@ fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp)
     }
 }
 
-fn plan(f: Serve) -> Result<Plan, Bad> {
+fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
     // The flags as the journal's header keeps them (without those about this process).
     let mut settings = toml::Value::try_from(&f)
         .ok()
@@ -309,7 +325,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         "forward",
         f.forward.iter().map(|r| ForwardRoute::parse(r)).collect(),
     )?;
-    let recursion = recursion(&f)?;
+    let recursion = recursion(&f, read)?;
     let listen = if f.listen.is_empty() {
         vec![DEFAULT_LISTEN.to_string()]
     } else {
@@ -433,7 +449,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
 
 /// `--recursive` and the flags that go with it, checked: one clear line for a flag that
 /// contradicts it or needs it.
-fn recursion(f: &Serve) -> Result<Option<Recursion>, Bad> {
+fn recursion(f: &Serve, read: ReadFile<'_>) -> Result<Option<Recursion>, Bad> {
     if !f.recursive {
         for (given, flag, key) in [
             (f.root_hints.is_some(), "--root-hints", "root_hints"),
@@ -459,7 +475,7 @@ fn recursion(f: &Serve) -> Result<Option<Recursion>, Bad> {
         }
     }
     let root_hints = match &f.root_hints {
-        Some(path) => key("root_hints", read_root_hints(path))?,
+        Some(path) => key("root_hints", read_root_hints(path, read))?,
         None => RootHints::iana(),
     };
     Ok(Some(Recursion {
@@ -474,9 +490,8 @@ fn recursion(f: &Serve) -> Result<Option<Recursion>, Bad> {
 
 /// Reads and parses a root hints file; an error names the file and its line
 /// (`FILE:LINE: what`).
-fn read_root_hints(path: &str) -> Result<RootHints, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(format!("cannot read root hints {path}: {e}")))?;
+fn read_root_hints(path: &str, read: ReadFile<'_>) -> Result<RootHints, ConfigError> {
+    let text = read(path).map_err(|e| ConfigError::new(format!("root hints: {e}")))?;
     RootHints::parse(&text).map_err(|e| {
         let message = e.to_string();
         let at_line = message.strip_prefix("root hints line ").and_then(|rest| {

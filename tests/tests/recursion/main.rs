@@ -22,6 +22,7 @@ pub enum Block {
     Resolution = 2,
     Negative = 10,
     Flood = 11,
+    Replay = 12,
     OddServers = 3,
     Poisoning = 4,
     Loops = 5,

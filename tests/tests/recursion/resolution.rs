@@ -138,3 +138,40 @@ fn loopback_servers_are_never_asked_without_query_localhost() {
     assert!(!eventually(Duration::from_millis(300), || h.all_queries() > 0));
     resolves(&srv, "www.corp.test", OTHER_A);
 }
+
+#[test]
+fn a_recorded_recursion_replays_exactly_from_the_hints_recorded() {
+    let h = hierarchy(Block::Replay);
+    let dir = names_tests::temp_dir("recursion-replay");
+    let hints = dir.join("copy.hints");
+    std::fs::copy(h.hints(), &hints).unwrap();
+    let journal = dir.join("recursion.journal").display().to_string();
+    let hints = hints.display().to_string();
+    let mut srv = Server::start(&[
+        "--recursive",
+        "--query-localhost",
+        "--root-hints",
+        &hints,
+        "--workers",
+        "1",
+        "--record",
+        &journal,
+    ]);
+    resolves(&srv, "deep.sub.example.test", DEEP_A);
+    resolves(&srv, "www.glueless.other", GLUELESS_A);
+    // Stopped gracefully: the journal is finished.
+    srv.signal("TERM");
+    assert!(srv
+        .wait_exit(Duration::from_secs(5))
+        .is_some_and(|s| s.success()));
+    // The hints file is gone: the replay reads the one recorded.
+    std::fs::remove_file(&hints).unwrap();
+    let out = names_tests::run_names(&["replay", &journal, "--check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("identical"),
+        "{stdout}{stderr}"
+    );
+}
