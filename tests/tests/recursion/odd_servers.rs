@@ -29,6 +29,14 @@ fn lame_dead_upward_tc_only_and_formerr_servers_are_worked_around() {
         assert_eq!(status(&nope), "NXDOMAIN", "{nope}");
     }
     assert!(h.queries(10) >= 4, "the good server answered");
+    // Each bad server was tried, and remembered: not asked again for every name.
+    for (k, what) in [(11, "lame"), (12, "dead"), (13, "upward-referring")] {
+        let asked = h.queries(k);
+        assert!(
+            (1..=2).contains(&asked),
+            "the {what} server was asked {asked} times"
+        );
+    }
     // TC over UDP: asked again over TCP.
     resolves(&srv, "www.tc.test", TC_A);
     assert!(h.fake(20).tcp_count() >= 1);
