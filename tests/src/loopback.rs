@@ -146,8 +146,9 @@ impl Hierarchy {
     }
 
     /// Queries for `qname` or a name under it (lower case, with the trailing dot) that
-    /// host `k` received so far.
+    /// host `k` received so far, once they [`settle`](Hierarchy::settle).
     pub fn asked(&self, k: u8, qname: &str) -> usize {
+        self.settle();
         let under = |n: &str| n == qname || n.ends_with(&format!(".{qname}")) || qname == ".";
         if let Some((_, server)) = self.names.iter().find(|(host, _)| *host == k) {
             let logs = server.logs().to_ascii_lowercase();
@@ -160,6 +161,22 @@ impl Hierarchy {
         let received = self.fake(k).received();
         let names = received.iter().filter_map(|r| question(&r.bytes));
         names.filter(|(n, _)| under(n)).count()
+    }
+
+    /// Waits (at most 2 s) until no more queries arrive for 100 ms: a `names` server logs
+    /// a query a moment after answering it, so counts read right after an answer may be
+    /// short. Returns [`all_queries`](Hierarchy::all_queries) then.
+    pub fn settle(&self) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut last = self.all_queries();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = self.all_queries();
+            if now == last || std::time::Instant::now() >= deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 
     /// Queries that every server of the hierarchy received so far.
