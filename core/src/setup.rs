@@ -32,7 +32,7 @@ use crate::hosts::{Hosts, HostsResolver};
 use crate::parse::ConfigError;
 use crate::recursor::{Recursor, RecursorConfig, RecursorStats, Shared};
 use crate::resolver::{Chain, ForwardRoute, Forwarder, Resolver, Synth, SynthRule};
-use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
+use crate::zone::{Snapshot, TransferRule, ZoneResolver, ZoneSet};
 
 /// Makes one of the caller's resolvers for a worker's chain.
 type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
@@ -41,7 +41,7 @@ type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
 #[derive(Default)]
 pub struct Setup {
     zones: Option<Snapshot<ZoneSet>>,
-    allow_transfer: Option<Vec<Cidr>>,
+    allow_transfer: Option<Vec<TransferRule>>,
     hosts: Option<Snapshot<Hosts>>,
     synth: Vec<SynthRule>,
     custom: Vec<MakeResolver>,
@@ -79,9 +79,12 @@ impl Setup {
         self
     }
 
-    /// Lets these clients transfer the zones (AXFR); loopback only unless set.
-    pub fn allow_transfer(mut self, allow: Vec<Cidr>) -> Setup {
-        self.allow_transfer = Some(allow);
+    /// Lets these clients transfer the zones (AXFR, IXFR); loopback only unless set.
+    pub fn allow_transfer(
+        mut self,
+        allow: impl IntoIterator<Item = impl Into<TransferRule>>,
+    ) -> Setup {
+        self.allow_transfer = Some(allow.into_iter().map(Into::into).collect());
         self
     }
 

@@ -97,6 +97,8 @@ pub struct WorkerHooks {
     pub publisher: Option<Publisher>,
     /// Where this worker records its inputs (`--record`), and its index there.
     pub record: Option<(Recording, u16)>,
+    /// The TSIG keys signed requests are verified with.
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 /// A worker's sockets: per listen address, the UDP socket (listener `i` in
@@ -113,7 +115,13 @@ pub fn run_worker(
 ) -> io::Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
-    let server = Server::with_shared(config, chain, seed, in_flight);
+    let mut server = Server::with_shared(config, chain, seed, in_flight);
+    server.set_tsig_keys(hooks.tsig_keys.clone());
+    // TSIG signs with wall-clock seconds; the core derives them from this one reading.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    server.set_unix_time(Instant::now(), unix);
     let recorder = hooks.record.as_ref().map(|(r, i)| r.worker(*i, seed));
     let server = Core::new(server, recorder);
     let ex = Rc::new(LocalExecutor::new());

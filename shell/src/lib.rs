@@ -52,6 +52,8 @@ pub struct Hooks {
     pub board: Option<Arc<metrics::Board>>,
     /// Where the workers record their inputs (`--record`).
     pub record: Option<record::Recording>,
+    /// The TSIG keys signed requests are verified with (`--tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 impl Default for Hooks {
@@ -61,6 +63,7 @@ impl Default for Hooks {
             shutdown: Shutdown::never(),
             board: None,
             record: None,
+            tsig_keys: Default::default(),
         }
     }
 }
@@ -80,6 +83,28 @@ pub struct Options {
     pub cache_probe: Option<CacheProbe>,
     /// Record every input of every worker's core into a journal (`names serve --record`).
     pub record: Option<record::Recording>,
+    /// TSIG keys (RFC 8945) for signed requests (`names serve --tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
+    /// Called once every socket is bound, after the ready line.
+    pub on_ready: Option<OnReady>,
+}
+
+/// What to do once a server's sockets are bound (e.g. send the startup NOTIFYs, which
+/// make secondaries ask at once).
+#[derive(Clone)]
+pub struct OnReady(Arc<dyn Fn() + Send + Sync>);
+
+impl OnReady {
+    /// Calls `f` when ready.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> OnReady {
+        OnReady(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for OnReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnReady")
+    }
 }
 
 impl Options {
@@ -92,6 +117,8 @@ impl Options {
             metrics: None,
             cache_probe: None,
             record: None,
+            tsig_keys: Default::default(),
+            on_ready: None,
         })
     }
 }
@@ -164,6 +191,9 @@ pub fn serve_until(
     );
     eprintln!("names: {ready}");
     systemd::ready(&ready);
+    if let Some(OnReady(f)) = &options.on_ready {
+        f();
+    }
     let record = options.record.clone();
     let result = listeners.run_with(
         options.config,
@@ -172,6 +202,7 @@ pub fn serve_until(
             shutdown,
             board,
             record: options.record,
+            tsig_keys: options.tsig_keys,
         },
     );
     if let Some(record) = record {

@@ -6,6 +6,7 @@
 mod check_zone;
 mod cli;
 mod config_file;
+mod notify;
 mod query;
 mod reload;
 mod replay;

@@ -52,6 +52,10 @@ pub struct Data {
     hosts_path: Option<String>,
     /// The last zone that loaded from each path, in `zone_paths` order.
     loaded: Mutex<Vec<Arc<Zone>>>,
+    /// Versions of each zone whose differences are kept for IXFR (`--ixfr-versions`).
+    ixfr_versions: usize,
+    /// Where zones whose serial a reload changed are told (`--notify`).
+    notify: Option<smol::channel::Sender<crate::notify::Changes>>,
 }
 
 impl Data {
@@ -76,7 +80,33 @@ impl Data {
             zone_paths,
             hosts_path,
             loaded: Mutex::new(loaded),
+            ixfr_versions: 0,
+            notify: None,
         })
+    }
+
+    /// Tells `changes` about every zone whose serial a reload changes.
+    pub fn notify_to(mut self, changes: smol::channel::Sender<crate::notify::Changes>) -> Data {
+        self.notify = Some(changes);
+        self
+    }
+
+    /// Every zone's origin and SOA.
+    pub fn current_soas(&self) -> crate::notify::Changes {
+        let Some(zones) = &self.zones else {
+            return Vec::new();
+        };
+        let set = zones.load();
+        set.zones()
+            .iter()
+            .map(|z| (z.origin().clone(), z.soa().clone()))
+            .collect()
+    }
+
+    /// Keeps the differences of up to `n` versions of each zone across reloads, for IXFR.
+    pub fn keep_ixfr_versions(mut self, n: usize) -> Data {
+        self.ixfr_versions = n;
+        self
     }
 
     /// Re-reads every file. A file that fails keeps its old data; each failure is one
@@ -100,7 +130,21 @@ impl Data {
             }
             match ZoneSet::from_shared(next.clone()) {
                 Ok(set) => {
-                    zones.store(set);
+                    let before = zones.load();
+                    let changed: crate::notify::Changes = set
+                        .zones()
+                        .iter()
+                        .filter(|z| {
+                            before
+                                .zone_at(z.origin())
+                                .is_none_or(|b| b.serial() != z.serial())
+                        })
+                        .map(|z| (z.origin().clone(), z.soa().clone()))
+                        .collect();
+                    zones.store(set.with_history_from(&before, self.ixfr_versions));
+                    if let Some(notify) = self.notify.as_ref().filter(|_| !changed.is_empty()) {
+                        let _ = notify.try_send(changed);
+                    }
                     *loaded = next;
                 }
                 Err(e) => {

@@ -9,11 +9,12 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
+use names_core::notify::NotifyTarget;
 use names_core::recursor::{RecursorConfig, RootHints};
 use names_core::setup::Setup;
-use names_core::zone::Cidr;
+use names_core::zone::TransferRule;
 use names_core::zone::{Snapshot, ZoneSet};
-use names_core::{parse_server, Config, ConfigError, ForwardRoute, SynthRule};
+use names_core::{parse_server, tsig, Config, ConfigError, ForwardRoute, SynthRule};
 use names_shell::record::Recording;
 use names_shell::{parse_listen, resolv_conf, Options};
 
@@ -26,6 +27,10 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// `--record-max-bytes` unless given: 1 GiB.
 const DEFAULT_RECORD_MAX_BYTES: u64 = 1 << 30;
+/// What a journal keeps of each `--tsig-key` secret: base64 of "redacted".
+const REDACTED_SECRET: &str = "cmVkYWN0ZWQ=";
+/// `--ixfr-versions` unless given.
+const DEFAULT_IXFR_VERSIONS: usize = 16;
 
 /// What the flags say, checked.
 struct Plan {
@@ -38,7 +43,9 @@ struct Plan {
     log_level: log::LevelFilter,
     zones: Vec<String>,
     hosts: Option<String>,
-    allow_transfer: Vec<Cidr>,
+    allow_transfer: Vec<TransferRule>,
+    ixfr_versions: usize,
+    notify: Vec<NotifyTarget>,
     /// `--record FILE` and `--record-max-bytes`.
     record: Option<(String, u64)>,
     /// The settings that rebuild the chain, as TOML (for the journal's header).
@@ -100,6 +107,8 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         zones,
         hosts,
         allow_transfer,
+        ixfr_versions,
+        notify,
         record,
         settings,
         explicit_limits,
@@ -124,7 +133,19 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     }
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
-    let data = Arc::new(reload::Data::load(zones, hosts)?);
+    let mut data = reload::Data::load(zones, hosts)?.keep_ixfr_versions(ixfr_versions);
+    if !notify.is_empty() {
+        let changes = crate::notify::start(notify, options.tsig_keys.clone())
+            .map_err(|e| format!("cannot start notifying: {e}"))?;
+        // Every zone at start (as NSD and Knot), once the sockets are bound.
+        let all = data.current_soas();
+        let startup = changes.clone();
+        options.on_ready = Some(names_shell::OnReady::new(move || {
+            let _ = startup.try_send(all.clone());
+        }));
+        data = data.notify_to(changes);
+    }
+    let data = Arc::new(data);
     data.clone()
         .reload_on_sighup()
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
@@ -192,7 +213,7 @@ pub struct Sources {
     pub routes: Vec<ForwardRoute>,
     pub recursion: Option<Recursion>,
     pub cache: CacheConfig,
-    pub allow_transfer: Vec<Cidr>,
+    pub allow_transfer: Vec<TransferRule>,
 }
 
 impl Sources {
@@ -313,6 +334,12 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
     ] {
         settings.remove(k);
     }
+    // Secrets stay out of journals: the key names stay (rules name them), the secrets do not.
+    let redacted = f.tsig_key.iter().map(|k| {
+        let name_and_algorithm = k.rsplit_once(':').map_or(k.as_str(), |(head, _)| head);
+        toml::Value::from(format!("{name_and_algorithm}:{REDACTED_SECRET}"))
+    });
+    settings.insert("tsig_key".into(), toml::Value::Array(redacted.collect()));
     if f.record.is_none() && f.record_max_bytes.is_some() {
         let e = ConfigError::new("--record-max-bytes needs --record FILE");
         return Err(Bad(Some("record_max_bytes"), e));
@@ -380,14 +407,39 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
             return Err(Bad(Some(name), e));
         }
     }
+    let tsig_keys = f
+        .tsig_key
+        .iter()
+        .map(|k| tsig::Key::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(tsig::KeyRing::from_keys);
+    let tsig_keys = key("tsig_key", tsig_keys)?;
     let allow_transfer = if f.allow_transfer.is_empty() {
-        Cidr::loopback()
+        TransferRule::loopback()
     } else {
         key(
             "allow_transfer",
-            f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
+            f.allow_transfer
+                .iter()
+                .map(|c| TransferRule::parse(c))
+                .collect(),
         )?
     };
+    let notify: Vec<NotifyTarget> = key(
+        "notify",
+        f.notify.iter().map(|n| NotifyTarget::parse(n)).collect(),
+    )?;
+    let needed = allow_transfer.iter().map(|r| ("allow_transfer", &r.key));
+    let needed = needed.chain(notify.iter().map(|t: &NotifyTarget| ("notify", &t.key)));
+    for (flag, name) in needed {
+        if let Some(name) = name.as_ref().filter(|n| tsig_keys.get(*n).is_none()) {
+            let e = ConfigError::new(format!(
+                "--{}: no --tsig-key named {name}",
+                flag.replace('_', "-")
+            ));
+            return Err(Bad(Some(flag), e));
+        }
+    }
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),
@@ -431,6 +483,8 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
             metrics,
             cache_probe: None,
             record: None,
+            tsig_keys,
+            on_ready: None,
         },
         synth,
         upstreams,
@@ -440,6 +494,8 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
         zones: f.zone,
         hosts: f.hosts,
         allow_transfer,
+        ixfr_versions: f.ixfr_versions.unwrap_or(DEFAULT_IXFR_VERSIONS),
+        notify,
         record,
         settings: settings.to_string(),
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),

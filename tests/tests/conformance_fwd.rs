@@ -7,6 +7,10 @@ use std::net::Ipv4Addr;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use domain::base::iana::Class;
+use domain::base::message_builder::AnswerBuilder;
+use domain::base::{Message, MessageBuilder, Name, Serial, Ttl};
+use domain::rdata::{Cname, Soa};
 use names_tests::*;
 
 const IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
@@ -142,32 +146,101 @@ fn a_cname_to_nxdomain_keeps_its_ttl_in_cache_hits() {
     );
 }
 
+#[test]
+fn a_negative_answer_keeps_its_soa_ttl_beside_a_cached_positive_soa() {
+    // The same SOA arrives twice: capped at 300 in negative answers, 3600 as the answer
+    // to an SOA question. Found by the differential test against Unbound: the positive
+    // copy replaced the capped one, so negative answers (new or cached) said 3600.
+    let up = FakeUpstream::start(|r| {
+        let soa_question = r
+            .parsed()
+            .question
+            .is_some_and(|(_, t)| t == Rtype::SOA.to_int());
+        vec![Reply::Send(if soa_question {
+            soa_answer(&r.bytes)
+        } else {
+            nxdomain(&r.bytes)
+        })]
+    });
+    let a = up.arg();
+    let srv = Server::start(&["--upstream", &a]);
+    let soa_ttl = |name: &str, qtype: &str| -> (String, u32) {
+        let out = dig_at(srv.udp_addr(), &[name, qtype]);
+        let line = out
+            .lines()
+            .find(|l| !l.starts_with(';') && l.split_whitespace().nth(3) == Some("SOA"))
+            .unwrap_or_else(|| panic!("no SOA: {out}"));
+        (
+            out.clone(),
+            line.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        )
+    };
+    let (out, ttl) = soa_ttl("gone.example", "A");
+    assert!(out.contains("status: NXDOMAIN") && ttl <= 300, "{out}");
+    let (out, ttl) = soa_ttl("example", "SOA");
+    assert!(out.contains("status: NOERROR") && ttl > 3000, "{out}");
+    // A cached negative answer, and a new one, after the positive SOA.
+    for name in ["gone.example", "other.example"] {
+        let (out, ttl) = soa_ttl(name, "A");
+        assert!(out.contains("status: NXDOMAIN"), "{out}");
+        assert!(ttl <= 300, "the negative TTL caps the SOA: {out}");
+    }
+    assert_eq!(
+        up.count(),
+        3,
+        "the first negative answer came from the cache"
+    );
+}
+
+/// `example.` SOA, TTL 3600, as the answer to an SOA question.
+fn soa_answer(query: &[u8]) -> Vec<u8> {
+    let mut b = reply_to(query, Rcode::NOERROR);
+    b.header_mut().set_aa(true);
+    let zone: Name<Vec<u8>> = "example".parse().unwrap();
+    b.push((&zone, Class::IN, 3600, example_soa())).unwrap();
+    b.finish()
+}
+
+/// NXDOMAIN with the `example.` SOA (TTL 3600, MINIMUM 300).
+fn nxdomain(query: &[u8]) -> Vec<u8> {
+    let b = reply_to(query, Rcode::NXDOMAIN);
+    let zone: Name<Vec<u8>> = "example".parse().unwrap();
+    let mut auth = b.authority();
+    auth.push((&zone, Class::IN, 3600, example_soa())).unwrap();
+    auth.finish()
+}
+
+/// The start of a reply to `query` with `rcode`, its answer section next.
+fn reply_to(query: &[u8], rcode: Rcode) -> AnswerBuilder<Vec<u8>> {
+    let q = Message::from_octets(query).unwrap();
+    MessageBuilder::new_vec().start_answer(&q, rcode).unwrap()
+}
+
+/// The `example.` SOA: MINIMUM 300.
+fn example_soa() -> Soa<Name<Vec<u8>>> {
+    let zone: Name<Vec<u8>> = "example".parse().unwrap();
+    let t = Ttl::from_secs;
+    Soa::new(
+        zone.clone(),
+        zone,
+        Serial(1),
+        t(3600),
+        t(600),
+        t(86400),
+        t(300),
+    )
+}
+
 /// `alias.example CNAME gone.example` (TTL 3600), NXDOMAIN, and `example.` SOA with
 /// TTL 3600 and MINIMUM 300.
 fn cname_to_nxdomain(query: &[u8]) -> Vec<u8> {
-    use domain::base::iana::Class;
-    use domain::base::{Message, MessageBuilder, Name, Serial, Ttl};
-    use domain::rdata::{Cname, Soa};
-    let q = Message::from_octets(query).unwrap();
-    let mut b = MessageBuilder::new_vec()
-        .start_answer(&q, Rcode::NXDOMAIN)
-        .unwrap();
+    let mut b = reply_to(query, Rcode::NXDOMAIN);
     b.header_mut().set_ra(true);
     let alias: Name<Vec<u8>> = "alias.example".parse().unwrap();
     let gone: Name<Vec<u8>> = "gone.example".parse().unwrap();
     let zone: Name<Vec<u8>> = "example".parse().unwrap();
     b.push((&alias, Class::IN, 3600, Cname::new(gone))).unwrap();
     let mut auth = b.authority();
-    let t = Ttl::from_secs;
-    let soa = Soa::new(
-        zone.clone(),
-        zone.clone(),
-        Serial(1),
-        t(3600),
-        t(600),
-        t(86400),
-        t(300),
-    );
-    auth.push((&zone, Class::IN, 3600, soa)).unwrap();
+    auth.push((&zone, Class::IN, 3600, example_soa())).unwrap();
     auth.finish()
 }

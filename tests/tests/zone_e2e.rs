@@ -524,6 +524,18 @@ fn dname_redirects_names_below_it_through_dig() {
             "gone.old.dname.test. 600 IN CNAME gone.new.dname.test."
         ]
     );
+    // Asked for the CNAME itself: the synthesised one is the answer, not followed (a
+    // target that does not exist makes no NXDOMAIN).
+    let out = ask(&["gone.old.dname.test", "CNAME"]);
+    assert_eq!(status(&out), "NOERROR");
+    assert_eq!(
+        section(&out, "ANSWER"),
+        [
+            "old.dname.test. 600 IN DNAME new.dname.test.",
+            "gone.old.dname.test. 600 IN CNAME gone.new.dname.test."
+        ]
+    );
+    assert_eq!(section(&out, "AUTHORITY").len(), 0, "{out}");
     // The owner itself is an ordinary name.
     assert_eq!(short(&server, &["old.dname.test", "A"]), "192.0.2.9");
     assert_eq!(
@@ -564,4 +576,39 @@ fn dname_redirects_names_below_it_through_dig() {
     // The same over TCP, and the server still answers afterwards.
     let out = ask(&["+tcp", "www.old.dname.test", "A"]);
     assert_eq!(section(&out, "ANSWER").len(), 3, "{out}");
+}
+
+#[test]
+fn svcb_and_https_answers_carry_their_targets_addresses() {
+    // RFC 9460 4.1: the A and AAAA of an in-zone TargetName in the additional section;
+    // a target of "." (the owner itself) adds nothing.
+    let dir = scratch("svcb");
+    let zone = dir.join("svcb.test.zone");
+    write(
+        &zone,
+        "$ORIGIN svcb.test.\n\
+         @ 3600 IN SOA ns hostmaster 1 7200 900 1209600 300\n\
+         @ 3600 IN NS ns\n\
+         ns 3600 IN A 192.0.2.53\n\
+         svc 3600 IN SVCB 1 pool.svcb.test. port=8443\n\
+         web 3600 IN HTTPS 1 pool alpn=h2\n\
+         self 3600 IN HTTPS 1 . alpn=h2\n\
+         self 3600 IN A 192.0.2.9\n\
+         pool 3600 IN A 192.0.2.10\n\
+         pool 3600 IN AAAA 2001:db8::10\n",
+    );
+    let server = serve(&["--zone", zone.to_str().unwrap()]);
+    let pool = [
+        "pool.svcb.test. 3600 IN A 192.0.2.10",
+        "pool.svcb.test. 3600 IN AAAA 2001:db8::10",
+    ];
+    for (name, qtype) in [("svc.svcb.test", "SVCB"), ("web.svcb.test", "HTTPS")] {
+        let out = dig_at(server.udp_addr(), &[name, qtype]);
+        assert_eq!(section(&out, "ANSWER").len(), 1, "{out}");
+        assert_eq!(section(&out, "ADDITIONAL"), pool, "{out}");
+    }
+    let out = dig_at(server.udp_addr(), &["self.svcb.test", "HTTPS"]);
+    assert_eq!(section(&out, "ANSWER").len(), 1, "{out}");
+    assert_eq!(section(&out, "ADDITIONAL"), Vec::<String>::new(), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
 }

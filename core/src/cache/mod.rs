@@ -193,10 +193,17 @@ impl Cache {
             Rank::Answer
         };
         let offer = |set: &[&Rr], rank: Rank, negative: bool| {
+            let capped = negative && negative_ttl.is_some();
             let built = RRset::build(set, rank, now, |ttl| match negative_ttl {
-                Some(n) if negative => clamp(ttl.min(n)),
+                Some(n) if capped => clamp(ttl.min(n)),
                 _ => clamp(ttl),
             })?;
+            if capped {
+                // The copy capped by the negative TTL belongs to this answer alone: shared,
+                // a positive answer's copy of the same SOA (TTL 3600, say) would replace
+                // it and stretch the negative answer's life and its SOA's TTL.
+                return Some(Arc::new(built));
+            }
             Some(rrsets.offer(built, now, refresh))
         };
         // Served RRsets first, section by section; those only held for their rank after.

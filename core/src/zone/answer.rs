@@ -25,6 +25,8 @@ pub struct ZoneSet {
     max_labels: usize,
     /// Transfers whose records were built (a refused one must build none: it is cheap).
     transfers_built: std::sync::atomic::AtomicU64,
+    /// IXFR histories by lowercase origin (`ixfr.rs`).
+    pub(super) histories: std::collections::HashMap<Box<[u8]>, Arc<super::ixfr::History>>,
 }
 
 /// What one zone says about one name.
@@ -163,6 +165,11 @@ impl ZoneSet {
                                         _ => break,
                                     };
                                     answer.answer.push(cname);
+                                    if qtype == Rtype::CNAME {
+                                        // The synthesised CNAME is the answer asked for
+                                        // (RFC 1034 4.3.2 step 3a), as NSD answers.
+                                        break;
+                                    }
                                     if target.ends_with(rr.owner()) {
                                         // Into its own subtree: every step would grow the
                                         // name by the same labels. Stop, as NSD does.
@@ -223,13 +230,18 @@ impl ZoneSet {
         Some(answer)
     }
 
-    /// In-zone addresses of MX, NS and SRV targets in the answer section.
+    /// In-zone addresses of MX, NS, SRV, SVCB and HTTPS targets in the answer section.
     fn additional(&self, answer: &mut Answer) {
         for i in 0..answer.answer.len() {
             let target = match answer.answer[i].data() {
                 AllRecordData::Mx(mx) => mx.exchange(),
                 AllRecordData::Ns(ns) => ns.nsdname(),
                 AllRecordData::Srv(srv) => srv.target(),
+                // RFC 9460 4.1: the addresses of SVCB and HTTPS targets in the zone, as Knot
+                // adds them ("." names the owner itself, whose addresses the client asks
+                // for anyway).
+                AllRecordData::Svcb(svcb) if !svcb.target().is_root() => svcb.target(),
+                AllRecordData::Https(https) if !https.target().is_root() => https.target(),
                 _ => continue,
             };
             let key = Key::new(target);

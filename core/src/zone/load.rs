@@ -3,7 +3,9 @@
 //! The core reads no files: the caller passes the text, and a callback that returns
 //! the text of each `$INCLUDE`d file. Every error names the file and the line.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::str::FromStr;
 
 use bytes::Bytes;
 use domain::base::iana::{Class, Rtype};
@@ -14,7 +16,9 @@ use domain::dep::octseq::Parser;
 use domain::rdata::{AllRecordData, ZoneRecordData};
 use domain::zonefile::inplace::{Entry, Zonefile};
 
+use super::entries::entries;
 use super::index::Zone;
+use super::presentation::{self, Reader, Token};
 use crate::record::Rr;
 
 /// How deep `$INCLUDE`s may nest.
@@ -161,15 +165,31 @@ fn read_file(
     files: &mut Vec<String>,
     out: &mut Vec<Placed>,
 ) -> Result<(), LoadError> {
-    let lines = entry_lines(text);
-    let mut zf = Zonefile::from(text);
+    // Where each entry that the scanner hands out starts: its line, and the offset of its
+    // owner (the text's end for a blank owner).
+    let lines: Vec<(usize, usize)> = entries(text)
+        .filter(|e| !e.is_silent_directive())
+        .map(|e| {
+            (
+                e.line,
+                if e.has_owner {
+                    e.tokens[0].1.start
+                } else {
+                    text.len()
+                },
+            )
+        })
+        .collect();
+    // Without an origin, the first record's owner, if absolute, is the origin
+    // (so `example.org. SOA ns1 host ...` may use relative names from its rdata on).
+    let origin = origin.or_else(|| first_owner(text, &lines));
+    let text = generic_forms(text, origin.clone())
+        .map_err(|(line, msg)| LoadError::new(&files[file], Some(line), msg))?;
+    let mut zf = Zonefile::from(text.as_ref());
     if !text.ends_with('\n') {
         zf.extend_from_slice(b"\n");
     }
     zf.set_default_class(Class::IN);
-    // Without an origin, the first record's owner, if absolute, is the origin
-    // (so `example.org. SOA ns1 host ...` may use relative names from its rdata on).
-    let origin = origin.or_else(|| first_owner(text, &lines));
     if let Some(origin) = origin {
         zf.set_origin(origin);
     }
@@ -275,6 +295,9 @@ fn scanner_error(file: &str, text: &str) -> LoadError {
 /// which `domain` offers between its two record data enums).
 fn to_rr(record: &Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>) -> Result<Rr, String> {
     let data = record.data();
+    if let Some(why) = presentation::refused(data.rtype()) {
+        return Err(format!("type {} cannot be in a zone: {why}", data.rtype()));
+    }
     let mut wire = Vec::new();
     data.compose_rdata(&mut wire)
         .map_err(|_| "record data too long".to_string())?;
@@ -283,6 +306,14 @@ fn to_rr(record: &Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>) -> Re
     let parsed = AllRecordData::<Bytes, ParsedName<Bytes>>::parse_rdata(data.rtype(), &mut parser)
         .map_err(|e| format!("unreadable {} record data: {e}", data.rtype()))?
         .ok_or_else(|| format!("unsupported record type {}", data.rtype()))?;
+    // A known type in the generic form must be exactly its data (RFC 3597 5).
+    if parser.remaining() != 0 {
+        return Err(format!(
+            "{} record data has {} octets too many",
+            data.rtype(),
+            parser.remaining()
+        ));
+    }
     let data: AllRecordData<Bytes, Name<Bytes>> = parsed.flatten_into();
     Ok(Record::new(
         record.owner().clone(),
@@ -292,86 +323,93 @@ fn to_rr(record: &Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>) -> Re
     ))
 }
 
-/// The line on which each entry that the scanner hands out (records and `$INCLUDE`s,
-/// not `$ORIGIN`/`$TTL`, blank lines or comments) starts, and the byte offset of its
-/// first token (when the entry does not start with a blank owner), in order.
-fn entry_lines(text: &str) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut line = 1;
-    let mut depth = 0usize;
-    let (mut in_quote, mut in_comment, mut escaped) = (false, false, false);
-    // The current entry: its first line and whether it is a directive other than $INCLUDE.
-    let mut entry: Option<(usize, usize, bool)> = None;
-    let mut line_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' {
-            in_comment = false;
-            escaped = false;
-            line += 1;
-            line_start = i + 1;
-            if depth == 0 && !in_quote {
-                if let Some((start, offset, skip)) = entry.take() {
-                    if !skip {
-                        out.push((start, offset));
-                    }
-                }
+/// `text` with every record whose type `domain`'s scanner cannot read in presentation form
+/// rewritten into the RFC 3597 generic form, which it reads for any type (line breaks kept,
+/// so lines stay where they were); refuses meta types and types no reader knows.
+fn generic_forms<'t>(
+    text: &'t str,
+    mut origin: Option<Name<Bytes>>,
+) -> Result<Cow<'t, str>, (usize, String)> {
+    let mut out = String::new();
+    let mut copied = 0;
+    for entry in entries(text) {
+        let tokens = &entry.tokens;
+        if entry.has_owner && tokens[0].0.text.eq_ignore_ascii_case("$ORIGIN") {
+            if let Some((name, _)) = tokens.get(1) {
+                origin = presentation::absolute(name.text, origin.as_ref());
             }
             continue;
         }
-        if in_comment {
+        if entry.has_owner && tokens[0].0.text.starts_with('$') {
             continue;
         }
-        if escaped {
-            escaped = false;
+        // [owner] [TTL] [class] type, TTL and class in either order.
+        let mut at = usize::from(entry.has_owner);
+        while at < tokens.len()
+            && at < usize::from(entry.has_owner) + 2
+            && (tokens[at].0.text.bytes().all(|b| b.is_ascii_digit())
+                || Class::from_str(tokens[at].0.text).is_ok())
+        {
+            at += 1;
+        }
+        let Some((type_token, type_span)) = tokens.get(at) else {
+            continue;
+        };
+        let Ok(rtype) = Rtype::from_str(type_token.text) else {
+            continue; // The scanner says what is wrong.
+        };
+        if let Some(why) = presentation::refused(rtype) {
+            return Err((
+                entry.line,
+                format!("type {rtype} cannot be in a zone: {why}"),
+            ));
+        }
+        let data = &tokens[at + 1..];
+        if data
+            .first()
+            .is_some_and(|(t, _)| !t.quoted && t.text == "\\#")
+        {
             continue;
         }
-        if in_quote {
-            match b {
-                b'\\' => escaped = true,
-                b'"' => in_quote = false,
-                _ => {}
+        match presentation::reader(rtype) {
+            Reader::Scanner => continue,
+            Reader::GenericOnly => {
+                return Err((
+                    entry.line,
+                    format!(
+                        "type {rtype} is not supported in presentation form; \
+                         write it as RFC 3597 generic data (\\# len hex)"
+                    ),
+                ))
             }
-            continue;
+            Reader::Here => {}
         }
-        match b {
-            b';' => in_comment = true,
-            b'(' => depth += 1,
-            b')' => depth = depth.saturating_sub(1),
-            b' ' | b'\t' | b'\r' => {}
-            _ => {
-                if b == b'"' {
-                    in_quote = true;
-                } else if b == b'\\' {
-                    escaped = true;
-                }
-                if entry.is_none() {
-                    let directive = b == b'$'
-                        && !bytes[i..]
-                            .get(..8)
-                            .is_some_and(|d| d.eq_ignore_ascii_case(b"$INCLUDE"));
-                    // A blank owner (the entry starts indented) has no owner token.
-                    let offset = if i == line_start { i } else { text.len() };
-                    entry = Some((line, offset, directive));
-                }
-            }
+        if data.iter().any(|(_, span)| span.is_empty()) {
+            return Err((
+                entry.line,
+                format!("{rtype}: a quoted string is not closed"),
+            ));
+        }
+        let values: Vec<Token<'_>> = data.iter().map(|(t, _)| *t).collect();
+        let origin = origin.clone().unwrap_or_else(Name::root_bytes);
+        let rdata = presentation::rdata(rtype, &values, &origin)
+            .map_err(|msg| (entry.line, format!("{rtype}: {msg}")))?;
+        // Only the tokens change: parentheses, comments and line breaks stay where they are.
+        out.push_str(&text[copied..type_span.start]);
+        out.push_str(&format!(
+            "TYPE{} {}",
+            rtype.to_int(),
+            presentation::generic(&rdata)
+        ));
+        copied = type_span.end;
+        for (_, span) in data {
+            out.push_str(&text[copied..span.start]);
+            copied = span.end;
         }
     }
-    if let Some((start, offset, false)) = entry {
-        out.push((start, offset));
+    if out.is_empty() {
+        return Ok(Cow::Borrowed(text));
     }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::entry_lines;
-
-    #[test]
-    fn entry_lines_skip_directives_comments_and_continuations() {
-        let text = "$ORIGIN a.\n; c\n@ SOA ns h ( 1 ; x\n 2 3 4 5 )\n\nwww A 1.2.3.4\n$INCLUDE f\n t TXT \"a;(\" \n";
-        let lines: Vec<usize> = entry_lines(text).iter().map(|e| e.0).collect();
-        assert_eq!(lines, vec![3, 6, 7, 8]);
-        assert_eq!(entry_lines(text)[1].1, text.find("www").unwrap());
-    }
+    out.push_str(&text[copied..]);
+    Ok(Cow::Owned(out))
 }

@@ -12,6 +12,7 @@ mod spoof;
 mod synth;
 mod tc;
 mod tcp;
+mod zone_types;
 
 use std::net::Ipv4Addr;
 
