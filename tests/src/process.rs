@@ -460,6 +460,10 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+// ---------------------------------------------------------------------------
+// The metrics endpoint (`--metrics`)
+// ---------------------------------------------------------------------------
+
 /// The bound metrics address from the `names: metrics http://IP:PORT/metrics` line.
 pub fn metrics_addr(server: &Server) -> SocketAddr {
     let logs = server.logs();
@@ -509,4 +513,11 @@ pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if present.
+pub fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("sample value"))
 }

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use names_tests::{
-    answer_a, metrics_addr, query, run_names, scrape, tcp_exchange_timeout, udp_ask, udp_exchange,
-    workspace_root, FakeUpstream, Rcode, Reply, Rtype, Server,
+    answer_a, metrics_addr, query, run_names, sample, scrape, tcp_exchange_timeout, udp_ask,
+    udp_exchange, workspace_root, FakeUpstream, Rcode, Reply, Rtype, Server,
 };
 
 const UP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 44);
@@ -25,13 +25,6 @@ fn temp_config(text: &str) -> PathBuf {
     ));
     std::fs::write(&path, text).expect("write temp config");
     path
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed), if present.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.parse().expect("sample value"))
 }
 
 fn a_query(name: &str, id: u16) -> Vec<u8> {
