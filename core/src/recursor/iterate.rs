@@ -24,6 +24,12 @@ use crate::resolver::{Answer, Context, Exchange, ExchangeFailure, Exchanged, Que
 /// Steps of the state machine per call, a guard beyond the limits that bound it anyway.
 const MAX_STEPS: usize = 256;
 
+/// Times one server may stay silent to one goal before it is skipped for it. Each timeout
+/// doubles its timeout in the infra cache, so a server that answered fast once and then
+/// lost one packet (a 50 ms timeout) is asked again, more patiently, while the budget and
+/// `max_sends` allow: Unbound retries its servers the same way (outbound-msg-retry).
+pub(super) const MAX_TIMEOUTS_PER_SERVER: u8 = 3;
+
 /// What a goal is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -42,8 +48,10 @@ pub(super) struct Goal {
     pub(super) qtype: Rtype,
     /// The delegation being asked; `None`: find the closest known one.
     pub(super) point: Option<Point>,
-    /// Servers that failed this goal (timeout, lame, unusable reply).
+    /// Servers that failed this goal (lame, unusable reply, silent too often).
     pub(super) tried: Vec<SocketAddr>,
+    /// Servers silent to this goal, and how many times ([`MAX_TIMEOUTS_PER_SERVER`]).
+    pub(super) silent: Vec<(SocketAddr, u8)>,
     pub(super) referrals: u32,
     /// Labels below the zone asked in the minimised question; `None`: the full name.
     pub(super) minimise: Option<usize>,
@@ -65,6 +73,7 @@ impl Goal {
             qtype,
             point: None,
             tried: Vec::new(),
+            silent: Vec::new(),
             referrals: 0,
             minimise,
             minimised: 0,
@@ -86,11 +95,30 @@ impl Goal {
         (self.qname.clone(), self.qtype, false)
     }
 
+    /// `server` was silent (again): skipped for this goal once it has been silent
+    /// [`MAX_TIMEOUTS_PER_SERVER`] times.
+    fn silent_once_more(&mut self, server: SocketAddr) {
+        let count = match self.silent.iter_mut().find(|(s, _)| *s == server) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.silent.push((server, 1));
+                1
+            }
+        };
+        if count >= MAX_TIMEOUTS_PER_SERVER {
+            self.tried.push(server);
+        }
+    }
+
     /// Starts the goal over at `qname` (a CNAME/DNAME target).
     pub(super) fn restart(&mut self, qname: Name<Bytes>) {
         self.qname = qname;
         self.point = None;
         self.tried.clear();
+        self.silent.clear();
         self.referrals = 0;
         self.minimise = self.minimise.map(|_| 1);
     }
@@ -181,7 +209,7 @@ pub(super) fn resume(
             if w.minimised {
                 goal.minimise = None;
             } else {
-                goal.tried.push(w.server);
+                goal.silent_once_more(w.server);
             }
         }
         Exchanged::Failed(_) => goal.tried.push(w.server),

@@ -678,3 +678,48 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_server_silent_once_is_asked_again_while_the_budget_lasts() {
+    // The zone's only live server answers fast, then loses one query: its timeout is
+    // short by then, and skipping it for good would make the client's answer a SERVFAIL
+    // in a few tens of milliseconds with most of the budget left.
+    let mut world = World::standard();
+    world.set_behaviour(ip(40), Behaviour::Dead);
+    let mut auth = authoritative(&[example_com()]);
+    let mut dropped = 0;
+    world.set_behaviour(
+        ip(41),
+        Behaviour::Script(Box::new(move |q: &Message<bytes::Bytes>| {
+            let host = q
+                .first_question()
+                .is_some_and(|q| q.qname().to_string().starts_with("host2"));
+            if host && dropped < 2 {
+                dropped += 1;
+                return None; // lost, twice
+            }
+            answer_udp(&mut auth, q.as_slice())
+        })),
+    );
+    let cfg = config();
+    let (_setup, mut server) = recursive_server(cfg.clone(), false);
+    let first = world.ask(&mut server, "host.example.com", Rtype::A, false);
+    assert_eq!(first.rcode, NOERROR, "the live server answers");
+    let sent = world.asked.len();
+    let reply = world.ask(&mut server, "host2.example.com", Rtype::A, false);
+    assert_eq!(
+        reply.rcode, NXDOMAIN,
+        "the third try gets the server's answer"
+    );
+    let to_live = world.asked[sent..]
+        .iter()
+        .filter(|a| a.to.ip() == ip(41))
+        .count();
+    assert_eq!(
+        to_live,
+        3,
+        "asked three times: {:?}",
+        world.asked[sent..].len()
+    );
+    assert!(world.asked.len() - sent <= packet_bound(&cfg));
+}
