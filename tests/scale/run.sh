@@ -22,7 +22,7 @@
 # to this script: primary.toml, secondary.toml (names serve --config; run.sh gives the
 # per-instance flags on the command line) and dnsdist.conf.
 #
-# Knobs (environment): SCALE_PORT_BASE (25350: primary; +1..+3 secondaries; +4 dnsdist),
+# Knobs (environment): SCALE_PORT_BASE (18350: primary; +1..+3 secondaries; +4 dnsdist),
 # SCALE_ROUNDS (5), SCALE_SECONDS (10), SCALE_CLIENTS (4), SCALE_OUTSTANDING (200),
 # SCALE_RATE (5000), SCALE_INSTALL (1), SCALE_BUILD (1), SCALE_OUT (tests/scale/results),
 # SCALE_KEEP_WORK (0).
@@ -30,7 +30,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-PORT_BASE=${SCALE_PORT_BASE:-25350}
+PORT_BASE=${SCALE_PORT_BASE:-18350}
 ROUNDS=${SCALE_ROUNDS:-5}
 SECONDS_PER_RUN=${SCALE_SECONDS:-10}
 CLIENTS=${SCALE_CLIENTS:-4}
@@ -57,6 +57,9 @@ number SCALE_CLIENTS "$CLIENTS" 1 256
 number SCALE_OUTSTANDING "$OUTSTANDING" 1 65535
 number SCALE_RATE "$RATE" 1 1000000
 
+# The default ports are below the range the interoperability tests pick theirs from
+# (20000-32000) and below the kernel's ephemeral ports, so a test running meanwhile does
+# not take them.
 PRIMARY_PORT=$PORT_BASE
 SECONDARY_PORTS=($((PORT_BASE + 1)) $((PORT_BASE + 2)) $((PORT_BASE + 3)))
 DNSDIST_PORT=$((PORT_BASE + 4))
@@ -97,6 +100,7 @@ PRIMARY_PID=
 SECONDARY_PIDS=("" "" "")
 DNSDIST_PID=
 OTHER_PIDS=()
+PAUSE_PID=
 
 # Stops one process by PID: TERM, then KILL after 5 s.
 stop_pid() {
@@ -114,7 +118,7 @@ stop_pid() {
 
 cleanup() {
     local pid
-    for pid in "${OTHER_PIDS[@]}" "$DNSDIST_PID" "${SECONDARY_PIDS[@]}" "$PRIMARY_PID"; do
+    for pid in "$PAUSE_PID" "${OTHER_PIDS[@]}" "$DNSDIST_PID" "${SECONDARY_PIDS[@]}" "$PRIMARY_PID"; do
         stop_pid "$pid"
     done
     if [ "${SCALE_KEEP_WORK:-0}" = 1 ]; then
@@ -125,6 +129,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# pause SECONDS: a sleep an interrupt cuts short.
+pause() {
+    sleep "$1" &
+    PAUSE_PID=$!
+    wait "$PAUSE_PID"
+    PAUSE_PID=
+}
 
 now_ms() {
     echo $(($(date +%s%N) / 1000000))
@@ -201,7 +213,6 @@ dnsdist --check-config -C "$HERE/dnsdist.conf" >/dev/null || die "dnsdist.conf r
 
 start_primary
 for i in 0 1 2; do
-    mkdir -p "$WORK/zones-$((i + 1))"
     start_secondary "$i"
 done
 for port in "${SECONDARY_PORTS[@]}"; do
@@ -212,7 +223,7 @@ SCALE_PORT_BASE=$PORT_BASE dnsdist --supervised --disable-syslog -C "$HERE/dnsdi
 DNSDIST_PID=$!
 wait_serial "$DNSDIST_PORT" 1
 # All three backends up: the first health checks have run.
-sleep 2
+pause 2
 
 # --- 1. propagation ------------------------------------------------------------------------
 # poll_until PORT SERIAL FILE: polls PORT every 10 ms (at most 1000 times) until it serves
@@ -228,7 +239,17 @@ poll_until() {
     done
 }
 
+# spread: min / median / max of the numbers on stdin, one a line.
+spread() {
+    sort -n | awk '{ v[NR] = $1 } END { print v[1], v[int((NR + 1) / 2)], v[NR] }'
+}
+
+# Each round polls the three secondaries and, to tell the reload apart from the
+# propagation, the primary itself.
+POLLED=("${SECONDARY_PORTS[@]}" "$PRIMARY_PORT")
 PROPAGATION=()
+RELOAD=()
+LAG=()
 current=1
 for round in $(seq 1 "$ROUNDS"); do
     current=$((current + 1))
@@ -236,45 +257,60 @@ for round in $(seq 1 "$ROUNDS"); do
     rm -f "$WORK"/seen.*
     start=$(now_ms)
     kill -HUP "$PRIMARY_PID"
-    pollers=()
-    for i in 0 1 2; do
-        poll_until "${SECONDARY_PORTS[$i]}" "$current" "$WORK/seen.$i" &
-        pollers+=($!)
+    for i in 0 1 2 3; do
+        poll_until "${POLLED[$i]}" "$current" "$WORK/seen.$i" &
         OTHER_PIDS+=($!)
     done
-    wait "${pollers[@]}"
+    wait "${OTHER_PIDS[@]}"
     OTHER_PIDS=()
+    [ -s "$WORK/seen.3" ] || die "round $round: the primary did not serve serial $current within 10 s"
+    reload=$(($(cat "$WORK/seen.3") - start))
     last=0
     each=()
     for i in 0 1 2; do
         [ -s "$WORK/seen.$i" ] || die "round $round: secondary $((i + 1)) did not serve serial $current within 10 s"
-        seen=$(cat "$WORK/seen.$i")
-        each+=("$((seen - start))")
+        seen=$(($(cat "$WORK/seen.$i") - start))
+        each+=("$seen")
         [ "$seen" -gt "$last" ] && last=$seen
         got=$(dig +short +norec @127.0.0.1 -p "${SECONDARY_PORTS[$i]}" "change$current.$ZONE" A)
         [ "$got" = "203.0.113.$((current % 250 + 1))" ] \
             || die "round $round: secondary $((i + 1)) serves serial $current without its new record"
     done
-    PROPAGATION+=($((last - start)))
-    echo "propagation round $round (serial $current): $((last - start)) ms (each: ${each[*]} ms)" >&2
-    sleep 1
+    PROPAGATION+=("$last")
+    RELOAD+=("$reload")
+    LAG+=($((last > reload ? last - reload : 0)))
+    echo "propagation round $round (serial $current): $last ms (primary $reload ms; secondaries ${each[*]} ms)" >&2
+    pause 1
 done
 ixfr=$(cat "$WORK"/secondary-*.log | grep -c "transferred by IXFR" || true)
-read -r p_min p_median p_max < <(printf '%s\n' "${PROPAGATION[@]}" | sort -n |
-    awk '{ v[NR] = $1 } END { print v[1], v[int((NR + 1) / 2)], v[NR] }')
+read -r p_min p_median p_max < <(printf '%s\n' "${PROPAGATION[@]}" | spread)
+read -r r_min r_median r_max < <(printf '%s\n' "${RELOAD[@]}" | spread)
+read -r l_min l_median l_max < <(printf '%s\n' "${LAG[@]}" | spread)
 
 # --- 2. QPS --------------------------------------------------------------------------------
-# perf PORT NAME [dnsperf options]: runs dnsperf against PORT for SECONDS_PER_RUN; its
-# output goes to $WORK/perf-NAME.txt.
 awk 'BEGIN { srand(16); for (i = 0; i < 10000; i++) printf "host%d.scale.test A\n", int(rand() * 1000) + 1 }' \
     >"$WORK/queries.txt"
-perf() {
+# perf_start PORT NAME [dnsperf options]: starts dnsperf against PORT for SECONDS_PER_RUN,
+# its output into $WORK/perf-NAME.txt; perf_wait waits for it. Waiting with `wait` (not in
+# the foreground) lets an interrupt stop everything at once.
+PERF_PID=
+perf_start() {
     local port=$1 name=$2
     shift 2
     dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$SECONDS_PER_RUN" -t 2 \
-        -c "$CLIENTS" "$@" >"$WORK/perf-$name.txt" 2>&1
+        -c "$CLIENTS" "$@" >"$WORK/perf-$name.txt" 2>&1 &
+    PERF_PID=$!
+    OTHER_PIDS=("$PERF_PID")
 }
-# field NAME PATTERN: the first number after PATTERN in perf-NAME.txt.
+perf_wait() {
+    wait "$PERF_PID" || die "dnsperf failed: $(tail -3 "$WORK/perf-$1.txt")"
+    OTHER_PIDS=()
+}
+perf() {
+    perf_start "$@"
+    perf_wait "$2"
+}
+# field NAME PATTERN: the first word after PATTERN in perf-NAME.txt.
 field() {
     awk -v p="$2" 'i = index($0, p) { $0 = substr($0, i + length(p)); print $1; exit }' "$WORK/perf-$1.txt"
 }
@@ -283,30 +319,32 @@ lost() { field "$1" "Queries lost:"; }
 latency_ms() { awk -v s="$(field "$1" "Average Latency (s):")" 'BEGIN { printf "%.2f", s * 1000 }'; }
 
 perf "$DNSDIST_PORT" dnsdist -q "$OUTSTANDING"
-sleep 1
+pause 1
 perf "${SECONDARY_PORTS[0]}" secondary -q "$OUTSTANDING"
-sleep 1
+pause 1
 perf "$PRIMARY_PORT" primary -q "$OUTSTANDING"
-sleep 1
+pause 1
 
 # --- 3. queries lost when a secondary goes and comes back -----------------------------------
 at_third=$((SECONDS_PER_RUN / 3))
 perf "$DNSDIST_PORT" steady -Q "$RATE" -q "$OUTSTANDING"
-sleep 1
+pause 1
 
-perf "$DNSDIST_PORT" kill -Q "$RATE" -q "$OUTSTANDING" &
-OTHER_PIDS=($!)
-sleep "$at_third"
+perf_start "$DNSDIST_PORT" kill -Q "$RATE" -q "$OUTSTANDING"
+pause "$at_third"
+# Disowned first, so the shell does not report the kill.
+disown "${SECONDARY_PIDS[2]}"
 kill -KILL "${SECONDARY_PIDS[2]}"
-{ wait "${SECONDARY_PIDS[2]}"; } 2>/dev/null || true
+for i in $(seq 1 100); do
+    kill -0 "${SECONDARY_PIDS[2]}" 2>/dev/null || break
+    sleep 0.01
+done
 SECONDARY_PIDS[2]=
-wait "${OTHER_PIDS[0]}"
-OTHER_PIDS=()
-sleep 1
+perf_wait kill
+pause 1
 
-perf "$DNSDIST_PORT" restart -Q "$RATE" -q "$OUTSTANDING" &
-OTHER_PIDS=($!)
-sleep "$at_third"
+perf_start "$DNSDIST_PORT" restart -Q "$RATE" -q "$OUTSTANDING"
+pause "$at_third"
 restarted=$(now_ms)
 start_secondary 2
 serving_ms=
@@ -317,8 +355,7 @@ for i in $(seq 1 1000); do
     fi
     sleep 0.01
 done
-wait "${OTHER_PIDS[0]}"
-OTHER_PIDS=()
+perf_wait restart
 [ -n "$serving_ms" ] || die "the restarted secondary does not serve serial $current within 10 s"
 grep -q "loaded from" "$WORK/secondary-3.log" || die "the restarted secondary did not load its --zone-dir copy"
 
@@ -336,6 +373,8 @@ report() {
     echo "| measure | value |"
     echo "|---|---|"
     echo "| zone change to served by all 3 secondaries ($ROUNDS rounds; min / median / max) | $p_min / $p_median / $p_max ms |"
+    echo "| zone change to served by the primary itself (reload; min / median / max) | $r_min / $r_median / $r_max ms |"
+    echo "| last secondary after the primary (NOTIFY, SOA query, IXFR; min / median / max) | $l_min / $l_median / $l_max ms |"
     echo "| transfers by IXFR (of $((3 * ROUNDS)) changes) | $ixfr |"
     echo "| QPS through dnsdist (3 secondaries) | $(qps dnsdist) (latency $(latency_ms dnsdist) ms, lost $(lost dnsdist)) |"
     echo "| QPS against one secondary alone | $(qps secondary) (latency $(latency_ms secondary) ms, lost $(lost secondary)) |"
