@@ -10,7 +10,8 @@
 #   1. propagation: the zone file rewritten with serial+1 and a new record, SIGHUP to the
 #      primary, then each secondary polled (dig +short SOA every 10 ms, at most 10 s) until
 #      it serves the new serial; SCALE_ROUNDS rounds, min/median/max of the time until all
-#      three serve it (the new record is then checked on each);
+#      three serve it (the new record is then checked on each), of the time until the
+#      primary itself serves it (the reload), and of the difference;
 #   2. QPS (dnsperf, SCALE_SECONDS, as many queries as SCALE_CLIENTS clients with
 #      SCALE_OUTSTANDING in flight get through) through dnsdist, against one secondary
 #      alone, and against the primary alone;
@@ -37,7 +38,9 @@ CLIENTS=${SCALE_CLIENTS:-4}
 OUTSTANDING=${SCALE_OUTSTANDING:-200}
 RATE=${SCALE_RATE:-5000}
 OUT=${SCALE_OUT:-$HERE/results}
-NAMES=$ROOT/target/release/names
+TARGET=${CARGO_TARGET_DIR:-target}
+case "$TARGET" in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
+NAMES=$TARGET/release/names
 ZONE=scale.test
 
 die() {
@@ -48,6 +51,7 @@ die() {
 # number NAME VALUE MIN MAX: VALUE is a whole number in MIN..MAX.
 number() {
     case "$2" in '' | *[!0-9]*) die "$1 must be a whole number" ;; esac
+    [ ${#2} -le 9 ] || die "$1 must be $3..$4"
     if [ "$2" -lt "$3" ] || [ "$2" -gt "$4" ]; then die "$1 must be $3..$4"; fi
 }
 number SCALE_PORT_BASE "$PORT_BASE" 1024 65530
@@ -56,6 +60,9 @@ number SCALE_SECONDS "$SECONDS_PER_RUN" 3 600
 number SCALE_CLIENTS "$CLIENTS" 1 256
 number SCALE_OUTSTANDING "$OUTSTANDING" 1 65535
 number SCALE_RATE "$RATE" 1 1000000
+# Leading zeros are not octal.
+PORT_BASE=$((10#$PORT_BASE)) ROUNDS=$((10#$ROUNDS)) SECONDS_PER_RUN=$((10#$SECONDS_PER_RUN))
+CLIENTS=$((10#$CLIENTS)) OUTSTANDING=$((10#$OUTSTANDING)) RATE=$((10#$RATE))
 
 # The default ports are below the range the interoperability tests pick theirs from
 # (20000-32000) and below the kernel's ephemeral ports, so a test running meanwhile does
