@@ -60,8 +60,10 @@
 //! A resolver that needs other I/O (a database, an HTTP service registry) returns
 //! [`Resolution::Lookup`] with a job of its own type in a [`Payload`]; the runtime runs it
 //! without blocking other queries and the resolver is resumed with a [`LookupOutcome`]
-//! (its result, or the end of the query's budget). The [`Resolver`] trait shows a
-//! user-written resolver, [`Resolution::Lookup`] a runtime carrying a lookup.
+//! (its result, or the end of the query's budget). A resolver that answers in several
+//! steps keeps what it learnt of one query in [`Context::state`], which waits with the
+//! query and is freed with it. The [`Resolver`] trait shows a user-written resolver,
+//! [`Resolution::Lookup`] a runtime carrying a lookup.
 //!
 //! ## The built-in resolvers and their data
 //!
@@ -74,7 +76,9 @@
 //! - [`Synth`]: `workstationN.*` style names from [`SynthRule`]s;
 //! - [`cache::Cache`]: upstream answers, in a [`cache::Store`] shared by the workers;
 //! - [`Forwarder`]: everything else, to upstream servers ([`parse_server`] reads an
-//!   address, [`nameservers`] the servers of a resolv.conf).
+//!   address, [`nameservers`] the servers of a resolv.conf);
+//! - or, in its place, [`recursor::Recursor`]: resolution from the root itself (root
+//!   hints, referrals, an infrastructure cache shared by the workers).
 //!
 //! [`setup::Setup`] puts them together in that order, leaving out what has nothing to do,
 //! and builds one [`Chain`] per worker (your own resolvers go after synth, before the cache).
@@ -202,6 +206,7 @@ mod message;
 pub mod notify;
 mod parse;
 mod record;
+pub mod recursor;
 mod request;
 mod resolver;
 mod rng;

@@ -50,6 +50,8 @@ pub struct Request {
     pub received: Instant,
     /// A background refresh (prefetch): no client waits for its reply.
     pub background: bool,
+    /// The resolver's state for this query (`Context::state`).
+    pub(crate) state: crate::resolver::StateSlot,
     /// The message carries a TSIG record (the server verifies it before the chain sees it).
     pub signed: bool,
     /// A verified TSIG signature: every reply message is signed with its key.
@@ -222,6 +224,7 @@ fn parse_plain(
         edns,
         received: now,
         background: false,
+        state: Default::default(),
         signed: false,
         tsig: None,
         ixfr_serial: None,
@@ -299,6 +302,7 @@ fn parse(
         edns,
         received: now,
         background: false,
+        state: Default::default(),
         signed,
         tsig: None,
         ixfr_serial,

@@ -22,6 +22,11 @@ impl Rng {
         self.0.next_u32() as u16
     }
 
+    /// A uniformly random 64-bit number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
     /// A uniformly random source port in `MIN_PORT..=65535`.
     pub fn port(&mut self) -> u16 {
         let span = u32::from(u16::MAX - MIN_PORT) + 1;

@@ -5,7 +5,9 @@
 //! The rules, in order:
 //! - the reply must be a response to a QUERY with exactly our question, and every record must
 //!   be readable, or it is not used at all (`None`);
-//! - records of another class, OPT and TSIG are dropped everywhere;
+//! - records of another class, OPT and TSIG are dropped everywhere, and so are records
+//!   outside the bailiwick (the zone of the server asked: a recursor's; the root for a
+//!   forwarder);
 //! - duplicate records are merged, an RRset's TTLs set to its minimum, and at most
 //!   [`MAX_RRSIGS`] RRSIGs kept per RRset;
 //! - answer: the chain from the question's name, at most [`MAX_CHAIN`] CNAME/DNAME steps,
@@ -51,7 +53,9 @@ pub(crate) struct Scrubbed {
     pub dropped: usize,
 }
 
-/// Scrubs `reply` to the question (`qname`, `qtype`, `qclass`). `None`: the reply must not
+/// Scrubs `reply` to the question (`qname`, `qtype`, `qclass`), keeping only records at or
+/// below `bailiwick`, the zone of the server asked (the root for a forwarder's upstream,
+/// which answers for every zone). `None`: the reply must not
 /// be used at all (question missing or different, unreadable records, not a response,
 /// opcode not QUERY, a CNAME or DNAME RRset on the chain with more than one record).
 pub(crate) fn scrub(
@@ -59,6 +63,7 @@ pub(crate) fn scrub(
     qtype: Rtype,
     qclass: Class,
     reply: &Message<Bytes>,
+    bailiwick: &Name<Bytes>,
 ) -> Option<Scrubbed> {
     let header = reply.header();
     if !header.qr() || header.opcode() != Opcode::QUERY || reply.header_counts().qdcount() != 1 {
@@ -71,8 +76,12 @@ pub(crate) fn scrub(
     }
     let sections = read_sections(reply).ok()?;
     let input = sections.answer.len() + sections.authority.len() + sections.additional.len();
-    let usable =
-        |rr: &Rr| rr.class() == qclass && rr.rtype() != Rtype::TSIG && rr.rtype() != Rtype::OPT;
+    let usable = |rr: &Rr| {
+        rr.class() == qclass
+            && rr.rtype() != Rtype::TSIG
+            && rr.rtype() != Rtype::OPT
+            && rr.owner().ends_with(bailiwick)
+    };
 
     let mut synthesised = 0;
     let (answer, last) = walk_chain(

@@ -1,6 +1,6 @@
 //! The one way the built-in resolvers are put together: zones, then hosts, then synth,
-//! then your own resolvers, then the cache, then the forwarder; each left out when it
-//! has nothing to do.
+//! then your own resolvers, then the cache, then the forwarder or the recursor; each left
+//! out when it has nothing to do.
 //!
 //! A [`Setup`] is built once and shared by the workers; each worker calls
 //! [`Setup::build`] for its own [`Chain`]. What is shared stays shared: the zone and hosts
@@ -29,6 +29,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::cache::{Cache, CacheConfig, CacheStats, Store};
 use crate::hosts::{Hosts, HostsResolver};
+use crate::parse::ConfigError;
+use crate::recursor::{Recursor, RecursorConfig, RecursorStats, Shared};
 use crate::resolver::{Chain, Forwarder, Resolver, Synth, SynthRule};
 use crate::secondary::Unavailable;
 use crate::zone::{Snapshot, TransferRule, ZoneResolver, ZoneSet};
@@ -50,6 +52,7 @@ pub struct Setup {
     cache: Option<(CacheConfig, usize)>,
     store: OnceLock<Option<Arc<Store>>>,
     upstreams: Option<Arc<[SocketAddr]>>,
+    recursor: Option<Shared>,
 }
 
 impl fmt::Debug for Setup {
@@ -61,6 +64,7 @@ impl fmt::Debug for Setup {
             .field("custom", &self.custom.len())
             .field("cache", &self.cache)
             .field("upstreams", &self.upstreams)
+            .field("recursor", &self.recursor.is_some())
             .finish()
     }
 }
@@ -132,11 +136,37 @@ impl Setup {
         self
     }
 
+    /// Resolves what nobody answered from the root (last in the chain, in the forwarder's
+    /// place), with one shared state for every worker's recursor. Together with
+    /// [`forward_to`](Setup::forward_to) it is an error ([`Setup::validate`]); the
+    /// recursor wins in [`build`](Setup::build).
+    pub fn recurse(mut self, config: RecursorConfig) -> Setup {
+        self.recursor = Some(Shared::new(&config));
+        self.store = OnceLock::new();
+        self
+    }
+
+    /// Whether the settings fit together: forwarding to upstreams and recursing do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.recursor.is_some() && self.upstreams.is_some() {
+            return Err(ConfigError::new(
+                "upstream servers and recursion exclude each other: give one of them",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The shared recursor's counters, if there is a recursor.
+    pub fn recursor_stats(&self) -> Option<RecursorStats> {
+        self.recursor.as_ref().map(Shared::stats)
+    }
+
     /// The shared cache store, made on first use, if there is a cache.
     fn store(&self) -> Option<&Arc<Store>> {
+        let last = self.upstreams.is_some() || self.recursor.is_some();
         self.store
-            .get_or_init(|| match (self.cache, &self.upstreams) {
-                (Some((config, workers)), Some(_)) if config.size > 0 => {
+            .get_or_init(|| match (self.cache, last) {
+                (Some((config, workers)), true) if config.size > 0 => {
                     Some(Arc::new(Store::new(config.size, workers)))
                 }
                 _ => None,
@@ -149,8 +179,8 @@ impl Setup {
         self.store().map(|store| store.stats())
     }
 
-    /// A worker's chain: zones, hosts, synth, the caller's resolvers, cache, forwarder,
-    /// each present only when it has something to do.
+    /// A worker's chain: zones, hosts, synth, the caller's resolvers, cache, and the
+    /// recursor or else the forwarder, each present only when it has something to do.
     pub fn build(&self) -> Chain {
         let mut chain = Chain::new();
         if let (Some(origins), Some(zones)) = (&self.unavailable, &self.zones) {
@@ -175,7 +205,9 @@ impl Setup {
         if let (Some(store), Some((config, _))) = (self.store(), self.cache) {
             chain = chain.with(Cache::new(store.clone(), config));
         }
-        if let Some(upstreams) = &self.upstreams {
+        if let Some(shared) = &self.recursor {
+            chain = chain.with(Recursor::new(shared.clone()));
+        } else if let Some(upstreams) = &self.upstreams {
             chain = chain.with(Forwarder::new(upstreams.clone()));
         }
         chain
@@ -213,5 +245,20 @@ mod tests {
         assert_eq!(no_cache.build().names(), ["forward"]);
         assert_eq!(no_cache.cache_stats(), None);
         assert!(Setup::new().forward_to(Vec::new()).build().is_empty());
+    }
+
+    #[test]
+    fn recursion_replaces_the_forwarder_and_excludes_upstreams() {
+        let setup = Setup::new()
+            .cache(CacheConfig::default(), 1)
+            .recurse(RecursorConfig::default());
+        assert_eq!(setup.build().names(), ["cache", "recurse"]);
+        assert!(setup.build().recursion_available());
+        assert!(setup.validate().is_ok());
+        assert_eq!(setup.recursor_stats(), Some(RecursorStats::default()));
+        let both = setup.forward_to(vec!["192.0.2.53:53".parse().unwrap()]);
+        let err = both.validate().unwrap_err().to_string();
+        assert!(err.contains("recursion") && !err.contains('\n'), "{err}");
+        assert_eq!(Setup::new().recursor_stats(), None);
     }
 }

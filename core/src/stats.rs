@@ -36,6 +36,7 @@ use domain::base::iana::{OptRcode, Rtype};
 
 use crate::action::Transport;
 use crate::cache::CacheStats;
+use crate::recursor::{RecursorStats, SENDS_BOUNDS};
 use crate::server::Server;
 
 /// Counters of what the server has seen and done since it was created.
@@ -92,6 +93,8 @@ pub struct Stats {
     gauges: Gauges,
     /// The shared cache's counters, when a runtime adds them ([`Stats::set_cache`]).
     cache: Option<CacheStats>,
+    /// The shared recursor's counters, when a runtime adds them ([`Stats::set_recursor`]).
+    recursor: Option<RecursorStats>,
 }
 
 /// The server's state at the last [`Stats::read`].
@@ -166,6 +169,55 @@ macro_rules! plain {
             samples: vec![Sample { labels: Vec::new(), value: Value::Count($value) }],
         }),*]
     };
+}
+
+/// The recursor's metrics: the shape of its resolutions and what its caches hold.
+fn recursor_metrics(r: &RecursorStats) -> Vec<Metric> {
+    let histogram = |bounds: &[u64], counts: &[u64], sum: u64| Value::Histogram {
+        buckets: bounds
+            .iter()
+            .map(|&b| b as f64)
+            .chain([f64::INFINITY])
+            .zip(counts.iter().copied())
+            .collect(),
+        sum: sum as f64,
+        count: counts.iter().sum(),
+    };
+    let depth_sum = r.depth.iter().zip(0u64..).map(|(n, d)| n * d).sum();
+    let mut out = vec![
+        Metric {
+            name: "recursor_upstream_queries_per_query",
+            help: "Exchanges with authoritative servers per client query resolved",
+            kind: Kind::Histogram,
+            samples: vec![Sample {
+                labels: Vec::new(),
+                value: histogram(&SENDS_BOUNDS, &r.sends, r.sends_sum),
+            }],
+        },
+        Metric {
+            name: "recursor_depth",
+            help: "Deepest sub-query nesting per client query resolved",
+            kind: Kind::Histogram,
+            samples: vec![Sample {
+                labels: Vec::new(),
+                value: histogram(&[0, 1, 2, 3, 4], &r.depth, depth_sum),
+            }],
+        },
+    ];
+    out.extend(plain! {
+        "recursor_resolutions", Counter, r.resolutions, "Client queries resolved from the root";
+        "recursor_limited", Counter, r.limited,
+            "Resolutions ended by a limit (SERVFAIL)";
+        "recursor_lame_marked", Counter, r.lame_marked, "Servers found lame for a zone";
+        "recursor_lame_servers", Gauge, r.lame_servers,
+            "Server and zone pairs remembered as lame now";
+        "recursor_infra_entries", Gauge, r.infra_entries,
+            "Entries in the infrastructure cache (server RTT, EDNS, lameness)";
+        "recursor_delegation_entries", Gauge, r.delegation_entries,
+            "NS sets and NS addresses kept";
+        "recursor_max_depth", Gauge, r.max_depth, "The deepest sub-query nesting reached";
+    });
+    out
 }
 
 /// The hasher of [`Stats::queries_by_kind`]: its keys are a few small numbers the server
@@ -258,6 +310,7 @@ impl Stats {
     /// and connections) and its answers by resolver, reusing this value's allocations.
     pub fn read(&mut self, server: &Server) {
         let cache = self.cache.take();
+        let recursor = self.recursor.take();
         let mut gauges = std::mem::take(&mut self.gauges);
         self.clone_from(server.stats());
         let answers = server.answers_by_source();
@@ -274,11 +327,17 @@ impl Stats {
         gauges.lookups_open = server.open_lookups() as u64;
         self.gauges = gauges;
         self.cache = cache;
+        self.recursor = recursor;
     }
 
     /// Adds the cache's counters (a cache shared by the workers is read once, at export).
     pub fn set_cache(&mut self, cache: CacheStats) {
         self.cache = Some(cache);
+    }
+
+    /// Adds the recursor's counters (shared by the workers: read once, at export).
+    pub fn set_recursor(&mut self, recursor: RecursorStats) {
+        self.recursor = Some(recursor);
     }
 
     /// Adds `other` (another worker's counters) to these. Counters, gauges and histograms
@@ -310,6 +369,7 @@ impl Stats {
             upstream_latency,
             gauges,
             cache,
+            recursor,
         } = other;
         for (sum, n) in [
             (&mut self.queries, queries),
@@ -358,6 +418,9 @@ impl Stats {
         }
         if cache.is_some() {
             self.cache = *cache;
+        }
+        if recursor.is_some() {
+            self.recursor = *recursor;
         }
     }
 
@@ -451,6 +514,9 @@ impl Stats {
                 "cache_entries", Gauge, c.entries, "Entries in the cache";
                 "cache_rrsets", Gauge, c.rrsets, "RRsets held by the cache's entries";
             });
+        }
+        if let Some(r) = &self.recursor {
+            out.extend(recursor_metrics(r));
         }
         out.extend(plain! {
             "queries_in_flight", Gauge, g.in_flight, "Client queries waiting for an upstream";

@@ -8,7 +8,8 @@
 //! on the next server after the per-try timeout, earlier tries staying open so a late
 //! reply still counts; SERVFAIL/REFUSED/NOTIMP moving on to the next server; FORMERR to
 //! a query with EDNS retried once on the same server without it; TC=1 over UDP retried
-//! over TCP; and the query's total budget.
+//! over TCP; and the query's total budget. An iterative exchange (a recursor's, to one
+//! authoritative server) ends with any reply whatever its rcode, or at its try's timeout.
 //!
 //! Nothing an upstream sends can make it fail or grow without bound: every message is
 //! matched to its try by token (a try may end with any message), a TCP try holds at most
@@ -266,7 +267,7 @@ impl Engine {
                 local_port: fresh_port(&mut self.ports, io.rng),
             }
         };
-        let edns = !known.no_edns;
+        let edns = st.spec.edns && !known.no_edns;
         let spec = &st.spec;
         let query = encode_query(&QuerySpec {
             id,
@@ -302,7 +303,8 @@ impl Engine {
         if let Some(old) = st.try_timer.take() {
             io.timers.cancel(old);
         }
-        let at = (now + io.config.try_timeout).min(st.deadline);
+        let try_timeout = st.spec.try_timeout.unwrap_or(io.config.try_timeout);
+        let at = (now + try_timeout).min(st.deadline);
         st.try_timer = Some(io.timers.arm(at, Wake::Try(xid)));
     }
 
@@ -401,6 +403,9 @@ impl Engine {
                 self.retry_on(now, xid, token, server, tcp, io);
                 return None;
             }
+            if st.spec.iterative {
+                return self.finish(xid, Exchanged::Reply(reply), io);
+            }
             return self.fail_try(now, xid, token, io);
         }
         if reply.header().tc() && !tcp {
@@ -416,7 +421,7 @@ impl Engine {
             self.retry_on(now, xid, token, server, tcp, io);
             return None;
         }
-        if is_upstream_failure(rcode) {
+        if is_upstream_failure(rcode) && !st.spec.iterative {
             return self.fail_try(now, xid, token, io);
         }
         self.finish(xid, Exchanged::Reply(reply), io)
@@ -510,6 +515,10 @@ impl Engine {
             return None; // the budget timer ends it
         }
         io.stats.upstream_timeouts += 1;
+        if st.spec.iterative {
+            // The resolver picks the next server itself.
+            return self.finish(xid, Exchanged::Failed(ExchangeFailure::TimedOut), io);
+        }
         if st.servers.iter().all(|s| s.failed) {
             return None;
         }
@@ -566,17 +575,27 @@ fn fresh_port(ports: &mut FastSet<u16>, rng: &mut Rng) -> u16 {
 
 /// What makes two exchanges the same: servers, lower-cased name, type, class and flags.
 fn question_key(spec: &Exchange) -> Box<[u8]> {
-    let mut key = Vec::with_capacity(spec.qname.as_slice().len() + 16);
-    key.extend_from_slice(
-        &(std::sync::Arc::as_ptr(&spec.servers) as *const SocketAddr as usize).to_ne_bytes(),
-    );
+    let mut key = Vec::with_capacity(spec.qname.as_slice().len() + 32);
+    if spec.iterative {
+        // A recursor makes a fresh server list per exchange: the same server is the same.
+        for server in spec.servers.iter() {
+            key.extend_from_slice(server.to_string().as_bytes());
+            key.push(0);
+        }
+    } else {
+        key.extend_from_slice(
+            &(std::sync::Arc::as_ptr(&spec.servers) as *const SocketAddr as usize).to_ne_bytes(),
+        );
+    }
     key.extend(spec.qname.as_slice().iter().map(u8::to_ascii_lowercase));
     key.extend_from_slice(&spec.qtype.to_int().to_be_bytes());
     key.extend_from_slice(&spec.qclass.to_int().to_be_bytes());
     key.push(
         u8::from(spec.recursion_desired)
             | u8::from(spec.dnssec_ok) << 1
-            | u8::from(spec.checking_disabled) << 2,
+            | u8::from(spec.checking_disabled) << 2
+            | u8::from(spec.edns) << 3
+            | u8::from(spec.iterative) << 4,
     );
     key.into_boxed_slice()
 }

@@ -138,7 +138,7 @@ pub struct Serve {
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub allow_transfer: Vec<String>,
-    /// keep a copy of this zone from its primary: ZONE=PRIMARY[:PORT] (port 53 by default; repeatable); transferred over TCP by IXFR when a version is held, AXFR otherwise; checked on the SOA refresh/retry timers and on NOTIFY; SERVFAIL before the first transfer and after the SOA expire time without a refresh
+    /// keep a copy of this zone from its primary: ZONE=PRIMARY[:PORT][,key=NAME] (port 53 by default; repeatable; key: sign the SOA queries and transfers with that --tsig-key, and take NOTIFY for the zone only signed with it); transferred over TCP by IXFR when a version is held, AXFR otherwise; checked on the SOA refresh/retry timers and on NOTIFY; SERVFAIL before the first transfer and after the SOA expire time without a refresh
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub secondary: Vec<String>,

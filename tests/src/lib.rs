@@ -12,6 +12,8 @@
 //! * [`sim`]: the simulated world (clients, upstreams, a spoofer, a lossy network) that
 //!   the fault simulation, the scenario fuzzer and the protocol tests drive.
 //! * [`fuzz`]: the fuzz bodies of `fuzz/` and their `Arbitrary` scenarios.
+//! * [`hierarchy`]: a DNS hierarchy in memory (authoritative servers by address, some
+//!   misbehaving) for the recursor's tests, and a driver playing its runtime.
 //! * [`scenario`]: Unbound-style scenarios as data: canned upstream replies by question,
 //!   expected client replies.
 //!
@@ -21,6 +23,7 @@
 pub mod build;
 pub mod drive;
 pub mod fuzz;
+pub mod hierarchy;
 pub mod net;
 pub mod parse;
 pub mod process;

@@ -72,6 +72,8 @@ pub struct Canned {
     pub answer: String,
     pub authority: String,
     pub additional: String,
+    /// The RA bit: an upstream resolver's replies have it, an authoritative server's do not.
+    pub ra: bool,
 }
 
 impl Canned {
@@ -83,7 +85,15 @@ impl Canned {
             answer: answer.to_string(),
             authority: authority.to_string(),
             additional: additional.to_string(),
+            ra: true,
         }
+    }
+
+    /// The same as an authoritative server sends it: RA clear (the rpl's `REPLY QR ...`
+    /// of an iterator scenario).
+    pub fn from_authority(mut self) -> Canned {
+        self.ra = false;
+        self
     }
 
     /// The same with the AA bit set (an authoritative answer).
@@ -108,7 +118,7 @@ impl Canned {
         h.set_qr(true);
         h.set_opcode(q.header().opcode());
         h.set_rd(q.header().rd());
-        h.set_ra(true);
+        h.set_ra(self.ra);
         h.set_aa(self.aa);
         h.set_rcode(self.rcode);
         let mut b = b.question();

@@ -5,7 +5,7 @@
 //! so); each daemon runs with a temporary config and is stopped by its PID. All traffic
 //! stays on 127.0.0.1.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use names_core::domain::base::iana::{Opcode, Rcode};
 use names_core::domain::base::{Message, MessageBuilder};
 use names_core::domain::rdata::Soa;
-use names_tests::{dig_at, installed, run_names, temp_dir, within, Server};
+use names_tests::{dig_at, free_port, installed, run_names, temp_dir, within, Server};
 
 /// The secret of the key `xfr` (base64 of "secret-secret-secret").
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQ=";
@@ -247,18 +247,6 @@ fn primary_flags_are_checked_in_one_line() {
             "{args:?}: {err}"
         );
     }
-}
-
-/// A loopback port free for both UDP and TCP at the time of asking.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
 }
 
 /// A secondary daemon, stopped by its PID (SIGTERM, then SIGKILL) on drop.

@@ -4,10 +4,9 @@
 //! (knotd, names) stopped by PID. Knot comes from Debian's `knot` package (`.ci/run`
 //! installs it; without it the Knot tests are skipped, saying so).
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,36 +16,11 @@ use std::str::FromStr;
 use domain::base::iana::{Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
 use names_tests::{
-    dig_at, installed, metrics_addr, run_names, scrape, temp_dir, terminate, within, Server,
+    dig_at, free_port, installed, metrics_addr, run_names, scrape, temp_dir, terminate, within,
+    Server,
 };
 
 const KEY: &str = "xfr:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
-
-/// A loopback port free for both UDP and TCP now, below the kernel's ephemeral range
-/// (32768 and up), so no socket bound to port 0 meanwhile (a dig's) can take it before
-/// the server it is meant for binds it; never the same twice in this process.
-fn free_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        20_000 + (std::process::id() % 500) as u16 * 20,
-        SeqCst,
-        SeqCst,
-    );
-    for _ in 0..200 {
-        let port = NEXT.fetch_add(1, SeqCst);
-        if port >= 32_000 {
-            NEXT.store(20_000, SeqCst);
-            continue;
-        }
-        let free = UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port)).is_ok();
-        if free {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
-}
 
 /// The tests here measure times: one at a time, so they do not slow each other down.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -275,7 +249,7 @@ fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
     let zone_dir = dir.join("saved");
     let secondary = format!("example.com=127.0.0.1:{knot_port}");
     let zd = zone_dir.display().to_string();
-    let mut names = names_secondary(
+    let names = names_secondary(
         names_port,
         &[
             "--secondary",
@@ -326,18 +300,42 @@ fn past_expire_servfail_then_the_primary_back_brings_the_zone_back() {
         names.logs(),
         knot.log()
     );
-    // The copy in --zone-dir: a restart serves it at once, before any primary answers.
     let saved = std::fs::read_to_string(zone_dir.join("example.com.zone")).unwrap();
     assert!(
         saved.contains("www.example.com. 300 IN A 192.0.2.2"),
         "{saved}"
     );
-    drop(knot);
+}
+
+#[test]
+fn the_zone_dir_copy_is_served_at_once_after_a_restart() {
+    if !installed("knotd") {
+        return;
+    }
+    let _one = one_at_a_time();
+    let dir = temp_dir("knot-zone-dir");
+    let (knot_port, names_port) = (free_port(), free_port());
+    // Expire after a minute: the saved copy outlives the primary for the whole test.
+    write(&dir.join("example.com.zone"), &zone_text(1, "1 1 60", 2));
+    let mut knot = Knot::start(&dir, knot_port, names_port, false);
+    let zd = dir.join("saved").display().to_string();
+    let secondary = format!("example.com=127.0.0.1:{knot_port}");
+    let args = ["--secondary", secondary.as_str(), "--zone-dir", zd.as_str()];
+    let mut names = names_secondary(names_port, &args);
+    assert!(within(Duration::from_secs(5), || www(names.udp_addr())
+        == "192.0.2.2"));
+    knot.stop();
     names.signal("TERM");
     names.wait_exit(Duration::from_secs(10));
     drop(names);
-    let names = names_secondary(names_port, &["--secondary", &secondary, "--zone-dir", &zd]);
-    assert_eq!(www(names.udp_addr()), "192.0.2.2", "{}", names.logs());
+    // No primary now: only the saved copy can answer.
+    let names = names_secondary(names_port, &args);
+    assert!(
+        within(Duration::from_secs(3), || www(names.udp_addr())
+            == "192.0.2.2"),
+        "{}",
+        names.logs()
+    );
     assert!(names.logs().contains("loaded from"), "{}", names.logs());
 }
 

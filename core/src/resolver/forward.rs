@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use domain::base::iana::Rtype;
+use domain::base::Name;
 
 use super::{Answer, Context, Exchange, Exchanged, Query, Resolution, Resolver};
 use crate::scrub::scrub;
@@ -55,7 +56,9 @@ impl Resolver for Forwarder {
         let Exchanged::Reply(reply) = done else {
             return Resolution::Answer(Answer::servfail());
         };
-        let Some(kept) = scrub(q.qname(), q.qtype(), q.qclass(), &reply) else {
+        // An upstream resolver answers for every zone: its bailiwick is the root.
+        let root = Name::root_bytes();
+        let Some(kept) = scrub(q.qname(), q.qtype(), q.qclass(), &reply, &root) else {
             return Resolution::Answer(Answer::servfail());
         };
         Resolution::Answer(Answer {

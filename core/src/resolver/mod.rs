@@ -15,9 +15,10 @@ pub use chain::Chain;
 pub use forward::Forwarder;
 pub use synth::{Synth, SynthRule};
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use domain::base::iana::{Class, OptRcode, Rcode, Rtype};
@@ -151,8 +152,31 @@ pub struct Context {
     now: Instant,
     background: bool,
     prefetch: bool,
+    random: u64,
+    state: Option<Box<dyn Any + Send>>,
     /// A TSIG error for the answer (a transfer rule refusing the request's key).
     tsig_error: Option<crate::tsig::TsigRcode>,
+}
+
+/// A query's per-resolution state ([`Context::state`]), kept with the query while it
+/// waits and freed with it. A copy of a query (a background refresh) starts empty.
+#[derive(Default)]
+pub(crate) struct StateSlot(Option<Box<dyn Any + Send>>);
+
+impl Clone for StateSlot {
+    fn clone(&self) -> StateSlot {
+        StateSlot(None)
+    }
+}
+
+impl std::fmt::Debug for StateSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StateSlot(..)"
+        } else {
+            "StateSlot"
+        })
+    }
 }
 
 impl Context {
@@ -161,16 +185,95 @@ impl Context {
             now,
             background: false,
             prefetch: false,
+            random: 0,
+            state: None,
             tsig_error: None,
         }
     }
 
-    /// The context of `request`'s resolution (a background refresh has no client).
-    pub(crate) fn of(now: Instant, request: &Request) -> Context {
+    /// The context of `request`'s resolution (a background refresh has no client): it
+    /// holds the request's state until [`Context::give_back`] returns it. `random` is a
+    /// draw from the server's seeded RNG.
+    pub(crate) fn of(now: Instant, request: &mut Request, random: u64) -> Context {
+        Context {
+            background: request.background,
+            random,
+            state: request.state.0.take(),
+            ..Context::new(now)
+        }
+    }
+
+    /// The context in which a resolver before the answering one sees the answer
+    /// ([`Resolver::on_later_answer`]): the query's state stays where it is.
+    pub(crate) fn seeing(now: Instant, request: &Request) -> Context {
         Context {
             background: request.background,
             ..Context::new(now)
         }
+    }
+
+    /// Puts the query's state back into `request`, where it waits with it.
+    pub(crate) fn give_back(&mut self, request: &mut Request) {
+        request.state.0 = self.state.take();
+    }
+
+    /// This query's own state for a resolver that answers in several steps (a recursor
+    /// following referrals): kept with the query between [`Resolver::resolve`],
+    /// [`Resolver::on_exchange`] and [`Resolver::on_lookup`] calls, freed when the query
+    /// is answered. The first call makes a `T::default()`; asking for another type
+    /// replaces it (one resolver works on a query at a time).
+    ///
+    /// A resolver asking its upstreams once more after a failure, counting per query:
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use std::sync::Arc;
+    /// use names_core::{Answer, Context, Exchange, Exchanged, Query, Resolution, Resolver};
+    ///
+    /// struct Twice(Arc<[SocketAddr]>);
+    ///
+    /// #[derive(Default)]
+    /// struct Tries(u8);
+    ///
+    /// impl Resolver for Twice {
+    ///     fn name(&self) -> &str {
+    ///         "twice"
+    ///     }
+    ///
+    ///     fn resolve(&mut self, q: &Query<'_>, cx: &mut Context) -> Resolution {
+    ///         cx.state::<Tries>().0 = 1;
+    ///         Resolution::Exchange(Exchange::forward(q, self.0.clone()))
+    ///     }
+    ///
+    ///     fn on_exchange(&mut self, q: &Query<'_>, done: Exchanged, cx: &mut Context) -> Resolution {
+    ///         let tries = cx.state::<Tries>();
+    ///         match done {
+    ///             Exchanged::Failed(_) if tries.0 < 2 => {
+    ///                 tries.0 += 1;
+    ///                 Resolution::Exchange(Exchange::forward(q, self.0.clone()))
+    ///             }
+    ///             Exchanged::Failed(_) => Resolution::Answer(Answer::servfail()),
+    ///             Exchanged::Reply(reply) => {
+    ///                 Resolution::Answer(Answer::from_upstream(&reply).unwrap_or_else(Answer::servfail))
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn state<T: Default + Send + 'static>(&mut self) -> &mut T {
+        let boxed = self.state.get_or_insert_with(|| Box::new(T::default()));
+        if !boxed.is::<T>() {
+            *boxed = Box::new(T::default());
+        }
+        match boxed.downcast_mut::<T>() {
+            Some(state) => state,
+            None => unreachable!("the slot was just filled with a T"),
+        }
+    }
+
+    /// A random number from the server's seeded RNG, drawn for this call.
+    pub(crate) fn random(&self) -> u64 {
+        self.random
     }
 
     /// Whether the query is a background refresh (prefetch) with no client waiting.
@@ -462,6 +565,17 @@ pub struct Exchange {
     pub dnssec_ok: bool,
     /// The CD bit of the upstream query.
     pub checking_disabled: bool,
+    /// Whether the query carries an OPT record (the engine drops it for a server that
+    /// answers FORMERR to it).
+    pub edns: bool,
+    /// How long one try waits for its reply; `None`: the server's
+    /// [`Config::try_timeout`](crate::Config::try_timeout).
+    pub try_timeout: Option<Duration>,
+    /// Asked as a recursor asks an authoritative server: every reply ends the exchange
+    /// whatever its rcode (SERVFAIL, REFUSED and NOTIMP too: the resolver judges them),
+    /// and the end of the per-try timeout ends it as [`ExchangeFailure::TimedOut`] rather
+    /// than moving to the next server. Give it one server; the resolver picks the next.
+    pub iterative: bool,
 }
 
 impl Exchange {
@@ -475,6 +589,9 @@ impl Exchange {
             recursion_desired: true,
             dnssec_ok: query.dnssec_ok(),
             checking_disabled: query.checking_disabled(),
+            edns: true,
+            try_timeout: None,
+            iterative: false,
         }
     }
 }
@@ -491,7 +608,8 @@ pub enum Exchanged {
 /// Why an exchange produced no usable reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExchangeFailure {
-    /// The query's budget ran out.
+    /// The query's budget ran out (or, for an [`Exchange::iterative`] one, its try's
+    /// timeout).
     TimedOut,
     /// Every upstream answered SERVFAIL, REFUSED or NOTIMP, or could not be reached.
     AllFailed,

@@ -187,7 +187,13 @@ impl<'a> Reply<'a> {
 
     /// Scrubbed for the question `qname`/`qtype` of class IN.
     fn scrub(&self, qname: &str, qtype: Rtype) -> Option<Scrubbed> {
-        scrub(&n(qname), qtype, Class::IN, &self.build())
+        scrub(
+            &n(qname),
+            qtype,
+            Class::IN,
+            &self.build(),
+            &Name::root_bytes(),
+        )
     }
 
     fn scrubbed(&self) -> Scrubbed {
@@ -214,7 +220,14 @@ fn a_reply_that_is_not_for_our_question_is_not_used() {
     );
     assert!(good.scrub("other.example.com", Rtype::A).is_none());
     assert!(good.scrub("www.example.com", Rtype::AAAA).is_none());
-    assert!(scrub(&n("www.example.com"), Rtype::A, Class::CH, &good.build()).is_none());
+    assert!(scrub(
+        &n("www.example.com"),
+        Rtype::A,
+        Class::CH,
+        &good.build(),
+        &Name::root_bytes()
+    )
+    .is_none());
     let mut none = Reply::to("www.example.com", Rtype::A).answer([a("www.example.com", 1)]);
     none.question = None;
     assert!(none.scrub("www.example.com", Rtype::A).is_none());
@@ -238,12 +251,26 @@ fn two_questions_or_unreadable_records_are_not_used() {
     msg.push((n("www.example.com"), Rtype::A)).unwrap();
     msg.push((n("www.example.com"), Rtype::A)).unwrap();
     let two = Message::from_octets(Bytes::from(msg.finish())).unwrap();
-    assert!(scrub(&n("www.example.com"), Rtype::A, Class::IN, &two).is_none());
+    assert!(scrub(
+        &n("www.example.com"),
+        Rtype::A,
+        Class::IN,
+        &two,
+        &Name::root_bytes()
+    )
+    .is_none());
 
     let good = Reply::to("www.example.com", Rtype::A).answer([a("www.example.com", 1)]);
     let wire = good.build().into_octets();
     let cut = Message::from_octets(wire.slice(..wire.len() - 2)).unwrap();
-    assert!(scrub(&n("www.example.com"), Rtype::A, Class::IN, &cut).is_none());
+    assert!(scrub(
+        &n("www.example.com"),
+        Rtype::A,
+        Class::IN,
+        &cut,
+        &Name::root_bytes()
+    )
+    .is_none());
 }
 
 #[test]
@@ -711,9 +738,9 @@ mod property {
             let reply = Reply::to(qname, qtype).answer(answer.clone()).authority(authority.clone()).additional(additional.clone());
             let msg = reply.build();
             if !n(other).name_eq(&n(qname)) {
-                prop_assert!(scrub(&n(other), qtype, Class::IN, &msg).is_none());
+                prop_assert!(scrub(&n(other), qtype, Class::IN, &msg, &Name::root_bytes()).is_none());
             }
-            let out = scrub(&n(qname), qtype, Class::IN, &msg);
+            let out = scrub(&n(qname), qtype, Class::IN, &msg, &Name::root_bytes());
             let Some(out) = out else {
                 // Only a CNAME or DNAME RRset of several records makes the reply unusable.
                 prop_assert!(answer.iter().any(|r| matches!(r.rtype(), Rtype::CNAME | Rtype::DNAME)));
@@ -766,7 +793,7 @@ mod property {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             if let Ok(msg) = Message::from_octets(Bytes::from(bytes)) {
-                let _ = scrub(&n("www.example.com"), Rtype::A, Class::IN, &msg);
+                let _ = scrub(&n("www.example.com"), Rtype::A, Class::IN, &msg, &Name::root_bytes());
             }
         }
     }
@@ -790,4 +817,49 @@ fn a_flood_of_records_is_scrubbed_in_one_pass() {
     assert_eq!(out.answer.len(), 1500);
     assert!(out.authority.is_empty() && out.additional.is_empty());
     assert_eq!(out.dropped, 4500);
+}
+
+#[test]
+fn records_outside_the_bailiwick_are_dropped_everywhere() {
+    // A com server refers to example.com, with glue in and out of com, and tries to slip
+    // in an NS set for a zone it does not serve.
+    let referral = Reply::to("www.example.com", Rtype::A)
+        .authority([
+            ns("example.com", "ns1.example.com"),
+            ns("example.com", "ns.example.net"),
+            ns("com", "evil.org"),
+            ns("org", "evil.org"),
+        ])
+        .additional([
+            a("ns1.example.com", 1),
+            a("ns.example.net", 2),
+            a("evil.org", 3),
+        ])
+        .build();
+    let (qname, com) = (n("www.example.com"), n("com"));
+    let kept = scrub(&qname, Rtype::A, Class::IN, &referral, &com).unwrap();
+    assert_eq!(
+        show(&kept.authority),
+        [
+            "example.com NS ns1.example.com.",
+            "example.com NS ns.example.net.",
+            "com NS evil.org."
+        ]
+    );
+    assert_eq!(show(&kept.additional), ["ns1.example.com A 192.0.2.1"]);
+    // The root's bailiwick (a forwarder's) keeps the glue of net and org.
+    let all = scrub(&qname, Rtype::A, Class::IN, &referral, &Name::root_bytes()).unwrap();
+    assert_eq!(all.additional.len(), 3);
+    // An answer's chain stops where it leaves the zone.
+    let answer = Reply::to("www.example.com", Rtype::A)
+        .answer([
+            cname("www.example.com", "www.example.org"),
+            a("www.example.org", 9),
+        ])
+        .build();
+    let kept = scrub(&qname, Rtype::A, Class::IN, &answer, &com).unwrap();
+    assert_eq!(
+        show(&kept.answer),
+        ["www.example.com CNAME www.example.org."]
+    );
 }

@@ -88,18 +88,17 @@ impl Server {
     fn resume_lookup(
         &mut self,
         now: Instant,
-        request: Request,
+        mut request: Request,
         resolver: usize,
         outcome: LookupOutcome,
     ) {
+        let random = self.resolver_rng.next_u64();
         let Some(r) = self.chain.get_mut(resolver) else {
             return;
         };
-        let resolution = r.on_lookup(
-            &Query::new(&request),
-            outcome,
-            &mut Context::of(now, &request),
-        );
+        let mut cx = Context::of(now, &mut request, random);
+        let resolution = r.on_lookup(&Query::new(&request), outcome, &mut cx);
+        cx.give_back(&mut request);
         self.follow(now, request, resolver, resolution, 0);
     }
 }

@@ -62,6 +62,8 @@ pub struct Server {
     chain: Chain,
     recursion_available: bool,
     rng: Rng,
+    /// Randomness for resolvers ([`Context`]), apart from the IDs and ports of `rng`.
+    resolver_rng: Rng,
     now: Option<Instant>,
     pending: FastMap<u64, Pending>,
     next_pending: u64,
@@ -116,6 +118,7 @@ impl Server {
             config,
             chain,
             rng: Rng::new(seed),
+            resolver_rng: Rng::new(resolver_seed(seed)),
             now: None,
             pending: FastMap::default(),
             next_pending: 0,
@@ -411,11 +414,14 @@ impl Server {
     fn resolve_from(&mut self, now: Instant, mut request: Request, start: usize, depth: u8) {
         let mut index = start;
         loop {
+            let random = self.resolver_rng.next_u64();
             let Some(resolver) = self.chain.get_mut(index) else {
                 return self.answer(now, &request, Answer::refused(), index);
             };
-            let mut cx = Context::of(now, &request);
-            match resolver.resolve(&Query::new(&request), &mut cx) {
+            let mut cx = Context::of(now, &mut request, random);
+            let resolution = resolver.resolve(&Query::new(&request), &mut cx);
+            cx.give_back(&mut request);
+            match resolution {
                 Resolution::Pass => index += 1,
                 other => {
                     if let (Some(error), Some(signer)) = (cx.tsig_error(), &mut request.tsig) {
@@ -497,16 +503,18 @@ impl Server {
     fn resume(
         &mut self,
         now: Instant,
-        request: Request,
+        mut request: Request,
         resolver: usize,
         done: Exchanged,
         depth: u8,
     ) {
+        let random = self.resolver_rng.next_u64();
         let Some(r) = self.chain.get_mut(resolver) else {
             return;
         };
-        let resolution =
-            r.on_exchange(&Query::new(&request), done, &mut Context::of(now, &request));
+        let mut cx = Context::of(now, &mut request, random);
+        let resolution = r.on_exchange(&Query::new(&request), done, &mut cx);
+        cx.give_back(&mut request);
         self.follow(now, request, resolver, resolution, depth);
     }
 
@@ -518,6 +526,14 @@ impl Server {
             }
         }
     }
+}
+
+/// The seed of the resolvers' RNG: the server's seed, changed so the two streams differ.
+fn resolver_seed(mut seed: [u8; 32]) -> [u8; 32] {
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b ^= 0x5a ^ i as u8;
+    }
+    seed
 }
 
 /// Borrows the server's parts the exchange engine needs, beside `self.engine`.

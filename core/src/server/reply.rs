@@ -32,8 +32,12 @@ impl Server {
                 break;
             };
             if let Some(r) = self.chain.get_mut(i) {
-                if let Some(replacement @ (Resolution::Answer(_) | Resolution::Prebuilt(_))) =
-                    r.on_later_answer(&Query::new(request), answer, &mut Context::of(now, request))
+                if let Some(replacement @ (Resolution::Answer(_) | Resolution::Prebuilt(_))) = r
+                    .on_later_answer(
+                        &Query::new(request),
+                        answer,
+                        &mut Context::seeing(now, request),
+                    )
                 {
                     reply = replacement;
                 }

@@ -66,6 +66,10 @@ impl Key {
         if keep >= self.labels {
             return self.full();
         }
+        if keep == 0 {
+            // The root: the last byte (no label starts there, so `starts` has no entry).
+            return &self.buf[self.len.saturating_sub(1)..self.len];
+        }
         let start = usize::from(self.starts[self.labels - keep]);
         &self.buf[start..self.len]
     }

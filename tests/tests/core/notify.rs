@@ -220,3 +220,66 @@ fn a_newer_change_replaces_the_pending_notify() {
         "{events:?}"
     );
 }
+
+proptest::proptest! {
+    /// Over a network that loses, delays, duplicates and reorders replies (and answers
+    /// tries of older IDs late), each change ends in exactly one outcome per target, after
+    /// at most MAX_TRIES sends, and the notifier is idle again.
+    #[test]
+    fn a_lossy_network_ends_in_one_outcome_per_target(
+        fates in proptest::collection::vec((0u8..4, 0u64..20_000), 0..40),
+    ) {
+        let t0 = Instant::now();
+        let targets = ["127.0.0.1:5300", "127.0.0.2:5300"];
+        let mut n = notifier(&targets, KeyRing::default(), t0);
+        let z = zone("example.com.", 11);
+        n.zone_changed(t0, z.origin(), z.soa());
+        let mut now = t0;
+        let mut in_flight: Vec<(Instant, SocketAddr, Vec<u8>)> = Vec::new();
+        let mut sent = std::collections::HashMap::new();
+        let mut fates = fates.into_iter();
+        let mut events = Vec::new();
+        for _ in 0..1000 {
+            for (to, request) in sends(&mut n) {
+                *sent.entry(to).or_insert(0u32) += 1;
+                // 0: lost; 1: answered after a delay; 2: answered twice; 3: answered garbled.
+                let (fate, delay_ms) = fates.next().unwrap_or((1, 10));
+                let at = now + Duration::from_millis(delay_ms);
+                let reply = reply_to(&request, Rcode::NOERROR);
+                match fate {
+                    0 => {}
+                    1 => in_flight.push((at, to, reply)),
+                    2 => {
+                        in_flight.push((at, to, reply.clone()));
+                        in_flight.push((at + Duration::from_millis(1), to, reply));
+                    }
+                    _ => in_flight.push((at, to, reply[..reply.len() / 2].to_vec())),
+                }
+            }
+            events.extend(std::iter::from_fn(|| n.poll_event()));
+            let next_reply = in_flight.iter().map(|(at, _, _)| *at).min();
+            let next = match (n.poll_timeout(), next_reply) {
+                (None, None) => break,
+                (a, b) => a.into_iter().chain(b).min().unwrap(),
+            };
+            now = now.max(next);
+            let (due, later): (Vec<_>, Vec<_>) = in_flight.into_iter().partition(|(at, _, _)| *at <= now);
+            in_flight = later;
+            for (_, from, bytes) in due {
+                n.handle_reply(now, from, &bytes);
+            }
+            n.handle_timeout(now);
+        }
+        events.extend(std::iter::from_fn(|| n.poll_event()));
+        proptest::prop_assert_eq!(events.len(), 2, "{:?}", events);
+        for target in targets {
+            let to: SocketAddr = target.parse().unwrap();
+            proptest::prop_assert!(sent[&to] >= 1 && sent[&to] <= u32::from(MAX_TRIES));
+            let outcomes = events.iter().filter(|e| match e {
+                NotifyEvent::Answered { to: t, .. } | NotifyEvent::GaveUp { to: t, .. } => *t == to,
+            });
+            proptest::prop_assert_eq!(outcomes.count(), 1);
+        }
+        proptest::prop_assert_eq!((n.pending(), n.poll_timeout()), (0, None));
+    }
+}
