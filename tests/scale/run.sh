@@ -94,6 +94,8 @@ if [ "${SCALE_BUILD:-1}" = 1 ]; then
     (cd "$ROOT" && cargo build --release -q -p names-shell)
 fi
 [ -x "$NAMES" ] || die "no $NAMES (build it: cargo build --release -p names-shell)"
+# The commit measured, taken before the results file is written.
+VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?')
 
 for port in "$PRIMARY_PORT" "${SECONDARY_PORTS[@]}" "$DNSDIST_PORT"; do
     if ss -Hlnu "sport = :$port" | grep -q . || ss -Hlnt "sport = :$port" | grep -q .; then
@@ -372,7 +374,7 @@ mkdir -p "$OUT"
 report() {
     echo "# Scaling out: one names primary, three names secondaries, dnsdist in front"
     echo
-    echo "$date_utc, $(nproc) CPUs, names $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'),"
+    echo "$date_utc, $(nproc) CPUs, names $VERSION,"
     echo "$(dnsdist --version 2>/dev/null | head -1 | cut -d' ' -f1-2), dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }');"
     echo "one worker each; dnsperf $SECONDS_PER_RUN s, $CLIENTS clients, $OUTSTANDING queries in flight;"
     echo "every process on this machine's loopback (indicative figures)."
