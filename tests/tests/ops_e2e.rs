@@ -128,6 +128,28 @@ fn example_config_loads() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
 }
 
+/// The scale-out recipe's configs (tests/scale, used by its run.sh) stay loadable: checked
+/// where they run, beside a zone file of the name the primary's config gives.
+#[test]
+fn scale_out_configs_load() {
+    let dir = names_tests::temp_dir("scale-configs");
+    let zone = "$TTL 300\nscale.test. IN SOA ns.scale.test. h.scale.test. 1 60 10 600 60\n\
+                scale.test. IN NS ns.scale.test.\nns.scale.test. IN A 127.0.0.1\n";
+    std::fs::write(dir.join("scale.test.zone"), zone).unwrap();
+    for file in ["primary.toml", "secondary.toml"] {
+        let config = workspace_root().join("tests").join("scale").join(file);
+        let mut cmd = std::process::Command::new(names_tests::names_bin());
+        cmd.current_dir(&dir)
+            .args(["check-config", config.to_str().unwrap()]);
+        let out = names_tests::run_with_deadline(cmd, file);
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn metrics_count_the_queries_answered_before_a_scrape() {
     let up = FakeUpstream::answering(&[UP_IP]);
