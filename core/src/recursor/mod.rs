@@ -26,8 +26,8 @@
 //!   and after 10 minimised questions the full name is asked;
 //! - a server answering REFUSED, SERVFAIL, NOTIMP or FORMERR, or referring up or
 //!   sideways (to its own zone or above, without AA) is *lame*: skipped for this query and
-//!   for that zone for `infra_ttl` (900 s); one that times out is skipped for this query
-//!   and its timeout doubles; one answering as a recursive server does (RA without AA) is
+//!   for that zone for `infra_ttl` (900 s); one that times out has its timeout doubled and
+//!   is asked again, up to three times for one question, then skipped for this query; one answering as a recursive server does (RA without AA) is
 //!   asked last, its reply used only when no other server is left (Unbound's rec-lame).
 //!   As in Unbound, an answer without AA from a server that does not recurse is used;
 //! - servers at 127.0.0.0/8, ::1 (and 0.0.0.0, ::) are never asked unless
