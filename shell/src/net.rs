@@ -12,7 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 const UDP_RECV_BUFFER: usize = 4 << 20;
 
 /// A bound socket of the given kind. Listening TCP sockets get a backlog of 1024; UDP
-/// sockets a receive buffer of [`UDP_RECV_BUFFER`].
+/// sockets a receive buffer of 4 MiB (see `UDP_RECV_BUFFER`).
 pub fn bind(addr: SocketAddr, tcp: bool, reuse_port: bool) -> io::Result<Socket> {
     let (ty, proto) = if tcp {
         (Type::STREAM, Protocol::TCP)
