@@ -76,9 +76,10 @@
 //! - [`Synth`]: `workstationN.*` style names from [`SynthRule`]s;
 //! - [`cache::Cache`]: upstream answers, in a [`cache::Store`] shared by the workers;
 //! - [`Forwarder`]: everything else, to upstream servers ([`parse_server`] reads an
-//!   address, [`nameservers`] the servers of a resolv.conf);
-//! - or, in its place, [`recursor::Recursor`]: resolution from the root itself (root
-//!   hints, referrals, an infrastructure cache shared by the workers).
+//!   address, [`nameservers`] the servers of a resolv.conf), the names of a zone to that
+//!   zone's servers ([`ForwardRoute`]: conditional forwarding);
+//! - and after it, or in its place, [`recursor::Recursor`]: resolution from the root
+//!   itself (root hints, referrals, an infrastructure cache shared by the workers).
 //!
 //! [`setup::Setup`] puts them together in that order, leaving out what has nothing to do,
 //! and builds one [`Chain`] per worker (your own resolvers go after synth, before the cache).
@@ -211,8 +212,8 @@ pub use lookup::{LookupId, LookupOutcome, Payload};
 pub use parse::{nameservers, parse_server, ConfigError};
 pub use record::Rr;
 pub use resolver::{
-    Answer, Chain, Context, Exchange, ExchangeFailure, Exchanged, Forwarder, Query, Resolution,
-    Resolver, Synth, SynthRule,
+    Answer, Chain, Context, Exchange, ExchangeFailure, Exchanged, ForwardRoute, Forwarder, Query,
+    Resolution, Resolver, Synth, SynthRule,
 };
 pub use server::Server;
 pub use stats::Stats;

@@ -31,7 +31,7 @@ use crate::cache::{Cache, CacheConfig, CacheStats, Store};
 use crate::hosts::{Hosts, HostsResolver};
 use crate::parse::ConfigError;
 use crate::recursor::{Recursor, RecursorConfig, RecursorStats, Shared};
-use crate::resolver::{Chain, Forwarder, Resolver, Synth, SynthRule};
+use crate::resolver::{Chain, ForwardRoute, Forwarder, Resolver, Synth, SynthRule};
 use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
 
 /// Makes one of the caller's resolvers for a worker's chain.
@@ -48,6 +48,7 @@ pub struct Setup {
     cache: Option<(CacheConfig, usize)>,
     store: OnceLock<Option<Arc<Store>>>,
     upstreams: Option<Arc<[SocketAddr]>>,
+    routes: Vec<ForwardRoute>,
     recursor: Option<Shared>,
 }
 
@@ -60,6 +61,7 @@ impl fmt::Debug for Setup {
             .field("custom", &self.custom.len())
             .field("cache", &self.cache)
             .field("upstreams", &self.upstreams)
+            .field("routes", &self.routes)
             .field("recursor", &self.recursor.is_some())
             .finish()
     }
@@ -122,6 +124,15 @@ impl Setup {
         self
     }
 
+    /// Forwards the names of these zones to their own servers (conditional forwarding,
+    /// see [`Forwarder::with_routes`]); the rest goes where it would without them (to the
+    /// upstreams, or to the recursor).
+    pub fn forward_zones(mut self, routes: Vec<ForwardRoute>) -> Setup {
+        self.routes = routes;
+        self.store = OnceLock::new();
+        self
+    }
+
     /// Resolves what nobody answered from the root (last in the chain, in the forwarder's
     /// place), with one shared state for every worker's recursor. Together with
     /// [`forward_to`](Setup::forward_to) it is an error ([`Setup::validate`]); the
@@ -147,12 +158,17 @@ impl Setup {
         self.recursor.as_ref().map(Shared::stats)
     }
 
+    /// Whether anything is asked of other servers: upstreams, routed zones' servers or,
+    /// recursing, authoritative servers. Only then is there anything to cache.
+    fn asks_out(&self) -> bool {
+        self.upstreams.is_some() || !self.routes.is_empty() || self.recursor.is_some()
+    }
+
     /// The shared cache store, made on first use, if there is a cache.
     fn store(&self) -> Option<&Arc<Store>> {
-        let last = self.upstreams.is_some() || self.recursor.is_some();
         self.store
-            .get_or_init(|| match (self.cache, last) {
-                (Some((config, workers)), true) if config.size > 0 => {
+            .get_or_init(|| match self.cache {
+                Some((config, workers)) if config.size > 0 && self.asks_out() => {
                     Some(Arc::new(Store::new(config.size, workers)))
                 }
                 _ => None,
@@ -188,10 +204,17 @@ impl Setup {
         if let (Some(store), Some((config, _))) = (self.store(), self.cache) {
             chain = chain.with(Cache::new(store.clone(), config));
         }
+        // The forwarder takes the routed zones and, without a recursor, the rest; with one,
+        // it passes the rest on to it.
+        let upstreams = match (&self.recursor, &self.upstreams) {
+            (None, Some(upstreams)) => upstreams.clone(),
+            _ => Arc::new([]),
+        };
+        if !upstreams.is_empty() || !self.routes.is_empty() {
+            chain = chain.with(Forwarder::new(upstreams).with_routes(self.routes.clone()));
+        }
         if let Some(shared) = &self.recursor {
             chain = chain.with(Recursor::new(shared.clone()));
-        } else if let Some(upstreams) = &self.upstreams {
-            chain = chain.with(Forwarder::new(upstreams.clone()));
         }
         chain
     }
@@ -228,6 +251,10 @@ mod tests {
         assert_eq!(no_cache.build().names(), ["forward"]);
         assert_eq!(no_cache.cache_stats(), None);
         assert!(Setup::new().forward_to(Vec::new()).build().is_empty());
+        let routed = Setup::new()
+            .forward_zones(vec![ForwardRoute::parse("corp.example=192.0.2.1").unwrap()])
+            .cache(CacheConfig::default(), 1);
+        assert_eq!(routed.build().names(), ["cache", "forward"]);
     }
 
     #[test]
@@ -243,5 +270,11 @@ mod tests {
         let err = both.validate().unwrap_err().to_string();
         assert!(err.contains("recursion") && !err.contains('\n'), "{err}");
         assert_eq!(Setup::new().recursor_stats(), None);
+        let route = ForwardRoute::parse("corp.example=192.0.2.1").unwrap();
+        let routed = Setup::new()
+            .cache(CacheConfig::default(), 1)
+            .recurse(RecursorConfig::default())
+            .forward_zones(vec![route]);
+        assert_eq!(routed.build().names(), ["cache", "forward", "recurse"]);
     }
 }

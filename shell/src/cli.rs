@@ -48,6 +48,19 @@ pub struct Serve {
     /// do not forward: names no local source answers get REFUSED (wins over --upstream and --resolv-conf)
     #[argh(switch)]
     pub no_forward: bool,
+    /// forward names at or under ZONE to these servers instead (ZONE=ADDR[,ADDR...], each IP or IP:PORT, port 53 by default; repeatable; the longest matching zone wins; other names go to the upstreams, or with --recursive are resolved from the root)
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub forward: Vec<String>,
+    /// resolve from the root name servers instead of forwarding: no --upstream, no resolv.conf (default off)
+    #[argh(switch)]
+    pub recursive: bool,
+    /// with --recursive: the root name servers, from this file in named.root format, read at start only (default: the IANA root hints built in)
+    #[argh(option)]
+    pub root_hints: Option<String>,
+    /// with --recursive: also query name servers at loopback addresses (127.0.0.0/8, ::1), which are never queried otherwise (default off; for tests)
+    #[argh(switch)]
+    pub query_localhost: bool,
     /// synthesise A records: PREFIX=NET answers PREFIX<N>.anything with NET.N, N in 0..=255 (repeatable; e.g. workstation=172.0.2)
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::one_or_many")]

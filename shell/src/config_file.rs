@@ -91,7 +91,7 @@ impl FileConfig {
             max_ttl, serve_stale, minimal_responses, prefetch, timeout, try_timeout, workers, tcp_idle_ms, max_tcp,
             max_tcp_per_client, max_pipelined, max_tcp_buffered, max_inflight, max_waiting,
             config, metrics, log_level, log_queries, zone, hosts, allow_transfer, record,
-            record_max_bytes);
+            record_max_bytes, forward, recursive, root_hints, query_localhost);
         (file, from_file)
     }
 }
@@ -214,6 +214,25 @@ mod tests {
                 "timeout",
                 "try_timeout"
             ]
+        );
+    }
+
+    #[test]
+    fn recursion_keys() {
+        let file = parse_serve(
+            "recursive = true\nroot_hints = \"/etc/root.hints\"\nquery_localhost = true\nforward = [\"corp.example=192.0.2.1,192.0.2.2\", \"lab.example=192.0.2.3\"]\n",
+        )
+        .unwrap();
+        let (serve, from_file) = file.under(Serve::default());
+        assert!(serve.recursive && serve.query_localhost);
+        assert_eq!(serve.root_hints.as_deref(), Some("/etc/root.hints"));
+        assert_eq!(
+            serve.forward,
+            ["corp.example=192.0.2.1,192.0.2.2", "lab.example=192.0.2.3"]
+        );
+        assert_eq!(
+            from_file,
+            ["forward", "recursive", "root_hints", "query_localhost"]
         );
     }
 

@@ -26,15 +26,21 @@ use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::LocalExecutor;
 
-/// Reads the shared cache's counters at scrape time (the cache is shared by the workers,
-/// so it is read directly rather than copied per worker).
+/// Reads the counters the workers share (the cache's, the recursor's) at scrape time:
+/// they are read directly rather than copied per worker.
 #[derive(Clone)]
-pub struct CacheProbe(Arc<dyn Fn() -> CacheStats + Send + Sync>);
+pub struct CacheProbe(Arc<dyn Fn(&mut Stats) + Send + Sync>);
 
 impl CacheProbe {
-    /// A probe calling `read` on every scrape.
+    /// A probe calling `read` on every scrape for the shared cache's counters.
     pub fn new(read: impl Fn() -> CacheStats + Send + Sync + 'static) -> CacheProbe {
-        CacheProbe(Arc::new(read))
+        CacheProbe::adding(move |stats| stats.set_cache(read()))
+    }
+
+    /// A probe calling `add` on every scrape to add shared counters to the workers' sum
+    /// (`Stats::set_cache`, `Stats::set_recursor`).
+    pub fn adding(add: impl Fn(&mut Stats) + Send + Sync + 'static) -> CacheProbe {
+        CacheProbe(Arc::new(add))
     }
 }
 
@@ -113,7 +119,7 @@ impl Board {
         }
         drop(slots);
         if let Some(probe) = &self.cache {
-            total.set_cache((probe.0)());
+            (probe.0)(&mut total);
         }
         total
     }

@@ -1,9 +1,9 @@
 //! `names replay FILE [--check]`: a journal recorded by `names serve --record`, replayed.
 //!
 //! A fresh core per recorded worker, with the recorded configuration, seed and chain
-//! (rebuilt from the recorded settings and the recorded texts of the zone and hosts
-//! files), is fed the recorded inputs in the journal's order at their recorded times
-//! ([`names_core::journal::Replayer`]). Every action is printed, one line each, or with
+//! (rebuilt from the recorded settings and the recorded texts of the zone, hosts and
+//! root hints files), is fed the recorded inputs in the journal's order at their
+//! recorded times ([`names_core::journal::Replayer`]). Every action is printed, one line each, or with
 //! `--check` compared with the recorded ones: exit 0 when identical, 1 at the first
 //! difference. A damaged or cut journal is one error line and exit 2.
 //!
@@ -100,7 +100,8 @@ pub fn run(cmd: ReplayCmd) -> Result<ExitCode, String> {
     let header = reader.header().clone();
     let settings = std::str::from_utf8(&header.settings)
         .map_err(|_| format!("{name}: the journal's settings are not UTF-8"))?;
-    let (sources, zone_paths, hosts_path) = serve::replay_sources(settings)?;
+    let read = |path: &str| recorded(&header.files, path).map(str::to_string);
+    let (sources, zone_paths, hosts_path) = serve::replay_sources(settings, &read)?;
     let zones = if zone_paths.is_empty() {
         None
     } else {

@@ -9,10 +9,11 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
+use names_core::recursor::{RecursorConfig, RootHints};
 use names_core::setup::Setup;
 use names_core::zone::Cidr;
 use names_core::zone::{Snapshot, ZoneSet};
-use names_core::{parse_server, Config, ConfigError, SynthRule};
+use names_core::{parse_server, Config, ConfigError, ForwardRoute, SynthRule};
 use names_shell::record::Recording;
 use names_shell::{parse_listen, resolv_conf, Options};
 
@@ -31,6 +32,8 @@ struct Plan {
     options: Options,
     synth: Vec<SynthRule>,
     upstreams: Vec<SocketAddr>,
+    routes: Vec<ForwardRoute>,
+    recursion: Option<Recursion>,
     cache: CacheConfig,
     log_level: log::LevelFilter,
     zones: Vec<String>,
@@ -58,10 +61,10 @@ fn key<T>(key: &'static str, r: Result<T, ConfigError>) -> Result<T, Bad> {
 /// the config file is named with the file and its key.
 fn checked_plan(flags: Serve) -> Result<Plan, String> {
     let Some(path) = flags.config.clone() else {
-        return plan(flags).map_err(|Bad(_, e)| e.to_string());
+        return plan(flags, &read_disk).map_err(|Bad(_, e)| e.to_string());
     };
     let (flags, from_file) = config_file::load(&path)?.under(flags);
-    plan(flags).map_err(|Bad(key, e)| match key {
+    plan(flags, &read_disk).map_err(|Bad(key, e)| match key {
         Some(key) if from_file.contains(&key) => {
             format!("config file {path}: key {key:?}: {e}")
         }
@@ -90,6 +93,8 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         mut options,
         synth,
         upstreams,
+        routes,
+        recursion,
         cache,
         log_level: _,
         zones,
@@ -101,13 +106,18 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     } = plan;
     fit_descriptor_limit(&mut options, explicit_limits);
     if let Some((path, max_bytes)) = record {
-        let header = Header {
+        let mut header = Header {
             names_version: env!("CARGO_PKG_VERSION").to_string(),
             workers: u16::try_from(options.workers).unwrap_or(u16::MAX),
             config: options.config.clone(),
             settings: settings.into_bytes(),
             files: replay::gather_files(&zones, hosts.as_deref())?,
         };
+        // The root hints too, so a replay resolves from the hints recorded.
+        if let Some(path) = recursion.as_ref().and_then(|r| r.hints_file.clone()) {
+            let text = read_disk(&path)?;
+            header.files.push((path, text));
+        }
         let recording = Recording::start(&path, max_bytes, &header)
             .map_err(|e| format!("cannot record: {e}"))?;
         options.record = Some(recording);
@@ -123,14 +133,24 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     let chain = Sources {
         synth,
         upstreams,
+        routes,
+        recursion,
         cache,
         allow_transfer,
     };
+    if let Some(recursion) = &chain.recursion {
+        log::info!("{}", recursion.describe());
+    }
     let setup = Arc::new(chain.setup(options.workers, data.zones.clone(), data.hosts.clone()));
-    if setup.cache_stats().is_some() {
+    if setup.cache_stats().is_some() || setup.recursor_stats().is_some() {
         let setup = setup.clone();
-        options.cache_probe = Some(names_shell::CacheProbe::new(move || {
-            setup.cache_stats().unwrap_or_default()
+        options.cache_probe = Some(names_shell::CacheProbe::adding(move |stats| {
+            if let Some(cache) = setup.cache_stats() {
+                stats.set_cache(cache);
+            }
+            if let Some(recursor) = setup.recursor_stats() {
+                stats.set_recursor(recursor);
+            }
         }));
     }
     let make_chain = move || setup.build();
@@ -138,10 +158,39 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--recursive`: the recursor's settings, and where its root hints came from.
+pub struct Recursion {
+    pub config: RecursorConfig,
+    /// The `--root-hints` file, or `None` for the hints built in.
+    pub hints_file: Option<String>,
+}
+
+impl Recursion {
+    /// What the startup log says about the hints: where from, how many servers.
+    fn describe(&self) -> String {
+        let hints = &self.config.root_hints;
+        format!(
+            "recursion from {} root servers ({} addresses) of {}{}",
+            hints.servers().len(),
+            hints.addresses(self.config.port).len(),
+            self.hints_file
+                .as_deref()
+                .unwrap_or("the IANA root hints built in"),
+            if self.config.query_localhost {
+                ", loopback servers asked"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 /// What the chain is built from besides the zone and hosts data.
 pub struct Sources {
     pub synth: Vec<SynthRule>,
     pub upstreams: Vec<SocketAddr>,
+    pub routes: Vec<ForwardRoute>,
+    pub recursion: Option<Recursion>,
     pub cache: CacheConfig,
     pub allow_transfer: Vec<Cidr>,
 }
@@ -159,7 +208,11 @@ impl Sources {
             .allow_transfer(self.allow_transfer)
             .synth(self.synth)
             .cache(self.cache, workers)
-            .forward_to(self.upstreams);
+            .forward_to(self.upstreams)
+            .forward_zones(self.routes);
+        if let Some(recursion) = self.recursion {
+            setup = setup.recurse(recursion.config);
+        }
         if let Some(zones) = zones {
             setup = setup.zones(zones);
         }
@@ -170,17 +223,30 @@ impl Sources {
     }
 }
 
-/// The settings of a journal's header, checked as `names serve` checks its flags: the
-/// chain's sources and the number of workers.
-pub fn replay_sources(settings: &str) -> Result<(Sources, Vec<String>, Option<String>), String> {
+/// Reads a file the flags name (a root hints file): from disk, or from a journal.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
+/// A file from disk, the error one line naming it.
+fn read_disk(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+/// The settings of a journal's header, checked as `names serve` checks its flags (the
+/// files they name read by `read`): the chain's sources and the number of workers.
+pub fn replay_sources(
+    settings: &str,
+    read: ReadFile<'_>,
+) -> Result<(Sources, Vec<String>, Option<String>), String> {
     let flags = config_file::parse("the journal's settings", settings)?
         .under(Serve::default())
         .0;
-    let plan = plan(flags).map_err(|Bad(_, e)| format!("the journal's settings: {e}"))?;
+    let plan = plan(flags, read).map_err(|Bad(_, e)| format!("the journal's settings: {e}"))?;
     Ok((
         Sources {
             synth: plan.synth,
             upstreams: plan.upstreams,
+            routes: plan.routes,
+            recursion: plan.recursion,
             cache: plan.cache,
             allow_transfer: plan.allow_transfer,
         },
@@ -232,7 +298,7 @@ fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp)
     }
 }
 
-fn plan(f: Serve) -> Result<Plan, Bad> {
+fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
     // The flags as the journal's header keeps them (without those about this process).
     let mut settings = toml::Value::try_from(&f)
         .ok()
@@ -255,6 +321,11 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         .record
         .clone()
         .map(|p| (p, f.record_max_bytes.unwrap_or(DEFAULT_RECORD_MAX_BYTES)));
+    let routes = key(
+        "forward",
+        f.forward.iter().map(|r| ForwardRoute::parse(r)).collect(),
+    )?;
+    let recursion = recursion(&f, read)?;
     let listen = if f.listen.is_empty() {
         vec![DEFAULT_LISTEN.to_string()]
     } else {
@@ -265,7 +336,7 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         "synth",
         f.synth.iter().map(|s| SynthRule::parse(s)).collect(),
     )?;
-    let upstreams = if f.no_forward {
+    let upstreams = if f.no_forward || recursion.is_some() {
         Vec::new()
     } else if !f.upstream.is_empty() {
         key(
@@ -279,7 +350,8 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
     // The upstreams as resolved here, so a replay does not read resolv.conf.
     let resolved = upstreams.iter().map(|u| toml::Value::from(u.to_string()));
     settings.insert("upstream".into(), toml::Value::Array(resolved.collect()));
-    settings.insert("no_forward".into(), toml::Value::from(upstreams.is_empty()));
+    let no_forward = upstreams.is_empty() && recursion.is_none();
+    settings.insert("no_forward".into(), toml::Value::from(no_forward));
     let defaults = Config::default();
     let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
     let config = Config {
@@ -362,6 +434,8 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         },
         synth,
         upstreams,
+        routes,
+        recursion,
         cache,
         zones: f.zone,
         hosts: f.hosts,
@@ -370,5 +444,61 @@ fn plan(f: Serve) -> Result<Plan, Bad> {
         settings: settings.to_string(),
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),
         log_level,
+    })
+}
+
+/// `--recursive` and the flags that go with it, checked: one clear line for a flag that
+/// contradicts it or needs it.
+fn recursion(f: &Serve, read: ReadFile<'_>) -> Result<Option<Recursion>, Bad> {
+    if !f.recursive {
+        for (given, flag, key) in [
+            (f.root_hints.is_some(), "--root-hints", "root_hints"),
+            (f.query_localhost, "--query-localhost", "query_localhost"),
+        ] {
+            if given {
+                let e = ConfigError::new(format!("{flag} needs --recursive"));
+                return Err(Bad(Some(key), e));
+            }
+        }
+        return Ok(None);
+    }
+    for (given, flag, key) in [
+        (!f.upstream.is_empty(), "--upstream", "upstream"),
+        (f.resolv_conf.is_some(), "--resolv-conf", "resolv_conf"),
+        (f.no_forward, "--no-forward", "no_forward"),
+    ] {
+        if given {
+            let e = ConfigError::new(format!(
+                "{flag} and --recursive exclude each other: a recursive server asks the root name servers (--forward ZONE=ADDR sends a zone's names elsewhere)"
+            ));
+            return Err(Bad(Some(key), e));
+        }
+    }
+    let root_hints = match &f.root_hints {
+        Some(path) => key("root_hints", read_root_hints(path, read))?,
+        None => RootHints::iana(),
+    };
+    Ok(Some(Recursion {
+        config: RecursorConfig {
+            root_hints,
+            query_localhost: f.query_localhost,
+            ..RecursorConfig::default()
+        },
+        hints_file: f.root_hints.clone(),
+    }))
+}
+
+/// Reads and parses a root hints file; an error names the file and its line
+/// (`FILE:LINE: what`).
+fn read_root_hints(path: &str, read: ReadFile<'_>) -> Result<RootHints, ConfigError> {
+    let text = read(path).map_err(|e| ConfigError::new(format!("root hints: {e}")))?;
+    RootHints::parse(&text).map_err(|e| {
+        let message = e.to_string();
+        let at_line = message.strip_prefix("root hints line ").and_then(|rest| {
+            let (line, what) = rest.split_once(": ")?;
+            Some(format!("{path}:{line}: {what}"))
+        });
+        let whole = message.strip_prefix("root hints: ").unwrap_or(&message);
+        ConfigError::new(at_line.unwrap_or_else(|| format!("{path}: {whole}")))
     })
 }

@@ -15,7 +15,7 @@ import sys
 
 # Column order of the chart and of the report (servers not run are skipped).
 SERVERS = ["names", "unbound", "dnsmasq", "nsd", "reflector"]
-WORKLOADS = ["CACHE-HIT", "FORWARD-MISS", "SYNTH", "ZONE", "LIMIT"]
+WORKLOADS = ["CACHE-HIT", "FORWARD-MISS", "SYNTH", "ZONE", "LIMIT", "RECURSE-COLD", "RECURSE-WARM"]
 FIELDS = [
     "server", "workload", "threads", "qps", "cpu_us", "latency_us", "lost_pct",
     "noerror_pct", "peak_rss_kib", "answers", "cpu_s",
@@ -289,7 +289,8 @@ def chart(rows, outdir):
                     if key == "qps" and v == v:
                         v /= 1000
                     vals.append("?" if v != v else f"{v:.3f}")
-                short = {"CACHE-HIT": "HIT", "FORWARD-MISS": "MISS"}.get(w, w)
+                short = {"CACHE-HIT": "HIT", "FORWARD-MISS": "MISS", "RECURSE-COLD": "R-COLD",
+                         "RECURSE-WARM": "R-WARM"}.get(w, w)
                 f.write(f'"{short} t{t}" ' + " ".join(vals) + "\n")
             f.write("\n\n")
     here = os.path.dirname(os.path.abspath(__file__))

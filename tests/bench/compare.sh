@@ -17,6 +17,10 @@
 #        SYNTH         names only: workstationN.synth.example (the synth resolver)
 #        ZONE          `names --zone bench.test.zone --no-forward` vs an NSD serving the same file
 #        LIMIT         the reflector (shell/examples/reflector.rs): one fixed answer per query
+#        RECURSE-COLD  Unbound (iterator only) and `names --recursive` resolving from the root of
+#                      a loopback hierarchy (NSD serving the root, test. and bench.test, each on
+#                      its own 127.53.255.x address at port 53: root needed), every name new
+#        RECURSE-WARM  the same servers, the CACHE-HIT names, all resolved once first
 #      measuring QPS, lost %, mean latency (dnsperf), the server's CPU per answer
 #      ((utime+stime) delta of the server's process tree from /proc / answers) and peak RSS (VmHWM);
 #   4. the memory figure: RSS after caching BENCH_MEMORY_NAMES (100k) distinct names minus RSS
@@ -30,7 +34,8 @@
 # Knobs (environment): BENCH_SECONDS (10), BENCH_THREADS ("1 2"), BENCH_CLIENTS (8, dnsperf -c),
 # BENCH_OUTSTANDING (500, dnsperf -q), BENCH_SERVERS ("reflector unbound dnsmasq names nsd"),
 # BENCH_MEMORY_NAMES (100000; 0 skips the memory figure), BENCH_PORT_BASE (15353),
-# BENCH_INSTALL (1), BENCH_BUILD (1), BENCH_OUT (tests/bench/results), BENCH_KEEP_WORK (0).
+# BENCH_INSTALL (1), BENCH_BUILD (1), BENCH_OUT (tests/bench/results), BENCH_KEEP_WORK (0),
+# BENCH_RECURSE (1: with the RECURSE rows; 0: without; only: the RECURSE rows alone).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +49,7 @@ MEMORY_NAMES=${BENCH_MEMORY_NAMES:-100000}
 PORT_BASE=${BENCH_PORT_BASE:-15353}
 OUT=${BENCH_OUT:-$HERE/results}
 LIB="python3 $HERE/benchlib.py"
+RECURSE=${BENCH_RECURSE:-1}
 
 case "$SECONDS_PER_ROW" in '' | *[!0-9]*) echo "compare.sh: BENCH_SECONDS must be a whole number" >&2; exit 2 ;; esac
 if [ "$SECONDS_PER_ROW" -lt 1 ] || [ "$SECONDS_PER_ROW" -gt 600 ]; then
@@ -182,11 +188,12 @@ start() {
     wait_ready "$name" "$port" "$SERVER_PID"
 }
 
-# Waits (at most 10 s) until the server answers one query.
+# Waits (at most 10 s) until the server (on ADDR, 127.0.0.1 by default) answers one query.
 wait_ready() {
-    local name=$1 port=$2 pid=$3 i
+    local name=$1 port=$2 pid=$3 addr=${4:-127.0.0.1} i
     local probe
     case "$name" in
+        nsd-r*) probe="bench.test SOA" ;;
         nsd* | names-zone*) probe="host1.bench.test A" ;;
         *) probe="ready.bench.test A" ;;
     esac
@@ -197,7 +204,7 @@ wait_ready() {
             tail -20 "$WORK/$name.log" >&2
             exit 1
         fi
-        if timeout 5 dnsperf -s 127.0.0.1 -p "$port" -d "$Q_PROBE" -n 1 -t 1 2>/dev/null |
+        if timeout 5 dnsperf -s "$addr" -p "$port" -d "$Q_PROBE" -n 1 -t 1 2>/dev/null |
             grep -q "Queries completed: *1 "; then
             return 0
         fi
@@ -279,7 +286,9 @@ start_names() { # threads port [extra flags]
         --workers "$threads" --synth workstation=172.0.2 "${NAMES_LOG_ARGS[@]}" "$@"
 }
 
-wants() { [[ " $SERVERS " == *" $1 "* ]]; }
+# Whether SERVER runs in the forwarding, zone and memory rows; in_run: in any row.
+in_run() { [[ " $SERVERS " == *" $1 "* ]]; }
+wants() { [ "$RECURSE" != only ] && in_run "$1"; }
 
 # ------------------------------------------------------------------ the upstream
 log "upstream: NSD on 127.0.0.1:$P_UP serving bench.test"
@@ -332,6 +341,57 @@ for threads in $THREADS_LIST; do
         stop_server
     fi
 done
+
+# ------------------------------------------------------------------ RECURSE: from the root
+# NSD serves the root on $H.1, test. on $H.2 and bench.test (its wildcard answering every cold
+# name) on $H.3, one zone each at port 53, so every level refers to the next.
+if [ "$RECURSE" != 0 ] && has_flag "--recursive"; then
+    H=127.53.255
+    HINTS=$WORK/root.hints
+    printf '.\t3600000\tNS\ta.root.\na.root.\t3600000\tA\t%s.1\n' "$H" >"$HINTS"
+    soa() { echo "\$TTL 86400"; echo "$1 SOA $2 hostmaster.${1#.} 1 3600 600 86400 300"; }
+    { soa . a.root.; echo ". NS a.root."; echo "a.root. A $H.1"; echo "test. NS ns.test."; echo "ns.test. A $H.2"; } >"$WORK/r-root.zone"
+    { soa test. ns.test.; echo "test. NS ns.test."; echo "ns.test. A $H.2"
+      echo "bench.test. NS ns.bench.test."; echo "ns.bench.test. A $H.3"; } >"$WORK/r-test.zone"
+    # The same bench.test, its name server at its hierarchy address.
+    sed "s/^ns      IN A    127.0.0.1/ns      IN A    $H.3/" "$ZONEFILE" >"$WORK/r-bench.zone"
+    HIERARCHY_PIDS=()
+    for level in "1 . r-root.zone" "2 test. r-test.zone" "3 bench.test. r-bench.zone"; do
+        read -r k zone file <<<"$level"
+        fill_conf "$HERE/nsd-recurse.conf" "$WORK/nsd-r$k.conf" WORK="$WORK" IP="$H.$k" TAG="r$k" \
+            ZONE="$zone" ZONEFILE="$WORK/$file"
+        nsd -d -c "$WORK/nsd-r$k.conf" >"$WORK/nsd-r$k.log" 2>&1 &
+        PIDS+=("$!")
+        HIERARCHY_PIDS+=("$!")
+        wait_ready "nsd-r$k" 53 "$!" "$H.$k"
+    done
+    for threads in $THREADS_LIST; do
+        for server in unbound names; do
+            in_run "$server" || continue
+            log "$server recursing, $threads thread(s), on 127.0.0.1:$P_SRV"
+            case "$server" in
+                unbound)
+                    fill_conf "$HERE/unbound-recurse.conf" "$WORK/unbound-recurse.conf" WORK="$WORK" \
+                        PORT="$P_SRV" THREADS="$threads" HINTS="$HINTS"
+                    start unbound "$P_SRV" unbound -d -c "$WORK/unbound-recurse.conf"
+                    ;;
+                names)
+                    start names "$P_SRV" "$NAMES" serve --listen "127.0.0.1:$P_SRV" --workers "$threads" \
+                        --recursive --query-localhost --root-hints "$HINTS" "${NAMES_CACHE_ARGS[@]}" \
+                        "${NAMES_LOG_ARGS[@]}"
+                    ;;
+            esac
+            $LIB queries miss "$MISS_COUNT" "$WORK/miss.txt"
+            measure "$server" RECURSE-COLD "$threads" "$P_SRV" "$WORK/miss.txt" -n 1
+            warm "$P_SRV" "$Q_CACHE"
+            measure "$server" RECURSE-WARM "$threads" "$P_SRV" "$Q_CACHE"
+            stop_server
+        done
+    done
+    for pid in "${HIERARCHY_PIDS[@]}"; do
+        stop_pid "$pid"
+    done
+fi
 
 # ------------------------------------------------------------------ memory per cached name
 if [ "$MEMORY_NAMES" -gt 0 ]; then

@@ -277,6 +277,31 @@ pub fn raw_header(id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) -> Ve
     v
 }
 
+/// A reply to `query` (its ID, RD and question; QR and RA set) with `rcode`, the AA bit as
+/// given and these sections, and OPT if the query had one: an authoritative server's
+/// answer, referral or negative answer, built by hand.
+pub fn reply_sections(
+    query: &[u8],
+    rcode: Rcode,
+    aa: bool,
+    [answer, authority, additional]: [&[names_core::Rr]; 3],
+) -> Vec<u8> {
+    let (mut ans, _, opt) = start_reply(query, rcode).expect("a query with one question");
+    ans.header_mut().set_aa(aa);
+    for rr in answer {
+        ans.push(rr).expect("fits");
+    }
+    let mut auth = ans.authority();
+    for rr in authority {
+        auth.push(rr).expect("fits");
+    }
+    let mut add = auth.additional();
+    for rr in additional {
+        add.push(rr).expect("fits");
+    }
+    finish_reply(add, opt)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::*;

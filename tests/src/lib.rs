@@ -4,6 +4,9 @@
 //! * [`process`]: finds (or builds) the real `names` binary, starts and stops
 //!   `names serve` ([`Server`]), runs one-shot commands and `dig` with deadlines.
 //! * [`upstream`]: [`FakeUpstream`], a programmable upstream over loopback UDP and TCP.
+//! * [`loopback`]: [`Hierarchy`], a DNS tree (root, TLDs, second-level zones and odd
+//!   servers) of real processes on loopback addresses at port 53, for the end-to-end
+//!   recursion tests.
 //! * [`net`]: tiny UDP and TCP clients with deadlines.
 //! * [`build`]: message builders (with `domain` directly) and TCP framing.
 //! * [`mod@parse`]: reply parsing for asserts.
@@ -12,7 +15,7 @@
 //! * [`sim`]: the simulated world (clients, upstreams, a spoofer, a lossy network) that
 //!   the fault simulation, the scenario fuzzer and the protocol tests drive.
 //! * [`fuzz`]: the fuzz bodies of `fuzz/` and their `Arbitrary` scenarios.
-//! * [`hierarchy`]: a DNS hierarchy in memory (authoritative servers by address, some
+//! * [`mod@hierarchy`]: a DNS hierarchy in memory (authoritative servers by address, some
 //!   misbehaving) for the recursor's tests, and a driver playing its runtime.
 //! * [`scenario`]: Unbound-style scenarios as data: canned upstream replies by question,
 //!   expected client replies.
@@ -24,6 +27,7 @@ pub mod build;
 pub mod drive;
 pub mod fuzz;
 pub mod hierarchy;
+pub mod loopback;
 pub mod net;
 pub mod parse;
 pub mod process;
@@ -34,6 +38,7 @@ pub mod upstream;
 pub use build::*;
 pub use domain::base::iana::{Opcode, Rcode};
 pub use domain::base::Rtype;
+pub use loopback::Hierarchy;
 pub use net::*;
 pub use parse::*;
 pub use process::*;

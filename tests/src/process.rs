@@ -2,8 +2,8 @@
 //! stops `names serve` ([`Server`]), runs one-shot commands with a deadline
 //! ([`run_names`], [`dig`]), signals a process and reads its memory use.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -450,4 +450,42 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
+}
+
+// ---------------------------------------------------------------------------
+// The metrics endpoint (`--metrics`)
+// ---------------------------------------------------------------------------
+
+/// The bound metrics address from the `names: metrics http://IP:PORT/metrics` line.
+pub fn metrics_addr(server: &Server) -> SocketAddr {
+    let logs = server.logs();
+    let line = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("names: metrics http://"))
+        .unwrap_or_else(|| panic!("no metrics line in:\n{logs}"));
+    line.trim_end_matches("/metrics")
+        .parse()
+        .expect("metrics address")
+}
+
+/// `GET /metrics`, the body.
+pub fn scrape(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: names\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read metrics reply");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    out.split_once("\r\n\r\n")
+        .expect("head and body")
+        .1
+        .to_string()
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if present.
+pub fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("sample value"))
 }

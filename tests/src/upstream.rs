@@ -76,13 +76,19 @@ pub struct FakeUpstream {
 
 const POLL: Duration = Duration::from_millis(50);
 
-fn bind_pair() -> (UdpSocket, TcpListener) {
+/// UDP and TCP on one port of `at`; port 0: any free port (the same for both).
+fn bind_pair(at: SocketAddr) -> (UdpSocket, TcpListener) {
+    assert!(
+        at.ip().is_loopback(),
+        "fake upstreams live on loopback only: {at}"
+    );
     let mut last_err = None;
     for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind fake UDP");
-        let port = udp.local_addr().unwrap().port();
-        match TcpListener::bind(("127.0.0.1", port)) {
+        let udp = UdpSocket::bind(at).unwrap_or_else(|e| panic!("bind fake UDP {at}: {e}"));
+        let bound = udp.local_addr().unwrap();
+        match TcpListener::bind(bound) {
             Ok(tcp) => return (udp, tcp),
+            Err(e) if at.port() != 0 => panic!("bind fake TCP {at}: {e}"),
             Err(e) => last_err = Some(e),
         }
     }
@@ -95,7 +101,16 @@ impl FakeUpstream {
     where
         F: Fn(&Received) -> Vec<Reply> + Send + Sync + 'static,
     {
-        let (udp, tcp) = bind_pair();
+        FakeUpstream::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), handler)
+    }
+
+    /// Like [`FakeUpstream::start`], on the loopback address `at` (a name server of the
+    /// [`Hierarchy`](crate::loopback::Hierarchy) at port 53); panics if it is taken.
+    pub fn start_on<F>(at: SocketAddr, handler: F) -> FakeUpstream
+    where
+        F: Fn(&Received) -> Vec<Reply> + Send + Sync + 'static,
+    {
+        let (udp, tcp) = bind_pair(at);
         let addr = udp.local_addr().unwrap();
         udp.set_read_timeout(Some(POLL)).unwrap();
         tcp.set_nonblocking(true).unwrap();
@@ -105,7 +120,7 @@ impl FakeUpstream {
             handler: Box::new(handler),
             conns: Mutex::new(Vec::new()),
         });
-        let other = UdpSocket::bind("127.0.0.1:0").expect("bind spoof socket");
+        let other = UdpSocket::bind((addr.ip(), 0)).expect("bind spoof socket");
         let t_udp = {
             let shared = shared.clone();
             thread::spawn(move || udp_loop(udp, other, shared))

@@ -2,16 +2,15 @@
 //! `check-config`, the Prometheus endpoint, the query log and graceful shutdown.
 //! Everything stays on 127.0.0.1; every wait has a deadline.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use names_tests::{
-    answer_a, query, run_names, tcp_exchange_timeout, udp_ask, udp_exchange, workspace_root,
-    FakeUpstream, Rcode, Reply, Rtype, Server,
+    answer_a, metrics_addr, query, run_names, sample, scrape, tcp_exchange_timeout, udp_ask,
+    udp_exchange, workspace_root, FakeUpstream, Rcode, Reply, Rtype, Server,
 };
 
 const UP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 44);
@@ -26,40 +25,6 @@ fn temp_config(text: &str) -> PathBuf {
     ));
     std::fs::write(&path, text).expect("write temp config");
     path
-}
-
-/// The bound metrics address from the `names: metrics http://IP:PORT/metrics` line.
-fn metrics_addr(server: &Server) -> SocketAddr {
-    let logs = server.logs();
-    let line = logs
-        .lines()
-        .find_map(|l| l.strip_prefix("names: metrics http://"))
-        .unwrap_or_else(|| panic!("no metrics line in:\n{logs}"));
-    line.trim_end_matches("/metrics")
-        .parse()
-        .expect("metrics address")
-}
-
-/// `GET /metrics`, the body.
-fn scrape(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect metrics");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: names\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read metrics reply");
-    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-    out.split_once("\r\n\r\n")
-        .expect("head and body")
-        .1
-        .to_string()
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed), if present.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.parse().expect("sample value"))
 }
 
 fn a_query(name: &str, id: u16) -> Vec<u8> {

@@ -12,7 +12,7 @@ mod forward;
 mod synth;
 
 pub use chain::Chain;
-pub use forward::Forwarder;
+pub use forward::{ForwardRoute, Forwarder};
 pub use synth::{Synth, SynthRule};
 
 use std::any::Any;

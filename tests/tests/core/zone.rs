@@ -290,6 +290,24 @@ fn delegation_gives_a_referral_with_glue() {
 }
 
 #[test]
+fn the_root_zone_refers_and_answers_every_name() {
+    let root = load(
+        "$ORIGIN .\n. 3600 SOA a.root. hostmaster. 1 3600 600 86400 300\n. NS a.root.\n\
+         a.root. A 192.0.2.1\ntest. NS ns.test.\nns.test. A 192.0.2.2\n",
+    )
+    .unwrap();
+    let set = ZoneSet::new(vec![root]).unwrap();
+    let referral = ask(&set, "www.Example.test", Rtype::A);
+    assert_eq!(lines(&referral.authority), ["test NS ns.test."]);
+    assert_eq!(lines(&referral.additional), ["ns.test A 192.0.2.2"]);
+    let nxdomain = ask(&set, "nope", Rtype::A);
+    assert_eq!(nxdomain.rcode, Rcode::NXDOMAIN.into());
+    assert!(nxdomain.authoritative);
+    assert_eq!(ask(&set, "a.root", Rtype::A).answer.len(), 1);
+    assert_eq!(ask(&set, ".", Rtype::NS).answer.len(), 1);
+}
+
+#[test]
 fn mx_ns_srv_answers_carry_target_addresses() {
     let set = example();
     let mx = ask(&set, "example.com", Rtype::MX);
