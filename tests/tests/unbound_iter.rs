@@ -1,0 +1,248 @@
+//! Unbound's iterator scenarios (NLnetLabs/unbound `testdata/iter_*.rpl`, copied under
+//! `tests/unbound/` with their origin) replayed through the real binary with
+//! `names serve --recursive --query-localhost`: their servers are fake authoritative
+//! servers on loopback port 53, their root stub a `--root-hints` file
+//! ([`names_tests::rpl`] says how, and where the replay differs from testbound).
+//! Each scenario is one test; a failure names the scenario, the step and the difference.
+//!
+//! `RPL_DIR=DIR cargo test -p names-tests --test unbound_iter every_scenario_in_dir --
+//! --ignored --nocapture` replays every `.rpl` of DIR and prints one line each (for
+//! choosing what to commit).
+
+use std::path::{Path, PathBuf};
+
+use names_tests::rpl::{self, play};
+
+/// Scenario files, committed; a test's loopback slot is its index here.
+const COMMITTED: &[&str] = &[
+    "iter_auth_tc",
+    "iter_cname_cache",
+    "iter_cname_double",
+    "iter_cname_minimise",
+    "iter_cname_nx",
+    "iter_cname_qnamecopy",
+    "iter_cycle",
+    "iter_cycle_noh",
+    "iter_dname_insec",
+    "iter_dname_yx",
+    "iter_domain_sale",
+    "iter_domain_sale_nschange",
+    "iter_donotq127",
+    "iter_dp_ip6useless",
+    "iter_dp_turnsuseless",
+    "iter_ds_locate_ns",
+    "iter_ds_locate_ns_cname",
+    "iter_ds_locate_ns_detach",
+    "iter_ds_locate_ns_nosoa",
+    "iter_ghost_grandchild_delegation",
+    "iter_ghost_ns_childapex",
+    "iter_ghost_sub",
+    "iter_ghost_timewindow",
+    "iter_got6only",
+    "iter_hint_lame",
+    "iter_ignore_empty",
+    "iter_lame_aaaa",
+    "iter_lamescrub",
+    "iter_mod",
+    "iter_ns_badip",
+    "iter_ns_spoof",
+    "iter_nxns_fallback",
+    "iter_nxns_parentside",
+    "iter_pc_a",
+    "iter_pc_aaaa",
+    "iter_pcdiff",
+    "iter_pcdirect",
+    "iter_pclame",
+    "iter_pcname",
+    "iter_pcnamech",
+    "iter_pcnamechrec",
+    "iter_pcnamerec",
+    "iter_pcttl",
+    "iter_prefetch",
+    "iter_prefetch_change",
+    "iter_prefetch_change2",
+    "iter_prefetch_childns",
+    "iter_prefetch_fail",
+    "iter_prefetch_ns",
+    "iter_ranoaa_lame",
+    "iter_reclame_one",
+    "iter_reclame_two",
+    "iter_recurse",
+    "iter_req_qname",
+    "iter_resolve",
+    "iter_resolve_minimised",
+    "iter_resolve_minimised_nx",
+    "iter_resolve_minimised_refused",
+    "iter_scrub_mx",
+    "iter_scrub_ns_fwd",
+    "iter_scrub_ns_min",
+    "iter_scrub_promiscuous",
+    "iter_scrub_rr_length",
+    "iter_self_glue",
+    "iter_self_glue_promisc",
+    "iter_soamin",
+];
+
+fn dir() -> PathBuf {
+    names_tests::workspace_root().join("tests/unbound")
+}
+
+/// Replays one scenario file; the error is the whole report.
+fn replay_file(path: &Path, slot: u16, flags: &[&str]) -> Result<play::Played, String> {
+    let file = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+    let scenario = rpl::parse(&file, &text)?;
+    play::play(&file, &scenario, slot, flags)
+}
+
+fn replay(name: &str) {
+    let slot = COMMITTED
+        .iter()
+        .position(|n| *n == name)
+        .expect("a committed scenario");
+    let path = dir().join(format!("{name}.rpl"));
+    match replay_file(&path, slot as u16, &[]) {
+        Ok(played) => {
+            assert!(
+                played.checked > 0,
+                "{name}: no answer was checked ({:?})",
+                played.skipped
+            );
+            for skipped in played.skipped {
+                eprintln!("{name}: {skipped}");
+            }
+        }
+        Err(report) => panic!("{report}"),
+    }
+}
+
+#[test]
+#[ignore = "a tool: replays every scenario of $RPL_DIR"]
+fn every_scenario_in_dir() {
+    let Some(dir) = std::env::var_os("RPL_DIR") else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("RPL_DIR")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rpl"))
+        .collect();
+    files.sort();
+    for (slot, path) in files.iter().enumerate() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let started = std::time::Instant::now();
+        let flags = std::env::var("RPL_FLAGS").unwrap_or_default();
+        let flags: Vec<&str> = flags.split_whitespace().collect();
+        let outcome = match replay_file(path, (slot % 400) as u16, &flags) {
+            Ok(p) if p.checked == 0 => format!("NOCHECK {:?}", p.skipped),
+            Ok(p) => format!("PASS {} checked; skipped {:?}", p.checked, p.skipped),
+            Err(e) => format!("FAIL {}", e.replace('\n', "\n    ")),
+        };
+        println!(
+            "== {name} ({:.1}s) {outcome}",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// One test per scenario that `names` passes.
+macro_rules! passing {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                replay(stringify!($name));
+            }
+        )*
+    };
+}
+
+/// One ignored test per scenario `names` fails, with what differs (`--ignored` runs them).
+macro_rules! failing {
+    ($($name:ident: $why:literal),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = $why]
+            fn $name() {
+                replay(stringify!($name));
+            }
+        )*
+    };
+}
+
+passing! {
+    iter_cname_cache,
+    iter_cname_double,
+    iter_cname_minimise,
+    iter_cname_nx,
+    iter_cname_qnamecopy,
+    iter_cycle,
+    iter_domain_sale,
+    iter_domain_sale_nschange,
+    iter_donotq127,
+    iter_dp_ip6useless,
+    iter_dp_turnsuseless,
+    iter_ds_locate_ns_detach,
+    iter_ghost_grandchild_delegation,
+    iter_ghost_sub,
+    iter_ghost_timewindow,
+    iter_hint_lame,
+    iter_lamescrub,
+    iter_mod,
+    iter_ns_spoof,
+    iter_nxns_fallback,
+    iter_nxns_parentside,
+    iter_pc_a,
+    iter_pc_aaaa,
+    iter_pclame,
+    iter_pcname,
+    iter_pcttl,
+    iter_prefetch,
+    iter_prefetch_change,
+    iter_prefetch_change2,
+    iter_prefetch_childns,
+    iter_prefetch_fail,
+    iter_prefetch_ns,
+    iter_ranoaa_lame,
+    iter_reclame_one,
+    iter_reclame_two,
+    iter_recurse,
+    iter_req_qname,
+    iter_resolve,
+    iter_resolve_minimised,
+    iter_resolve_minimised_nx,
+    iter_resolve_minimised_refused,
+    iter_scrub_mx,
+    iter_self_glue,
+    iter_self_glue_promisc,
+    iter_soamin,
+}
+
+failing! {
+    iter_auth_tc: "a reply with TC set over TCP is accepted; Unbound answers SERVFAIL",
+    iter_cycle_noh: "each NS name lives in the other's zone (a cycle only parent-side glue resolves): SERVFAIL",
+    iter_dname_insec: "a DNAME onto itself (cyc.example.com): SERVFAIL where Unbound returns the DNAME and its looping CNAME",
+    iter_dname_yx: "a DNAME substitution too long for a name: SERVFAIL where Unbound answers YXDOMAIN (RFC 6672)",
+    iter_ds_locate_ns: "DS for root-servers.net: the root's own answer is taken; Unbound locates the parent zone (net) and asks it",
+    iter_ds_locate_ns_cname: "DS for root-servers.net: the root's CNAME is followed; Unbound locates the parent zone (net) and asks it",
+    iter_ds_locate_ns_nosoa: "DS for root-servers.net: the root's own answer is taken; Unbound locates the parent zone (net) and asks it",
+    iter_ghost_ns_childapex: "the additional section lacks the glue of the NS the answer names (minimal-responses: no)",
+    iter_got6only: "the only glue is AAAA and it does not answer: the NS name's A record is not looked up, SERVFAIL",
+    iter_ignore_empty: "an empty NOERROR reply (no AA, no SOA) is taken as NODATA; Unbound ignores it and asks another server",
+    iter_lame_aaaa: "a server lame for AAAA only: NOERROR where Unbound answers SERVFAIL",
+    iter_ns_badip: "a delegation with one bad NS address: SERVFAIL where Unbound uses the other server",
+    iter_pcdiff: "parent and child NS sets differ: SERVFAIL where Unbound uses the parent side",
+    iter_pcdirect: "the child answers the NS name's address with a referral to itself: SERVFAIL where Unbound uses the parent-side glue",
+    iter_pcnamech: "parent and child NS sets differ (an extra child NS name): SERVFAIL",
+    iter_pcnamechrec: "parent and child NS sets differ (a child NS name to recurse for): SERVFAIL",
+    iter_pcnamerec: "parent and child NS sets differ (NS names to recurse for): SERVFAIL",
+    iter_scrub_ns_fwd: "a forwarder's NS-only (lame-like) reply is passed on; Unbound scrubs it and answers SERVFAIL",
+    iter_scrub_ns_min: "iter-scrub-ns (an Unbound option limiting the NS records kept per reply) is not in names",
+    iter_scrub_promiscuous: "after the poisoning attempts, check.pollute4.mesa gets SERVFAIL; Unbound resolves it",
+    iter_scrub_rr_length: "a reply with one record of impossible RDATA length is dropped whole (SERVFAIL); Unbound drops the record",
+}
