@@ -431,11 +431,8 @@ impl<'a> Parser<'a> {
                         .question
                         .push(question(line).map_err(|e| self.err(n, e))?),
                     Some(i) => {
-                        // `domain` does not know the mnemonic of algorithm 3.
-                        let words: Vec<&str> = line
-                            .split_whitespace()
-                            .map(|w| if w == "DSA" { "3" } else { w })
-                            .collect();
+                        let words: Vec<&str> =
+                            line.split_whitespace().map(algorithm_number).collect();
                         records[i - 1].push_str(&words.join(" "));
                         records[i - 1].push('\n');
                         record_lines[i - 1].push(n);
@@ -445,6 +442,27 @@ impl<'a> Parser<'a> {
         }
         Err(self.err(begin, "no ENTRY_END"))
     }
+}
+
+/// DNSSEC algorithm mnemonics (which `domain`'s scanner does not read) as numbers;
+/// any other word as it is.
+fn algorithm_number(word: &str) -> &str {
+    const ALGORITHMS: [(&str, &str); 10] = [
+        ("RSAMD5", "1"),
+        ("DSA", "3"),
+        ("RSASHA1", "5"),
+        ("DSA-NSEC3-SHA1", "6"),
+        ("RSASHA1-NSEC3-SHA1", "7"),
+        ("RSASHA256", "8"),
+        ("RSASHA512", "10"),
+        ("ECDSAP256SHA256", "13"),
+        ("ECDSAP384SHA384", "14"),
+        ("ED25519", "15"),
+    ];
+    ALGORITHMS
+        .iter()
+        .find(|(m, _)| *m == word)
+        .map_or(word, |(_, n)| n)
 }
 
 /// `line` up to its comment, which starts with `mark` outside quotes (TXT data).

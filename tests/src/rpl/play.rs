@@ -14,15 +14,14 @@
 //! compared as sets (order is Unbound's implementation detail), TTLs may be up to
 //! [`TTL_SLACK`] seconds lower than expected, and the OPT record is not compared.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use domain::base::iana::{Class, Rtype};
-use domain::base::{Message, MessageBuilder, Name, ParsedName, Record, ToName};
+use domain::base::iana::Rtype;
+use domain::base::{Message, MessageBuilder, ParsedName, Record, ToName};
 use domain::rdata::{Aaaa, AllRecordData, ZoneRecordData, A};
 
 use super::{Entry, Range, Scenario, ScenarioRecord, StepKind};
@@ -198,7 +197,7 @@ pub fn play(file: &str, s: &Scenario, slot: u16, flags: &[&str]) -> Result<Playe
                     ));
                 };
                 let expected = message(entry, &map, None).map_err(|e| format!("{at}: {e}"))?;
-                if let Some(diff) = compare(entry, &expected, &reply) {
+                if let Some(diff) = compare(entry, &map, &expected, &reply) {
                     let asked = asked(&map, &fakes);
                     return Err(format!(
                         "{at}: the reply differs from the scenario's\n{diff}{asked}"
@@ -335,6 +334,14 @@ impl AddressMap {
 
     fn lookup(&self, ip: IpAddr) -> Option<Ipv4Addr> {
         self.pairs.iter().find(|(o, _)| *o == ip).map(|&(_, l)| l)
+    }
+
+    /// The scenario's address a loopback one stands for.
+    fn original(&self, ip: IpAddr) -> Option<IpAddr> {
+        self.pairs
+            .iter()
+            .find(|(_, l)| IpAddr::V4(*l) == ip)
+            .map(|&(o, _)| o)
     }
 
     /// The scenario's servers: original and loopback address.
@@ -477,14 +484,15 @@ fn client_query(entry: &Entry, map: &AddressMap) -> Result<Vec<u8>, String> {
 }
 
 /// testbound's CHECK_ANSWER: `None` when `got` matches `expected` under the entry's
-/// MATCH keywords, else the difference, one line per item.
-fn compare(entry: &Entry, expected: &[u8], got: &[u8]) -> Option<String> {
+/// MATCH keywords, else the difference, one line per item (addresses as the scenario
+/// writes them).
+fn compare(entry: &Entry, map: &AddressMap, expected: &[u8], got: &[u8]) -> Option<String> {
     let ttl = entry.matches("ttl");
-    let want = match View::of(expected) {
+    let want = match View::of(expected, map) {
         Ok(v) => v,
         Err(e) => return Some(format!("the expected reply does not parse: {e}")),
     };
-    let have = match View::of(got) {
+    let have = match View::of(got, map) {
         Ok(v) => v,
         Err(e) => return Some(format!("the reply does not parse: {e}")),
     };
@@ -567,7 +575,7 @@ struct View {
 }
 
 impl View {
-    fn of(wire: &[u8]) -> Result<View, String> {
+    fn of(wire: &[u8], map: &AddressMap) -> Result<View, String> {
         let msg = Message::from_octets(Bytes::copy_from_slice(wire)).map_err(|e| e.to_string())?;
         let h = msg.header();
         let flags = [
@@ -600,7 +608,16 @@ impl View {
                     .to_record::<AllRecordData<Bytes, ParsedName<Bytes>>>()
                     .map_err(|e| e.to_string())?
                     .ok_or("a record without data")?;
-                let text = format!("{} {} {} {}", rr.owner(), rr.class(), rr.rtype(), rr.data());
+                let data = match rr.data() {
+                    AllRecordData::A(a) => map.original(IpAddr::V4(a.addr())),
+                    AllRecordData::Aaaa(a) => a
+                        .addr()
+                        .to_ipv4_mapped()
+                        .and_then(|v4| map.original(IpAddr::V4(v4))),
+                    _ => None,
+                };
+                let data = data.map_or_else(|| rr.data().to_string(), |ip| ip.to_string());
+                let text = format!("{} {} {} {data}", rr.owner(), rr.class(), rr.rtype());
                 out.push((text.to_ascii_lowercase(), rr.ttl().as_secs()));
             }
             out.sort();
@@ -635,18 +652,11 @@ impl View {
         for q in &self.question {
             out.push_str(&format!("  ? {q}\n"));
         }
-        let by_section: BTreeMap<usize, &Vec<(String, u32)>> =
-            self.sections.iter().enumerate().collect();
-        for (i, records) in by_section {
+        for (records, section) in self.sections.iter().zip(["AN", "NS", "AR"]) {
             for (rr, ttl) in records {
-                out.push_str(&format!("  {} {rr} (ttl {ttl})\n", ["AN", "NS", "AR"][i]));
+                out.push_str(&format!("  {section} {rr} (ttl {ttl})\n"));
             }
         }
         out
     }
-}
-
-/// The name and class of a question, for a reading person.
-pub fn describe(name: &Name<Bytes>, rtype: Rtype) -> String {
-    format!("{} {} {rtype}", name.to_name::<Bytes>(), Class::IN)
 }
