@@ -52,7 +52,8 @@ pub(super) struct Goal {
     /// The CNAME/DNAME chain so far (the client gets it all).
     pub(super) chain: Vec<Rr>,
     pub(super) chain_steps: usize,
-    /// A recursive server's reply (RA without AA), used when no other server is left.
+    /// A recursive server's reply (RA without AA) or an empty authoritative one, used
+    /// when no other server is left.
     pub(super) last_resort: Option<(Waiting, Message<Bytes>)>,
 }
 

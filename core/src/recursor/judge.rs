@@ -23,8 +23,8 @@ use crate::zone::MAX_CNAME_CHAIN;
 
 /// Judges a reply to the goal on top: `Some` when it ends the goal, `None` when the goal
 /// goes on (a referral, a server to skip, a minimisation step). A recursive server's
-/// reply (RA without AA) is put aside unless it is the `last_resort`: the server is
-/// asked only when nothing else is left, and its reply used then (as Unbound does).
+/// reply (RA without AA), and an empty authoritative one, is put aside unless it is the
+/// `last_resort`: it is used only when no other server is left (as Unbound does).
 pub(super) fn judge(
     shared: &Shared,
     goal: &mut Goal,
@@ -102,6 +102,15 @@ pub(super) fn judge(
         return descend(shared, goal, zone, &ns, &s, now);
     }
     let soa = s.authority.iter().any(|rr| rr.rtype() == Rtype::SOA);
+    // An empty authoritative reply (no SOA, nothing at all) is weak proof of NODATA:
+    // another server is asked, this reply kept for when none is left (as Unbound
+    // ignores empty responses while other servers remain).
+    if s.aa && s.authority.is_empty() && !last_resort {
+        goal.tried.push(w.server);
+        goal.last_resort
+            .get_or_insert_with(|| (w.clone(), reply.clone()));
+        return None;
+    }
     if soa || s.aa || last_resort {
         let answer = std::mem::take(&mut goal.chain);
         return Some(Outcome::Answer {
