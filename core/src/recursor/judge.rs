@@ -55,6 +55,11 @@ pub(super) fn judge(
         }
         return lame(goal);
     }
+    // Truncated even over TCP (a UDP one was retried over TCP): incomplete, not used.
+    if reply.header().tc() {
+        goal.tried.push(w.server);
+        return None;
+    }
     let Some(s) = scrub(&w.qname, w.qtype, Class::IN, reply, &w.zone) else {
         goal.tried.push(w.server);
         return None;
