@@ -48,7 +48,10 @@ pub(super) fn judge(
         goal.tried.push(w.server);
         None
     };
-    if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
+    // YXDOMAIN with a DNAME: the substituted name would be too long (RFC 6672 section
+    // 2.2), an answer for the client like NXDOMAIN.
+    let yxdomain = rcode == Rcode::YXDOMAIN && has_dname(reply);
+    if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN && !yxdomain {
         if w.minimised {
             goal.minimise = None; // relaxed: the full name instead
             return None;
@@ -75,7 +78,7 @@ pub(super) fn judge(
     if w.minimised {
         return minimised(shared, goal, w, s, now);
     }
-    if rcode == Rcode::NXDOMAIN {
+    if rcode == Rcode::NXDOMAIN || yxdomain {
         let mut answer = std::mem::take(&mut goal.chain);
         answer.extend(s.answer);
         return Some(Outcome::Answer {
@@ -275,6 +278,14 @@ fn point_of(
         targets,
         from_hints: false,
     }
+}
+
+/// Whether the answer section holds a DNAME.
+fn has_dname(reply: &Message<Bytes>) -> bool {
+    let Ok(answer) = reply.answer() else {
+        return false;
+    };
+    answer.flatten().any(|rr| rr.rtype() == Rtype::DNAME)
 }
 
 /// Where the answer's chain from `qname` ends: the last name, the CNAME steps taken, and
