@@ -12,7 +12,9 @@
 //! Differences from testbound, on purpose: time is real (a `TIME_PASSES` of more than
 //! [`MAX_ELAPSE`] seconds ends the replay there, a shorter one is slept), sections are
 //! compared as sets (order is Unbound's implementation detail), TTLs may be up to
-//! [`TTL_SLACK`] seconds lower than expected, and the OPT record is not compared.
+//! [`TTL_SLACK`] seconds lower than expected, and the OPT record is not compared. A fake
+//! server's reply always carries the query's ID (and its question, when the entry's names
+//! the same one): testbound hands a reply to its query unchecked, `names` checks both.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -198,7 +200,7 @@ pub fn play(file: &str, s: &Scenario, slot: u16, flags: &[&str]) -> Result<Playe
                 };
                 let expected = message(entry, &map, None).map_err(|e| format!("{at}: {e}"))?;
                 if let Some(diff) = compare(entry, &map, &expected, &reply) {
-                    let asked = asked(&map, &fakes);
+                    let asked = format!("{}{}", asked(&map, &fakes), server_tail(&server));
                     return Err(format!(
                         "{at}: the reply differs from the scenario's\n{diff}{asked}"
                     ));
@@ -224,20 +226,26 @@ pub fn play(file: &str, s: &Scenario, slot: u16, flags: &[&str]) -> Result<Playe
     Ok(played)
 }
 
-/// What each scenario server was asked, in order: for a failure report.
+/// What the scenario's servers were asked, in the order they were asked: for a failure
+/// report.
 fn asked(map: &AddressMap, fakes: &[FakeUpstream]) -> String {
-    let mut out = String::from("the scenario's servers were asked:\n");
+    let mut all: Vec<(std::time::Instant, String)> = Vec::new();
     for (&(original, _), fake) in map.servers().iter().zip(fakes) {
         for q in fake.received() {
             let parsed = crate::parse::parse(&q.bytes);
             if let Some((qname, qtype)) = parsed.question {
                 let transport = if q.tcp { "tcp" } else { "udp" };
                 let qtype = Rtype::from_int(qtype);
-                out.push_str(&format!("  {original} {qname} {qtype} ({transport})\n"));
+                all.push((
+                    q.at,
+                    format!("  {original} {qname}. {qtype} ({transport})\n"),
+                ));
             }
         }
     }
-    out
+    all.sort_by_key(|(at, _)| *at);
+    let lines: String = all.into_iter().map(|(_, line)| line).collect();
+    format!("the scenario's servers were asked:\n{lines}")
 }
 
 fn server_tail(server: &Server) -> String {
@@ -384,12 +392,18 @@ fn answer(
         .filter(|r| r.addresses.is_empty() || r.addresses.contains(&original));
     for range in covering {
         if let Some(entry) = range.entries.iter().find(|e| fits(e, &query, q.tcp)) {
-            let Ok(mut reply) = message(entry, map, entry.copy_query.then_some(&query)) else {
+            // testbound hands a reply to the query it answers without checking its ID or
+            // the case of its question; names checks both, so both are the query's (the
+            // question's case only when the entry's names the same question).
+            let same_question = match (query.first_question(), entry.question.first()) {
+                (Some(asked), Some(own)) => asked.qname().name_eq(&own.0),
+                _ => false,
+            };
+            let copy = entry.copy_query || same_question;
+            let Ok(mut reply) = message(entry, map, copy.then_some(&query)) else {
                 return Vec::new();
             };
-            if entry.copy_id {
-                reply[..2].copy_from_slice(&q.bytes[..2]);
-            }
+            reply[..2].copy_from_slice(&q.bytes[..2]);
             return vec![match entry.sleep_ms {
                 0 => Reply::Send(reply),
                 ms => Reply::Delay(Duration::from_millis(ms), reply),
