@@ -324,10 +324,11 @@ fn next_target(shared: &Shared, it: &mut Iteration) -> Option<Name<Bytes>> {
     if fetched as u32 >= config.max_targets_per_delegation {
         return None;
     }
-    let target: &mut Target = point
-        .targets
-        .iter_mut()
-        .find(|t| !t.fetched && t.addrs.is_empty() && !on_stack.contains(&lower(&t.name)))?;
+    // A name with no IPv4 address known: glueless, or with only IPv6 glue (all of which
+    // failed, or we would not be here), so its A record is looked up.
+    let target: &mut Target = point.targets.iter_mut().find(|t| {
+        !t.fetched && !t.addrs.iter().any(IpAddr::is_ipv4) && !on_stack.contains(&lower(&t.name))
+    })?;
     target.fetched = true;
     Some(target.name.clone())
 }
