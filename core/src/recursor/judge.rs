@@ -56,6 +56,12 @@ pub(super) fn judge(
             goal.minimise = None; // relaxed: the full name instead
             return None;
         }
+        if rcode == Rcode::YXDOMAIN {
+            // Without a DNAME it is no answer, but says nothing of the server's other
+            // names: skipped for this question only.
+            goal.tried.push(w.server);
+            return None;
+        }
         return lame(goal);
     }
     // Truncated even over TCP (a UDP one was retried over TCP): incomplete, not used.
