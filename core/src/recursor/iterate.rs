@@ -445,7 +445,7 @@ fn suffix(name: &Name<Bytes>, labels: usize) -> Name<Bytes> {
 }
 
 /// `name` without its first label (the root for the root).
-fn parent(name: &Name<Bytes>) -> Name<Bytes> {
+pub(super) fn parent(name: &Name<Bytes>) -> Name<Bytes> {
     suffix(name, name.label_count().saturating_sub(1).max(1))
 }
 

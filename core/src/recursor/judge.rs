@@ -14,7 +14,7 @@ use domain::base::{Message, Name, ToName};
 use domain::rdata::AllRecordData;
 
 use super::delegation::{Point, Target};
-use super::iterate::{Goal, Outcome, Waiting};
+use super::iterate::{parent, Goal, Outcome, Waiting};
 use super::Shared;
 use crate::cache::rrset::lower;
 use crate::record::Rr;
@@ -83,6 +83,18 @@ pub(super) fn judge(
     }
     if w.minimised {
         return minimised(shared, goal, w, s, now);
+    }
+    // DS lives in the parent zone. Asked of a zone above the parent, a server that also
+    // serves the name's own zone answers from there: the cut above the name is looked
+    // for first by asking for the parent name (once).
+    if w.qtype == Rtype::DS
+        && rcode == Rcode::NOERROR
+        && goal.minimised == 0
+        && above(&w.zone, &parent(&w.qname))
+        && referral(&w.zone, &w.qname, &s).is_none()
+    {
+        goal.minimise = Some(1);
+        return None;
     }
     if rcode == Rcode::NXDOMAIN || yxdomain {
         let mut answer = std::mem::take(&mut goal.chain);
@@ -284,6 +296,11 @@ fn point_of(
         targets,
         from_hints: false,
     }
+}
+
+/// Whether `zone` is a proper ancestor of `name`.
+fn above(zone: &Name<Bytes>, name: &Name<Bytes>) -> bool {
+    name.ends_with(zone) && !name.name_eq(zone)
 }
 
 /// Whether the answer section holds a DNAME.
