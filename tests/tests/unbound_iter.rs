@@ -129,13 +129,24 @@ fn replay_file(path: &Path, slot: u16, flags: &[&str]) -> Result<play::Played, S
     play::play(&file, &scenario, slot, flags)
 }
 
+/// One replay at a time: a replay runs on real time (the recursor's timeouts), and on a
+/// loaded machine two at once make slow answers look like dead servers.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn replay(name: &str) {
     let slot = COMMITTED
         .iter()
         .position(|n| *n == name)
         .expect("a committed scenario");
     let path = dir().join(format!("{name}.rpl"));
-    match replay_file(&path, slot as u16, &[]) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A difference must show twice: real time on a shared machine can delay a reply past
+    // a timeout once (the first report is printed all the same).
+    let played = replay_file(&path, slot as u16, &[]).or_else(|first| {
+        eprintln!("{name}: first attempt failed, replaying once more:\n{first}");
+        replay_file(&path, slot as u16, &[])
+    });
+    match played {
         Ok(played) => {
             assert!(
                 played.checked > 0,
@@ -291,6 +302,7 @@ fn a_wrong_expected_answer_fails_with_its_step_and_difference() {
     );
     let scenario = rpl::parse("wrong.rpl", &wrong).expect("still a scenario");
     let slot = COMMITTED.len() as u16;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let report = play::play("wrong.rpl", &scenario, slot, &[]).expect_err("a wrong answer fails");
     assert!(report.starts_with("wrong.rpl STEP 10 (line "), "{report}");
     assert!(
