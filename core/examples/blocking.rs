@@ -533,7 +533,7 @@ impl Runtime {
                     }
                 }
                 // No query log here.
-                Action::Log(_) => {}
+                Action::Log(_) | Action::Notified { .. } => {}
             }
         }
     }

@@ -135,6 +135,15 @@ pub enum Action {
         /// The lookup to drop.
         id: LookupId,
     },
+    /// An accepted NOTIFY (RFC 1996) for a secondary zone, already answered: pass it on
+    /// to the [`Secondary`](crate::secondary::Secondary) machine, which checks the
+    /// zone's serial ([`Server::accept_notify`](crate::Server::accept_notify)).
+    Notified {
+        /// The zone the NOTIFY is about.
+        zone: domain::base::Name<bytes::Bytes>,
+        /// Who sent it.
+        from: SocketAddr,
+    },
     /// A query was answered (only with [`Config::log_queries`](crate::Config::log_queries)).
     Log(QueryLog),
 }

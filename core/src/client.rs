@@ -364,7 +364,7 @@ impl Reply {
 }
 
 /// One record in master-file format.
-fn record_line(rr: &Rr) -> String {
+pub(crate) fn record_line(rr: &Rr) -> String {
     format!(
         "{} {} {} {} {}",
         rr.owner().fmt_with_dot(),

@@ -86,6 +86,21 @@
 //! The core reads no files: the runtime reads them and gives the core their text; what
 //! cannot be used is a [`ConfigError`] or a [`zone::LoadError`] of one line.
 //!
+//! ## Replication: transfers, NOTIFY, TSIG
+//!
+//! The zone resolver answers AXFR and IXFR ([`zone::ZoneSet::incremental`], from the
+//! differences a reload keeps: [`zone::ZoneSet::with_history_from`]) to the clients its
+//! [`zone::TransferRule`]s allow; [`zone::Serial`] compares serials (RFC 1982).
+//! [`notify::Notifier`] tells secondaries that a zone changed, a small sans-IO machine of
+//! its own. [`tsig`] signs and verifies messages (RFC 8945): a server given keys
+//! ([`Server::set_tsig_keys`]) and the wall-clock time ([`Server::set_unix_time`])
+//! verifies every signed request and signs its replies.
+//! [`secondary::Secondary`] is the other side, another sans-IO machine: it keeps copies of
+//! zones from their primaries (SOA timers, IXFR or AXFR, TSIG) and publishes them into
+//! the shared [`zone::Snapshot`] like a reload; [`secondary::Unavailable`] answers
+//! SERVFAIL for those without data, and a server given a [`secondary::NotifyPolicy`]
+//! answers NOTIFY and says so with [`Action::Notified`].
+//!
 //! ## A DNS client too
 //!
 //! [`client::Lookup`] is the same sans-IO shape for the other side: it builds a query
@@ -189,6 +204,7 @@ pub mod hosts;
 pub mod journal;
 mod lookup;
 mod message;
+pub mod notify;
 mod parse;
 mod record;
 pub mod recursor;
@@ -196,11 +212,13 @@ mod request;
 mod resolver;
 mod rng;
 mod scrub;
+pub mod secondary;
 mod server;
 pub mod setup;
 pub mod stats;
 mod tcp;
 mod timers;
+pub mod tsig;
 mod upstream;
 mod wire;
 pub mod zone;

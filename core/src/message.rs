@@ -184,16 +184,16 @@ pub const TRANSFER_MESSAGE_LEN: usize = 16384;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransferTooBig;
 
-/// Encodes an AXFR answer (RFC 5936) as several messages of at most
+/// Encodes an AXFR (RFC 5936) or IXFR (RFC 1995) answer as several messages of at most
 /// [`TRANSFER_MESSAGE_LEN`] bytes each (a record that alone is larger gets a message of
 /// its own, up to 65,535 bytes: every message can be framed), records in order, the
-/// question in the first message only. `None` unless this is a successful AXFR over
+/// question in the first message only. `None` unless this is a successful AXFR or IXFR over
 /// TCP: every other answer is one message. `Some(Err)` when a record fits no message.
 pub fn encode_transfer(
     req: &Request,
     answer: &Answer,
 ) -> Option<Result<Vec<Vec<u8>>, TransferTooBig>> {
-    if req.qtype != Rtype::AXFR
+    if !matches!(req.qtype, Rtype::AXFR | Rtype::IXFR)
         || !matches!(req.origin, crate::action::Origin::Tcp(_))
         || answer.rcode != OptRcode::from(Rcode::NOERROR)
         || answer.answer.is_empty()

@@ -52,6 +52,12 @@ pub struct Request {
     pub background: bool,
     /// The resolver's state for this query (`Context::state`).
     pub(crate) state: crate::resolver::StateSlot,
+    /// The message carries a TSIG record (the server verifies it before the chain sees it).
+    pub signed: bool,
+    /// A verified TSIG signature: every reply message is signed with its key.
+    pub tsig: Option<crate::tsig::ServerSigner>,
+    /// The serial of the SOA in the authority section of an IXFR query (RFC 1995 3).
+    pub ixfr_serial: Option<u32>,
 }
 
 impl Request {
@@ -59,10 +65,14 @@ impl Request {
     pub fn reply_limit(&self, max_udp: u16) -> usize {
         match self.origin {
             Origin::Tcp(_) => 65535,
-            Origin::Udp { .. } => match self.edns {
-                None => 512,
-                Some(e) => usize::from(e.udp_size.clamp(512, max_udp.max(512))),
-            },
+            Origin::Udp { .. } => {
+                let limit = match self.edns {
+                    None => 512,
+                    Some(e) => usize::from(e.udp_size.clamp(512, max_udp.max(512))),
+                };
+                // Room for the signature added after the reply is encoded.
+                limit.saturating_sub(self.tsig.as_ref().map_or(0, |t| t.room()))
+            }
         }
     }
 }
@@ -215,6 +225,9 @@ fn parse_plain(
         received: now,
         background: false,
         state: Default::default(),
+        signed: false,
+        tsig: None,
+        ixfr_serial: None,
     };
     Some((request, version))
 }
@@ -234,11 +247,21 @@ fn parse(
     let mut section = questions.answer().map_err(|_| Malformed)?;
     let mut edns = None;
     let mut version = None;
+    let (mut signed, mut ixfr_serial) = (false, None);
     // 0 answer, 1 authority, 2 additional.
     let mut index = 0;
     loop {
         for rr in &mut section {
             let rr = rr.map_err(|_| Malformed)?;
+            signed |= rr.rtype() == Rtype::TSIG;
+            if index == 1 && question.qtype() == Rtype::IXFR && rr.rtype() == Rtype::SOA {
+                // The client's version (RFC 1995 3); an unreadable one is no version.
+                ixfr_serial = rr
+                    .to_record::<domain::rdata::Soa<_>>()
+                    .ok()
+                    .flatten()
+                    .map(|soa| soa.data().serial().into_int());
+            }
             if rr.rtype() == Rtype::OPT {
                 // RFC 6891 6.1.1: at most one OPT, in the additional section, owned by the root.
                 if edns.is_some() || index != 2 || !rr.owner().is_root() {
@@ -280,13 +303,16 @@ fn parse(
         received: now,
         background: false,
         state: Default::default(),
+        signed,
+        tsig: None,
+        ixfr_serial,
     };
     Ok((request, version))
 }
 
 /// Where a message ends by its own counts: the header, the questions, then every
 /// record (owner, fixed fields and RDATA). `None` if the bytes run out first.
-fn wire_len(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn wire_len(bytes: &[u8]) -> Option<usize> {
     let count = |at: usize| -> Option<usize> {
         Some(usize::from(u16::from_be_bytes([
             *bytes.get(at)?,

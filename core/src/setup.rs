@@ -32,7 +32,10 @@ use crate::hosts::{Hosts, HostsResolver};
 use crate::parse::ConfigError;
 use crate::recursor::{Recursor, RecursorConfig, RecursorStats, Shared};
 use crate::resolver::{Chain, ForwardRoute, Forwarder, Resolver, Synth, SynthRule};
-use crate::zone::{Cidr, Snapshot, ZoneResolver, ZoneSet};
+use crate::secondary::Unavailable;
+use crate::zone::{Snapshot, TransferRule, ZoneResolver, ZoneSet};
+use bytes::Bytes;
+use domain::base::Name;
 
 /// Makes one of the caller's resolvers for a worker's chain.
 type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
@@ -41,7 +44,8 @@ type MakeResolver = Box<dyn Fn() -> Box<dyn Resolver> + Send + Sync>;
 #[derive(Default)]
 pub struct Setup {
     zones: Option<Snapshot<ZoneSet>>,
-    allow_transfer: Option<Vec<Cidr>>,
+    unavailable: Option<Snapshot<Vec<Name<Bytes>>>>,
+    allow_transfer: Option<Vec<TransferRule>>,
     hosts: Option<Snapshot<Hosts>>,
     synth: Vec<SynthRule>,
     custom: Vec<MakeResolver>,
@@ -79,9 +83,19 @@ impl Setup {
         self
     }
 
-    /// Lets these clients transfer the zones (AXFR); loopback only unless set.
-    pub fn allow_transfer(mut self, allow: Vec<Cidr>) -> Setup {
-        self.allow_transfer = Some(allow);
+    /// Answers SERVFAIL for names in these secondary zones while they are not served
+    /// (first in the chain, with the zones: see [`Unavailable`]).
+    pub fn unavailable(mut self, origins: Snapshot<Vec<Name<Bytes>>>) -> Setup {
+        self.unavailable = Some(origins);
+        self
+    }
+
+    /// Lets these clients transfer the zones (AXFR, IXFR); loopback only unless set.
+    pub fn allow_transfer(
+        mut self,
+        allow: impl IntoIterator<Item = impl Into<TransferRule>>,
+    ) -> Setup {
+        self.allow_transfer = Some(allow.into_iter().map(Into::into).collect());
         self
     }
 
@@ -185,6 +199,9 @@ impl Setup {
     /// recursor or else the forwarder, each present only when it has something to do.
     pub fn build(&self) -> Chain {
         let mut chain = Chain::new();
+        if let (Some(origins), Some(zones)) = (&self.unavailable, &self.zones) {
+            chain = chain.with(Unavailable::new(origins.clone(), zones.clone()));
+        }
         if let Some(zones) = &self.zones {
             let mut resolver = ZoneResolver::new(zones.clone());
             if let Some(allow) = &self.allow_transfer {

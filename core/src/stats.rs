@@ -83,6 +83,8 @@ pub struct Stats {
     pub tcp_overrun: u64,
     /// TCP replies that could not be framed (over 65,535 bytes): answered SERVFAIL instead.
     pub tcp_oversize: u64,
+    /// Signed requests answered with a TSIG error (BADKEY, BADSIG, BADTIME) or FORMERR.
+    pub tsig_rejected: u64,
     /// Replies sent, by transport, question type and response code.
     pub(crate) queries_by_kind: HashMap<QueryKind, u64, KindHasher>,
     /// Per upstream server: time from sending a try to receiving its matching reply.
@@ -362,6 +364,7 @@ impl Stats {
             tcp_per_client_refused,
             tcp_overrun,
             tcp_oversize,
+            tsig_rejected,
             queries_by_kind,
             upstream_latency,
             gauges,
@@ -389,6 +392,7 @@ impl Stats {
             (&mut self.tcp_per_client_refused, tcp_per_client_refused),
             (&mut self.tcp_overrun, tcp_overrun),
             (&mut self.tcp_oversize, tcp_oversize),
+            (&mut self.tsig_rejected, tsig_rejected),
             (&mut self.gauges.in_flight, &gauges.in_flight),
             (&mut self.gauges.open_exchanges, &gauges.open_exchanges),
             (&mut self.gauges.open_connections, &gauges.open_connections),
@@ -531,6 +535,8 @@ impl Stats {
             "tcp_oversize", Counter, t.tcp_oversize,
                 "TCP answers (zone transfers) refused with SERVFAIL because a record fits no \
                  65535-byte message";
+            "tsig_rejected", Counter, t.tsig_rejected,
+                "Signed requests answered with a TSIG error (BADKEY, BADSIG, BADTIME) or FORMERR";
         });
         out
     }

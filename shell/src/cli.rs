@@ -147,10 +147,37 @@ pub struct Serve {
     /// answer A/AAAA for the names and PTR for the addresses of this hosts(5) file; re-read on SIGHUP
     #[argh(option)]
     pub hosts: Option<String>,
-    /// clients allowed to transfer zones with AXFR over TCP (IP or IP/PREFIX; repeatable; default loopback only: 127.0.0.0/8 and ::1)
+    /// clients allowed to transfer zones with AXFR and IXFR: IP or IP/PREFIX, optionally ",key=NAME" to require requests signed with that --tsig-key (e.g. 192.0.2.0/24,key=xfr); repeatable; default loopback only: 127.0.0.0/8 and ::1
     #[argh(option)]
     #[serde(deserialize_with = "crate::config_file::one_or_many")]
     pub allow_transfer: Vec<String>,
+    /// keep a copy of this zone from its primary: ZONE=PRIMARY[:PORT][,key=NAME] (port 53 by default; repeatable; key: sign the SOA queries and transfers with that --tsig-key, and take NOTIFY for the zone only signed with it); transferred over TCP by IXFR when a version is held, AXFR otherwise; checked on the SOA refresh/retry timers and on NOTIFY; SERVFAIL before the first transfer and after the SOA expire time without a refresh
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub secondary: Vec<String>,
+    /// also take NOTIFY for the secondary zones from these addresses besides each zone's primary (IP or IP/PREFIX; repeatable; others get REFUSED)
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub allow_notify: Vec<String>,
+    /// write each transferred secondary zone into this directory as a master file (ZONE.zone, replaced atomically), and serve those files at start until the primary is asked (default off)
+    #[argh(option)]
+    pub zone_dir: Option<String>,
+    /// most bytes one zone transfer may bring; a larger one is dropped and the data served before stays (default 67108864, 64 MiB)
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
+    pub max_transfer_bytes: Option<usize>,
+    /// a TSIG key (RFC 8945) as NAME:ALGORITHM:BASE64, ALGORITHM one of hmac-sha1, hmac-sha256, hmac-sha384, hmac-sha512; repeatable. Signed requests are verified with these keys and answered signed
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub tsig_key: Vec<String>,
+    /// zone versions whose differences are kept for IXFR across reloads, per zone, and never more records than the zone holds (default 16; 0: IXFR always gets the whole zone)
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::number")]
+    pub ixfr_versions: Option<usize>,
+    /// send NOTIFY (RFC 1996) to this secondary at start and whenever a reload changes a zone's serial, retried 5 times (1 s, then doubling) until answered: [ZONE=]ADDR[:PORT][,key=NAME] (ZONE: only for that zone; key: sign with that --tsig-key); repeatable
+    #[argh(option)]
+    #[serde(deserialize_with = "crate::config_file::one_or_many")]
+    pub notify: Vec<String>,
     /// record every input of the server (queries, upstream replies, timeouts, with their times), its actions, seeds and settings into this journal file, replaced if it exists, for `names replay` (default off)
     #[argh(option)]
     pub record: Option<String>,

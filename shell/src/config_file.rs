@@ -90,8 +90,9 @@ impl FileConfig {
         take!(given: listen, upstream, resolv_conf, no_forward, synth, cache_size, min_ttl,
             max_ttl, serve_stale, minimal_responses, prefetch, timeout, try_timeout, workers, tcp_idle_ms, max_tcp,
             max_tcp_per_client, max_pipelined, max_tcp_buffered, max_inflight, max_waiting,
-            config, metrics, log_level, log_queries, zone, hosts, allow_transfer, record,
-            record_max_bytes, forward, recursive, root_hints, query_localhost);
+            config, metrics, log_level, log_queries, zone, hosts, allow_transfer, tsig_key, ixfr_versions, notify, record,
+            record_max_bytes, secondary, allow_notify, zone_dir, max_transfer_bytes, forward, recursive,
+            root_hints, query_localhost);
         (file, from_file)
     }
 }

@@ -25,6 +25,7 @@ use crate::deferred::Lookups;
 use crate::logging;
 use crate::metrics::Publisher;
 use crate::record::{Core, Recording};
+use crate::secondary::NotifyRoute;
 use crate::shutdown::Shutdown;
 use crate::tcp::{Clients, ConnHandle};
 use crate::udp::UdpListeners;
@@ -97,6 +98,10 @@ pub struct WorkerHooks {
     pub publisher: Option<Publisher>,
     /// Where this worker records its inputs (`--record`), and its index there.
     pub record: Option<(Recording, u16)>,
+    /// NOTIFYs taken for secondary zones, and where they go.
+    pub notify: Option<NotifyRoute>,
+    /// The TSIG keys signed requests are verified with.
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 /// A worker's sockets: per listen address, the UDP socket (listener `i` in
@@ -113,7 +118,16 @@ pub fn run_worker(
 ) -> io::Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
-    let server = Server::with_shared(config, chain, seed, in_flight);
+    let mut server = Server::with_shared(config, chain, seed, in_flight);
+    if let Some(route) = &hooks.notify {
+        server.accept_notify(route.policy.clone());
+    }
+    server.set_tsig_keys(hooks.tsig_keys.clone());
+    // TSIG signs with wall-clock seconds; the core derives them from this one reading.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    server.set_unix_time(Instant::now(), unix);
     let recorder = hooks.record.as_ref().map(|(r, i)| r.worker(*i, seed));
     let server = Core::new(server, recorder);
     let ex = Rc::new(LocalExecutor::new());
@@ -331,6 +345,13 @@ impl Driver {
                 Action::Log(entry) => logging::log_query(&entry),
                 Action::Lookup { id, job } => self.lookups.start(id, job, &mut self.server),
                 Action::CancelLookup { id } => self.lookups.cancel(id),
+                Action::Notified { zone, from } => {
+                    log::info!("NOTIFY for {} from {from}", zone.fmt_with_dot());
+                    if let Some(route) = &self.hooks.notify {
+                        // A full inbox means checks are coming anyway.
+                        let _ = route.to.try_send(zone);
+                    }
+                }
             }
         }
         self.udp.flush(&mut self.server);

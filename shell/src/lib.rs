@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod record;
+pub mod secondary;
 pub mod shutdown;
 pub mod systemd;
 mod tcp;
@@ -52,6 +53,10 @@ pub struct Hooks {
     pub board: Option<Arc<metrics::Board>>,
     /// Where the workers record their inputs (`--record`).
     pub record: Option<record::Recording>,
+    /// Which NOTIFYs the workers accept, and where they pass them on (secondary zones).
+    pub notify: Option<secondary::NotifyRoute>,
+    /// The TSIG keys signed requests are verified with (`--tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
 }
 
 impl Default for Hooks {
@@ -61,6 +66,8 @@ impl Default for Hooks {
             shutdown: Shutdown::never(),
             board: None,
             record: None,
+            notify: None,
+            tsig_keys: Default::default(),
         }
     }
 }
@@ -80,6 +87,32 @@ pub struct Options {
     pub cache_probe: Option<CacheProbe>,
     /// Record every input of every worker's core into a journal (`names serve --record`).
     pub record: Option<record::Recording>,
+    /// Accept NOTIFY for secondary zones and pass it on (`names serve --secondary`).
+    pub notify: Option<secondary::NotifyRoute>,
+    /// Reads the secondary zones' counters for the metrics endpoint.
+    pub secondary_probe: Option<secondary::SecondaryProbe>,
+    /// TSIG keys (RFC 8945) for signed requests (`names serve --tsig-key`).
+    pub tsig_keys: names_core::tsig::KeyRing,
+    /// Called once every socket is bound, after the ready line.
+    pub on_ready: Option<OnReady>,
+}
+
+/// What to do once a server's sockets are bound (e.g. send the startup NOTIFYs, which
+/// make secondaries ask at once).
+#[derive(Clone)]
+pub struct OnReady(Arc<dyn Fn() + Send + Sync>);
+
+impl OnReady {
+    /// Calls `f` when ready.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> OnReady {
+        OnReady(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for OnReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnReady")
+    }
 }
 
 impl Options {
@@ -92,6 +125,10 @@ impl Options {
             metrics: None,
             cache_probe: None,
             record: None,
+            notify: None,
+            secondary_probe: None,
+            tsig_keys: Default::default(),
+            on_ready: None,
         })
     }
 }
@@ -149,7 +186,7 @@ pub fn serve_until(
                 options.workers,
                 options.cache_probe.clone(),
             ));
-            metrics::spawn(listener, board.clone())?;
+            metrics::spawn(listener, board.clone(), options.secondary_probe.clone())?;
             eprintln!("names: metrics http://{bound}/metrics");
             Some(board)
         }
@@ -164,6 +201,9 @@ pub fn serve_until(
     );
     eprintln!("names: {ready}");
     systemd::ready(&ready);
+    if let Some(OnReady(f)) = &options.on_ready {
+        f();
+    }
     let record = options.record.clone();
     let result = listeners.run_with(
         options.config,
@@ -172,6 +212,8 @@ pub fn serve_until(
             shutdown,
             board,
             record: options.record,
+            notify: options.notify,
+            tsig_keys: options.tsig_keys,
         },
     );
     if let Some(record) = record {

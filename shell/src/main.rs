@@ -6,9 +6,11 @@
 mod check_zone;
 mod cli;
 mod config_file;
+mod notify;
 mod query;
 mod reload;
 mod replay;
+mod secondaries;
 mod serve;
 
 use std::process::ExitCode;

@@ -18,6 +18,8 @@ use async_net::{TcpListener, TcpStream};
 use names_core::cache::CacheStats;
 use names_core::stats::{Kind, Value};
 use names_core::{Server, Stats};
+
+use crate::secondary::SecondaryProbe;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -253,13 +255,83 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The OpenMetrics content type `prometheus-client` encodes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Serves `GET /metrics` from `board` on `listener` in a thread of its own, for as long
-/// as the process runs.
-pub fn spawn(listener: std::net::TcpListener, board: Arc<Board>) -> io::Result<()> {
+/// The secondary zones' counters and, per zone, its serial and whether it is served.
+#[derive(Debug)]
+struct Secondaries(SecondaryProbe);
+
+impl Collector for Secondaries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let (stats, zones) = self.0.read();
+        for (name, help, value) in [
+            (
+                "secondary_transfers_ok",
+                "Zone transfers that replaced a secondary zone's data",
+                stats.transfers_ok,
+            ),
+            (
+                "secondary_transfers_failed",
+                "Zone transfers that ended without new data (the data served before stays)",
+                stats.transfers_failed,
+            ),
+            (
+                "secondary_expirations",
+                "Times a secondary zone expired (not refreshed within its SOA EXPIRE)",
+                stats.expirations,
+            ),
+            (
+                "secondary_notifies",
+                "NOTIFYs accepted for the secondary zones",
+                stats.notifies,
+            ),
+        ] {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Counter)?
+                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        }
+        let expired = zones
+            .iter()
+            .filter(|z| z.serial.is_some() && !z.served)
+            .count();
+        encoder
+            .encode_descriptor(
+                "secondary_zones_expired",
+                "Secondary zones expired now (answered SERVFAIL)",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&i64::try_from(expired).unwrap_or(i64::MAX))?;
+        let mut family = encoder.encode_descriptor(
+            "secondary_zone_serial",
+            "The SOA serial of the data each secondary zone holds (absent before the first transfer)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for zone in zones {
+            if let Some(serial) = zone.serial {
+                let labels = [("zone", zone.origin.fmt_with_dot().to_string())];
+                family
+                    .encode_family(&labels)?
+                    .encode_gauge(&i64::from(serial))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serves `GET /metrics` from `board` (and the secondary zones' probe) on `listener` in
+/// a thread of its own, for as long as the process runs.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    board: Arc<Board>,
+    secondary: Option<SecondaryProbe>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::try_from(listener)?;
     let mut registry = Registry::with_prefix("names");
     registry.register_collector(Box::new(Scrape(board)));
+    if let Some(probe) = secondary {
+        registry.register_collector(Box::new(Secondaries(probe)));
+    }
     std::thread::Builder::new()
         .name("names-metrics".into())
         .spawn(move || {
@@ -470,7 +542,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let board = Arc::new(Board::new(0, None));
-        spawn(listener, board).unwrap();
+        spawn(listener, board, None).unwrap();
         let get = |request: &str| {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_signal::{Signal, Signals};
+use bytes::Bytes;
+use names_core::domain::base::Name;
 use names_core::hosts::Hosts;
 use names_core::zone::{load_zone, Snapshot, Zone, ZoneSet};
+use names_shell::secondary::Publish;
 use smol::stream::StreamExt;
 
 /// Reads and parses one zone file (and its includes).
@@ -35,6 +38,13 @@ pub fn read_zone(path: &str) -> Result<Zone, String> {
     load_zone(path, &text, &mut include).map_err(|e| e.to_string())
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(l) => l,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 /// Reads and parses a hosts file.
 pub fn read_hosts(path: &str) -> Result<Hosts, String> {
     let text =
@@ -52,6 +62,13 @@ pub struct Data {
     hosts_path: Option<String>,
     /// The last zone that loaded from each path, in `zone_paths` order.
     loaded: Mutex<Vec<Arc<Zone>>>,
+    /// The secondary zones served, and the origins of those not served (SERVFAIL).
+    secondaries: Mutex<Vec<Arc<Zone>>>,
+    unavailable: Option<Snapshot<Vec<Name<Bytes>>>>,
+    /// Versions of each zone whose differences are kept for IXFR (`--ixfr-versions`).
+    ixfr_versions: usize,
+    /// Where zones whose serial a reload changed are told (`--notify`).
+    notify: Option<smol::channel::Sender<crate::notify::Changes>>,
 }
 
 impl Data {
@@ -76,7 +93,88 @@ impl Data {
             zone_paths,
             hosts_path,
             loaded: Mutex::new(loaded),
+            secondaries: Mutex::new(Vec::new()),
+            unavailable: None,
+            ixfr_versions: 0,
+            notify: None,
         })
+    }
+
+    /// Adds secondary zones, none served yet. One that is also a `--zone` is an error.
+    pub fn with_secondaries(mut self, origins: Vec<Name<Bytes>>) -> Result<Data, String> {
+        if origins.is_empty() {
+            return Ok(self);
+        }
+        if let Some(zones) = &self.zones {
+            for zone in zones.load().zones() {
+                if origins.iter().any(|o| o == zone.origin()) {
+                    return Err(format!(
+                        "the zone {} is both a --zone ({}) and a --secondary",
+                        zone.origin().fmt_with_dot(),
+                        zone.source()
+                    ));
+                }
+            }
+        }
+        self.zones
+            .get_or_insert_with(|| Snapshot::new(ZoneSet::default()));
+        self.unavailable = Some(Snapshot::new(origins));
+        Ok(self)
+    }
+
+    /// The origins of the secondary zones not served now, when there are secondaries.
+    pub fn unavailable(&self) -> Option<Snapshot<Vec<Name<Bytes>>>> {
+        self.unavailable.clone()
+    }
+
+    /// Serves a secondary zone's new data, or stops serving it: a new zone set for every
+    /// worker, as a reload stores.
+    pub fn publish_secondary(&self, change: Publish) {
+        let (Some(zones), Some(unavailable)) = (&self.zones, &self.unavailable) else {
+            return;
+        };
+        let loaded = lock(&self.loaded);
+        let mut secondaries = lock(&self.secondaries);
+        let origin = match &change {
+            Publish::Serve(zone, _) => zone.origin().clone(),
+            Publish::Expire(origin) => origin.clone(),
+        };
+        secondaries.retain(|z| z.origin() != &origin);
+        let mut down: Vec<Name<Bytes>> = unavailable.load().to_vec();
+        down.retain(|o| o != &origin);
+        match change {
+            Publish::Serve(zone, _) => secondaries.push(zone),
+            Publish::Expire(origin) => down.push(origin),
+        }
+        match ZoneSet::from_shared(loaded.iter().chain(secondaries.iter()).cloned().collect()) {
+            Ok(set) => zones.store(set),
+            Err(e) => log::error!("secondary zone {}: {e}", origin.fmt_with_dot()),
+        }
+        unavailable.store(down);
+    }
+
+    /// Tells `changes` about every zone whose serial a reload changes.
+    pub fn notify_to(mut self, changes: smol::channel::Sender<crate::notify::Changes>) -> Data {
+        self.notify = Some(changes);
+        self
+    }
+
+    /// Every zone's origin and SOA.
+    pub fn current_soas(&self) -> crate::notify::Changes {
+        let Some(zones) = &self.zones else {
+            return Vec::new();
+        };
+        let set = zones.load();
+        set.zones()
+            .iter()
+            .map(|z| (z.origin().clone(), z.soa().clone()))
+            .collect()
+    }
+
+    /// Keeps the differences of up to `n` versions of each zone across reloads, for IXFR.
+    pub fn keep_ixfr_versions(mut self, n: usize) -> Data {
+        self.ixfr_versions = n;
+        self
     }
 
     /// Re-reads every file. A file that fails keeps its old data; each failure is one
@@ -84,10 +182,7 @@ impl Data {
     pub fn reload(&self) -> usize {
         let mut failed = 0;
         if let Some(zones) = &self.zones {
-            let mut loaded = match self.loaded.lock() {
-                Ok(l) => l,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut loaded = lock(&self.loaded);
             let mut next = loaded.clone();
             for (slot, path) in next.iter_mut().zip(&self.zone_paths) {
                 match read_zone(path) {
@@ -98,9 +193,24 @@ impl Data {
                     }
                 }
             }
-            match ZoneSet::from_shared(next.clone()) {
+            let secondaries = lock(&self.secondaries).clone();
+            match ZoneSet::from_shared(next.iter().chain(&secondaries).cloned().collect()) {
                 Ok(set) => {
-                    zones.store(set);
+                    let before = zones.load();
+                    let changed: crate::notify::Changes = set
+                        .zones()
+                        .iter()
+                        .filter(|z| {
+                            before
+                                .zone_at(z.origin())
+                                .is_none_or(|b| b.serial() != z.serial())
+                        })
+                        .map(|z| (z.origin().clone(), z.soa().clone()))
+                        .collect();
+                    zones.store(set.with_history_from(&before, self.ixfr_versions));
+                    if let Some(notify) = self.notify.as_ref().filter(|_| !changed.is_empty()) {
+                        let _ = notify.try_send(changed);
+                    }
                     *loaded = next;
                 }
                 Err(e) => {

@@ -275,6 +275,7 @@ fn describe(action: &Action) -> String {
         Action::PauseRead { conn } => format!("pause reading conn {}", conn.0),
         Action::ResumeRead { conn } => format!("resume reading conn {}", conn.0),
         Action::Log(entry) => format!("log {} {}", entry.qname, entry.qtype),
+        Action::Notified { zone, from } => format!("notified {zone} from {from}"),
         Action::Lookup { id, .. } => format!("lookup id={}", id.0),
         Action::CancelLookup { id } => format!("cancel lookup id={}", id.0),
     }

@@ -9,11 +9,13 @@ use names_core::cache::CacheConfig;
 use names_core::config::MAX_OPEN_TRIES;
 use names_core::hosts::Hosts;
 use names_core::journal::Header;
+use names_core::notify::NotifyTarget;
 use names_core::recursor::{RecursorConfig, RootHints};
+use names_core::secondary::{Limits, SecondaryZone};
 use names_core::setup::Setup;
-use names_core::zone::Cidr;
+use names_core::zone::{Cidr, TransferRule};
 use names_core::zone::{Snapshot, ZoneSet};
-use names_core::{parse_server, Config, ConfigError, ForwardRoute, SynthRule};
+use names_core::{parse_server, tsig, Config, ConfigError, ForwardRoute, SynthRule};
 use names_shell::record::Recording;
 use names_shell::{parse_listen, resolv_conf, Options};
 
@@ -21,11 +23,16 @@ use crate::cli::Serve;
 use crate::config_file;
 use crate::reload;
 use crate::replay;
+use crate::secondaries::Secondaries;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:10053";
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// `--record-max-bytes` unless given: 1 GiB.
 const DEFAULT_RECORD_MAX_BYTES: u64 = 1 << 30;
+/// What a journal keeps of each `--tsig-key` secret: base64 of "redacted".
+const REDACTED_SECRET: &str = "cmVkYWN0ZWQ=";
+/// `--ixfr-versions` unless given.
+const DEFAULT_IXFR_VERSIONS: usize = 16;
 
 /// What the flags say, checked.
 struct Plan {
@@ -38,7 +45,11 @@ struct Plan {
     log_level: log::LevelFilter,
     zones: Vec<String>,
     hosts: Option<String>,
-    allow_transfer: Vec<Cidr>,
+    allow_transfer: Vec<TransferRule>,
+    ixfr_versions: usize,
+    notify: Vec<NotifyTarget>,
+    /// `--secondary`, `--allow-notify`, `--zone-dir`, `--max-transfer-bytes`.
+    secondaries: Secondaries,
     /// `--record FILE` and `--record-max-bytes`.
     record: Option<(String, u64)>,
     /// The settings that rebuild the chain, as TOML (for the journal's header).
@@ -100,6 +111,9 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
         zones,
         hosts,
         allow_transfer,
+        ixfr_versions,
+        notify,
+        secondaries,
         record,
         settings,
         explicit_limits,
@@ -124,7 +138,22 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     }
     // Local data is loaded before any socket is bound; SIGHUP re-reads it. The handler is
     // installed even with nothing to reload: SIGHUP's default action ends the process.
-    let data = Arc::new(reload::Data::load(zones, hosts)?);
+    let origins: Vec<_> = secondaries.zones.iter().map(|z| z.origin.clone()).collect();
+    let mut data = reload::Data::load(zones, hosts)?
+        .keep_ixfr_versions(ixfr_versions)
+        .with_secondaries(origins)?;
+    if !notify.is_empty() {
+        let changes = crate::notify::start(notify, options.tsig_keys.clone())
+            .map_err(|e| format!("cannot start notifying: {e}"))?;
+        // Every zone at start (as NSD and Knot), once the sockets are bound.
+        let all = data.current_soas();
+        let startup = changes.clone();
+        options.on_ready = Some(names_shell::OnReady::new(move || {
+            let _ = startup.try_send(all.clone());
+        }));
+        data = data.notify_to(changes);
+    }
+    let data = Arc::new(data);
     data.clone()
         .reload_on_sighup()
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
@@ -141,7 +170,12 @@ pub fn run(flags: Serve) -> Result<ExitCode, String> {
     if let Some(recursion) = &chain.recursion {
         log::info!("{}", recursion.describe());
     }
-    let setup = Arc::new(chain.setup(options.workers, data.zones.clone(), data.hosts.clone()));
+    let mut setup = chain.setup(options.workers, data.zones.clone(), data.hosts.clone());
+    if let Some(unavailable) = data.unavailable() {
+        setup = setup.unavailable(unavailable);
+    }
+    let setup = Arc::new(setup);
+    secondaries.start(&mut options, &data)?;
     if setup.cache_stats().is_some() || setup.recursor_stats().is_some() {
         let setup = setup.clone();
         options.cache_probe = Some(names_shell::CacheProbe::adding(move |stats| {
@@ -192,7 +226,7 @@ pub struct Sources {
     pub routes: Vec<ForwardRoute>,
     pub recursion: Option<Recursion>,
     pub cache: CacheConfig,
-    pub allow_transfer: Vec<Cidr>,
+    pub allow_transfer: Vec<TransferRule>,
 }
 
 impl Sources {
@@ -298,6 +332,65 @@ fn fit_descriptor_limit(options: &mut Options, (explicit_inflight, explicit_tcp)
     }
 }
 
+/// The secondary zones' flags, checked.
+fn secondaries(f: &Serve, keys: &tsig::KeyRing) -> Result<Secondaries, Bad> {
+    let zones: Vec<SecondaryZone> = key(
+        "secondary",
+        f.secondary
+            .iter()
+            .map(|s| SecondaryZone::parse(s, keys))
+            .collect(),
+    )?;
+    for (i, z) in zones.iter().enumerate() {
+        if zones[..i].iter().any(|o| o.origin == z.origin) {
+            let e = ConfigError::new(format!(
+                "--secondary: the zone {} is given twice",
+                z.origin.fmt_with_dot()
+            ));
+            return Err(Bad(Some("secondary"), e));
+        }
+    }
+    let allow_notify = key(
+        "allow_notify",
+        f.allow_notify
+            .iter()
+            .map(|c| {
+                Cidr::parse(c).map_err(|e| {
+                    ConfigError::new(e.message.replacen("--allow-transfer", "--allow-notify", 1))
+                })
+            })
+            .collect(),
+    )?;
+    for (given, name, flag) in [
+        (!f.allow_notify.is_empty(), "allow_notify", "--allow-notify"),
+        (f.zone_dir.is_some(), "zone_dir", "--zone-dir"),
+        (
+            f.max_transfer_bytes.is_some(),
+            "max_transfer_bytes",
+            "--max-transfer-bytes",
+        ),
+    ] {
+        if given && zones.is_empty() {
+            let e = ConfigError::new(format!("{flag} needs --secondary ZONE=PRIMARY"));
+            return Err(Bad(Some(name), e));
+        }
+    }
+    let mut limits = Limits::default();
+    if let Some(max) = f.max_transfer_bytes {
+        if max == 0 {
+            let e = ConfigError::new("--max-transfer-bytes must be at least 1");
+            return Err(Bad(Some("max_transfer_bytes"), e));
+        }
+        limits.max_transfer_bytes = max;
+    }
+    Ok(Secondaries {
+        zones,
+        allow_notify,
+        zone_dir: f.zone_dir.clone(),
+        limits,
+    })
+}
+
 fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
     // The flags as the journal's header keeps them (without those about this process).
     let mut settings = toml::Value::try_from(&f)
@@ -310,13 +403,32 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
         "config",
         "metrics",
         "resolv_conf",
+        // The secondary zones' machine is not recorded: a replay serves without it.
+        "secondary",
+        "allow_notify",
+        "zone_dir",
+        "max_transfer_bytes",
     ] {
         settings.remove(k);
     }
+    // Secrets stay out of journals: the key names stay (rules name them), the secrets do not.
+    let redacted = f.tsig_key.iter().map(|k| {
+        let name_and_algorithm = k.rsplit_once(':').map_or(k.as_str(), |(head, _)| head);
+        toml::Value::from(format!("{name_and_algorithm}:{REDACTED_SECRET}"))
+    });
+    settings.insert("tsig_key".into(), toml::Value::Array(redacted.collect()));
     if f.record.is_none() && f.record_max_bytes.is_some() {
         let e = ConfigError::new("--record-max-bytes needs --record FILE");
         return Err(Bad(Some("record_max_bytes"), e));
     }
+    let tsig_keys = f
+        .tsig_key
+        .iter()
+        .map(|k| tsig::Key::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(tsig::KeyRing::from_keys);
+    let tsig_keys = key("tsig_key", tsig_keys)?;
+    let secondaries = secondaries(&f, &tsig_keys)?;
     let record = f
         .record
         .clone()
@@ -381,13 +493,31 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
         }
     }
     let allow_transfer = if f.allow_transfer.is_empty() {
-        Cidr::loopback()
+        TransferRule::loopback()
     } else {
         key(
             "allow_transfer",
-            f.allow_transfer.iter().map(|c| Cidr::parse(c)).collect(),
+            f.allow_transfer
+                .iter()
+                .map(|c| TransferRule::parse(c))
+                .collect(),
         )?
     };
+    let notify: Vec<NotifyTarget> = key(
+        "notify",
+        f.notify.iter().map(|n| NotifyTarget::parse(n)).collect(),
+    )?;
+    let needed = allow_transfer.iter().map(|r| ("allow_transfer", &r.key));
+    let needed = needed.chain(notify.iter().map(|t: &NotifyTarget| ("notify", &t.key)));
+    for (flag, name) in needed {
+        if let Some(name) = name.as_ref().filter(|n| tsig_keys.get(*n).is_none()) {
+            let e = ConfigError::new(format!(
+                "--{}: no --tsig-key named {name}",
+                flag.replace('_', "-")
+            ));
+            return Err(Bad(Some(flag), e));
+        }
+    }
     let cache_defaults = CacheConfig::default();
     let cache = CacheConfig {
         size: f.cache_size.unwrap_or(cache_defaults.size),
@@ -431,6 +561,10 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
             metrics,
             cache_probe: None,
             record: None,
+            notify: None,
+            secondary_probe: None,
+            tsig_keys,
+            on_ready: None,
         },
         synth,
         upstreams,
@@ -440,6 +574,9 @@ fn plan(f: Serve, read: ReadFile<'_>) -> Result<Plan, Bad> {
         zones: f.zone,
         hosts: f.hosts,
         allow_transfer,
+        ixfr_versions: f.ixfr_versions.unwrap_or(DEFAULT_IXFR_VERSIONS),
+        notify,
+        secondaries,
         record,
         settings: settings.to_string(),
         explicit_limits: (f.max_inflight.is_some(), f.max_tcp.is_some()),

@@ -128,6 +128,8 @@ impl Listeners {
                 drain: shutdown::drain_limit(config.budget),
                 publisher: hooks.board.clone().map(|b| Publisher::new(b, i)),
                 record: hooks.record.clone().map(|r| (r, i as u16)),
+                notify: hooks.notify.clone(),
+                tsig_keys: hooks.tsig_keys.clone(),
             };
             let ended_tx = ended_tx.clone();
             std::thread::Builder::new()

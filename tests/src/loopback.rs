@@ -4,7 +4,8 @@
 //! own address at port 53, odd servers ([`FakeUpstream`]s) on more addresses, and a root
 //! hints file (named.root format) that points at the root.
 //!
-//! Block `B` (one per test, so tests never share an address) uses 127.53.B.k, port 53:
+//! Block `B` (one per test, so tests never share an address; a block another process
+//! holds is replaced by a spare, B + 16, B + 32, ...) uses 127.53.B.k, port 53:
 //!
 //! | k  | server | zone, behaviour |
 //! |----|--------|-----------------|
@@ -67,6 +68,9 @@ pub const NXNS_NAMES: usize = 100;
 /// What an odd server does with each query.
 type Behaviour = Box<dyn Fn(&Received) -> Vec<Reply> + Send + Sync>;
 
+/// Blocks a test may ask for (1..=16), and how far apart its spare blocks are.
+const SPARE_STRIDE: u8 = 16;
+
 /// A running loopback hierarchy (see the module doc for its layout).
 pub struct Hierarchy {
     block: u8,
@@ -78,9 +82,24 @@ pub struct Hierarchy {
 }
 
 impl Hierarchy {
-    /// Starts the whole hierarchy on 127.53.`block`.k (`block` 1..=255, one per test).
+    /// Starts the whole hierarchy on 127.53.`block`.k (`block` 1..=16, one per test of a
+    /// test binary). Another process (a test run in another checkout) may hold the block: then
+    /// the next free one of `block` + 16, + 32, ... is taken.
     pub fn start(block: u8) -> Hierarchy {
-        assert!(block > 0, "block 0 is left unused");
+        assert!((1..=SPARE_STRIDE).contains(&block), "blocks are 1..=16");
+        let mut taken = String::new();
+        for spare in 0..SPARE_STRIDE - 1 {
+            match Hierarchy::try_start(block + SPARE_STRIDE * spare) {
+                Ok(hierarchy) => return hierarchy,
+                Err(e) if e.contains("Address already in use") => taken = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("every block for {block} is taken:\n{taken}")
+    }
+
+    /// Starts the hierarchy on exactly this block, or says why not.
+    fn try_start(block: u8) -> Result<Hierarchy, String> {
         let dir = temp_dir(&format!("hierarchy-{block}"));
         let ip = |k: u8| Ipv4Addr::new(127, 53, block, k);
         let hints = dir.join("root.hints");
@@ -101,10 +120,10 @@ impl Hierarchy {
         for (k, origin, body) in zones(block) {
             let path = dir.join(format!("{k}.zone"));
             std::fs::write(&path, zone_file(origin, &body)).expect("write zone file");
-            hierarchy.serve_names(k, &path);
+            hierarchy.serve_names(k, &path)?;
         }
         hierarchy.start_fakes();
-        hierarchy
+        Ok(hierarchy)
     }
 
     /// The address of host `k` of this block, port 53.
@@ -146,8 +165,9 @@ impl Hierarchy {
     }
 
     /// Queries for `qname` or a name under it (lower case, with the trailing dot) that
-    /// host `k` received so far.
+    /// host `k` received so far, once they [`settle`](Hierarchy::settle).
     pub fn asked(&self, k: u8, qname: &str) -> usize {
+        self.settle();
         let under = |n: &str| n == qname || n.ends_with(&format!(".{qname}")) || qname == ".";
         if let Some((_, server)) = self.names.iter().find(|(host, _)| *host == k) {
             let logs = server.logs().to_ascii_lowercase();
@@ -162,6 +182,22 @@ impl Hierarchy {
         names.filter(|(n, _)| under(n)).count()
     }
 
+    /// Waits (at most 2 s) until no more queries arrive for 100 ms: a `names` server logs
+    /// a query a moment after answering it, so counts read right after an answer may be
+    /// short. Returns [`all_queries`](Hierarchy::all_queries) then.
+    pub fn settle(&self) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut last = self.all_queries();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = self.all_queries();
+            if now == last || std::time::Instant::now() >= deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// Queries that every server of the hierarchy received so far.
     pub fn all_queries(&self) -> usize {
         let hosts = self.names.iter().map(|(k, _)| *k);
@@ -171,7 +207,7 @@ impl Hierarchy {
             .sum()
     }
 
-    fn serve_names(&mut self, k: u8, zone: &Path) {
+    fn serve_names(&mut self, k: u8, zone: &Path) -> Result<(), String> {
         let listen = self.addr(k).to_string();
         let zone = zone.display().to_string();
         let args = [
@@ -185,12 +221,13 @@ impl Hierarchy {
             "1",
             "--log-queries",
         ];
-        match Server::try_start_raw(&args) {
-            Ok(server) => self.names.push((k, server)),
-            Err(e) => panic!(
+        let server = Server::try_start_raw(&args).map_err(|e| {
+            format!(
                 "the hierarchy's server {listen} did not start (binding port 53 needs root):\n{e}"
-            ),
-        }
+            )
+        })?;
+        self.names.push((k, server));
+        Ok(())
     }
 
     fn start_fakes(&mut self) {

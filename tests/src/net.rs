@@ -179,3 +179,28 @@ pub fn again(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
     )
 }
+
+/// A loopback port free for both UDP and TCP at the time of asking (for a daemon the test
+/// starts, which listens on both). It is below the kernel's ephemeral range (32768 and
+/// up), so no socket bound to port 0 meanwhile (a dig's, another server's) takes it
+/// before the daemon binds it, and it is never handed out twice in one test process.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering::SeqCst};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Test processes running at once start at different places.
+    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
+    let _ = NEXT.compare_exchange(0, start, SeqCst, SeqCst);
+    for _ in 0..500 {
+        let port = NEXT.fetch_add(1, SeqCst);
+        if port >= 32_000 {
+            NEXT.store(20_000, SeqCst);
+            continue;
+        }
+        let free = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP in 500 tries");
+}

@@ -2,8 +2,8 @@
 //! stops `names serve` ([`Server`]), runs one-shot commands with a deadline
 //! ([`run_names`], [`dig`]), signals a process and reads its memory use.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -335,7 +335,15 @@ impl Drop for Server {
     }
 }
 
-fn wait_deadline(child: &mut Child, d: Duration) -> Option<ExitStatus> {
+/// Sends SIGTERM to `child` (by its PID) and waits up to `d` for it to exit (see
+/// [`wait_deadline`]).
+pub fn terminate(child: &mut Child, d: Duration) -> Option<ExitStatus> {
+    send_signal(child.id(), "TERM");
+    wait_deadline(child, d)
+}
+
+/// Waits up to `d` for `child` to exit: its status, or `None` when it had to be killed.
+pub fn wait_deadline(child: &mut Child, d: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + d;
     loop {
         match child.try_wait() {
@@ -470,10 +478,10 @@ pub fn metrics_addr(server: &Server) -> SocketAddr {
 
 /// `GET /metrics`, the body.
 pub fn scrape(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect metrics");
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .expect("connect metrics");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: names\r\n\r\n")
-        .unwrap();
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: names\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read metrics reply");
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
@@ -481,6 +489,30 @@ pub fn scrape(addr: SocketAddr) -> String {
         .expect("head and body")
         .1
         .to_string()
+}
+
+/// Whether `program` is on the PATH; if not, says the test is skipped.
+pub fn installed(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|d| d.join(program).is_file());
+    if !found {
+        eprintln!("SKIPPED: {program} is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` has passed; whether it held.
+pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The value of the sample `series` (name and labels exactly as exposed), if present.

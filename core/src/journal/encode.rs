@@ -224,9 +224,10 @@ pub fn encode_stopped(out: &mut Vec<u8>, at: Duration, reason: &str) {
     });
 }
 
-/// Appends one action entry of `worker` at `at` to `out` ([`Action::Log`]: nothing).
+/// Appends one action entry of `worker` at `at` to `out` ([`Action::Log`] and
+/// [`Action::Notified`]: nothing).
 pub fn encode_action(out: &mut Vec<u8>, worker: u16, at: Duration, action: &Action) {
-    if let Action::Log(_) = action {
+    if matches!(action, Action::Log(_) | Action::Notified { .. }) {
         return;
     }
     frame(out, |out| match action {
@@ -280,6 +281,6 @@ pub fn encode_action(out: &mut Vec<u8>, worker: u16, at: Duration, action: &Acti
             put_common(out, K_CANCEL_LOOKUP, worker, at);
             put_u64(out, id.0);
         }
-        Action::Log(_) => {}
+        Action::Log(_) | Action::Notified { .. } => {}
     });
 }

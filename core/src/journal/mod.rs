@@ -90,7 +90,8 @@
 //! field added later is one more key; `settings` is the runtime's own description of how
 //! to rebuild the chain (the `names` binary stores its `serve` settings as TOML) and
 //! `files` the texts of the files the chain was built from, so a replay needs neither.
-//! [`Action::Log`] is derived from the others and not recorded.
+//! [`Action::Log`] is derived from the others and not recorded, nor is
+//! [`Action::Notified`] (the secondary machine it feeds is not recorded).
 //!
 //! # Lookup outcomes
 //!

@@ -102,7 +102,7 @@ impl Replayer {
             }
         }
         while let Some(action) = server.poll_action() {
-            if !matches!(action, Action::Log(_)) {
+            if !matches!(action, Action::Log(_) | Action::Notified { .. }) {
                 self.produced[w].push_back(action);
             }
         }

@@ -154,6 +154,8 @@ pub struct Context {
     prefetch: bool,
     random: u64,
     state: Option<Box<dyn Any + Send>>,
+    /// A TSIG error for the answer (a transfer rule refusing the request's key).
+    tsig_error: Option<crate::tsig::TsigRcode>,
 }
 
 /// A query's per-resolution state ([`Context::state`]), kept with the query while it
@@ -185,6 +187,7 @@ impl Context {
             prefetch: false,
             random: 0,
             state: None,
+            tsig_error: None,
         }
     }
 
@@ -288,6 +291,16 @@ impl Context {
         self.prefetch
     }
 
+    /// Asks the server to answer with this TSIG error, unsigned (a signed request whose
+    /// key may not do what it asks: BADKEY, RFC 8945 5.2.2).
+    pub(crate) fn refuse_key(&mut self, error: crate::tsig::TsigRcode) {
+        self.tsig_error = Some(error);
+    }
+
+    pub(crate) fn tsig_error(&self) -> Option<crate::tsig::TsigRcode> {
+        self.tsig_error
+    }
+
     /// The time the server was last given.
     pub fn now(&self) -> Instant {
         self.now
@@ -337,6 +350,16 @@ impl<'a> Query<'a> {
     /// The client's address.
     pub fn client(&self) -> std::net::SocketAddr {
         self.request.client
+    }
+
+    /// The TSIG key the query was signed with, verified (RFC 8945); `None` if unsigned.
+    pub fn tsig_key(&self) -> Option<&crate::tsig::Key> {
+        self.request.tsig.as_ref().map(|t| t.key())
+    }
+
+    /// The client's serial in an IXFR query (the SOA of its authority section).
+    pub fn ixfr_serial(&self) -> Option<u32> {
+        self.request.ixfr_serial
     }
 
     /// The recursion-desired bit.

@@ -22,6 +22,7 @@ use crate::rng::Rng;
 use crate::stats::{question_type, Stats};
 use crate::tcp::{ClientConns, MAX_MESSAGE};
 use crate::timers::{Timers, Wake};
+use crate::tsig::{verify_request, KeyRing, UnixClock, Verified};
 use crate::upstream::{Engine, Finished, Io};
 
 /// Spare reply buffers kept, and the largest kept (bigger ones are freed).
@@ -85,6 +86,12 @@ pub struct Server {
     answers_by_source: Vec<u64>,
     /// Whether the sweep that closes idle connections under pressure is armed.
     sweep_armed: bool,
+    /// Which NOTIFYs are taken; without a policy NOTIFY is an opcode like the others (NOTIMP).
+    notify: Option<crate::secondary::NotifyPolicy>,
+    /// TSIG keys signed requests are verified with.
+    tsig_keys: KeyRing,
+    /// Wall-clock time for TSIG; until set, the Unix epoch.
+    unix_clock: Option<UnixClock>,
 }
 
 impl Server {
@@ -127,7 +134,41 @@ impl Server {
             name_arena: bytes::BytesMut::new(),
             answers_by_source: vec![0; chain_len + 1],
             sweep_armed: false,
+            notify: None,
+            tsig_keys: KeyRing::default(),
+            unix_clock: None,
         }
+    }
+
+    /// The TSIG keys (RFC 8945) this server knows. A signed request is verified before any
+    /// resolver sees it: signed with an unknown key, or a wrong MAC, or out of time, it is
+    /// answered NOTAUTH with BADKEY, BADSIG or BADTIME; verified, every message of its
+    /// reply is signed with the same key, and resolvers see the key
+    /// ([`Query::tsig_key`](crate::Query::tsig_key)). Without keys every signed request
+    /// gets BADKEY.
+    pub fn set_tsig_keys(&mut self, keys: KeyRing) {
+        self.tsig_keys = keys;
+    }
+
+    /// Tells the server the wall-clock time: `now` was `unix_secs` seconds after
+    /// 1970-01-01 UTC. TSIG signs and checks times in seconds (RFC 8945 5.2.3, a fudge of
+    /// 300 s); the server derives them from `Instant`s from here on. A runtime sets it at
+    /// start (and may again, e.g. after the system clock was stepped); until then the
+    /// time is the epoch, so every signed request gets BADTIME.
+    pub fn set_unix_time(&mut self, now: Instant, unix_secs: u64) {
+        self.unix_clock = Some(UnixClock::new(now, unix_secs));
+    }
+
+    /// The Unix time at `now`, in seconds (0 until [`set_unix_time`](Server::set_unix_time)).
+    pub fn unix_time(&self, now: Instant) -> u64 {
+        self.unix_clock.map_or(0, |c| c.unix_secs(now))
+    }
+
+    /// Takes NOTIFY (RFC 1996) for the secondary zones of `policy`: an accepted one is
+    /// answered and reported as [`Action::Notified`], one for another zone is NOTAUTH.
+    /// Without a policy a NOTIFY is answered NOTIMP, as every opcode but QUERY.
+    pub fn accept_notify(&mut self, policy: crate::secondary::NotifyPolicy) {
+        self.notify = Some(policy);
     }
 
     /// A client UDP datagram (`Origin::Udp`), or bytes read from a client TCP connection
@@ -296,6 +337,9 @@ impl Server {
                 None => return,
             },
         };
+        if self.notify.is_some() && crate::secondary::is_notify(bytes) {
+            return self.on_notify(now, origin, client, bytes);
+        }
         match admit_with(
             &mut self.name_arena,
             bytes,
@@ -321,10 +365,48 @@ impl Server {
                 let qtype = question_type(&reply);
                 self.send(now, origin, reply, qtype, rcode);
             }
-            Admission::Query(request) => {
+            Admission::Query(mut request) => {
                 self.stats.queries += 1;
+                if request.signed {
+                    match verify_request(&self.tsig_keys, bytes, self.unix_time(now)) {
+                        Verified::Signed(signer) => request.tsig = Some(signer),
+                        Verified::Unsigned => {}
+                        Verified::Rejected { reply, .. } => {
+                            self.stats.tsig_rejected += 1;
+                            let rcode = reply.get(3).map_or(0, |b| u16::from(b & 0x0f));
+                            let qtype = Some(request.qtype.to_int());
+                            return self.send(now, origin, reply, qtype, rcode);
+                        }
+                    }
+                }
                 self.resolve_from(now, request, 0, 0);
             }
+        }
+    }
+
+    /// A NOTIFY: answered here, never by the chain.
+    fn on_notify(&mut self, now: Instant, origin: Origin, client: SocketAddr, bytes: &[u8]) {
+        let unix = self.unix_time(now);
+        let answered = self
+            .notify
+            .as_ref()
+            .and_then(|policy| crate::secondary::answer_notify(policy, client, bytes, unix));
+        let Some((reply, zone)) = answered else {
+            self.stats.dropped += 1;
+            if let Origin::Tcp(conn) = origin {
+                if let Some(c) = self.conns.conns.get_mut(&conn) {
+                    c.in_flight -= 1;
+                }
+            }
+            return;
+        };
+        self.stats.queries += 1;
+        let rcode = reply.get(3).map_or(0, |b| u16::from(b & 0x0f));
+        let qtype = question_type(&reply);
+        self.send(now, origin, reply, qtype, rcode);
+        if let Some(zone) = zone {
+            self.actions
+                .push_back(Action::Notified { zone, from: client });
         }
     }
 
@@ -342,6 +424,9 @@ impl Server {
             match resolution {
                 Resolution::Pass => index += 1,
                 other => {
+                    if let (Some(error), Some(signer)) = (cx.tsig_error(), &mut request.tsig) {
+                        signer.refuse(error);
+                    }
                     // A cache hit near expiry: the client is answered now, and the same
                     // question goes on, without a client, to the resolvers after it.
                     let refresh = (cx.prefetch_asked() && !request.background).then(|| Request {

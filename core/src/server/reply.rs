@@ -13,6 +13,7 @@ use crate::message::encode_reply;
 use crate::request::Request;
 use crate::resolver::{Answer, Context, Query, Resolution};
 use crate::tcp::frame_into;
+use crate::tsig::ServerSigner;
 use crate::wire::{encode_wire_reply, Prebuilt};
 
 impl Server {
@@ -105,6 +106,8 @@ impl Server {
         if truncated {
             self.stats.truncated += 1;
         }
+        let mut signer = request.tsig.clone();
+        self.sign(now, &mut signer, &mut buf);
         self.send(
             now,
             request.origin,
@@ -130,6 +133,10 @@ impl Server {
                 // AXFR over TCP: several framed messages; the last one completes the query.
                 // They all count against the connection's buffered bytes, but as one query
                 // they are taken whole: a client that reads gets the whole transfer.
+                let mut signer = request.tsig.clone();
+                for part in &mut parts {
+                    self.sign(now, &mut signer, part);
+                }
                 let last = parts.pop().unwrap_or_default();
                 if let Origin::Tcp(conn) = request.origin {
                     if let Some(c) = self.conns.conns.get_mut(&conn) {
@@ -159,7 +166,7 @@ impl Server {
         self.count_source(now, request, answer.rcode, source);
         let answer = &answer;
         let buf = self.take_buffer();
-        let encoded = encode_reply(
+        let mut encoded = encode_reply(
             request,
             answer,
             self.recursion_available,
@@ -169,6 +176,8 @@ impl Server {
         if encoded.truncated {
             self.stats.truncated += 1;
         }
+        let mut signer = request.tsig.clone();
+        self.sign(now, &mut signer, &mut encoded.bytes);
         let qtype = Some(request.qtype.to_int());
         self.send(
             now,
@@ -177,6 +186,16 @@ impl Server {
             qtype,
             answer.rcode.to_int(),
         );
+    }
+
+    /// Signs the next reply message of a signed request (RFC 8945 5.3); a message with no
+    /// room left for the signature becomes an unsigned SERVFAIL.
+    fn sign(&mut self, now: Instant, signer: &mut Option<ServerSigner>, message: &mut Vec<u8>) {
+        let Some(signer) = signer else { return };
+        if signer.sign(message, self.unix_time(now)).is_err() {
+            self.stats.tcp_oversize += 1;
+            *message = servfail_from(message);
+        }
     }
 
     /// Queues a reply; `qtype` and `rcode` are what it is counted under.

@@ -25,6 +25,8 @@ pub struct ZoneSet {
     max_labels: usize,
     /// Transfers whose records were built (a refused one must build none: it is cheap).
     transfers_built: std::sync::atomic::AtomicU64,
+    /// IXFR histories by lowercase origin (`ixfr.rs`).
+    pub(super) histories: std::collections::HashMap<Box<[u8]>, Arc<super::ixfr::History>>,
 }
 
 /// What one zone says about one name.

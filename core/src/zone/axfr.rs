@@ -1,9 +1,16 @@
-//! The zone resolver: authoritative answers, and AXFR (RFC 5936) with an address ACL.
+//! The zone resolver: authoritative answers, and AXFR (RFC 5936) and IXFR (RFC 1995)
+//! with an ACL of addresses and TSIG keys.
 //!
 //! Transfer rules: AXFR over UDP -> REFUSED (AXFR is defined over TCP only, RFC 5936
-//! 4.2; NSD answers NOTIMP there); a name that is not the apex of a
-//! served zone -> NOTAUTH; a client outside `--allow-transfer` -> REFUSED; otherwise the
-//! zone, SOA first and last. The server splits a TCP AXFR answer into several messages.
+//! 4.2; NSD answers NOTIMP there); a name that is not the apex of a served zone ->
+//! NOTAUTH; a client no `--allow-transfer` rule covers -> REFUSED; covered only by rules
+//! that name a TSIG key and not signed with one of those keys -> NOTAUTH, with the TSIG
+//! error BADKEY when signed with another known key (as Knot; a signed request whose key
+//! is unknown or whose MAC is wrong never gets here: the server answers it NOTAUTH with
+//! BADKEY or BADSIG); otherwise the zone, SOA first and last.
+//! IXFR over UDP gets the current SOA alone, whatever the client's serial (as Knot: the
+//! client then asks over TCP, RFC 1995 2); over TCP, [`ZoneSet::incremental`]. The
+//! server splits a TCP transfer into several messages.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +23,7 @@ use crate::action::Transport;
 use crate::cache::store::{key_of, MAX_KEY};
 use crate::parse::ConfigError;
 use crate::resolver::{Answer, Context, Query, Resolution, Resolver};
+use crate::tsig::{KeyName, TsigRcode};
 use crate::wire::Prebuilt;
 
 /// An address prefix, e.g. `127.0.0.0/8` or `::1` (a bare address is a /32 or /128).
@@ -77,6 +85,73 @@ impl Cidr {
     }
 }
 
+/// One `--allow-transfer` rule: a prefix, and the TSIG key its transfers must be signed
+/// with, if any (NSD's `provide-xfr: ADDR KEY`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferRule {
+    /// Who.
+    pub net: Cidr,
+    /// The key a request must be signed with; `None`: no signature needed.
+    pub key: Option<KeyName>,
+}
+
+impl TransferRule {
+    /// Parses `CIDR` or `CIDR,key=NAME`.
+    pub fn parse(text: &str) -> Result<TransferRule, ConfigError> {
+        let (net, key) = crate::tsig::split_key(text).map_err(|why| {
+            ConfigError::new(format!(
+                "--allow-transfer {text:?}: {why} (expected CIDR or CIDR,key=NAME)"
+            ))
+        })?;
+        Ok(TransferRule {
+            net: Cidr::parse(net)?,
+            key,
+        })
+    }
+
+    /// The default: loopback, no key.
+    pub fn loopback() -> Vec<TransferRule> {
+        Cidr::loopback()
+            .into_iter()
+            .map(TransferRule::from)
+            .collect()
+    }
+}
+
+impl From<Cidr> for TransferRule {
+    fn from(net: Cidr) -> TransferRule {
+        TransferRule { net, key: None }
+    }
+}
+
+/// What the rules say about one transfer request.
+#[derive(Debug, PartialEq, Eq)]
+enum Permission {
+    Allowed,
+    /// Some rule covers the address, but names a key the request is not signed with.
+    KeyRequired,
+    Refused,
+}
+
+fn permission(rules: &[TransferRule], query: &Query<'_>) -> Permission {
+    let client = query.client().ip();
+    let signed_with = query.tsig_key().map(|k| k.name());
+    let mut covered = false;
+    for rule in rules.iter().filter(|r| r.net.contains(client)) {
+        covered = true;
+        match (&rule.key, signed_with) {
+            (None, _) => return Permission::Allowed,
+            (Some(need), Some(used)) if need == used => return Permission::Allowed,
+            _ => {}
+        }
+    }
+    if covered {
+        Permission::KeyRequired
+    } else {
+        Permission::Refused
+    }
+}
+
 fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
     let host = width - u32::from(prefix);
     if host >= 128 {
@@ -89,7 +164,7 @@ fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
 /// Answers names inside the served zones (their whole subtrees) and passes the rest.
 pub struct ZoneResolver {
     zones: Snapshot<ZoneSet>,
-    allow_transfer: Arc<[Cidr]>,
+    allow_transfer: Arc<[TransferRule]>,
     /// Positive answers already encoded, by question: served by splicing, like cache hits.
     encoded: EncodedAnswers,
 }
@@ -111,14 +186,17 @@ impl ZoneResolver {
     pub fn new(zones: Snapshot<ZoneSet>) -> ZoneResolver {
         ZoneResolver {
             zones,
-            allow_transfer: Cidr::loopback().into(),
+            allow_transfer: TransferRule::loopback().into(),
             encoded: EncodedAnswers::default(),
         }
     }
 
-    /// Replaces the transfer ACL.
-    pub fn allow_transfer(mut self, allow: Vec<Cidr>) -> ZoneResolver {
-        self.allow_transfer = allow.into();
+    /// Replaces the transfer ACL: [`TransferRule`]s, or plain [`Cidr`]s (no key needed).
+    pub fn allow_transfer(
+        mut self,
+        allow: impl IntoIterator<Item = impl Into<TransferRule>>,
+    ) -> ZoneResolver {
+        self.allow_transfer = allow.into_iter().map(Into::into).collect();
         self
     }
 
@@ -141,19 +219,38 @@ impl ZoneResolver {
         Some(prebuilt)
     }
 
-    fn transfer(&self, zones: &ZoneSet, query: &Query<'_>) -> Answer {
-        if query.transport() != Transport::Tcp {
+    /// AXFR, and IXFR (`incremental`).
+    fn transfer(
+        &self,
+        zones: &ZoneSet,
+        query: &Query<'_>,
+        cx: &mut Context,
+        incremental: bool,
+    ) -> Answer {
+        let udp = query.transport() != Transport::Tcp;
+        if udp && !incremental {
             return Answer::new(Rcode::REFUSED.into());
         }
-        if zones.zone_at(query.qname()).is_none() {
+        let Some(zone) = zones.zone_at(query.qname()) else {
             return Answer::new(Rcode::NOTAUTH.into());
-        }
+        };
         // The ACL before the records: building them copies the whole zone.
-        let client = query.client().ip();
-        if !self.allow_transfer.iter().any(|c| c.contains(client)) {
-            return Answer::refused();
+        match permission(&self.allow_transfer, query) {
+            Permission::Allowed => {}
+            Permission::KeyRequired => {
+                if query.tsig_key().is_some() {
+                    cx.refuse_key(TsigRcode::BADKEY); // a known key, not this rule's (as Knot)
+                }
+                return Answer::new(Rcode::NOTAUTH.into());
+            }
+            Permission::Refused => return Answer::refused(),
         }
-        let Some(records) = zones.transfer(query.qname()) else {
+        let records = match (incremental, udp) {
+            (true, true) => Some(vec![zone.soa().clone()]),
+            (true, false) => zones.incremental(query.qname(), query.ixfr_serial()),
+            (false, _) => zones.transfer(query.qname()),
+        };
+        let Some(records) = records else {
             return Answer::new(Rcode::NOTAUTH.into());
         };
         let mut answer = Answer::new(Rcode::NOERROR.into());
@@ -168,7 +265,7 @@ impl Resolver for ZoneResolver {
         "zones"
     }
 
-    fn resolve(&mut self, query: &Query<'_>, _cx: &mut Context) -> Resolution {
+    fn resolve(&mut self, query: &Query<'_>, cx: &mut Context) -> Resolution {
         if query.qclass() != Class::IN {
             return Resolution::Pass;
         }
@@ -192,10 +289,9 @@ impl Resolver for ZoneResolver {
             return Resolution::Prebuilt(prebuilt.clone());
         }
         match query.qtype() {
-            Rtype::AXFR => Resolution::Answer(self.transfer(&zones, query)),
-            // Incremental transfers are not offered (as NSD without IXFR data).
+            Rtype::AXFR => Resolution::Answer(self.transfer(&zones, query, cx, false)),
             Rtype::IXFR if zones.serves(query.qname()) => {
-                Resolution::Answer(Answer::new(Rcode::NOTIMP.into()))
+                Resolution::Answer(self.transfer(&zones, query, cx, true))
             }
             qtype => match zones.answer(query.qname(), qtype) {
                 Some(answer) => match self.encode(key, query, &answer) {

@@ -1,6 +1,8 @@
 //! Authoritative data: zones loaded from master files.
 //!
-//! They are answered per RFC 1034 4.3.2, transferred with AXFR, and swapped whole on reload.
+//! They are answered per RFC 1034 4.3.2, transferred with AXFR and IXFR (a reload keeps
+//! the differences from the versions before: [`ZoneSet::with_history_from`]), and swapped
+//! whole on reload.
 //!
 //! The core reads no files: [`load_zone`] takes the text (and a callback for
 //! `$INCLUDE`s); the runtime reads the files and, on reload, stores a new
@@ -20,13 +22,17 @@ mod answer;
 mod axfr;
 mod entries;
 mod index;
+mod ixfr;
 mod load;
 mod presentation;
+mod serial;
 
 pub use answer::{ZoneSet, MAX_CNAME_CHAIN};
-pub use axfr::{Cidr, ZoneResolver};
+pub use axfr::{Cidr, TransferRule, ZoneResolver};
 pub use index::Zone;
+pub use ixfr::{Diff, History};
 pub use load::{load_zone, Include, LoadError};
+pub use serial::Serial;
 
 use std::sync::{Arc, RwLock};
 

@@ -509,7 +509,7 @@ impl World {
                     self.schedule(now, e);
                 }
             }
-            Action::Log(_) => {}
+            Action::Log(_) | Action::Notified { .. } => {}
         }
     }
 
@@ -711,6 +711,10 @@ fn copy_action(action: &Action) -> Action {
         Action::PauseRead { conn } => Action::PauseRead { conn: *conn },
         Action::ResumeRead { conn } => Action::ResumeRead { conn: *conn },
         Action::Log(entry) => Action::Log(entry.clone()),
+        Action::Notified { zone, from } => Action::Notified {
+            zone: zone.clone(),
+            from: *from,
+        },
         Action::Lookup { id, job } => Action::Lookup {
             id: *id,
             job: match job.downcast_ref::<LookupJob>() {

@@ -37,7 +37,7 @@ const ZONES: &[(&str, &str)] = &[
 /// NSD left one unanswered), a malformed one is not (silence is an answer).
 const WAIT: Duration = Duration::from_millis(1500);
 const WAIT_MALFORMED: Duration = Duration::from_millis(400);
-const UDP_TRIES: usize = 3;
+const UDP_TRIES: usize = 5;
 
 /// Asks `server` one query.
 fn ask(server: SocketAddr, q: &Query, id: u16) -> Option<Vec<u8>> {

@@ -228,6 +228,16 @@ pub fn authoritative(owners: &[String]) -> Vec<Query> {
         }
     }
     for owner in owners {
+        // `t-<type>` owns one record of that type (read by names' own presentation parser).
+        let own_type = owner
+            .strip_prefix("t-")
+            .and_then(|rest| rest.split('.').next());
+        if let Some(ty) = own_type.and_then(|ty| ty.to_ascii_uppercase().parse::<Rtype>().ok()) {
+            out.push(Query::new(owner, ty.to_int()));
+            let mut q = Query::new(owner, ty.to_int());
+            q.tcp = true;
+            out.push(q);
+        }
         for &qtype in ODD_TYPES {
             out.push(Query::new(owner, qtype));
         }

@@ -1,7 +1,7 @@
 //! Record types of every kind NSD reads, served by `names --zone` and compared byte for
 //! byte (dig's generic form) with NSD serving the same file; AXFR and `check-zone` too.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,18 +102,6 @@ impl Nsd {
             nsd.addr
         );
     }
-}
-
-/// A loopback port free for both UDP and TCP (NSD listens on both).
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no loopback port free for both UDP and TCP in 50 tries");
 }
 
 impl Drop for Nsd {

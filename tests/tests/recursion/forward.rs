@@ -3,7 +3,6 @@
 //! through the hierarchy.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use names_tests::loopback::WWW_A;
 use names_tests::*;
@@ -92,7 +91,7 @@ fn routed_zones_are_not_recursed_the_rest_is() {
     let www = ask(&srv, &["www.example.test"]);
     assert_eq!(a(&www), [WWW_A.to_string()], "{www}\n{}", srv.logs());
     assert_eq!(corp.count(), 1, "the rest is not forwarded");
-    std::thread::sleep(Duration::from_millis(100));
+    h.settle();
     for k in [1, 2] {
         assert_eq!(
             h.asked(k, "corp.test."),

@@ -40,14 +40,19 @@ pub fn hierarchy(block: Block) -> Hierarchy {
 /// `names serve --recursive --query-localhost --root-hints` over `hierarchy`, plus `extra`.
 pub fn recursor(hierarchy: &Hierarchy, extra: &[&str]) -> Server {
     let mut args = hierarchy.recursive_args();
+    // The query log shows, when a test fails, which queries were answered and how fast.
+    args.push("--log-queries".to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Server::start(&args)
 }
 
-/// `dig` at `server` (port and all) with `args`.
+/// `dig` at `server` (port and all) with `args`, waiting up to 8 s (the machine may be
+/// loaded; the recursors' budgets are shorter).
 pub fn ask(server: &Server, args: &[&str]) -> String {
-    dig_at(server.udp_addr(), args)
+    let mut full = vec!["+time=8"];
+    full.extend_from_slice(args);
+    dig_at(server.udp_addr(), &full)
 }
 
 /// Asks `server` for the A of `qname` and checks that it is `addr` alone; the dig output.
@@ -59,14 +64,13 @@ pub fn resolves(server: &Server, qname: &str, addr: impl std::fmt::Display) -> S
 }
 
 /// Asks `server` for `qname`, which must fail (SERVFAIL) within `budget`; then waits a
-/// moment for late queries and returns how many queries the hierarchy received.
+/// for late queries and returns how many queries the hierarchy received.
 pub fn fails_within(server: &Server, h: &Hierarchy, qname: &str, budget: Duration) -> usize {
     let started = std::time::Instant::now();
     let out = ask(server, &[qname]);
     assert_eq!(status(&out), "SERVFAIL", "{out}\n{}", server.logs());
     assert!(started.elapsed() < budget + Duration::from_millis(100));
-    std::thread::sleep(Duration::from_millis(200));
-    h.all_queries()
+    h.settle()
 }
 
 /// The `status:` of a dig output (`NOERROR`, `NXDOMAIN`, ...), or the whole output.
