@@ -17,6 +17,8 @@
 //! * [`fuzz`]: the fuzz bodies of `fuzz/` and their `Arbitrary` scenarios.
 //! * [`mod@hierarchy`]: a DNS hierarchy in memory (authoritative servers by address, some
 //!   misbehaving) for the recursor's tests, and a driver playing its runtime.
+//! * [`rpl`]: Unbound's replay format (`.rpl`) parsed, and played against the real
+//!   binary with fake authoritative servers on loopback.
 //! * [`scenario`]: Unbound-style scenarios as data: canned upstream replies by question,
 //!   expected client replies.
 //!
@@ -31,6 +33,7 @@ pub mod loopback;
 pub mod net;
 pub mod parse;
 pub mod process;
+pub mod rpl;
 pub mod scenario;
 pub mod sim;
 pub mod upstream;

@@ -60,7 +60,8 @@ pub(super) struct Goal {
     /// The CNAME/DNAME chain so far (the client gets it all).
     pub(super) chain: Vec<Rr>,
     pub(super) chain_steps: usize,
-    /// A recursive server's reply (RA without AA), used when no other server is left.
+    /// A recursive server's reply (RA without AA) or an empty authoritative one, used
+    /// when no other server is left.
     pub(super) last_resort: Option<(Waiting, Message<Bytes>)>,
 }
 
@@ -351,10 +352,11 @@ fn next_target(shared: &Shared, it: &mut Iteration) -> Option<Name<Bytes>> {
     if fetched as u32 >= config.max_targets_per_delegation {
         return None;
     }
-    let target: &mut Target = point
-        .targets
-        .iter_mut()
-        .find(|t| !t.fetched && t.addrs.is_empty() && !on_stack.contains(&lower(&t.name)))?;
+    // A name with no IPv4 address known: glueless, or with only IPv6 glue (all of which
+    // failed, or we would not be here), so its A record is looked up.
+    let target: &mut Target = point.targets.iter_mut().find(|t| {
+        !t.fetched && !t.addrs.iter().any(IpAddr::is_ipv4) && !on_stack.contains(&lower(&t.name))
+    })?;
     target.fetched = true;
     Some(target.name.clone())
 }
@@ -471,7 +473,7 @@ fn suffix(name: &Name<Bytes>, labels: usize) -> Name<Bytes> {
 }
 
 /// `name` without its first label (the root for the root).
-fn parent(name: &Name<Bytes>) -> Name<Bytes> {
+pub(super) fn parent(name: &Name<Bytes>) -> Name<Bytes> {
     suffix(name, name.label_count().saturating_sub(1).max(1))
 }
 

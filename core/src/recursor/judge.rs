@@ -14,7 +14,7 @@ use domain::base::{Message, Name, ToName};
 use domain::rdata::AllRecordData;
 
 use super::delegation::{Point, Target};
-use super::iterate::{Goal, Outcome, Waiting};
+use super::iterate::{parent, Goal, Outcome, Waiting};
 use super::Shared;
 use crate::cache::rrset::lower;
 use crate::record::Rr;
@@ -23,8 +23,8 @@ use crate::zone::MAX_CNAME_CHAIN;
 
 /// Judges a reply to the goal on top: `Some` when it ends the goal, `None` when the goal
 /// goes on (a referral, a server to skip, a minimisation step). A recursive server's
-/// reply (RA without AA) is put aside unless it is the `last_resort`: the server is
-/// asked only when nothing else is left, and its reply used then (as Unbound does).
+/// reply (RA without AA), and an empty authoritative one, is put aside unless it is the
+/// `last_resort`: it is used only when no other server is left (as Unbound does).
 pub(super) fn judge(
     shared: &Shared,
     goal: &mut Goal,
@@ -48,12 +48,26 @@ pub(super) fn judge(
         goal.tried.push(w.server);
         None
     };
-    if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
+    // YXDOMAIN with a DNAME: the substituted name would be too long (RFC 6672 section
+    // 2.2), an answer for the client like NXDOMAIN.
+    let yxdomain = rcode == Rcode::YXDOMAIN && has_dname(reply);
+    if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN && !yxdomain {
         if w.minimised {
             goal.minimise = None; // relaxed: the full name instead
             return None;
         }
+        if rcode == Rcode::YXDOMAIN {
+            // Without a DNAME it is no answer, but says nothing of the server's other
+            // names: skipped for this question only.
+            goal.tried.push(w.server);
+            return None;
+        }
         return lame(goal);
+    }
+    // Truncated even over TCP (a UDP one was retried over TCP): incomplete, not used.
+    if reply.header().tc() {
+        goal.tried.push(w.server);
+        return None;
     }
     let Some(s) = scrub(&w.qname, w.qtype, Class::IN, reply, &w.zone) else {
         goal.tried.push(w.server);
@@ -70,7 +84,19 @@ pub(super) fn judge(
     if w.minimised {
         return minimised(shared, goal, w, s, now);
     }
-    if rcode == Rcode::NXDOMAIN {
+    // DS lives in the parent zone. Asked of a zone above the parent, a server that also
+    // serves the name's own zone answers from there: the cut above the name is looked
+    // for first by asking for the parent name (once).
+    if w.qtype == Rtype::DS
+        && rcode == Rcode::NOERROR
+        && goal.minimised == 0
+        && above(&w.zone, &parent(&w.qname))
+        && referral(&w.zone, &w.qname, &s).is_none()
+    {
+        goal.minimise = Some(1);
+        return None;
+    }
+    if rcode == Rcode::NXDOMAIN || yxdomain {
         let mut answer = std::mem::take(&mut goal.chain);
         answer.extend(s.answer);
         return Some(Outcome::Answer {
@@ -102,6 +128,15 @@ pub(super) fn judge(
         return descend(shared, goal, zone, &ns, &s, now);
     }
     let soa = s.authority.iter().any(|rr| rr.rtype() == Rtype::SOA);
+    // An empty authoritative reply (no SOA, nothing at all) is weak proof of NODATA:
+    // another server is asked, this reply kept for when none is left (as Unbound
+    // ignores empty responses while other servers remain).
+    if s.aa && s.authority.is_empty() && !last_resort {
+        goal.tried.push(w.server);
+        goal.last_resort
+            .get_or_insert_with(|| (w.clone(), reply.clone()));
+        return None;
+    }
     if soa || s.aa || last_resort {
         let answer = std::mem::take(&mut goal.chain);
         return Some(Outcome::Answer {
@@ -261,6 +296,19 @@ fn point_of(
         targets,
         from_hints: false,
     }
+}
+
+/// Whether `zone` is a proper ancestor of `name`.
+fn above(zone: &Name<Bytes>, name: &Name<Bytes>) -> bool {
+    name.ends_with(zone) && !name.name_eq(zone)
+}
+
+/// Whether the answer section holds a DNAME.
+fn has_dname(reply: &Message<Bytes>) -> bool {
+    let Ok(answer) = reply.answer() else {
+        return false;
+    };
+    answer.flatten().any(|rr| rr.rtype() == Rtype::DNAME)
 }
 
 /// Where the answer's chain from `qname` ends: the last name, the CNAME steps taken, and

@@ -30,6 +30,13 @@
 //!   is asked again, up to three times for one question, then skipped for this query; one answering as a recursive server does (RA without AA) is
 //!   asked last, its reply used only when no other server is left (Unbound's rec-lame).
 //!   As in Unbound, an answer without AA from a server that does not recurse is used;
+//! - skipped for this query only, not remembered: a server whose reply is still
+//!   truncated over TCP, or is YXDOMAIN without a DNAME; an empty AA reply (no records,
+//!   no SOA) is kept and used only when no other server is left. YXDOMAIN with a DNAME
+//!   (a substitution too long for a name, RFC 6672) goes to the client;
+//! - an NS name whose only addresses are IPv6 ones, all failed, has its A record looked
+//!   up; a DS question answered by a zone above the name's parent (a server that serves
+//!   both) looks for the parent's zone cut first, as a minimised question would;
 //! - servers at 127.0.0.0/8, ::1 (and 0.0.0.0, ::) are never asked unless
 //!   [`RecursorConfig::query_localhost`]; with nothing else left, the answer is SERVFAIL.
 //!
