@@ -18,6 +18,9 @@
 //! timed out. [`World::finish`] runs the timers out and checks nothing is left;
 //! [`World::check_replies`] checks one reply per tracked query, in time, matching.
 //!
+//! [`recursion`] puts a recursor in the same world, the in-memory DNS hierarchy as its
+//! upstream side.
+//!
 //! TCP clients may stall (the runtime reports their replies written only once they
 //! read), half-close after their queries, and one address may open a flood of idle
 //! connections.
@@ -27,6 +30,7 @@ pub mod lookup;
 mod world;
 
 pub mod random;
+pub mod recursion;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -370,7 +370,9 @@ impl World {
         let now = instant(self.now);
         match event {
             Event::ClientUdp(q) => {
+                // A datagram is taken as it arrives.
                 self.queries[q].sent = Some(self.now);
+                self.queries[q].taken = Some(self.now);
                 let (origin, message) = (self.queries[q].origin, self.queries[q].message.clone());
                 self.server.handle_client(now, origin, &message);
             }
