@@ -16,11 +16,12 @@ fn seeded_recursion_simulation() {
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let seeds: Vec<u64> = match env("RECURSION_SIM_SEED") {
         Some(s) => vec![s],
-        None => (0..env("RECURSION_SIM_RUNS").unwrap_or(100)).collect(),
+        None => (0..env("RECURSION_SIM_RUNS").unwrap_or(300)).collect(),
     };
     let started = Instant::now();
     let (mut queries, mut exact, mut servfails, mut packets, mut spoofs, mut clean) =
         (0, 0, 0, 0, 0, 0);
+    let mut limited = 0;
     for &seed in &seeds {
         let s = RecursionScenario::random(seed);
         let report = std::panic::catch_unwind(|| simulate_recursion(&s, Duration::from_millis(10)))
@@ -36,11 +37,12 @@ fn seeded_recursion_simulation() {
         packets += report.packets;
         spoofs += report.spoofs;
         clean += usize::from(s.clean());
+        limited += report.recursor.limited;
     }
     eprintln!(
         "recursion simulation: {} runs ({clean} on a clean network) in {:?}: {queries} client \
          queries, {exact} with the zones' data, {servfails} SERVFAIL, {packets} packets sent, \
-         {spoofs} forged replies",
+         {spoofs} forged replies, {limited} resolutions ended by a limit",
         seeds.len(),
         started.elapsed()
     );
