@@ -59,6 +59,11 @@ impl Rand {
         self.0.next_u64() % n.max(1)
     }
 
+    /// One of `options`, each as likely (repeat one to weigh it).
+    pub fn pick(&mut self, options: &[f64]) -> f64 {
+        options[self.below(options.len() as u64) as usize]
+    }
+
     pub fn chance(&mut self, p: f64) -> bool {
         p > 0.0 && ((self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }

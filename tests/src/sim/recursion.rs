@@ -59,14 +59,13 @@ impl RecursionScenario {
     /// A scenario drawn from `seed`.
     pub fn random(seed: u64) -> RecursionScenario {
         let mut r = Rand::new(seed ^ 0x2ec0_5e00);
-        let pick = |r: &mut Rand, options: &[f64]| options[r.below(options.len() as u64) as usize];
         let faults = NetFaults {
-            loss: pick(&mut r, &[0.0, 0.0, 0.05, 0.2, 0.4]),
-            dup: pick(&mut r, &[0.0, 0.1, 0.3]),
-            max_delay_ms: pick(&mut r, &[0.0, 20.0, 150.0, 600.0]) as u64,
-            spoof: pick(&mut r, &[0.0, 0.3, 0.9]),
+            loss: r.pick(&[0.0, 0.0, 0.05, 0.2, 0.4]),
+            dup: r.pick(&[0.0, 0.1, 0.3]),
+            max_delay_ms: r.pick(&[0.0, 20.0, 150.0, 600.0]) as u64,
+            spoof: r.pick(&[0.0, 0.3, 0.9]),
         };
-        let budget = pick(&mut r, &[5000.0, 5000.0, 1500.0]) as u64;
+        let budget = r.pick(&[5000.0, 5000.0, 1500.0]) as u64;
         let mut s = RecursionScenario {
             seed,
             faults,
@@ -81,11 +80,11 @@ impl RecursionScenario {
                 query_localhost: false,
                 qname_minimisation: r.chance(0.8),
                 // Now and then few enough exchanges that the limit bites.
-                max_sends: pick(&mut r, &[32.0, 32.0, 32.0, 6.0]) as u32,
+                max_sends: r.pick(&[32.0, 32.0, 32.0, 6.0]) as u32,
                 ..RecursorConfig::default()
             },
         };
-        if seed % 4 == 0 {
+        if seed.is_multiple_of(4) {
             // A clean network (spoofer and duplicates aside) for a quarter of the seeds.
             s.faults.loss = 0.0;
             s.faults.max_delay_ms = s.faults.max_delay_ms.min(20);
@@ -105,122 +104,65 @@ impl RecursionScenario {
     }
 }
 
-/// What a client asks and the reply the hierarchy's data gives: the rcode and the final
-/// addresses (`None`: any outcome, only the bounds are checked).
-type Case = (&'static str, Rtype, Option<(Rcode, &'static [[u8; 4]])>);
+/// The reply the hierarchy's data gives.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    /// NOERROR, the final address `192.0.2.last`.
+    Addr(u8),
+    /// This rcode, no address.
+    Rcode(Rcode),
+    /// Any outcome: only the bounds are checked.
+    Any,
+}
+
+use Want::{Addr, Any};
+const NOERROR: Want = Want::Rcode(Rcode::NOERROR);
+const NXDOMAIN: Want = Want::Rcode(Rcode::NXDOMAIN);
+const SERVFAIL: Want = Want::Rcode(Rcode::SERVFAIL);
+
+/// What a client asks and the reply it must get.
+type Case = (&'static str, Rtype, Want);
 
 /// The client questions: plain, missing, NODATA, CNAME and DNAME across zones, deep
 /// referrals, glueless, lame and dead servers, TC, no EDNS, upward referral, a loop,
 /// loopback servers (never asked), the NXNS delegation.
 const CASES: &[Case] = &[
-    (
-        "host.example.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 200]])),
-    ),
-    (
-        "missing.example.com",
-        Rtype::A,
-        Some((Rcode::NXDOMAIN, &[])),
-    ),
-    ("host.example.com", Rtype::MX, Some((Rcode::NOERROR, &[]))),
-    (
-        "www.example.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 202]])),
-    ),
-    (
-        "x.dname.example.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 203]])),
-    ),
-    (
-        "www.sub.example.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 201]])),
-    ),
+    ("host.example.com", Rtype::A, Addr(200)),
+    ("missing.example.com", Rtype::A, NXDOMAIN),
+    ("host.example.com", Rtype::MX, NOERROR),
+    ("www.example.com", Rtype::A, Addr(202)),
+    ("x.dname.example.com", Rtype::A, Addr(203)),
+    ("www.sub.example.com", Rtype::A, Addr(201)),
     (
         "a.b.c.d.e.f.g.h.i.j.k.l.deep.example.com",
         Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 212]])),
+        Addr(212),
     ),
-    (
-        "www.glueless.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 204]])),
-    ),
-    (
-        "nothing.example.net",
-        Rtype::A,
-        Some((Rcode::NXDOMAIN, &[])),
-    ),
-    (
-        "www.lame.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 205]])),
-    ),
-    (
-        "www.up.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 208]])),
-    ),
-    (
-        "www.old.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 207]])),
-    ),
-    (
-        "www.tc.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 206]])),
-    ),
-    ("nope.invalid", Rtype::A, Some((Rcode::NXDOMAIN, &[]))),
-    ("www.loop1.com", Rtype::A, Some((Rcode::SERVFAIL, &[]))),
-    ("www.lo.com", Rtype::A, Some((Rcode::SERVFAIL, &[]))),
-    ("nxns.com", Rtype::A, None),
+    ("www.glueless.com", Rtype::A, Addr(204)),
+    ("nothing.example.net", Rtype::A, NXDOMAIN),
+    ("www.lame.com", Rtype::A, Addr(205)),
+    ("www.up.com", Rtype::A, Addr(208)),
+    ("www.old.com", Rtype::A, Addr(207)),
+    ("www.tc.com", Rtype::A, Addr(206)),
+    ("nope.invalid", Rtype::A, NXDOMAIN),
+    ("www.loop1.com", Rtype::A, SERVFAIL),
+    ("www.lo.com", Rtype::A, SERVFAIL),
+    ("nxns.com", Rtype::A, Any),
 ];
 
 /// The names the hostile servers try to poison, asked after the run, and their real
 /// data.
 const VICTIMS: &[Case] = &[
-    (
-        "host.example.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 200]])),
-    ),
-    (
-        "ns1.example.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 40]])),
-    ),
-    (
-        "www.example.net",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 202]])),
-    ),
-    (
-        "ns.example.net",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 60]])),
-    ),
-    (
-        "a.gtld-servers.net",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 2]])),
-    ),
-    (
-        "www.sub.example.com",
-        Rtype::A,
-        Some((Rcode::NOERROR, &[[192, 0, 2, 201]])),
-    ),
-    ("example.com", Rtype::NS, Some((Rcode::NOERROR, &[]))),
-    ("example.net", Rtype::NS, Some((Rcode::NOERROR, &[]))),
-    (
-        "www.planted.invalid",
-        Rtype::A,
-        Some((Rcode::NXDOMAIN, &[])),
-    ),
-    ("ns.planted.invalid", Rtype::A, Some((Rcode::NXDOMAIN, &[]))),
+    ("host.example.com", Rtype::A, Addr(200)),
+    ("ns1.example.com", Rtype::A, Addr(40)),
+    ("www.example.net", Rtype::A, Addr(202)),
+    ("ns.example.net", Rtype::A, Addr(60)),
+    ("a.gtld-servers.net", Rtype::A, Addr(2)),
+    ("www.sub.example.com", Rtype::A, Addr(201)),
+    ("example.com", Rtype::NS, NOERROR),
+    ("example.net", Rtype::NS, NOERROR),
+    ("www.planted.invalid", Rtype::A, NXDOMAIN),
+    ("ns.planted.invalid", Rtype::A, NXDOMAIN),
 ];
 
 /// The hostile servers (`192.0.2.last`) and the records out of their bailiwick each
@@ -590,10 +532,11 @@ pub fn simulate_recursion(s: &RecursionScenario, slack: Duration) -> RecursionRe
         if rcode == Rcode::SERVFAIL {
             report.servfails += 1;
         }
-        let Some((want_rcode, want_addrs)) = want else {
-            continue;
+        let (want_rcode, want_addrs) = match want {
+            Addr(last) => (Rcode::NOERROR, vec![Ipv4Addr::new(192, 0, 2, last)]),
+            Want::Rcode(rcode) => (rcode, Vec::new()),
+            Any => continue,
         };
-        let want_addrs: Vec<Ipv4Addr> = want_addrs.iter().map(|a| Ipv4Addr::from(*a)).collect();
         let exact = rcode == want_rcode && reply.a_addrs() == want_addrs;
         if exact {
             report.exact += 1;
