@@ -150,6 +150,17 @@ const CASES: &[Case] = &[
     ("nxns.com", Rtype::A, Any),
 ];
 
+/// Zones a fresh, missing name is asked in (a cold resolution each time).
+const FRESH_ZONES: &[&str] = &[
+    "example.com",
+    "sub.example.com",
+    "example.net",
+    "glueless.com",
+    "lame.com",
+    "up.com",
+    "old.com",
+];
+
 /// The names the hostile servers try to poison, asked after the run, and their real
 /// data.
 const VICTIMS: &[Case] = &[
@@ -422,7 +433,7 @@ struct Run {
     world: World,
     setup: Setup,
     calm: Rc<Cell<bool>>,
-    asked: Vec<&'static Case>,
+    asked: Vec<(String, Rtype, Want)>,
     next_port: u16,
 }
 
@@ -448,9 +459,8 @@ impl Run {
         }
     }
 
-    /// A client asks `case` at `at`.
-    fn ask(&mut self, case: &'static Case, at: Duration) {
-        let (qname, qtype, _) = *case;
+    /// A client asks `qname` `qtype` at `at`, wanting `want`.
+    fn ask(&mut self, (qname, qtype, want): (&str, Rtype, Want), at: Duration) {
         let id = self.world.rand.below(65536) as u16;
         let edns = [None, Some(1232), Some(4096)][self.world.rand.below(3) as usize];
         let peer = SocketAddr::from(([127, 0, 0, 2], self.next_port));
@@ -458,7 +468,7 @@ impl Run {
         let q = self
             .world
             .track(udp_from(peer), query(qname, qtype, id, true, edns));
-        self.asked.push(case);
+        self.asked.push((qname.to_string(), qtype, want));
         self.world.schedule(at, Event::ClientUdp(q));
     }
 }
@@ -470,16 +480,22 @@ impl Run {
 /// a clean network); then, on a calm network, every poisoned name its real data.
 pub fn simulate_recursion(s: &RecursionScenario, slack: Duration) -> RecursionReport {
     let mut run = Run::new(s);
-    for _ in 0..s.clients {
-        let case = &CASES[run.world.rand.below(CASES.len() as u64) as usize];
+    for i in 0..s.clients {
         let at = Duration::from_millis(run.world.rand.below(1000));
-        run.ask(case, at);
+        if run.world.rand.chance(0.3) {
+            // A name nobody asked before, missing in a zone down the tree.
+            let zone = FRESH_ZONES[run.world.rand.below(FRESH_ZONES.len() as u64) as usize];
+            run.ask((&format!("fresh{i}.{zone}"), Rtype::A, NXDOMAIN), at);
+        } else {
+            let case = CASES[run.world.rand.below(CASES.len() as u64) as usize];
+            run.ask(case, at);
+        }
     }
     run.world.finish();
     let stormy = run.world.queries.len();
     run.calm.set(true);
     let start = run.world.now + Duration::from_secs(1);
-    for (i, case) in VICTIMS.iter().enumerate() {
+    for (i, &case) in VICTIMS.iter().enumerate() {
         run.ask(case, start + Duration::from_millis(10 * i as u64));
     }
     run.world.finish();
@@ -522,7 +538,7 @@ pub fn simulate_recursion(s: &RecursionScenario, slack: Duration) -> RecursionRe
         );
     }
     for (i, (q, case)) in w.queries.iter().zip(&run.asked).enumerate() {
-        let (qname, qtype, want) = **case;
+        let (qname, qtype, want) = case;
         let what = format!(
             "query {i}: {qname} {qtype} (seed {}, {:?})",
             s.seed, s.faults
@@ -532,7 +548,7 @@ pub fn simulate_recursion(s: &RecursionScenario, slack: Duration) -> RecursionRe
         if rcode == Rcode::SERVFAIL {
             report.servfails += 1;
         }
-        let (want_rcode, want_addrs) = match want {
+        let (want_rcode, want_addrs) = match *want {
             Addr(last) => (Rcode::NOERROR, vec![Ipv4Addr::new(192, 0, 2, last)]),
             Want::Rcode(rcode) => (rcode, Vec::new()),
             Any => continue,
