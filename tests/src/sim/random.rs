@@ -290,15 +290,7 @@ impl Upstreams for Scripted {
             Script::TcThenTcp => planted(&message, ip),
         };
         if tcp {
-            // Reliable and in order, in arbitrary chunks.
-            let stream = frame(&reply);
-            let mut rest = &stream[..];
-            while !rest.is_empty() {
-                let len = 1 + w.rand.below(rest.len() as u64) as usize;
-                let (chunk, tail) = rest.split_at(len);
-                w.schedule(at, Event::Upstream(token, to, chunk.to_vec()));
-                rest = tail;
-            }
+            w.schedule_stream(at, token, to, &frame(&reply));
             return query;
         }
         if w.rand.chance(self.faults.loss) {

@@ -290,14 +290,7 @@ impl Upstreams for Net {
             w.now + self.delay(&mut w.rand)
         };
         if tcp {
-            // Reliable and in order, in arbitrary chunks.
-            let mut rest = &reply[..];
-            while !rest.is_empty() {
-                let len = 1 + w.rand.below(rest.len() as u64) as usize;
-                let (chunk, tail) = rest.split_at(len);
-                w.schedule(at, Event::Upstream(token, info.to, chunk.to_vec()));
-                rest = tail;
-            }
+            w.schedule_stream(at, token, info.to, &reply);
             return None;
         }
         if !calm && w.rand.chance(self.faults.loss) {
