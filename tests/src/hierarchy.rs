@@ -390,8 +390,9 @@ impl World {
         at(self.now_ms)
     }
 
-    /// The reply of the server at `to` to a query sent `via` (framed over TCP).
-    fn answer(&mut self, to: SocketAddr, via: Via, bytes: &[u8]) -> Option<Vec<u8>> {
+    /// The reply of the server at `to` to a query sent `via` (framed over TCP), as it
+    /// behaves; `None` when it stays silent or there is no server there.
+    pub fn answer(&mut self, to: SocketAddr, via: Via, bytes: &[u8]) -> Option<Vec<u8>> {
         let tcp = matches!(via, Via::Tcp);
         let message = if tcp { unframe(bytes) } else { bytes };
         let msg = Message::from_octets(Bytes::copy_from_slice(message)).ok()?;

@@ -18,6 +18,9 @@
 //! timed out. [`World::finish`] runs the timers out and checks nothing is left;
 //! [`World::check_replies`] checks one reply per tracked query, in time, matching.
 //!
+//! [`recursion`] puts a recursor in the same world, the in-memory DNS hierarchy as its
+//! upstream side.
+//!
 //! TCP clients may stall (the runtime reports their replies written only once they
 //! read), half-close after their queries, and one address may open a flood of idle
 //! connections.
@@ -27,6 +30,7 @@ pub mod lookup;
 mod world;
 
 pub mod random;
+pub mod recursion;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -53,6 +57,11 @@ impl Rand {
     /// Uniform in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
         self.0.next_u64() % n.max(1)
+    }
+
+    /// One of `options`, each as likely (repeat one to weigh it).
+    pub fn pick(&mut self, options: &[f64]) -> f64 {
+        options[self.below(options.len() as u64) as usize]
     }
 
     pub fn chance(&mut self, p: f64) -> bool {

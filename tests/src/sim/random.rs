@@ -111,21 +111,20 @@ impl Scenario {
                 _ => Script::Slow(500 + r.below(4000)),
             })
             .collect();
-        let pick = |r: &mut Rand, options: &[f64]| options[r.below(options.len() as u64) as usize];
         let faults = Faults {
-            loss: pick(&mut r, &[0.0, 0.0, 0.05, 0.2, 0.5]),
-            dup: pick(&mut r, &[0.0, 0.1, 0.3]),
-            max_delay_ms: pick(&mut r, &[0.0, 20.0, 300.0, 1500.0]) as u64,
-            spoof: pick(&mut r, &[0.0, 0.2, 0.8]),
-            bind_error: pick(&mut r, &[0.0, 0.0, 0.1]),
-            io_error: pick(&mut r, &[0.0, 0.0, 0.05]),
+            loss: r.pick(&[0.0, 0.0, 0.05, 0.2, 0.5]),
+            dup: r.pick(&[0.0, 0.1, 0.3]),
+            max_delay_ms: r.pick(&[0.0, 20.0, 300.0, 1500.0]) as u64,
+            spoof: r.pick(&[0.0, 0.2, 0.8]),
+            bind_error: r.pick(&[0.0, 0.0, 0.1]),
+            io_error: r.pick(&[0.0, 0.0, 0.05]),
         };
-        let budget = pick(&mut r, &[5000.0, 5000.0, 1500.0, 300.0]) as u64;
+        let budget = r.pick(&[5000.0, 5000.0, 1500.0, 300.0]) as u64;
         let tcp_conns = (0..r.below(4)).map(|_| 1 + r.below(6) as usize).collect();
-        let buffered = pick(&mut r, &[65536.0, 65536.0, 400.0, 100.0]) as usize;
+        let buffered = r.pick(&[65536.0, 65536.0, 400.0, 100.0]) as usize;
         // A small pipelining limit makes the unwritten-bytes bound tight enough to catch a
         // server that takes queries past the buffering limit.
-        let pipelined = pick(&mut r, &[64.0, 64.0, 2.0]) as usize;
+        let pipelined = r.pick(&[64.0, 64.0, 2.0]) as usize;
         let lookups = lookup_scenario(seed);
         let max_lookups = lookups.map_or(Config::default().max_lookups, |l| l.max_lookups);
         Scenario {
@@ -135,9 +134,9 @@ impl Scenario {
             udp_queries: r.below(25) as usize,
             tcp_conns,
             synth_share: 0.2,
-            half_close_share: pick(&mut r, &[0.0, 0.5, 1.0]),
-            stall_ms: pick(&mut r, &[0.0, 0.0, 800.0, 4000.0]) as u64,
-            flood: pick(&mut r, &[0.0, 0.0, 3.0, 8.0]) as usize,
+            half_close_share: r.pick(&[0.0, 0.5, 1.0]),
+            stall_ms: r.pick(&[0.0, 0.0, 800.0, 4000.0]) as u64,
+            flood: r.pick(&[0.0, 0.0, 3.0, 8.0]) as usize,
             lookups,
             config: Config {
                 budget: Duration::from_millis(budget),
@@ -158,21 +157,20 @@ fn lookup_scenario(seed: u64) -> Option<LookupScenario> {
     if r.chance(0.5) {
         return None;
     }
-    let pick = |r: &mut Rand, options: &[f64]| options[r.below(options.len() as u64) as usize];
     let faults = if r.chance(0.3) {
         LookupFaults {
-            max_delay_ms: pick(&mut r, &[0.0, 50.0, 400.0]) as u64,
+            max_delay_ms: r.pick(&[0.0, 50.0, 400.0]) as u64,
             ..LookupFaults::NONE
         }
     } else {
         LookupFaults {
-            never: pick(&mut r, &[0.0, 0.1, 0.5]),
-            twice: pick(&mut r, &[0.0, 0.2]),
-            unknown_id: pick(&mut r, &[0.0, 0.2]),
-            foreign: pick(&mut r, &[0.0, 0.1]),
-            pass: pick(&mut r, &[0.0, 0.3]),
-            again: pick(&mut r, &[0.0, 0.3]),
-            max_delay_ms: pick(&mut r, &[0.0, 300.0, 3000.0, 8000.0]) as u64,
+            never: r.pick(&[0.0, 0.1, 0.5]),
+            twice: r.pick(&[0.0, 0.2]),
+            unknown_id: r.pick(&[0.0, 0.2]),
+            foreign: r.pick(&[0.0, 0.1]),
+            pass: r.pick(&[0.0, 0.3]),
+            again: r.pick(&[0.0, 0.3]),
+            max_delay_ms: r.pick(&[0.0, 300.0, 3000.0, 8000.0]) as u64,
         }
     };
     let on_timeout = [
@@ -182,10 +180,10 @@ fn lookup_scenario(seed: u64) -> Option<LookupScenario> {
         OnTimeout::Pass,
     ][r.below(4) as usize];
     Some(LookupScenario {
-        share: pick(&mut r, &[0.2, 0.5, 0.9]),
+        share: r.pick(&[0.2, 0.5, 0.9]),
         faults,
         on_timeout,
-        max_lookups: pick(&mut r, &[4096.0, 4096.0, 3.0]) as usize,
+        max_lookups: r.pick(&[4096.0, 4096.0, 3.0]) as usize,
     })
 }
 
@@ -292,15 +290,7 @@ impl Upstreams for Scripted {
             Script::TcThenTcp => planted(&message, ip),
         };
         if tcp {
-            // Reliable and in order, in arbitrary chunks.
-            let stream = frame(&reply);
-            let mut rest = &stream[..];
-            while !rest.is_empty() {
-                let len = 1 + w.rand.below(rest.len() as u64) as usize;
-                let (chunk, tail) = rest.split_at(len);
-                w.schedule(at, Event::Upstream(token, to, chunk.to_vec()));
-                rest = tail;
-            }
+            w.schedule_stream(at, token, to, &frame(&reply));
             return query;
         }
         if w.rand.chance(self.faults.loss) {

@@ -152,6 +152,18 @@ impl World {
         }
     }
 
+    /// Schedules a TCP stream from an upstream for `token` at `at`: reliable and in order,
+    /// in arbitrary chunks.
+    pub fn schedule_stream(&mut self, at: Duration, token: Token, from: SocketAddr, stream: &[u8]) {
+        let mut rest = stream;
+        while !rest.is_empty() {
+            let len = 1 + self.rand.below(rest.len() as u64) as usize;
+            let (chunk, tail) = rest.split_at(len);
+            self.schedule(at, Event::Upstream(token, from, chunk.to_vec()));
+            rest = tail;
+        }
+    }
+
     /// Delivers `event` now, then takes the actions and checks the bounds.
     pub fn push(&mut self, event: Event) {
         self.deliver(event);
@@ -370,7 +382,9 @@ impl World {
         let now = instant(self.now);
         match event {
             Event::ClientUdp(q) => {
+                // A datagram is taken as it arrives.
                 self.queries[q].sent = Some(self.now);
+                self.queries[q].taken = Some(self.now);
                 let (origin, message) = (self.queries[q].origin, self.queries[q].message.clone());
                 self.server.handle_client(now, origin, &message);
             }

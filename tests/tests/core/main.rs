@@ -16,6 +16,7 @@ mod notify;
 mod properties;
 mod protocol;
 mod query_state;
+mod recursion_sim;
 mod recursor;
 mod recursor_unbound;
 mod reload_sim;
