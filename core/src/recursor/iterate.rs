@@ -150,6 +150,24 @@ pub(super) struct Iteration {
     primed: bool,
     dnssec_ok: bool,
     random: u64,
+    /// Where the resolution is counted once it ends; `None` once counted. A resolution the
+    /// server ends (the query's budget, a shutdown) is counted when its state is dropped.
+    uncounted: Option<Shared>,
+}
+
+impl Iteration {
+    /// Counts the resolution in the shared counters, once.
+    fn count(&mut self) {
+        if let Some(shared) = self.uncounted.take() {
+            shared.record(self.sent, self.deepest);
+        }
+    }
+}
+
+impl Drop for Iteration {
+    fn drop(&mut self) {
+        self.count();
+    }
 }
 
 /// How a goal ended.
@@ -176,9 +194,14 @@ pub(super) fn start(shared: &Shared, q: &Query<'_>, cx: &mut Context) -> Resolut
             q.qtype(),
             minimise,
         )],
+        waiting: None,
+        sent: 0,
+        subqueries: 0,
+        deepest: 0,
+        primed: false,
         dnssec_ok: q.dnssec_ok(),
         random,
-        ..Iteration::default()
+        uncounted: Some(shared.clone()),
     };
     step(shared, it, now)
 }
@@ -376,7 +399,7 @@ fn push(shared: &Shared, it: &mut Iteration, goal: Goal) -> bool {
 /// A limit ended the resolution: SERVFAIL.
 fn give_up(shared: &Shared, it: &mut Iteration) -> Resolution {
     shared.0.limited.fetch_add(1, Ordering::Relaxed);
-    shared.record(it.sent, it.deepest);
+    it.count();
     it.goals.clear();
     Resolution::Answer(Answer::servfail())
 }
@@ -390,7 +413,7 @@ fn finish(
 ) -> Option<Resolution> {
     let goal = it.goals.pop()?;
     let Some(below) = it.goals.last_mut() else {
-        shared.record(it.sent, it.deepest);
+        it.count();
         return Some(Resolution::Answer(match outcome {
             Outcome::Failed => Answer::servfail(),
             Outcome::Answer {

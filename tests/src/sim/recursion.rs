@@ -510,8 +510,15 @@ pub fn simulate_recursion(s: &RecursionScenario, slack: Duration) -> RecursionRe
         "a resolution over max_sends: {r:?}"
     );
     assert!(r.sends_sum <= max_sends * r.resolutions, "{r:?}");
-    // Every exchange is at most a UDP try, a retry without EDNS and a TCP try. (The
-    // counters leave out resolutions the budget ended, so the bound is per client query.)
+    // Every exchange is at most a UDP try, a retry without EDNS and a TCP try, and every
+    // resolution is counted, those the budget ended too: the packets are bounded by the
+    // exchanges counted, and per client query.
+    assert!(
+        w.report.tokens as u64 <= 3 * r.sends_sum,
+        "{} packets for {} exchanges counted: {r:?}",
+        w.report.tokens,
+        r.sends_sum
+    );
     assert!(
         w.report.tokens as u64 <= 3 * max_sends * w.queries.len() as u64,
         "{} packets for {} client queries",
