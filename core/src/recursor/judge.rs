@@ -81,6 +81,9 @@ pub(super) fn judge(
         goal.last_resort = Some((w.clone(), reply.clone()));
         return None;
     }
+    if s.aa && referral(&w.zone, &w.qname, &s).is_none() {
+        learn_child_ns(shared, now, &w.zone, &s.authority);
+    }
     if w.minimised {
         return minimised(shared, goal, w, s, now);
     }
@@ -143,7 +146,7 @@ pub(super) fn judge(
             rcode,
             answer,
             authority: s.authority,
-            additional: Vec::new(),
+            additional: s.additional,
         });
     }
     // A referral up or sideways (to the zone itself, without AA), or nothing usable.
@@ -261,6 +264,19 @@ pub(super) fn learn_delegation(
     }
 }
 
+/// Notes the zone's own NS set, as its authoritative answer gives it in authority.
+fn learn_child_ns(shared: &Shared, now: Instant, zone: &Name<Bytes>, authority: &[Rr]) {
+    let ns: Vec<Name<Bytes>> = authority
+        .iter()
+        .filter(|rr| rr.owner().name_eq(zone))
+        .filter_map(|rr| match rr.data() {
+            AllRecordData::Ns(ns) => Some(ns.nsdname().clone()),
+            _ => None,
+        })
+        .collect();
+    shared.0.delegations.put_child_ns(now, zone, &ns);
+}
+
 /// The delegation point of a referral: its NS names with the glue and known addresses.
 fn point_of(
     shared: &Shared,
@@ -295,6 +311,7 @@ fn point_of(
         zone,
         targets,
         from_hints: false,
+        reserve: Vec::new(),
     }
 }
 

@@ -526,3 +526,154 @@ fn iter_ranoaa_lame() {
     assert_eq!(world.asked[before].to.ip(), addr("1.2.3.44"));
     assert!(setup.recursor_stats().unwrap().resolutions == 2);
 }
+
+/// The referrals to example.com (ns.example.net, glueless) and example.net (glue
+/// ns.example.net at 1.2.3.44) of iter_pcdiff.rpl and the tests below.
+fn com_and_net_servers(world: &mut World, example_com_ns: &str, com_glue: &str, net_glue: &str) {
+    world.serve(
+        addr("193.0.14.129"),
+        &[],
+        canned(root_referring_com_and_net()),
+    );
+    let delegation = format!("example.com. IN NS {example_com_ns}");
+    world.serve(
+        addr("192.5.6.30"),
+        &[],
+        canned(vec![(
+            "*.example.com.",
+            Canned::new("", &delegation, com_glue),
+        )]),
+    );
+    world.serve(
+        addr("192.12.94.30"),
+        &[],
+        canned(vec![(
+            "*.example.net.",
+            Canned::new("", "example.net. IN NS ns.example.net.", net_glue),
+        )]),
+    );
+}
+
+/// Whether `ip` was asked about `qname`.
+fn asked_about(world: &World, ip: &str, qname: &str) -> bool {
+    world
+        .asked_of(addr(ip))
+        .iter()
+        .any(|a| a.qname.trim_end_matches('.').eq_ignore_ascii_case(qname))
+}
+
+/// iter_pcdiff.rpl: the parent's glue for ns.example.net (1.2.3.44) differs from the
+/// child's own address record (1.2.3.55, which fails): the parent-side address is the
+/// last resort, and it answers.
+#[test]
+fn iter_pcdiff() {
+    let mut world = World::new();
+    com_and_net_servers(
+        &mut world,
+        "ns.example.net.",
+        "",
+        "ns.example.net. IN A 1.2.3.44",
+    );
+    world.serve(
+        addr("1.2.3.44"),
+        &[],
+        canned(vec![
+            (
+                "ns.example.net. A",
+                Canned::new("ns.example.net. IN A 1.2.3.55", "", "").aa(),
+            ),
+            (
+                "www.example.com. A",
+                Canned::new(
+                    "www.example.com. IN A 10.20.30.40",
+                    "example.com. IN NS ns.example.net.",
+                    "",
+                )
+                .aa(),
+            ),
+        ]),
+    );
+    world.serve(
+        addr("1.2.3.55"),
+        &[],
+        canned(vec![(
+            "*.com.",
+            Canned::new("", "", "").rcode(Rcode::SERVFAIL),
+        )]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let reply = world.ask(&mut server, "www.example.com", Rtype::A, false);
+    expect(
+        &reply,
+        &Expected::new(
+            "www.example.com. IN A 10.20.30.40",
+            "example.com. IN NS ns.example.net.",
+            "",
+        ),
+        0,
+        "iter_pcdiff",
+    );
+    assert!(asked_about(&world, "1.2.3.55", "www.example.com"));
+    assert!(asked_about(&world, "1.2.3.44", "www.example.com"));
+}
+
+/// iter_pcnamech.rpl, and what it must not allow: an NS name only the child's answers
+/// give (ns.example.net) is never asked while the parent's server answers, and is the last
+/// resort once it fails (SERVFAIL for mail.example.com).
+#[test]
+fn child_only_ns_names_are_a_last_resort_never_a_takeover() {
+    let mut world = World::new();
+    com_and_net_servers(
+        &mut world,
+        "ns.example.com.",
+        "ns.example.com. IN A 1.2.3.44",
+        "ns.example.net. IN A 1.2.3.66",
+    );
+    let child_ns = "example.com. IN NS ns.example.com.\nexample.com. IN NS ns.example.net.";
+    world.serve(
+        addr("1.2.3.44"),
+        &[],
+        canned(vec![
+            (
+                "www.example.com. A",
+                Canned::new("www.example.com. IN A 10.20.30.40", child_ns, "").aa(),
+            ),
+            (
+                "*.example.com.",
+                Canned::new("", "", "").rcode(Rcode::SERVFAIL),
+            ),
+        ]),
+    );
+    world.serve(
+        addr("1.2.3.66"),
+        &[],
+        canned(vec![
+            (
+                "ns.example.net. A",
+                Canned::new("ns.example.net. IN A 1.2.3.66", "", "").aa(),
+            ),
+            (
+                "*.example.com.",
+                Canned::new("mail.example.com. IN A 10.20.30.20", child_ns, "").aa(),
+            ),
+        ]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let www = world.ask(&mut server, "www.example.com", Rtype::A, false);
+    expect(
+        &www,
+        &Expected::new("www.example.com. IN A 10.20.30.40", child_ns, ""),
+        0,
+        "www from the parent's server",
+    );
+    assert!(world.asked_of(addr("1.2.3.66")).is_empty(), "no takeover");
+    let mail = world.ask(&mut server, "mail.example.com", Rtype::A, false);
+    expect(
+        &mail,
+        &Expected::new("mail.example.com. IN A 10.20.30.20", child_ns, ""),
+        0,
+        "mail from the child's other server",
+    );
+    assert!(asked_about(&world, "1.2.3.44", "mail.example.com"));
+    assert!(asked_about(&world, "1.2.3.66", "mail.example.com"));
+}
