@@ -329,9 +329,12 @@ fn has_dname(reply: &Message<Bytes>) -> bool {
 }
 
 /// Where the answer's chain from `qname` ends: the last name, the CNAME steps taken, and
-/// whether the RRset asked for is there (or the chain is the answer).
+/// whether the RRset asked for is there (or the chain is the answer). A chain that loops
+/// within the answer (a DNAME onto itself synthesises `x CNAME x`) is the answer as it
+/// stands, as Unbound gives it: there is nothing further to ask.
 fn chain_end(qname: &Name<Bytes>, qtype: Rtype, answer: &[Rr]) -> (Name<Bytes>, usize, bool) {
     let mut name = qname.clone();
+    let mut seen: Vec<Name<Bytes>> = Vec::new();
     for steps in 0..=MAX_CNAME_CHAIN {
         let here = |t: Rtype| {
             answer
@@ -346,7 +349,10 @@ fn chain_end(qname: &Name<Bytes>, qtype: Rtype, answer: &[Rr]) -> (Name<Bytes>, 
             _ => None,
         });
         match next {
-            Some(target) => name = target,
+            Some(target) if target.name_eq(&name) || seen.iter().any(|n| n.name_eq(&target)) => {
+                return (target, steps + 1, true);
+            }
+            Some(target) => seen.push(std::mem::replace(&mut name, target)),
             None => return (name, steps, false),
         }
     }

@@ -677,3 +677,31 @@ fn child_only_ns_names_are_a_last_resort_never_a_takeover() {
     assert!(asked_about(&world, "1.2.3.44", "mail.example.com"));
     assert!(asked_about(&world, "1.2.3.66", "mail.example.com"));
 }
+
+/// iter_dname_insec.rpl, step 220901: a DNAME onto itself synthesises `cyc CNAME cyc`, a
+/// loop within the one answer: that answer is the client's (NOERROR, as Unbound gives
+/// it), after one question to the server.
+#[test]
+fn a_dname_onto_itself_is_answered_as_it_stands() {
+    let mut world = World::new();
+    com_and_net_servers(
+        &mut world,
+        "ns1.example.com.",
+        "ns1.example.com. IN A 168.192.2.2",
+        "",
+    );
+    let looping = "example.com. IN DNAME example.com.\ncyc.example.com. IN CNAME cyc.example.com.";
+    world.serve(
+        addr("168.192.2.2"),
+        &[],
+        canned(vec![(
+            "cyc.example.com. A",
+            Canned::new(looping, "", "").aa(),
+        )]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let reply = world.ask(&mut server, "cyc.example.com", Rtype::A, false);
+    expect(&reply, &Expected::new(looping, "", ""), 0, "the DNAME loop");
+    let asked = world.asked_of(addr("168.192.2.2"));
+    assert_eq!(asked.len(), 1, "asked once: {asked:?}");
+}
