@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use domain::base::iana::Rtype;
+use domain::base::iana::{Rcode, Rtype};
 use domain::base::Name;
 
 use super::{Answer, Context, Exchange, Exchanged, Query, Resolution, Resolver};
@@ -24,7 +24,8 @@ use crate::scrub::scrub;
 ///
 /// Replies are scrubbed after Unbound's iter_scrub.c: only the question's chain, the NS
 /// and SOA of its zone and the addresses they point to are kept; a reply that cannot be
-/// used at all (another question, unreadable records) is a SERVFAIL. The upstream's AA bit
+/// used at all (another question, unreadable records) or a referral (an NS set without
+/// an answer or SOA: a lame upstream) is a SERVFAIL. The upstream's AA bit
 /// reaches the cache ([`Answer::upstream_authoritative`]), never the client.
 ///
 /// ```
@@ -153,6 +154,16 @@ impl Resolver for Forwarder {
         let Some(kept) = scrub(q.qname(), q.qtype(), q.qclass(), &reply, &root) else {
             return Resolution::Answer(Answer::servfail());
         };
+        // A referral (no answer, an NS set without SOA) is no answer to a recursive
+        // question: a lame upstream, as Unbound judges it.
+        let has = |t: Rtype| kept.authority.iter().any(|rr| rr.rtype() == t);
+        if kept.rcode == Rcode::NOERROR.into()
+            && kept.answer.is_empty()
+            && has(Rtype::NS)
+            && !has(Rtype::SOA)
+        {
+            return Resolution::Answer(Answer::servfail());
+        }
         Resolution::Answer(Answer {
             rcode: kept.rcode,
             answer: kept.answer,

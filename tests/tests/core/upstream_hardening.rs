@@ -322,3 +322,50 @@ fn zone_transfers_are_not_forwarded() {
         assert_eq!(the_reply(&actions).header().rcode(), Rcode::REFUSED);
     }
 }
+
+/// An upstream answering a recursive question with a referral (no answer, an NS set and
+/// no SOA, Unbound's iter_scrub_ns_fwd.rpl) is lame: SERVFAIL, nothing passed on. With a
+/// SOA beside the NS it is a NODATA and goes to the client.
+#[test]
+fn a_referral_from_the_upstream_is_servfail() {
+    use names_core::domain::base::iana::Class;
+    use names_core::domain::base::{Record, Ttl};
+    use names_core::domain::rdata::{AllRecordData, Ns, Soa};
+    let ns: names_core::Rr = Record::new(
+        name("com"),
+        Class::IN,
+        Ttl::from_secs(60),
+        AllRecordData::Ns(Ns::new(name("ns.example.com"))),
+    );
+    let soa: names_core::Rr = Record::new(
+        name("example.com"),
+        Class::IN,
+        Ttl::from_secs(60),
+        AllRecordData::Soa(Soa::new(
+            name("ns.example.com"),
+            name("root.example.com"),
+            1.into(),
+            Ttl::from_secs(60),
+            Ttl::from_secs(60),
+            Ttl::from_secs(60),
+            Ttl::from_secs(60),
+        )),
+    );
+    let glue = a_record("ns.example.com", Ipv4Addr::new(192, 0, 2, 4));
+    for (authority, want) in [
+        (vec![ns.clone()], Rcode::SERVFAIL),
+        (vec![soa, ns], Rcode::NOERROR),
+    ] {
+        let mut server = server_for(Config::default());
+        let q = query("mail.example.com", Rtype::A, 3, true, None);
+        let s = sends(&ask(&mut server, 0, 5000, &q)).remove(0);
+        let reply = reply_sections(
+            &s.message,
+            Rcode::NOERROR,
+            false,
+            [&[], &authority, std::slice::from_ref(&glue)],
+        );
+        let got = the_reply(&feed(&mut server, 1, &s, &reply));
+        assert_eq!(got.header().rcode(), want, "{authority:?}");
+    }
+}
