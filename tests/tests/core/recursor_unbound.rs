@@ -705,3 +705,51 @@ fn a_dname_onto_itself_is_answered_as_it_stands() {
     let asked = world.asked_of(addr("168.192.2.2"));
     assert_eq!(asked.len(), 1, "asked once: {asked:?}");
 }
+
+/// iter_scrub_rr_length.rpl: an A record of three octets beside a good one is dropped
+/// alone, the rest of the answer used; an answer of only such records is a NODATA.
+#[test]
+fn a_record_of_impossible_length_is_dropped_alone() {
+    let mut world = World::new();
+    com_and_net_servers(
+        &mut world,
+        "ns.example.com.",
+        "ns.example.com. IN A 1.2.3.4",
+        "",
+    );
+    let ns = "example.com. IN NS ns.example.com.";
+    world.serve(
+        addr("1.2.3.4"),
+        &[],
+        canned(vec![
+            (
+                "www.example.com. A",
+                Canned::new(
+                    "www.example.com. IN A 10.20.30.40\nwww.example.com. IN A \\# 3 030405",
+                    ns,
+                    "",
+                )
+                .aa(),
+            ),
+            (
+                "broken.example.com. A",
+                Canned::new("broken.example.com. IN A \\# 3 030405", ns, "").aa(),
+            ),
+        ]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let www = world.ask(&mut server, "www.example.com", Rtype::A, false);
+    expect(
+        &www,
+        &Expected::new("www.example.com. IN A 10.20.30.40", ns, ""),
+        0,
+        "the good record",
+    );
+    let broken = world.ask(&mut server, "broken.example.com", Rtype::A, false);
+    expect(
+        &broken,
+        &Expected::new("", ns, ""),
+        0,
+        "nothing left: NODATA",
+    );
+}
