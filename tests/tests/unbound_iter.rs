@@ -236,6 +236,7 @@ passing! {
     iter_ds_locate_ns_detach,
     iter_ds_locate_ns_nosoa,
     iter_ghost_grandchild_delegation,
+    iter_ghost_ns_childapex,
     iter_ghost_sub,
     iter_ghost_timewindow,
     iter_got6only,
@@ -283,7 +284,6 @@ passing! {
 
 failing! {
     iter_cycle_noh: "harden-glue: no (out-of-bailiwick glue trusted, which breaks the NS cycle); names never uses out-of-bailiwick glue, by design: SERVFAIL",
-    iter_ghost_ns_childapex: "the additional section lacks the glue of the NS the answer names (minimal-responses: no)",
     iter_lame_aaaa: "an AA upward referral (to the root) for AAAA is scrubbed to an empty answer, taken as NODATA; Unbound marks the server lame for AAAA only and answers SERVFAIL (names remembers lameness per zone, not per type, so it cannot do the same without losing the A answers)",
     iter_scrub_ns_min: "iter-scrub-ns (an Unbound option limiting the NS records kept per reply) is not in names",
     iter_scrub_rr_length: "records of impossible length are dropped alone (steps 10-90 pass); step 110 (CD DO, a new cache key) is resolved again where Unbound answers from its message cache with the NS addresses a later reply replaced (1.2.3.6, 1.2.3.7)",

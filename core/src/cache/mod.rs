@@ -24,7 +24,8 @@
 //!   CNAME target along it; authority NS/SOA (and their DNSSEC records) owned by an ancestor
 //!   of the chain's end; additional addresses of the kept NS/MX/SRV targets.
 //! - Minimal responses (default): replies carry authority only for negative answers (the
-//!   SOA and its proofs) and no additional records; otherwise they carry the authority and
+//!   SOA and its proofs) and no additional records but the addresses of the NS names an NS
+//!   question asked for (as Unbound gives them); otherwise they carry the authority and
 //!   glue RRsets the cache holds for the answer.
 //! - Prefetch (off by default): a hit in the last tenth of the entry's TTL asks the server
 //!   for one background refresh of the entry, while the client gets the cached answer.
@@ -230,7 +231,7 @@ impl Cache {
         let authorities = sets.len() - answers;
         for set in group(&additional) {
             let set = offer(&set, Rank::Additional, false)?;
-            if self.config.minimal_responses {
+            if self.config.minimal_responses && !glue_asked_for(q.qtype()) {
                 held.push(set);
             } else {
                 sets.push(set);
@@ -279,6 +280,12 @@ impl Cache {
         )?;
         Some(self.store.insert(rebuilt))
     }
+}
+
+/// Whether minimal responses still carry the additional section: for an NS question the
+/// addresses of the NS names are part of what was asked (Unbound keeps them too).
+fn glue_asked_for(qtype: Rtype) -> bool {
+    qtype == Rtype::NS
 }
 
 /// The answer records along the question's CNAME chain, in order: the rest is dropped.
@@ -402,7 +409,9 @@ impl Resolver for Cache {
         {
             // Not cached, but minimal all the same: the authority only for a negative answer.
             let mut minimal = answer.clone();
-            minimal.additional.clear();
+            if !glue_asked_for(q.qtype()) {
+                minimal.additional.clear();
+            }
             let negative = minimal.answer.iter().all(|rr| rr.rtype() != q.qtype());
             if !negative {
                 minimal.authority.clear();

@@ -978,6 +978,21 @@ fn minimal_responses_on_and_off() {
             "cached reply, minimal {minimal}"
         );
     }
+    // An NS question keeps the addresses of its NS names, minimal or not (as Unbound).
+    let (mut server, _) = cached_server(CacheConfig::default());
+    let (first, _) = ask_raw(
+        &mut server,
+        0,
+        1,
+        "example.com",
+        Rtype::NS,
+        false,
+        Some((false, &ns, &[], &glue)),
+    );
+    assert_eq!(counts(&first.unwrap()), (1, 0, 1), "first NS reply");
+    let (hit, sent) = ask_raw(&mut server, 1_000, 2, "example.com", Rtype::NS, false, None);
+    assert_eq!(sent, 0);
+    assert_eq!(counts(&hit.unwrap()), (1, 0, 1), "cached NS reply");
     // A negative answer carries its SOA either way.
     let (mut server, _) = cached_server(CacheConfig::default());
     let nx = Reply {
