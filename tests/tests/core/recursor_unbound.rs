@@ -529,7 +529,8 @@ fn iter_ranoaa_lame() {
 
 /// The referrals to example.com (ns.example.net, glueless) and example.net (glue
 /// ns.example.net at 1.2.3.44) of iter_pcdiff.rpl and the tests below.
-fn com_and_net_servers(world: &mut World, example_com_ns: &str, com_glue: &str, net_glue: &str) {
+fn com_and_net(example_com_ns: &str, com_glue: &str, net_glue: &str) -> World {
+    let mut world = World::new();
     world.serve(
         addr("193.0.14.129"),
         &[],
@@ -552,6 +553,7 @@ fn com_and_net_servers(world: &mut World, example_com_ns: &str, com_glue: &str, 
             Canned::new("", "example.net. IN NS ns.example.net.", net_glue),
         )]),
     );
+    world
 }
 
 /// Whether `ip` was asked about `qname`.
@@ -567,13 +569,7 @@ fn asked_about(world: &World, ip: &str, qname: &str) -> bool {
 /// last resort, and it answers.
 #[test]
 fn iter_pcdiff() {
-    let mut world = World::new();
-    com_and_net_servers(
-        &mut world,
-        "ns.example.net.",
-        "",
-        "ns.example.net. IN A 1.2.3.44",
-    );
+    let mut world = com_and_net("ns.example.net.", "", "ns.example.net. IN A 1.2.3.44");
     world.serve(
         addr("1.2.3.44"),
         &[],
@@ -622,9 +618,7 @@ fn iter_pcdiff() {
 /// resort once it fails (SERVFAIL for mail.example.com).
 #[test]
 fn child_only_ns_names_are_a_last_resort_never_a_takeover() {
-    let mut world = World::new();
-    com_and_net_servers(
-        &mut world,
+    let mut world = com_and_net(
         "ns.example.com.",
         "ns.example.com. IN A 1.2.3.44",
         "ns.example.net. IN A 1.2.3.66",
@@ -683,13 +677,7 @@ fn child_only_ns_names_are_a_last_resort_never_a_takeover() {
 /// it), after one question to the server.
 #[test]
 fn a_dname_onto_itself_is_answered_as_it_stands() {
-    let mut world = World::new();
-    com_and_net_servers(
-        &mut world,
-        "ns1.example.com.",
-        "ns1.example.com. IN A 168.192.2.2",
-        "",
-    );
+    let mut world = com_and_net("ns1.example.com.", "ns1.example.com. IN A 168.192.2.2", "");
     let looping = "example.com. IN DNAME example.com.\ncyc.example.com. IN CNAME cyc.example.com.";
     world.serve(
         addr("168.192.2.2"),
@@ -710,13 +698,7 @@ fn a_dname_onto_itself_is_answered_as_it_stands() {
 /// alone, the rest of the answer used; an answer of only such records is a NODATA.
 #[test]
 fn a_record_of_impossible_length_is_dropped_alone() {
-    let mut world = World::new();
-    com_and_net_servers(
-        &mut world,
-        "ns.example.com.",
-        "ns.example.com. IN A 1.2.3.4",
-        "",
-    );
+    let mut world = com_and_net("ns.example.com.", "ns.example.com. IN A 1.2.3.4", "");
     let ns = "example.com. IN NS ns.example.com.";
     world.serve(
         addr("1.2.3.4"),
