@@ -136,6 +136,12 @@ pub(super) fn judge(
     // ignores empty responses while other servers remain).
     if s.aa && s.authority.is_empty() && !last_resort {
         goal.tried.push(w.server);
+        // Emptied by the scrub of an NS set above its zone: an upward referral with AA,
+        // lame for this question (Unbound marks it lame for this type only; lameness
+        // here is per zone, so it is skipped for this question and not remembered).
+        if refers_up(reply, &w.zone) {
+            return None;
+        }
         goal.last_resort
             .get_or_insert_with(|| (w.clone(), reply.clone()));
         return None;
@@ -318,6 +324,16 @@ fn point_of(
 /// Whether `zone` is a proper ancestor of `name`.
 fn above(zone: &Name<Bytes>, name: &Name<Bytes>) -> bool {
     name.ends_with(zone) && !name.name_eq(zone)
+}
+
+/// Whether the authority section holds an NS set of a zone above `zone`.
+fn refers_up(reply: &Message<Bytes>, zone: &Name<Bytes>) -> bool {
+    let Ok(authority) = reply.authority() else {
+        return false;
+    };
+    authority.flatten().any(|rr| {
+        rr.rtype() == Rtype::NS && zone.ends_with(&rr.owner()) && !zone.name_eq(&rr.owner())
+    })
 }
 
 /// Whether the answer section holds a DNAME.

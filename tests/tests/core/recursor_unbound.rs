@@ -735,3 +735,46 @@ fn a_record_of_impossible_length_is_dropped_alone() {
         "nothing left: NODATA",
     );
 }
+
+/// iter_lame_aaaa.rpl: the example.com server refers AAAA up to the root, with AA (the
+/// scrub leaves an empty reply): lame for that question, SERVFAIL, not a NODATA; its A
+/// answer is still used afterwards.
+#[test]
+fn an_authoritative_upward_referral_is_lame_for_its_question_only() {
+    let mut world = com_and_net("ns.example.com.", "ns.example.com. IN A 1.2.3.4", "");
+    world.serve(
+        addr("1.2.3.4"),
+        &[],
+        canned(vec![
+            (
+                "example.com. AAAA",
+                Canned::new(
+                    "",
+                    ". IN NS a.root-servers.net.",
+                    "a.root-servers.net. IN A 198.41.0.4",
+                )
+                .aa(),
+            ),
+            (
+                "example.com. A",
+                Canned::new("example.com. IN A 204.14.213.188", "", "").aa(),
+            ),
+        ]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let aaaa = world.ask(&mut server, "example.com", Rtype::AAAA, false);
+    expect(
+        &aaaa,
+        &Expected::new("", "", "").rcode(Rcode::SERVFAIL),
+        0,
+        "the upward referral",
+    );
+    let a = world.ask(&mut server, "example.com", Rtype::A, false);
+    expect(
+        &a,
+        &Expected::new("example.com. IN A 204.14.213.188", "", ""),
+        0,
+        "the A answer",
+    );
+    assert!(world.asked_of(addr("198.41.0.4")).is_empty());
+}
