@@ -24,8 +24,7 @@
 //!   CNAME target along it; authority NS/SOA (and their DNSSEC records) owned by an ancestor
 //!   of the chain's end; additional addresses of the kept NS/MX/SRV targets.
 //! - Minimal responses (default): replies carry authority only for negative answers (the
-//!   SOA and its proofs) and no additional records but the addresses of the NS names an NS
-//!   question asked for (as Unbound gives them); otherwise they carry the authority and
+//!   SOA and its proofs) and no additional records; otherwise they carry the authority and
 //!   glue RRsets the cache holds for the answer.
 //! - Prefetch (off by default): a hit in the last tenth of the entry's TTL asks the server
 //!   for one background refresh of the entry, while the client gets the cached answer.
@@ -231,7 +230,7 @@ impl Cache {
         let authorities = sets.len() - answers;
         for set in group(&additional) {
             let set = offer(&set, Rank::Additional, false)?;
-            if self.config.minimal_responses && !glue_asked_for(q.qtype()) {
+            if self.config.minimal_responses {
                 held.push(set);
             } else {
                 sets.push(set);
@@ -280,12 +279,6 @@ impl Cache {
         )?;
         Some(self.store.insert(rebuilt))
     }
-}
-
-/// Whether minimal responses still carry the additional section: for an NS question the
-/// addresses of the NS names are part of what was asked (Unbound keeps them too).
-fn glue_asked_for(qtype: Rtype) -> bool {
-    qtype == Rtype::NS
 }
 
 /// The answer records along the question's CNAME chain, in order: the rest is dropped.
@@ -409,9 +402,7 @@ impl Resolver for Cache {
         {
             // Not cached, but minimal all the same: the authority only for a negative answer.
             let mut minimal = answer.clone();
-            if !glue_asked_for(q.qtype()) {
-                minimal.additional.clear();
-            }
+            minimal.additional.clear();
             let negative = minimal.answer.iter().all(|rr| rr.rtype() != q.qtype());
             if !negative {
                 minimal.authority.clear();

@@ -978,25 +978,6 @@ fn minimal_responses_on_and_off() {
             "cached reply, minimal {minimal}"
         );
     }
-    // An NS question keeps the addresses of its NS names, minimal or not (as Unbound).
-    let (mut server, _) = cached_server(CacheConfig::default());
-    let upstream: [(u64, Option<_>); 2] = [
-        (0, Some((false, &ns[..], &[][..], &glue[..]))),
-        (1_000, None),
-    ];
-    for (id, (at, reply)) in upstream.into_iter().enumerate() {
-        let (got, sent) = ask_raw(
-            &mut server,
-            at,
-            id as u16,
-            "example.com",
-            Rtype::NS,
-            false,
-            reply,
-        );
-        assert_eq!(counts(&got.unwrap()), (1, 0, 1), "NS reply at {at} ms");
-        assert!(at == 0 || sent == 0, "the second from the cache");
-    }
     // A negative answer carries its SOA either way.
     let (mut server, _) = cached_server(CacheConfig::default());
     let nx = Reply {

@@ -323,41 +323,48 @@ fn zone_transfers_are_not_forwarded() {
     }
 }
 
-/// An upstream answering a recursive question with a referral (no answer, an NS set and
-/// no SOA, Unbound's iter_scrub_ns_fwd.rpl) is lame: SERVFAIL, nothing passed on. With a
-/// SOA beside the NS it is a NODATA and goes to the client.
+/// An upstream of a routed zone (example.com) referring up, to com (no answer, an NS set
+/// above the zone, no SOA: Unbound's iter_scrub_ns_fwd.rpl), is lame: SERVFAIL. A
+/// referral down (to sub.example.com) and a NODATA with its SOA go to the client.
 #[test]
-fn a_referral_from_the_upstream_is_servfail() {
+fn a_referral_up_from_a_routed_upstream_is_servfail() {
     use names_core::domain::base::iana::Class;
     use names_core::domain::base::{Record, Ttl};
     use names_core::domain::rdata::{AllRecordData, Ns, Soa};
-    let ns: names_core::Rr = Record::new(
-        name("com"),
-        Class::IN,
-        Ttl::from_secs(60),
-        AllRecordData::Ns(Ns::new(name("ns.example.com"))),
-    );
+    use names_core::{Chain, ForwardRoute, Forwarder};
+    let ns = |owner: &str| -> names_core::Rr {
+        Record::new(
+            name(owner),
+            Class::IN,
+            Ttl::from_secs(60),
+            AllRecordData::Ns(Ns::new(name("ns.example.com"))),
+        )
+    };
+    let ttl = Ttl::from_secs(60);
     let soa: names_core::Rr = Record::new(
         name("example.com"),
         Class::IN,
-        Ttl::from_secs(60),
+        ttl,
         AllRecordData::Soa(Soa::new(
             name("ns.example.com"),
             name("root.example.com"),
             1.into(),
-            Ttl::from_secs(60),
-            Ttl::from_secs(60),
-            Ttl::from_secs(60),
-            Ttl::from_secs(60),
+            ttl,
+            ttl,
+            ttl,
+            ttl,
         )),
     );
     let glue = a_record("ns.example.com", Ipv4Addr::new(192, 0, 2, 4));
     for (authority, want) in [
-        (vec![ns.clone()], Rcode::SERVFAIL),
-        (vec![soa, ns], Rcode::NOERROR),
+        (vec![ns("com")], Rcode::SERVFAIL),
+        (vec![ns("sub.example.com")], Rcode::NOERROR),
+        (vec![soa, ns("com")], Rcode::NOERROR),
     ] {
-        let mut server = server_for(Config::default());
-        let q = query("mail.example.com", Rtype::A, 3, true, None);
+        let route = ForwardRoute::new(name("example.com"), [upstream_addr(1)]);
+        let forwarder = Forwarder::new(Vec::new()).with_routes(vec![route]);
+        let mut server = Server::new(Config::default(), Chain::new().with(forwarder), SEED);
+        let q = query("mail.sub.example.com", Rtype::A, 3, true, None);
         let s = sends(&ask(&mut server, 0, 5000, &q)).remove(0);
         let reply = reply_sections(
             &s.message,
