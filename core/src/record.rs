@@ -28,6 +28,19 @@ pub struct BadRecords;
 
 /// Reads every record of a message into owned records (OPT dropped: it is per hop).
 pub fn read_sections(msg: &Message<Bytes>) -> Result<Sections, BadRecords> {
+    read(msg, false)
+}
+
+/// [`read_sections`] for the scrubber: an A or AAAA record whose RDATA has the wrong
+/// length is dropped, not a reason to refuse the whole message (Unbound's scrubber drops
+/// such a record too); anything else unreadable still is.
+pub(crate) fn read_sections_dropping_bad_lengths(
+    msg: &Message<Bytes>,
+) -> Result<Sections, BadRecords> {
+    read(msg, true)
+}
+
+fn read(msg: &Message<Bytes>, drop_bad_lengths: bool) -> Result<Sections, BadRecords> {
     let mut out = Sections {
         rcode: domain::base::iana::OptRcode::NOERROR,
         answer: Vec::new(),
@@ -42,6 +55,14 @@ pub fn read_sections(msg: &Message<Bytes>) -> Result<Sections, BadRecords> {
             let rr = rr.map_err(|_| BadRecords)?;
             if rr.rtype() == Rtype::OPT {
                 ext = (rr.ttl().as_secs() >> 24) as u8;
+                continue;
+            }
+            let fixed = match rr.rtype() {
+                Rtype::A => Some(4),
+                Rtype::AAAA => Some(16),
+                _ => None,
+            };
+            if drop_bad_lengths && fixed.is_some_and(|len| rr.rdlen() != len) {
                 continue;
             }
             let rec = rr

@@ -4,7 +4,8 @@
 //!
 //! The rules, in order:
 //! - the reply must be a response to a QUERY with exactly our question, and every record must
-//!   be readable, or it is not used at all (`None`);
+//!   be readable, or it is not used at all (`None`); only an A or AAAA record of the wrong
+//!   RDATA length is dropped alone, as Unbound's scrubber drops it;
 //! - records of another class, OPT and TSIG are dropped everywhere, and so are records
 //!   outside the bailiwick (the zone of the server asked: a recursor's; the root for a
 //!   forwarder);
@@ -25,7 +26,7 @@ use domain::base::iana::{Class, Opcode, OptRcode, Rtype};
 use domain::base::{Message, Name, Record, ToName};
 use domain::rdata::{AllRecordData, Cname};
 
-use crate::record::{read_sections, Rr};
+use crate::record::{read_sections_dropping_bad_lengths, Rr};
 use crate::zone::MAX_CNAME_CHAIN;
 
 /// Most CNAME/DNAME steps followed in an answer (as for authoritative answers).
@@ -74,7 +75,7 @@ pub(crate) fn scrub(
     {
         return None;
     }
-    let sections = read_sections(reply).ok()?;
+    let sections = read_sections_dropping_bad_lengths(reply).ok()?;
     let input = sections.answer.len() + sections.authority.len() + sections.additional.len();
     let usable = |rr: &Rr| {
         rr.class() == qclass

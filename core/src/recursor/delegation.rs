@@ -4,6 +4,13 @@
 //! address sub-queries, shared by every worker, bounded in entries and expiring by TTL
 //! (capped by the cache's max TTL). [`Delegations::closest`] finds the deepest zone known
 //! to enclose a name (Unbound's `dns_cache_find_delegation`).
+//!
+//! Parent and child may disagree on a zone's NS set and on its servers' addresses. The
+//! parent's NS set (from referrals) is used first, the names only the child gives (in the
+//! authority section of its authoritative answers) are kept in reserve; an NS name's
+//! addresses from glue and from answers are kept together. A goal whose servers all
+//! failed *widens* its point ([`Point::widen`]): the reserve and every address known
+//! join, as in Unbound's parent-side last resort (`processLastResort`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -35,6 +42,8 @@ pub(crate) struct Point {
     pub targets: Vec<Target>,
     /// Made from the root hints, not from a primed NS set.
     pub from_hints: bool,
+    /// The NS names only the child gives, for the last resort.
+    pub reserve: Vec<Target>,
 }
 
 impl Point {
@@ -52,7 +61,25 @@ impl Point {
                 })
                 .collect(),
             from_hints: true,
+            reserve: Vec::new(),
         }
+    }
+
+    /// The last resort: the reserve's names join the targets and every address `known`
+    /// for a target (glue from the parent, answers from the child) is added. Whether
+    /// anything new came (so widening again and again ends).
+    pub fn widen(&mut self, known: impl Fn(&Name<Bytes>) -> Vec<IpAddr>) -> bool {
+        let mut grew = !self.reserve.is_empty();
+        self.targets.append(&mut self.reserve);
+        for t in &mut self.targets {
+            for a in known(&t.name) {
+                if !t.addrs.contains(&a) {
+                    t.addrs.push(a);
+                    grew = true;
+                }
+            }
+        }
+        grew
     }
 
     /// Adds `addrs` to the target `name`, if it is one.
@@ -98,7 +125,10 @@ impl Point {
 
 struct ZoneEntry {
     zone: Name<Bytes>,
+    /// The parent's NS set.
     ns: Vec<Name<Bytes>>,
+    /// The names only the child gives.
+    reserve: Vec<Name<Bytes>>,
     expires: Instant,
 }
 
@@ -147,7 +177,8 @@ impl Delegations {
         now + Duration::from_secs(u64::from(ttl)).min(self.max_ttl)
     }
 
-    /// Keeps `zone`'s NS set (at most `max_ns` names) for `ttl` seconds.
+    /// Keeps `zone`'s NS set from a referral (the parent's; at most `max_ns` names) for
+    /// `ttl` seconds.
     pub fn put_zone(&self, now: Instant, zone: &Name<Bytes>, ns: &[Name<Bytes>], ttl: u32) {
         let ns: Vec<Name<Bytes>> = ns.iter().take(self.max_ns).cloned().collect();
         if ns.is_empty() {
@@ -156,6 +187,7 @@ impl Delegations {
         let entry = ZoneEntry {
             zone: zone.clone(),
             ns,
+            reserve: Vec::new(),
             expires: self.expiry(now, ttl),
         };
         let key: Box<[u8]> = lower(zone).into();
@@ -165,6 +197,23 @@ impl Delegations {
             t.order.push_back(Key::Zone(key.clone()));
         }
         t.zones.insert(key, entry);
+    }
+
+    /// Notes the NS names the child gives for `zone` (in its authoritative answers) that
+    /// the parent's set lacks: kept in reserve, for when the parent's servers all fail.
+    /// Never in place of the parent's set, so an answer cannot take a delegation over;
+    /// only for a live delegation, so the child never makes it last longer.
+    pub fn put_child_ns(&self, now: Instant, zone: &Name<Bytes>, ns: &[Name<Bytes>]) {
+        let mut t = self.tables();
+        let Some(entry) = t.zones.get_mut(&*lower(zone)).filter(|z| z.expires > now) else {
+            return;
+        };
+        for name in ns {
+            let known = entry.ns.iter().chain(&entry.reserve);
+            if entry.reserve.len() < self.max_ns && !known.into_iter().any(|n| n.name_eq(name)) {
+                entry.reserve.push(name.clone());
+            }
+        }
     }
 
     /// Keeps the address `addr` of `name` for `ttl` seconds.
@@ -205,18 +254,21 @@ impl Delegations {
         loop {
             let suffix = &wire[at..];
             if let Some(z) = t.zones.get(suffix).filter(|z| z.expires > now) {
-                return Some(Point {
-                    zone: z.zone.clone(),
-                    targets: z
-                        .ns
+                let targets = |names: &[Name<Bytes>]| -> Vec<Target> {
+                    names
                         .iter()
                         .map(|ns| Target {
                             name: ns.clone(),
                             addrs: addrs_of(&t, now, &lower(ns)),
                             fetched: false,
                         })
-                        .collect(),
+                        .collect()
+                };
+                return Some(Point {
+                    zone: z.zone.clone(),
+                    targets: targets(&z.ns),
                     from_hints: false,
+                    reserve: targets(&z.reserve),
                 });
             }
             let len = usize::from(*suffix.first()?);

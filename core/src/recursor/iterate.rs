@@ -341,10 +341,17 @@ fn step(shared: &Shared, it: &mut Iteration, now: Instant) -> Resolution {
             }
             continue;
         }
-        // Nothing else left: a recursive server's reply, if one came.
+        // Nothing else left: the child's other servers and every address known.
         let Some(goal) = it.goals.last_mut() else {
             continue;
         };
+        let delegations = &shared.0.delegations;
+        if let Some(point) = goal.point.as_mut() {
+            if point.widen(|name| delegations.addrs(now, name)) {
+                continue;
+            }
+        }
+        // Then a recursive server's reply, if one came.
         let outcome = match goal.last_resort.take() {
             Some((w, reply)) => match judge(shared, goal, &w, &reply, now, true) {
                 Some(outcome) => outcome,

@@ -81,6 +81,9 @@ pub(super) fn judge(
         goal.last_resort = Some((w.clone(), reply.clone()));
         return None;
     }
+    if s.aa && referral(&w.zone, &w.qname, &s).is_none() {
+        learn_child_ns(shared, now, &w.zone, &s.authority);
+    }
     if w.minimised {
         return minimised(shared, goal, w, s, now);
     }
@@ -133,6 +136,12 @@ pub(super) fn judge(
     // ignores empty responses while other servers remain).
     if s.aa && s.authority.is_empty() && !last_resort {
         goal.tried.push(w.server);
+        // Emptied by the scrub of an NS set above its zone: an upward referral with AA,
+        // lame for this question (Unbound marks it lame for this type only; lameness
+        // here is per zone, so it is skipped for this question and not remembered).
+        if refers_up(reply, &w.zone) {
+            return None;
+        }
         goal.last_resort
             .get_or_insert_with(|| (w.clone(), reply.clone()));
         return None;
@@ -143,7 +152,7 @@ pub(super) fn judge(
             rcode,
             answer,
             authority: s.authority,
-            additional: Vec::new(),
+            additional: s.additional,
         });
     }
     // A referral up or sideways (to the zone itself, without AA), or nothing usable.
@@ -261,6 +270,19 @@ pub(super) fn learn_delegation(
     }
 }
 
+/// Notes the zone's own NS set, as its authoritative answer gives it in authority.
+fn learn_child_ns(shared: &Shared, now: Instant, zone: &Name<Bytes>, authority: &[Rr]) {
+    let ns: Vec<Name<Bytes>> = authority
+        .iter()
+        .filter(|rr| rr.owner().name_eq(zone))
+        .filter_map(|rr| match rr.data() {
+            AllRecordData::Ns(ns) => Some(ns.nsdname().clone()),
+            _ => None,
+        })
+        .collect();
+    shared.0.delegations.put_child_ns(now, zone, &ns);
+}
+
 /// The delegation point of a referral: its NS names with the glue and known addresses.
 fn point_of(
     shared: &Shared,
@@ -295,12 +317,23 @@ fn point_of(
         zone,
         targets,
         from_hints: false,
+        reserve: Vec::new(),
     }
 }
 
 /// Whether `zone` is a proper ancestor of `name`.
 fn above(zone: &Name<Bytes>, name: &Name<Bytes>) -> bool {
     name.ends_with(zone) && !name.name_eq(zone)
+}
+
+/// Whether the authority section holds an NS set of a zone above `zone`.
+fn refers_up(reply: &Message<Bytes>, zone: &Name<Bytes>) -> bool {
+    let Ok(authority) = reply.authority() else {
+        return false;
+    };
+    authority.flatten().any(|rr| {
+        rr.rtype() == Rtype::NS && zone.ends_with(&rr.owner()) && !zone.name_eq(&rr.owner())
+    })
 }
 
 /// Whether the answer section holds a DNAME.
@@ -312,9 +345,12 @@ fn has_dname(reply: &Message<Bytes>) -> bool {
 }
 
 /// Where the answer's chain from `qname` ends: the last name, the CNAME steps taken, and
-/// whether the RRset asked for is there (or the chain is the answer).
+/// whether the RRset asked for is there (or the chain is the answer). A chain that loops
+/// within the answer (a DNAME onto itself synthesises `x CNAME x`) is the answer as it
+/// stands, as Unbound gives it: there is nothing further to ask.
 fn chain_end(qname: &Name<Bytes>, qtype: Rtype, answer: &[Rr]) -> (Name<Bytes>, usize, bool) {
     let mut name = qname.clone();
+    let mut seen: Vec<Name<Bytes>> = Vec::new();
     for steps in 0..=MAX_CNAME_CHAIN {
         let here = |t: Rtype| {
             answer
@@ -329,7 +365,10 @@ fn chain_end(qname: &Name<Bytes>, qtype: Rtype, answer: &[Rr]) -> (Name<Bytes>, 
             _ => None,
         });
         match next {
-            Some(target) => name = target,
+            Some(target) if target.name_eq(&name) || seen.iter().any(|n| n.name_eq(&target)) => {
+                return (target, steps + 1, true);
+            }
+            Some(target) => seen.push(std::mem::replace(&mut name, target)),
             None => return (name, steps, false),
         }
     }

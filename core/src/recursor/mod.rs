@@ -32,8 +32,12 @@
 //!   As in Unbound, an answer without AA from a server that does not recurse is used;
 //! - skipped for this query only, not remembered: a server whose reply is still
 //!   truncated over TCP, or is YXDOMAIN without a DNAME; an empty AA reply (no records,
-//!   no SOA) is kept and used only when no other server is left. YXDOMAIN with a DNAME
+//!   no SOA) is kept and used only when no other server is left, unless it referred
+//!   upward with AA (an NS set above its zone): never used. YXDOMAIN with a DNAME
 //!   (a substitution too long for a name, RFC 6672) goes to the client;
+//! - when every server of a delegation failed, the last resort (Unbound's parent-side
+//!   one): the NS names only the child's authoritative answers gave, and every address
+//!   known for the NS names (the parent's glue and the child's own records alike);
 //! - an NS name whose only addresses are IPv6 ones, all failed, has its A record looked
 //!   up; a DS question answered by a zone above the name's parent (a server that serves
 //!   both) looks for the parent's zone cut first, as a minimised question would;

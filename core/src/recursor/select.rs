@@ -115,6 +115,7 @@ mod tests {
                 fetched: true,
             }],
             from_hints: false,
+            reserve: Vec::new(),
         };
         let addr = |i: usize| SocketAddr::new(ips[i], 53);
         infra.replied(t0, addr(0), b"\0", Duration::from_millis(10));

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use domain::base::iana::Rtype;
-use domain::base::Name;
+use domain::base::iana::{Rcode, Rtype};
+use domain::base::{Name, ToName};
 
 use super::{Answer, Context, Exchange, Exchanged, Query, Resolution, Resolver};
 use crate::parse::{parse_server, ConfigError};
+use crate::record::Rr;
 use crate::scrub::scrub;
 
 /// Forwards queries to upstream servers, but zone transfers (AXFR, IXFR): REFUSED.
@@ -24,7 +25,9 @@ use crate::scrub::scrub;
 ///
 /// Replies are scrubbed after Unbound's iter_scrub.c: only the question's chain, the NS
 /// and SOA of its zone and the addresses they point to are kept; a reply that cannot be
-/// used at all (another question, unreadable records) is a SERVFAIL. The upstream's AA bit
+/// used at all (another question, unreadable records) or a routed zone's referral up
+/// (the NS set of a zone above it, without answer or SOA: a lame upstream) is a SERVFAIL.
+/// The upstream's AA bit
 /// reaches the cache ([`Answer::upstream_authoritative`]), never the client.
 ///
 /// ```
@@ -116,11 +119,16 @@ impl Forwarder {
         &self.servers
     }
 
-    /// The servers for `qname`: its longest routed zone's, else the default ones.
-    fn servers_for(&self, qname: &Name<Bytes>) -> &Arc<[SocketAddr]> {
+    /// The longest routed zone holding `qname`, if any.
+    fn route_for(&self, qname: &Name<Bytes>) -> Option<&ForwardRoute> {
         self.routes
             .iter()
             .find(|route| qname.ends_with(&route.zone))
+    }
+
+    /// The servers for `qname`: its longest routed zone's, else the default ones.
+    fn servers_for(&self, qname: &Name<Bytes>) -> &Arc<[SocketAddr]> {
+        self.route_for(qname)
             .map_or(&self.servers, |route| &route.servers)
     }
 }
@@ -153,6 +161,24 @@ impl Resolver for Forwarder {
         let Some(kept) = scrub(q.qname(), q.qtype(), q.qclass(), &reply, &root) else {
             return Resolution::Answer(Answer::servfail());
         };
+        // A referral up, above the zone routed to it (no answer, an NS set of an
+        // ancestor of that zone, no SOA): a lame upstream, as Unbound judges it. A
+        // referral down is passed on, as Unbound passes it.
+        if let Some(route) = self.route_for(q.qname()) {
+            let above = |rr: &Rr| {
+                rr.rtype() == Rtype::NS
+                    && route.zone.ends_with(rr.owner())
+                    && !route.zone.name_eq(rr.owner())
+            };
+            let soa = kept.authority.iter().any(|rr| rr.rtype() == Rtype::SOA);
+            if kept.rcode == Rcode::NOERROR.into()
+                && kept.answer.is_empty()
+                && !soa
+                && kept.authority.iter().any(above)
+            {
+                return Resolution::Answer(Answer::servfail());
+            }
+        }
         Resolution::Answer(Answer {
             rcode: kept.rcode,
             answer: kept.answer,

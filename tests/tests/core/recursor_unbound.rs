@@ -526,3 +526,255 @@ fn iter_ranoaa_lame() {
     assert_eq!(world.asked[before].to.ip(), addr("1.2.3.44"));
     assert!(setup.recursor_stats().unwrap().resolutions == 2);
 }
+
+/// The referrals to example.com (ns.example.net, glueless) and example.net (glue
+/// ns.example.net at 1.2.3.44) of iter_pcdiff.rpl and the tests below.
+fn com_and_net(example_com_ns: &str, com_glue: &str, net_glue: &str) -> World {
+    let mut world = World::new();
+    world.serve(
+        addr("193.0.14.129"),
+        &[],
+        canned(root_referring_com_and_net()),
+    );
+    let delegation = format!("example.com. IN NS {example_com_ns}");
+    world.serve(
+        addr("192.5.6.30"),
+        &[],
+        canned(vec![(
+            "*.example.com.",
+            Canned::new("", &delegation, com_glue),
+        )]),
+    );
+    world.serve(
+        addr("192.12.94.30"),
+        &[],
+        canned(vec![(
+            "*.example.net.",
+            Canned::new("", "example.net. IN NS ns.example.net.", net_glue),
+        )]),
+    );
+    world
+}
+
+/// Whether `ip` was asked about `qname`.
+fn asked_about(world: &World, ip: &str, qname: &str) -> bool {
+    world
+        .asked_of(addr(ip))
+        .iter()
+        .any(|a| a.qname.trim_end_matches('.').eq_ignore_ascii_case(qname))
+}
+
+/// iter_pcdiff.rpl: the parent's glue for ns.example.net (1.2.3.44) differs from the
+/// child's own address record (1.2.3.55, which fails): the parent-side address is the
+/// last resort, and it answers.
+#[test]
+fn iter_pcdiff() {
+    let mut world = com_and_net("ns.example.net.", "", "ns.example.net. IN A 1.2.3.44");
+    world.serve(
+        addr("1.2.3.44"),
+        &[],
+        canned(vec![
+            (
+                "ns.example.net. A",
+                Canned::new("ns.example.net. IN A 1.2.3.55", "", "").aa(),
+            ),
+            (
+                "www.example.com. A",
+                Canned::new(
+                    "www.example.com. IN A 10.20.30.40",
+                    "example.com. IN NS ns.example.net.",
+                    "",
+                )
+                .aa(),
+            ),
+        ]),
+    );
+    world.serve(
+        addr("1.2.3.55"),
+        &[],
+        canned(vec![(
+            "*.com.",
+            Canned::new("", "", "").rcode(Rcode::SERVFAIL),
+        )]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let reply = world.ask(&mut server, "www.example.com", Rtype::A, false);
+    expect(
+        &reply,
+        &Expected::new(
+            "www.example.com. IN A 10.20.30.40",
+            "example.com. IN NS ns.example.net.",
+            "",
+        ),
+        0,
+        "iter_pcdiff",
+    );
+    assert!(asked_about(&world, "1.2.3.55", "www.example.com"));
+    assert!(asked_about(&world, "1.2.3.44", "www.example.com"));
+}
+
+/// iter_pcnamech.rpl, and what it must not allow: an NS name only the child's answers
+/// give (ns.example.net) is never asked while the parent's server answers, and is the last
+/// resort once it fails (SERVFAIL for mail.example.com).
+#[test]
+fn child_only_ns_names_are_a_last_resort_never_a_takeover() {
+    let mut world = com_and_net(
+        "ns.example.com.",
+        "ns.example.com. IN A 1.2.3.44",
+        "ns.example.net. IN A 1.2.3.66",
+    );
+    let child_ns = "example.com. IN NS ns.example.com.\nexample.com. IN NS ns.example.net.";
+    world.serve(
+        addr("1.2.3.44"),
+        &[],
+        canned(vec![
+            (
+                "www.example.com. A",
+                Canned::new("www.example.com. IN A 10.20.30.40", child_ns, "").aa(),
+            ),
+            (
+                "*.example.com.",
+                Canned::new("", "", "").rcode(Rcode::SERVFAIL),
+            ),
+        ]),
+    );
+    world.serve(
+        addr("1.2.3.66"),
+        &[],
+        canned(vec![
+            (
+                "ns.example.net. A",
+                Canned::new("ns.example.net. IN A 1.2.3.66", "", "").aa(),
+            ),
+            (
+                "*.example.com.",
+                Canned::new("mail.example.com. IN A 10.20.30.20", child_ns, "").aa(),
+            ),
+        ]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let www = world.ask(&mut server, "www.example.com", Rtype::A, false);
+    expect(
+        &www,
+        &Expected::new("www.example.com. IN A 10.20.30.40", child_ns, ""),
+        0,
+        "www from the parent's server",
+    );
+    assert!(world.asked_of(addr("1.2.3.66")).is_empty(), "no takeover");
+    let mail = world.ask(&mut server, "mail.example.com", Rtype::A, false);
+    expect(
+        &mail,
+        &Expected::new("mail.example.com. IN A 10.20.30.20", child_ns, ""),
+        0,
+        "mail from the child's other server",
+    );
+    assert!(asked_about(&world, "1.2.3.44", "mail.example.com"));
+    assert!(asked_about(&world, "1.2.3.66", "mail.example.com"));
+}
+
+/// iter_dname_insec.rpl, step 220901: a DNAME onto itself synthesises `cyc CNAME cyc`, a
+/// loop within the one answer: that answer is the client's (NOERROR, as Unbound gives
+/// it), after one question to the server.
+#[test]
+fn a_dname_onto_itself_is_answered_as_it_stands() {
+    let mut world = com_and_net("ns1.example.com.", "ns1.example.com. IN A 168.192.2.2", "");
+    let looping = "example.com. IN DNAME example.com.\ncyc.example.com. IN CNAME cyc.example.com.";
+    world.serve(
+        addr("168.192.2.2"),
+        &[],
+        canned(vec![(
+            "cyc.example.com. A",
+            Canned::new(looping, "", "").aa(),
+        )]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let reply = world.ask(&mut server, "cyc.example.com", Rtype::A, false);
+    expect(&reply, &Expected::new(looping, "", ""), 0, "the DNAME loop");
+    let asked = world.asked_of(addr("168.192.2.2"));
+    assert_eq!(asked.len(), 1, "asked once: {asked:?}");
+}
+
+/// iter_scrub_rr_length.rpl: an A record of three octets beside a good one is dropped
+/// alone, the rest of the answer used; an answer of only such records is a NODATA.
+#[test]
+fn a_record_of_impossible_length_is_dropped_alone() {
+    let mut world = com_and_net("ns.example.com.", "ns.example.com. IN A 1.2.3.4", "");
+    let ns = "example.com. IN NS ns.example.com.";
+    world.serve(
+        addr("1.2.3.4"),
+        &[],
+        canned(vec![
+            (
+                "www.example.com. A",
+                Canned::new(
+                    "www.example.com. IN A 10.20.30.40\nwww.example.com. IN A \\# 3 030405",
+                    ns,
+                    "",
+                )
+                .aa(),
+            ),
+            (
+                "broken.example.com. A",
+                Canned::new("broken.example.com. IN A \\# 3 030405", ns, "").aa(),
+            ),
+        ]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let www = world.ask(&mut server, "www.example.com", Rtype::A, false);
+    expect(
+        &www,
+        &Expected::new("www.example.com. IN A 10.20.30.40", ns, ""),
+        0,
+        "the good record",
+    );
+    let broken = world.ask(&mut server, "broken.example.com", Rtype::A, false);
+    expect(
+        &broken,
+        &Expected::new("", ns, ""),
+        0,
+        "nothing left: NODATA",
+    );
+}
+
+/// iter_lame_aaaa.rpl: the example.com server refers AAAA up to the root, with AA (the
+/// scrub leaves an empty reply): lame for that question, SERVFAIL, not a NODATA; its A
+/// answer is still used afterwards.
+#[test]
+fn an_authoritative_upward_referral_is_lame_for_its_question_only() {
+    let mut world = com_and_net("ns.example.com.", "ns.example.com. IN A 1.2.3.4", "");
+    world.serve(
+        addr("1.2.3.4"),
+        &[],
+        canned(vec![
+            (
+                "example.com. AAAA",
+                Canned::new(
+                    "",
+                    ". IN NS a.root-servers.net.",
+                    "a.root-servers.net. IN A 198.41.0.4",
+                )
+                .aa(),
+            ),
+            (
+                "example.com. A",
+                Canned::new("example.com. IN A 204.14.213.188", "", "").aa(),
+            ),
+        ]),
+    );
+    let (_setup, mut server) = recursive_server(config(), false);
+    let aaaa = world.ask(&mut server, "example.com", Rtype::AAAA, false);
+    expect(
+        &aaaa,
+        &Expected::new("", "", "").rcode(Rcode::SERVFAIL),
+        0,
+        "the upward referral",
+    );
+    let a = world.ask(&mut server, "example.com", Rtype::A, false);
+    expect(
+        &a,
+        &Expected::new("example.com. IN A 204.14.213.188", "", ""),
+        0,
+        "the A answer",
+    );
+    assert!(world.asked_of(addr("198.41.0.4")).is_empty());
+}

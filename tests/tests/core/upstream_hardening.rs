@@ -322,3 +322,57 @@ fn zone_transfers_are_not_forwarded() {
         assert_eq!(the_reply(&actions).header().rcode(), Rcode::REFUSED);
     }
 }
+
+/// An upstream of a routed zone (example.com) referring up, to com (no answer, an NS set
+/// above the zone, no SOA: Unbound's iter_scrub_ns_fwd.rpl), is lame: SERVFAIL. A
+/// referral down (to sub.example.com) and a NODATA with its SOA go to the client.
+#[test]
+fn a_referral_up_from_a_routed_upstream_is_servfail() {
+    use names_core::domain::base::iana::Class;
+    use names_core::domain::base::{Record, Ttl};
+    use names_core::domain::rdata::{AllRecordData, Ns, Soa};
+    use names_core::{Chain, ForwardRoute, Forwarder};
+    let ns = |owner: &str| -> names_core::Rr {
+        Record::new(
+            name(owner),
+            Class::IN,
+            Ttl::from_secs(60),
+            AllRecordData::Ns(Ns::new(name("ns.example.com"))),
+        )
+    };
+    let ttl = Ttl::from_secs(60);
+    let soa: names_core::Rr = Record::new(
+        name("example.com"),
+        Class::IN,
+        ttl,
+        AllRecordData::Soa(Soa::new(
+            name("ns.example.com"),
+            name("root.example.com"),
+            1.into(),
+            ttl,
+            ttl,
+            ttl,
+            ttl,
+        )),
+    );
+    let glue = a_record("ns.example.com", Ipv4Addr::new(192, 0, 2, 4));
+    for (authority, want) in [
+        (vec![ns("com")], Rcode::SERVFAIL),
+        (vec![ns("sub.example.com")], Rcode::NOERROR),
+        (vec![soa, ns("com")], Rcode::NOERROR),
+    ] {
+        let route = ForwardRoute::new(name("example.com"), [upstream_addr(1)]);
+        let forwarder = Forwarder::new(Vec::new()).with_routes(vec![route]);
+        let mut server = Server::new(Config::default(), Chain::new().with(forwarder), SEED);
+        let q = query("mail.sub.example.com", Rtype::A, 3, true, None);
+        let s = sends(&ask(&mut server, 0, 5000, &q)).remove(0);
+        let reply = reply_sections(
+            &s.message,
+            Rcode::NOERROR,
+            false,
+            [&[], &authority, std::slice::from_ref(&glue)],
+        );
+        let got = the_reply(&feed(&mut server, 1, &s, &reply));
+        assert_eq!(got.header().rcode(), want, "{authority:?}");
+    }
+}
