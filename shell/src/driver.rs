@@ -123,11 +123,9 @@ pub fn run_worker(
         server.accept_notify(route.policy.clone());
     }
     server.set_tsig_keys(hooks.tsig_keys.clone());
-    // TSIG signs with wall-clock seconds; the core derives them from this one reading.
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    server.set_unix_time(Instant::now(), unix);
+    // TSIG signs with wall-clock seconds; the core derives them from the last reading
+    // (re-read every CLOCK_REREAD, so a stepped system clock is followed).
+    server.set_unix_time(Instant::now(), crate::unix_now());
     let recorder = hooks.record.as_ref().map(|(r, i)| r.worker(*i, seed));
     let server = Core::new(server, recorder);
     let ex = Rc::new(LocalExecutor::new());
@@ -155,6 +153,10 @@ pub fn run_worker(
     smol::block_on(ex.run(driver.run(rx)))
 }
 
+/// How often a worker reads the wall clock again for TSIG (the core counts from the last
+/// reading with the monotonic clock in between).
+const CLOCK_REREAD: Duration = Duration::from_secs(60);
+
 struct Driver {
     /// The worker's core; every input goes through it (and is recorded when asked).
     server: Core,
@@ -171,6 +173,7 @@ impl Driver {
     async fn run(mut self, rx: Receiver<Event>) -> io::Result<()> {
         // Set once the shutdown fired: the time by which in-flight queries must be done.
         let mut draining: Option<Instant> = None;
+        let mut clock_read = Instant::now();
         self.publish();
         loop {
             self.perform();
@@ -200,6 +203,10 @@ impl Driver {
                 None => self.wait(deadline, draining.is_some(), &rx).await,
             };
             let now = Instant::now();
+            if now.saturating_duration_since(clock_read) >= CLOCK_REREAD {
+                self.server.set_unix_time(now, crate::unix_now());
+                clock_read = now;
+            }
             let event = match wake {
                 Wake::Event(ev) => Some(ev),
                 Wake::Udp(i) => {

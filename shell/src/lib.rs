@@ -223,3 +223,11 @@ pub fn serve_until(
     log::info!("stopped");
     Ok(())
 }
+
+/// The wall clock in seconds since the Unix epoch (0 if the clock is before it): what the
+/// core's TSIG machines are given, with an `Instant` of the same moment.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bytes::Bytes;
 use names_core::domain::base::Name;
@@ -32,10 +32,7 @@ pub fn start(targets: Vec<NotifyTarget>, keys: KeyRing) -> io::Result<Sender<Cha
         .then(|| std::net::UdpSocket::bind(("::", 0)))
         .transpose()?;
     let mut notifier = Notifier::new(targets, keys, seed);
-    let unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    notifier.set_unix_time(Instant::now(), unix);
+    notifier.set_unix_time(Instant::now(), names_shell::unix_now());
     std::thread::Builder::new()
         .name("names-notify".into())
         .spawn(move || {

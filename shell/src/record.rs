@@ -252,6 +252,12 @@ impl Core {
         Core { server, rec }
     }
 
+    /// The wall clock for TSIG (not recorded: journals hold no TSIG secrets, so a replay
+    /// of signed traffic cannot verify it anyway).
+    pub fn set_unix_time(&mut self, now: Instant, unix_secs: u64) {
+        self.server.set_unix_time(now, unix_secs);
+    }
+
     pub fn handle_client(&mut self, now: Instant, from: Origin, bytes: &[u8]) {
         self.record(now, &Input::Client { from, bytes }, |s| {
             s.handle_client(now, from, bytes)

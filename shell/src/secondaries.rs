@@ -42,10 +42,7 @@ impl Secondaries {
         let now = Instant::now();
         let mut machine = Secondary::new(self.zones.clone(), self.limits, seed, now);
         // TSIG signs with wall-clock seconds; the machine derives them from this reading.
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        machine.set_unix_time(now, unix);
+        machine.set_unix_time(now, names_shell::unix_now());
         if let Some(dir) = &dir {
             for zone in &self.zones {
                 if let Some(saved) = saved_copy(dir, zone) {
