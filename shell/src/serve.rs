@@ -355,9 +355,8 @@ fn secondaries(f: &Serve, keys: &tsig::KeyRing) -> Result<Secondaries, Bad> {
         f.allow_notify
             .iter()
             .map(|c| {
-                Cidr::parse(c).map_err(|e| {
-                    ConfigError::new(e.message.replacen("--allow-transfer", "--allow-notify", 1))
-                })
+                Cidr::parse(c)
+                    .map_err(|e| ConfigError::new(format!("--allow-notify {}", e.message)))
             })
             .collect(),
     )?;

@@ -34,9 +34,10 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Parses `IP` or `IP/PREFIX`.
+    /// Parses `IP` or `IP/PREFIX`. The error says what is wrong with `text`; the caller
+    /// names the flag (`--allow-transfer`, `--allow-notify`).
     pub fn parse(text: &str) -> Result<Cidr, ConfigError> {
-        let bad = |why: &str| ConfigError::new(format!("--allow-transfer {text:?}: {why}"));
+        let bad = |why: &str| ConfigError::new(format!("{text:?}: {why}"));
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
@@ -103,10 +104,9 @@ impl TransferRule {
                 "--allow-transfer {text:?}: {why} (expected CIDR or CIDR,key=NAME)"
             ))
         })?;
-        Ok(TransferRule {
-            net: Cidr::parse(net)?,
-            key,
-        })
+        let net = Cidr::parse(net)
+            .map_err(|e| ConfigError::new(format!("--allow-transfer {}", e.message)))?;
+        Ok(TransferRule { net, key })
     }
 
     /// The default: loopback, no key.
