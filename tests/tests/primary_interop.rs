@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use names_core::domain::base::iana::{Opcode, Rcode};
 use names_core::domain::base::{Message, MessageBuilder};
 use names_core::domain::rdata::Soa;
-use names_tests::{dig_at, free_port, installed, run_names, temp_dir, within, Server};
+use names_tests::{dig_at, free_port, installed, run_names, temp_dir, terminate, within, Server};
 
 /// The secret of the key `xfr` (base64 of "secret-secret-secret").
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQ=";
@@ -286,17 +286,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 

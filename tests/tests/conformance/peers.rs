@@ -48,17 +48,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + STOP;
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child, STOP);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
